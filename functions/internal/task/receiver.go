@@ -1,0 +1,89 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrStale reports that a Change found the record in another status than
+// its From: someone else moved the task first.
+var ErrStale = errors.New("task record changed concurrently")
+
+// Store keeps task records.
+type Store interface {
+	// Create writes t unless a record with its id exists; then it returns
+	// that record and created=false.
+	Create(ctx context.Context, t Task) (existing Task, created bool, err error)
+	// Update applies c. When the record's status is no longer c.From it
+	// returns ErrStale and, when it can, the current record.
+	Update(ctx context.Context, c Change) (current Task, err error)
+}
+
+// Queue hands a task to the copier.
+type Queue interface {
+	Enqueue(ctx context.Context, taskID string) error
+}
+
+// Receiver applies the task life cycle to authenticated, parsed callbacks.
+type Receiver struct {
+	Store Store
+	Queue Queue
+	TTL   time.Duration
+	Now   func() time.Time
+}
+
+// maxRaces bounds how often a repeat is re-decided after losing a race to a
+// concurrent callback for the same task.
+const maxRaces = 3
+
+// Receive records cb and queues the task when it has results to copy. A
+// non-empty outcome is the answer to give even when err is set; err is then
+// only for the log. With no outcome, an error of code EUNAVAILABLE means
+// nothing was lost and the platform should call again.
+func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
+	now := r.Now().UTC()
+	fresh := New(cb, now, r.TTL)
+	existing, created, err := r.Store.Create(ctx, fresh)
+	if err != nil {
+		return "", Wrap(EUNAVAILABLE, "task store unavailable", err)
+	}
+	if created {
+		if fresh.Status == StatusReceived {
+			return r.enqueue(ctx, cb.TaskID, now, Accepted)
+		}
+		return Accepted, nil
+	}
+	for range maxRaces {
+		change, outcome, queue := Repeat(existing, cb, now, r.TTL)
+		current, err := r.Store.Update(ctx, change)
+		if errors.Is(err, ErrStale) && current.ID != "" {
+			existing = current
+			continue
+		}
+		if err != nil {
+			return "", Wrap(EUNAVAILABLE, "task store unavailable", err)
+		}
+		if queue {
+			return r.enqueue(ctx, cb.TaskID, now, outcome)
+		}
+		return outcome, nil
+	}
+	return "", Errorf(EUNAVAILABLE, "task %s is changing concurrently, try again", cb.TaskID)
+}
+
+// enqueue sends the task to the copier and then marks it queued. A failed
+// send leaves the record received, so the platform's retry finishes it.
+func (r *Receiver) enqueue(ctx context.Context, id string, now time.Time, outcome Outcome) (Outcome, error) {
+	if err := r.Queue.Enqueue(ctx, id); err != nil {
+		return "", Wrap(EUNAVAILABLE, "queue unavailable", err)
+	}
+	// The task is safely queued now. If marking it fails, or the copier has
+	// already moved it on (ErrStale), the record stays or becomes correct
+	// without us: the copier accepts received as well as queued.
+	_, err := r.Store.Update(ctx, Change{ID: id, From: StatusReceived, To: StatusQueued, Now: now})
+	if err != nil && !errors.Is(err, ErrStale) {
+		return outcome, Wrap(EINTERNAL, "marking queued failed after send", err)
+	}
+	return outcome, nil
+}

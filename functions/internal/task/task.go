@@ -1,0 +1,127 @@
+// Package task is the life of one generation task in kiehook: what a
+// callback says, the record kept for it, and the rules that move it from
+// received to stored. It is pure: no SDK, no I/O beyond the small interfaces
+// its callers implement.
+package task
+
+import "time"
+
+// Status is where a task is in its life.
+type Status string
+
+const (
+	StatusPending    Status = "pending"     // registered before its callback
+	StatusReceived   Status = "received"    // recorded, not yet queued for copying
+	StatusQueued     Status = "queued"      // handed to the copier
+	StatusStored     Status = "stored"      // every result is in the bucket
+	StatusFailed     Status = "failed"      // the platform reported no usable result
+	StatusCopyFailed Status = "copy_failed" // a result can never be copied
+)
+
+// CodeSuccess is the platform's code for a finished generation.
+const CodeSuccess = 200
+
+// Callback is what one platform callback says about a task.
+type Callback struct {
+	TaskID  string
+	Code    int
+	Msg     string
+	API     string
+	Sources []string
+}
+
+// Succeeded reports whether the callback carries results to copy.
+func (c Callback) Succeeded() bool { return c.Code == CodeSuccess && len(c.Sources) > 0 }
+
+// Object is one copied result in the bucket.
+type Object struct {
+	Key         string
+	Bytes       int64
+	SHA256      string
+	ContentType string
+	Source      string
+}
+
+// Task is the record kept for one task id.
+type Task struct {
+	ID         string
+	Status     Status
+	Code       int
+	Msg        string
+	API        string
+	Sources    []string
+	Objects    []Object
+	Deliveries int
+	ReceivedAt time.Time
+	UpdatedAt  time.Time
+	StoredAt   time.Time
+	ExpiresAt  time.Time
+	Error      string
+}
+
+// New is the record that the first callback for a task creates: received
+// when there is something to copy, failed otherwise.
+func New(cb Callback, now time.Time, ttl time.Duration) Task {
+	t := Task{
+		ID:         cb.TaskID,
+		Status:     StatusFailed,
+		Code:       cb.Code,
+		Msg:        cb.Msg,
+		API:        cb.API,
+		Sources:    cb.Sources,
+		Deliveries: 1,
+		ReceivedAt: now,
+		UpdatedAt:  now,
+		ExpiresAt:  now.Add(ttl),
+	}
+	if cb.Succeeded() {
+		t.Status = StatusReceived
+	}
+	return t
+}
+
+// Change is one conditional update of a record: it applies only while the
+// record's status is still From, so concurrent callers cannot undo each
+// other's work.
+type Change struct {
+	ID          string
+	From        Status
+	To          Status    // empty keeps the status
+	AddDelivery bool      // count one more callback
+	Callback    *Callback // when set, its code, message, API and sources replace the record's
+	ReceivedAt  time.Time // when set, the first receipt (a pending task's first callback)
+	ExpiresAt   time.Time // when set, the new TTL deadline
+	Now         time.Time
+}
+
+// Outcome is what the platform is told about a callback.
+type Outcome string
+
+const (
+	Accepted  Outcome = "accepted"
+	Duplicate Outcome = "duplicate"
+)
+
+// Repeat decides what a callback does to a task that already has a record.
+// The change must be applied before anything is queued; queue reports
+// whether the task must then be sent to the copier.
+func Repeat(existing Task, cb Callback, now time.Time, ttl time.Duration) (change Change, outcome Outcome, queue bool) {
+	change = Change{ID: existing.ID, From: existing.Status, AddDelivery: true, Now: now}
+	switch {
+	case existing.Status == StatusPending:
+		// A registered task's first callback proceeds as a new one.
+		fresh := New(cb, now, ttl)
+		change.To, change.Callback = fresh.Status, &cb
+		change.ReceivedAt, change.ExpiresAt = now, fresh.ExpiresAt
+		return change, Accepted, fresh.Status == StatusReceived
+	case existing.Status == StatusReceived:
+		// An earlier attempt died before queueing: finish its work.
+		return change, Accepted, true
+	case existing.Status == StatusFailed && cb.Succeeded():
+		// A later success wins over an earlier failure.
+		change.To, change.Callback = StatusReceived, &cb
+		return change, Accepted, true
+	default:
+		return change, Duplicate, false
+	}
+}

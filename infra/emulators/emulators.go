@@ -1,0 +1,267 @@
+// Package emulators runs DynamoDB, SQS and S3 in-process on loopback, so that
+// tests and the local stack talk to real wire protocols through the official
+// SDK. Nothing here binds outside 127.0.0.1.
+//
+// Known differences from AWS, which callers code around and never for:
+//   - minidyn returns no old item when a conditional PutItem fails, and has no
+//     TTL API; tables are created directly because the TableExists waiter fails.
+//   - goaws keeps its queues in package globals, so one SQS server serves the
+//     whole process; each Env gets queues with names of its own.
+//   - gofakes3 serves plain HTTP with path-style addressing only.
+package emulators
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Admiral-Piett/goaws/app/gosqs"
+	"github.com/Admiral-Piett/goaws/app/models"
+	"github.com/Admiral-Piett/goaws/app/servertest"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dynamotypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/sirupsen/logrus"
+	"github.com/truora/minidyn/server"
+)
+
+// Region is the region every emulated client claims.
+const Region = "us-east-1"
+
+// Options names the resources an Env creates. Empty names are generated.
+type Options struct {
+	Table  string
+	Queue  string
+	DLQ    string
+	Bucket string
+	// MaxReceiveCount is the queue's redrive threshold; 0 means 3.
+	MaxReceiveCount int
+	// VisibilityTimeout of the main queue; 0 means 30 s.
+	VisibilityTimeout time.Duration
+	// Listen is the host:port of the DynamoDB and S3 servers; empty picks a
+	// free loopback port. SQS always shares one server per process.
+	DynamoDBAddr, S3Addr string
+}
+
+// Env is one set of emulated resources and the SDK clients that reach them.
+type Env struct {
+	DynamoDBURL, SQSURL, S3URL string
+	Table, QueueURL, DLQURL    string
+	QueueName, DLQName, Bucket string
+
+	DynamoDB *dynamodb.Client
+	SQS      *sqs.Client
+	S3       *s3.Client
+
+	servers []*httptest.Server
+}
+
+var (
+	sqsOnce   sync.Once
+	sqsURL    string
+	sqsErr    error
+	nameCount atomic.Int64
+)
+
+// sharedSQS starts the process's one goaws server and the loop that expires
+// visibility timeouts and moves messages to dead-letter queues.
+func sharedSQS() (string, error) {
+	sqsOnce.Do(func() {
+		logrus.SetLevel(logrus.ErrorLevel)
+		srv, err := servertest.New("127.0.0.1:0")
+		if err != nil {
+			sqsErr = fmt.Errorf("start SQS emulator: %w", err)
+			return
+		}
+		u, _ := url.Parse(srv.URL())
+		// servertest records the requested port (0), not the bound one, and
+		// prefixes queue URLs with the region as a subdomain unless it is empty.
+		models.CurrentEnvironment.Port = u.Port()
+		models.CurrentEnvironment.Region = ""
+		models.CurrentEnvironment.AccountID = "000000000000"
+		go gosqs.PeriodicTasks(100*time.Millisecond, make(chan bool))
+		sqsURL = srv.URL()
+	})
+	return sqsURL, sqsErr
+}
+
+// Start starts DynamoDB and S3 servers of its own, joins the shared SQS
+// server, and creates the table, queue with dead-letter queue and bucket.
+// Close stops the servers and deletes the queues.
+func Start(ctx context.Context, opts Options) (*Env, error) {
+	n := nameCount.Add(1)
+	name := func(given, kind string) string {
+		if given != "" {
+			return given
+		}
+		return fmt.Sprintf("kiehook-%s-%d-%d", kind, time.Now().UnixNano()%1e6, n)
+	}
+	opts.Table, opts.Queue, opts.DLQ, opts.Bucket = name(opts.Table, "tasks"), name(opts.Queue, "copy"), name(opts.DLQ, "dlq"), name(opts.Bucket, "objects")
+	if opts.MaxReceiveCount == 0 {
+		opts.MaxReceiveCount = 3
+	}
+	if opts.VisibilityTimeout == 0 {
+		opts.VisibilityTimeout = 30 * time.Second
+	}
+
+	env := &Env{Table: opts.Table, QueueName: opts.Queue, DLQName: opts.DLQ, Bucket: opts.Bucket}
+	var err error
+	if env.SQSURL, err = sharedSQS(); err != nil {
+		return nil, err
+	}
+	dynamoSrv, err := serve(opts.DynamoDBAddr, server.NewServer())
+	if err != nil {
+		return nil, fmt.Errorf("start DynamoDB emulator: %w", err)
+	}
+	env.servers = append(env.servers, dynamoSrv)
+	s3Srv, err := serve(opts.S3Addr, gofakes3.New(s3mem.New()).Server())
+	if err != nil {
+		env.Close()
+		return nil, fmt.Errorf("start S3 emulator: %w", err)
+	}
+	env.servers = append(env.servers, s3Srv)
+	env.DynamoDBURL, env.S3URL = dynamoSrv.URL, s3Srv.URL
+
+	cfg := Config()
+	env.DynamoDB = dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String(env.DynamoDBURL)
+		o.DisableValidateResponseChecksum = true
+	})
+	env.SQS = sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(env.SQSURL) })
+	env.S3 = s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(env.S3URL)
+		o.UsePathStyle = true
+	})
+
+	if err := env.provision(ctx, opts); err != nil {
+		env.Close()
+		return nil, err
+	}
+	return env, nil
+}
+
+func serve(addr string, h http.Handler) (*httptest.Server, error) {
+	if addr == "" {
+		return httptest.NewServer(h), nil
+	}
+	srv := httptest.NewUnstartedServer(h)
+	l, err := listen(addr)
+	if err != nil {
+		return nil, err
+	}
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	return srv, nil
+}
+
+func (e *Env) provision(ctx context.Context, opts Options) error {
+	_, err := e.DynamoDB.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(e.Table),
+		BillingMode:          dynamotypes.BillingModePayPerRequest,
+		AttributeDefinitions: []dynamotypes.AttributeDefinition{{AttributeName: aws.String("taskId"), AttributeType: dynamotypes.ScalarAttributeTypeS}},
+		KeySchema:            []dynamotypes.KeySchemaElement{{AttributeName: aws.String("taskId"), KeyType: dynamotypes.KeyTypeHash}},
+	})
+	if err != nil {
+		return fmt.Errorf("create table %s: %w", e.Table, err)
+	}
+
+	dlq, err := e.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(opts.DLQ)})
+	if err != nil {
+		return fmt.Errorf("create queue %s: %w", opts.DLQ, err)
+	}
+	e.DLQURL = aws.ToString(dlq.QueueUrl)
+	redrive := fmt.Sprintf(`{"maxReceiveCount":"%d","deadLetterTargetArn":"arn:aws:sqs:%s:000000000000:%s"}`, opts.MaxReceiveCount, Region, opts.DLQ)
+	q, err := e.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{
+		QueueName: aws.String(opts.Queue),
+		Attributes: map[string]string{
+			string(sqstypes.QueueAttributeNameVisibilityTimeout): fmt.Sprint(int(opts.VisibilityTimeout.Seconds())),
+			string(sqstypes.QueueAttributeNameRedrivePolicy):     redrive,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("create queue %s: %w", opts.Queue, err)
+	}
+	e.QueueURL = aws.ToString(q.QueueUrl)
+
+	if _, err := e.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(e.Bucket)}); err != nil {
+		return fmt.Errorf("create bucket %s: %w", e.Bucket, err)
+	}
+	return nil
+}
+
+// Close stops this Env's servers and deletes its queues from the shared SQS
+// server. It is safe to call more than once.
+func (e *Env) Close() {
+	for _, s := range e.servers {
+		s.Close()
+	}
+	e.servers = nil
+	models.SyncQueues.Lock()
+	delete(models.SyncQueues.Queues, e.QueueName)
+	delete(models.SyncQueues.Queues, e.DLQName)
+	models.SyncQueues.Unlock()
+}
+
+// Config is an SDK configuration with static credentials and the emulators'
+// region; it never reads the environment or the shared config files.
+func Config() aws.Config {
+	return aws.Config{
+		Region:      Region,
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		// Retries stay on: the emulators are real servers and tests of
+		// failure paths inject their own faults.
+		RetryMaxAttempts: 3,
+	}
+}
+
+// Vars are the environment variables that point an SDK process (a built
+// function) at this Env, as AWS_ENDPOINT_URL_* and the contract's names.
+func (e *Env) Vars() map[string]string {
+	return map[string]string{
+		"AWS_REGION":                Region,
+		"AWS_ACCESS_KEY_ID":         "test",
+		"AWS_SECRET_ACCESS_KEY":     "test",
+		"AWS_ENDPOINT_URL_DYNAMODB": e.DynamoDBURL,
+		"AWS_ENDPOINT_URL_SQS":      e.SQSURL,
+		"AWS_ENDPOINT_URL_S3":       e.S3URL,
+		"S3_USE_PATH_STYLE":         "true",
+		"TABLE_NAME":                e.Table,
+		"QUEUE_URL":                 e.QueueURL,
+		"BUCKET_NAME":               e.Bucket,
+	}
+}
+
+// QueueDepth counts the messages in a queue, visible or not.
+func QueueDepth(name string) int {
+	models.SyncQueues.RLock()
+	defer models.SyncQueues.RUnlock()
+	if q, ok := models.SyncQueues.Queues[name]; ok {
+		return len(q.Messages)
+	}
+	return 0
+}
+
+var errNoLoopback = errors.New("emulators listen on loopback only")
+
+func listen(addr string) (net.Listener, error) {
+	host, _, ok := strings.Cut(addr, ":")
+	if !ok || (host != "127.0.0.1" && host != "localhost") {
+		return nil, fmt.Errorf("%w: %q", errNoLoopback, addr)
+	}
+	return net.Listen("tcp", addr)
+}
