@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/queue"
+	"github.com/kiehook/kiehook/functions/internal/task"
+)
+
+const benchURL = "https://tempfile.aiquickdraw.com/f/result-7f3a9c2e.jpg"
+
+// BenchmarkHandle is the whole callback against the in-process emulators.
+func BenchmarkHandle(b *testing.B) {
+	b.Run("new task", func(b *testing.B) {
+		h := newHarness(b, signed())
+		reqs := make([]events.LambdaFunctionURLRequest, b.N)
+		for i := range reqs {
+			reqs[i] = callback(b, success(fmt.Sprint("bench_new_", i), benchURL))
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			mustAnswer(b, h.handler, reqs[i], "accepted")
+		}
+	})
+	b.Run("duplicate", func(b *testing.B) {
+		h := newHarness(b, signed())
+		req := callback(b, success("bench_dup", benchURL))
+		mustAnswer(b, h.handler, req, "accepted")
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			mustAnswer(b, h.handler, req, "duplicate")
+		}
+	})
+}
+
+// noopDB answers every call at once, as a fixed DynamoDB would.
+type noopDB struct{ existing map[string]types.AttributeValue }
+
+func (d noopDB) PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if d.existing != nil {
+		return nil, &types.ConditionalCheckFailedException{Item: d.existing}
+	}
+	return &dynamodb.PutItemOutput{}, nil
+}
+
+func (noopDB) UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	return &dynamodb.UpdateItemOutput{}, nil
+}
+
+func (noopDB) GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	return &dynamodb.GetItemOutput{}, nil
+}
+
+type noopSQS struct{}
+
+func (noopSQS) SendMessage(context.Context, *sqs.SendMessageInput, ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	return &sqs.SendMessageOutput{}, nil
+}
+
+// BenchmarkHandlerOwnWork is the handler's own work (parse, verify, build
+// the requests) with the AWS calls replaced by no-op clients.
+func BenchmarkHandlerOwnWork(b *testing.B) {
+	queued := map[string]types.AttributeValue{
+		"taskId": &types.AttributeValueMemberS{Value: "bench"}, "status": &types.AttributeValueMemberS{Value: "queued"},
+		"code": &types.AttributeValueMemberN{Value: "200"}, "deliveries": &types.AttributeValueMemberN{Value: "1"},
+	}
+	for _, tt := range []struct {
+		name    string
+		db      noopDB
+		outcome string
+	}{
+		{"new task", noopDB{}, "accepted"},
+		{"duplicate", noopDB{existing: queued}, "duplicate"},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			r := &task.Receiver{Store: dynamo.New(tt.db, "tasks"), Queue: queue.New(noopSQS{}, "https://sqs/q"), TTL: time.Hour, Now: time.Now}
+			h := NewHandler(r, signed(), slog.New(slog.DiscardHandler), func() time.Time { return testNow })
+			req := callback(b, success("bench", benchURL))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				mustAnswer(b, h, req, tt.outcome)
+			}
+		})
+	}
+}
+
+func mustAnswer(tb testing.TB, h *Handler, req events.LambdaFunctionURLRequest, status string) {
+	resp, _ := h.Handle(context.Background(), req)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Body, `{"status":"`+status+`"`) {
+		tb.Fatalf("got %d %s, want %s", resp.StatusCode, resp.Body, status)
+	}
+}

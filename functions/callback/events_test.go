@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	sample "github.com/kiehook/kiehook/events"
+	"github.com/kiehook/kiehook/functions/internal/envconf"
+	"github.com/kiehook/kiehook/functions/internal/kie"
+	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/infra/emulators"
+)
+
+// localVars are CallbackFunction's variables in events/env.json, the file
+// `sam local invoke --env-vars` reads.
+func localVars(tb testing.TB, function string) map[string]string {
+	tb.Helper()
+	b, err := fs.ReadFile(sample.Files, "env.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var all map[string]map[string]string
+	if err := json.Unmarshal(b, &all); err != nil {
+		tb.Fatalf("env.json: %v", err)
+	}
+	return all[function]
+}
+
+func TestSampleEventsRunThroughTheHandler(t *testing.T) {
+	c, err := loadConfig(envconf.Map(localVars(t, "CallbackFunction")))
+	if err != nil {
+		t.Fatalf("env.json: %v", err)
+	}
+	h := newHarness(t, Auth{Token: c.Token, Verifier: kie.NewVerifier([]byte(c.HMACKey), c.SignatureTolerance)})
+	h.handler.now = time.Now // the events' fixed timestamps must pass env.json's window
+	// In this order: the duplicate repeats the success.
+	tests := []struct {
+		file, status string
+		code         int
+	}{
+		{"callback-success.json", "accepted", 200},
+		{"callback-duplicate.json", "duplicate", 200},
+		{"callback-failure.json", "accepted", 200},
+		{"callback-bad-signature.json", "", 401},
+	}
+	files, _ := fs.Glob(sample.Files, "callback-*.json")
+	if len(files) != len(tests) {
+		t.Fatalf("%d callback events, %d cases: every event needs a case", len(files), len(tests))
+	}
+	for _, tt := range tests {
+		t.Run(tt.file+" is answered "+tt.status, func(t *testing.T) {
+			b, err := fs.ReadFile(sample.Files, tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var req events.LambdaFunctionURLRequest
+			if err := json.Unmarshal(b, &req); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			if status, a := h.call(t, req); status != tt.code || a.Status != tt.status {
+				t.Errorf("got %d %+v, want %d %s", status, a, tt.code, tt.status)
+			}
+		})
+	}
+	if rec := h.record(t, "fluxk_7f3a9c2e"); rec.Status != task.StatusQueued || rec.Deliveries != 2 {
+		t.Errorf("success record %+v", rec)
+	}
+	if rec := h.record(t, "fluxk_5e77f0c1"); rec.Status != task.StatusFailed {
+		t.Errorf("failure record %+v", rec)
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	base := func() map[string]string {
+		return map[string]string{"TABLE_NAME": "tasks", "QUEUE_URL": "https://sqs/q"}
+	}
+	t.Run("defaults follow the contract", func(t *testing.T) {
+		c, err := loadConfig(envconf.Map(base()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.SignatureTolerance != 5*time.Minute || c.RecordTTL != 720*time.Hour || c.AllowUnauthenticated {
+			t.Errorf("config %+v", c)
+		}
+	})
+	tests := []struct {
+		name, variable, value, want string
+	}{
+		{"a missing table is named", "TABLE_NAME", "", "TABLE_NAME: required"},
+		{"a missing queue is named", "QUEUE_URL", "", "QUEUE_URL: required"},
+		{"an unparsable tolerance is named", "SIGNATURE_TOLERANCE", "five", "SIGNATURE_TOLERANCE"},
+		{"an unparsable TTL is named", "RECORD_TTL", "30d", "RECORD_TTL"},
+		{"an unparsable opt-out is named", "ALLOW_UNAUTHENTICATED", "maybe", "ALLOW_UNAUTHENTICATED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := base()
+			vars[tt.variable] = tt.value
+			if _, err := loadConfig(envconf.Map(vars)); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want it to name %s", err, tt.want)
+			}
+		})
+	}
+	t.Run("a key and a key secret together are refused", func(t *testing.T) {
+		vars := base()
+		vars["WEBHOOK_HMAC_KEY"], vars["WEBHOOK_HMAC_KEY_SECRET"] = "k", "arn:secret"
+		if _, err := loadConfig(envconf.Map(vars)); err == nil {
+			t.Error("want an error")
+		}
+	})
+}
+
+type secretFunc func(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+
+func (f secretFunc) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	return f(ctx, in, opts...)
+}
+
+func TestReadKeyFromSecretsManager(t *testing.T) {
+	value := func(s *string, err error) secretFunc {
+		return func(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+			if *in.SecretId != "kiehook/webhook-key" {
+				t.Errorf("asked for %s", *in.SecretId)
+			}
+			return &secretsmanager.GetSecretValueOutput{SecretString: s}, err
+		}
+	}
+	str := func(s string) *string { return &s }
+	t.Run("the key is read and trimmed of a trailing newline", func(t *testing.T) {
+		key, err := readKey(context.Background(), value(str("test-key\n"), nil), "kiehook/webhook-key")
+		if err != nil || key != "test-key" {
+			t.Errorf("got %q %v", key, err)
+		}
+	})
+	t.Run("a failed read names the variable", func(t *testing.T) {
+		_, err := readKey(context.Background(), value(nil, context.DeadlineExceeded), "kiehook/webhook-key")
+		if err == nil || !strings.Contains(err.Error(), "WEBHOOK_HMAC_KEY_SECRET") {
+			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("a binary or empty secret is refused", func(t *testing.T) {
+		if _, err := readKey(context.Background(), value(nil, nil), "kiehook/webhook-key"); err == nil {
+			t.Error("want an error")
+		}
+	})
+}
+
+func TestBuildRefusesToStartWithoutItsVariables(t *testing.T) {
+	t.Setenv("TABLE_NAME", "")
+	t.Setenv("QUEUE_URL", "")
+	_, err := build(context.Background(), captureLogs(t).logger)
+	if err == nil || !strings.Contains(err.Error(), "TABLE_NAME") || !strings.Contains(err.Error(), "QUEUE_URL") {
+		t.Errorf("error %v, want both variables named", err)
+	}
+}
+
+func TestBuildWiresAFunctionFromItsEnvironment(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	for k, v := range env.Vars() {
+		t.Setenv(k, v)
+	}
+	t.Setenv("CALLBACK_TOKEN", testToken)
+	h, err := build(context.Background(), captureLogs(t).logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := callback(t, success("built_1", "https://tempfile.aiquickdraw.com/a.png"))
+	delete(req.Headers, "x-webhook-signature")
+	resp, _ := h.Handle(context.Background(), req)
+	if resp.StatusCode != 200 {
+		t.Errorf("got %d %s", resp.StatusCode, resp.Body)
+	}
+}

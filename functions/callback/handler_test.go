@@ -1,0 +1,540 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/kie"
+	"github.com/kiehook/kiehook/functions/internal/queue"
+	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/infra/emulators"
+)
+
+const (
+	testKey   = "test-key"
+	testToken = "s3cret-token"
+)
+
+var testNow = time.Unix(1764300000, 0)
+
+// harness is the callback function wired to the emulators.
+type harness struct {
+	env     *emulators.Env
+	store   *dynamo.Store
+	handler *Handler
+	send    *switchableSender
+	logs    *logCapture
+}
+
+// switchableSender lets a test make the queue fail, then recover.
+type switchableSender struct {
+	mu   sync.Mutex
+	real queue.Sender
+	err  error
+}
+
+func (s *switchableSender) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	s.mu.Lock()
+	err := s.err
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return s.real.SendMessage(ctx, in, opts...)
+}
+
+func (s *switchableSender) fail(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+}
+
+func newHarness(tb testing.TB, auth Auth) *harness {
+	tb.Helper()
+	env := emulators.New(tb, emulators.Options{})
+	return newHarnessOn(tb, env, env.DynamoDB, auth)
+}
+
+func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, auth Auth) *harness {
+	tb.Helper()
+	h := &harness{env: env, store: dynamo.New(db, env.Table), send: &switchableSender{real: env.SQS}, logs: captureLogs(tb)}
+	r := &task.Receiver{Store: h.store, Queue: queue.New(h.send, env.QueueURL), TTL: 720 * time.Hour, Now: func() time.Time { return testNow }}
+	h.handler = NewHandler(r, auth, h.logs.logger, func() time.Time { return testNow })
+	return h
+}
+
+func signed() Auth {
+	return Auth{Token: testToken, Verifier: kie.NewVerifier([]byte(testKey), 5*time.Minute)}
+}
+
+// callback is a Function URL request as the platform sends it: signed,
+// with the token, for body.
+func callback(tb testing.TB, body string) events.LambdaFunctionURLRequest {
+	tb.Helper()
+	cb, _ := kie.Parse([]byte(body))
+	ts := fmt.Sprint(testNow.Unix())
+	return events.LambdaFunctionURLRequest{
+		Headers: map[string]string{
+			"content-type":        "application/json",
+			"x-webhook-timestamp": ts,
+			"x-webhook-signature": kie.Sign([]byte(testKey), cb.TaskID, ts),
+		},
+		QueryStringParameters: map[string]string{"token": testToken},
+		RequestContext:        events.LambdaFunctionURLRequestContext{RequestID: "req-1", HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{Method: http.MethodPost}},
+		Body:                  body,
+	}
+}
+
+func success(id string, urls ...string) string {
+	b, _ := json.Marshal(map[string]any{"code": 200, "msg": "success", "data": map[string]any{"taskId": id, "resultUrls": urls}})
+	return string(b)
+}
+
+func failure(id string, code int) string {
+	return fmt.Sprintf(`{"code":%d,"msg":"Image generation failed","data":{"taskId":%q,"resultUrls":[]}}`, code, id)
+}
+
+func (h *harness) call(tb testing.TB, req events.LambdaFunctionURLRequest) (int, answer) {
+	tb.Helper()
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: req.RequestContext.RequestID})
+	resp, err := h.handler.Handle(ctx, req)
+	if err != nil {
+		tb.Fatalf("Handle returned error %v: it must always answer", err)
+	}
+	if resp.Headers["Content-Type"] != "application/json" {
+		tb.Errorf("Content-Type %q, want application/json", resp.Headers["Content-Type"])
+	}
+	var a answer
+	if err := json.Unmarshal([]byte(resp.Body), &a); err != nil {
+		tb.Fatalf("answer %q is not JSON: %v", resp.Body, err)
+	}
+	return resp.StatusCode, a
+}
+
+func (h *harness) record(tb testing.TB, id string) task.Task {
+	tb.Helper()
+	t, found, err := h.store.Get(context.Background(), id)
+	if err != nil || !found {
+		tb.Fatalf("record %s: found=%v err=%v", id, found, err)
+	}
+	return t
+}
+
+func (h *harness) messages(tb testing.TB) []string {
+	tb.Helper()
+	var ids []string
+	for {
+		out, err := h.env.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &h.env.QueueURL, MaxNumberOfMessages: 10})
+		if err != nil {
+			tb.Fatalf("receive: %v", err)
+		}
+		if len(out.Messages) == 0 {
+			return ids
+		}
+		for _, m := range out.Messages {
+			msg, err := queue.Decode(aws.ToString(m.Body))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			ids = append(ids, msg.TaskID)
+		}
+	}
+}
+
+// logCapture is the function's real logger (lambdacontext.NewLogger, which
+// adds the request id) writing to a file instead of stdout.
+type logCapture struct {
+	logger *slog.Logger
+	file   *os.File
+}
+
+func captureLogs(tb testing.TB) *logCapture {
+	tb.Helper()
+	f, err := os.CreateTemp(tb.TempDir(), "log")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = f // NewLogger binds the writer it finds now.
+	logger := lambdacontext.NewLogger()
+	os.Stdout = stdout
+	tb.Cleanup(func() { f.Close() })
+	return &logCapture{logger: logger, file: f}
+}
+
+func (l *logCapture) String() string {
+	b, _ := os.ReadFile(l.file.Name())
+	return string(b)
+}
+
+func TestHTTPRules(t *testing.T) {
+	h := newHarness(t, signed())
+	ok := success("rules_1", "https://tempfile.aiquickdraw.com/a.png")
+	tests := []struct {
+		name   string
+		edit   func(*events.LambdaFunctionURLRequest)
+		status int
+		errMsg string
+	}{
+		{"a GET is refused with 405", func(r *events.LambdaFunctionURLRequest) { r.RequestContext.HTTP.Method = http.MethodGet }, 405, "only POST"},
+		{"a body over 1 MiB is refused with 413", func(r *events.LambdaFunctionURLRequest) { r.Body = strings.Repeat(" ", MaxBodyBytes+1) }, 413, "larger than"},
+		{"a base64 body over 1 MiB is refused with 413", func(r *events.LambdaFunctionURLRequest) {
+			r.Body, r.IsBase64Encoded = base64.StdEncoding.EncodeToString([]byte(strings.Repeat(" ", MaxBodyBytes+1))), true
+		}, 413, "larger than"},
+		{"a base64 body that does not decode is refused with 400", func(r *events.LambdaFunctionURLRequest) { r.Body, r.IsBase64Encoded = "***", true }, 400, "base64"},
+		{"text/plain is refused with 415", func(r *events.LambdaFunctionURLRequest) { r.Headers["content-type"] = "text/plain" }, 415, "application/json"},
+		{"a missing content type is refused with 415", func(r *events.LambdaFunctionURLRequest) { delete(r.Headers, "content-type") }, 415, "application/json"},
+		{"application/jsonp is refused with 415", func(r *events.LambdaFunctionURLRequest) { r.Headers["content-type"] = "application/jsonp" }, 415, "application/json"},
+		{"a missing token is refused with 401", func(r *events.LambdaFunctionURLRequest) { r.QueryStringParameters = nil }, 401, "token"},
+		{"a wrong token is refused with 401", func(r *events.LambdaFunctionURLRequest) { r.QueryStringParameters["token"] = testToken + "x" }, 401, "token"},
+		{"a missing signature is refused with 401", func(r *events.LambdaFunctionURLRequest) { delete(r.Headers, "x-webhook-signature") }, 401, "X-Webhook-Signature"},
+		{"a missing timestamp is refused with 401", func(r *events.LambdaFunctionURLRequest) { delete(r.Headers, "x-webhook-timestamp") }, 401, "X-Webhook-Timestamp"},
+		{"a stale timestamp is refused with 401", func(r *events.LambdaFunctionURLRequest) {
+			r.Headers["x-webhook-timestamp"] = fmt.Sprint(testNow.Add(-6 * time.Minute).Unix())
+		}, 401, "window"},
+		{"a signature for another task is refused with 401", func(r *events.LambdaFunctionURLRequest) {
+			r.Headers["x-webhook-signature"] = kie.Sign([]byte(testKey), "other", r.Headers["x-webhook-timestamp"])
+		}, 401, "X-Webhook-Signature"},
+		{"a body without a task id cannot be verified and is refused with 401", func(r *events.LambdaFunctionURLRequest) { r.Body = `{"code":200}` }, 401, "X-Webhook-Signature"},
+		{"signed invalid JSON is refused with 401, revealing nothing about the body", func(r *events.LambdaFunctionURLRequest) { r.Body = `{"code":` }, 401, "X-Webhook-Signature"},
+		{"a signed body with a non-integer code is refused with 400", func(r *events.LambdaFunctionURLRequest) {
+			r.Body = `{"code":"200","data":{"taskId":"rules_1"}}`
+		}, 400, "code"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := callback(t, ok)
+			tt.edit(&req)
+			status, a := h.call(t, req)
+			if status != tt.status || !strings.Contains(a.Error, tt.errMsg) {
+				t.Errorf("got %d %+v, want %d with an error about %q", status, a, tt.status, tt.errMsg)
+			}
+		})
+	}
+	t.Run("a 405 says which method is allowed", func(t *testing.T) {
+		req := callback(t, ok)
+		req.RequestContext.HTTP.Method = http.MethodPut
+		resp, _ := h.handler.Handle(context.Background(), req)
+		if resp.Headers["Allow"] != "POST" {
+			t.Errorf("Allow = %q, want POST", resp.Headers["Allow"])
+		}
+	})
+	t.Run("nothing refused was written anywhere", func(t *testing.T) {
+		if _, found, _ := h.store.Get(context.Background(), "rules_1"); found {
+			t.Error("a refused callback left a record")
+		}
+		if ids := h.messages(t); len(ids) != 0 {
+			t.Errorf("a refused callback left messages %v", ids)
+		}
+	})
+}
+
+func TestAcceptsWhatThePlatformSends(t *testing.T) {
+	h := newHarness(t, signed())
+	tests := []struct {
+		name string
+		edit func(*events.LambdaFunctionURLRequest)
+	}{
+		{"a charset parameter in any case", func(r *events.LambdaFunctionURLRequest) { r.Headers["content-type"] = "Application/JSON; Charset=UTF-8" }},
+		{"headers in their original case", func(r *events.LambdaFunctionURLRequest) {
+			for _, name := range []string{"content-type", "x-webhook-timestamp", "x-webhook-signature"} {
+				v := r.Headers[name]
+				delete(r.Headers, name)
+				r.Headers[http.CanonicalHeaderKey(name)] = v
+			}
+		}},
+		{"a base64-encoded body", func(r *events.LambdaFunctionURLRequest) {
+			r.Body, r.IsBase64Encoded = base64.StdEncoding.EncodeToString([]byte(r.Body)), true
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name+" is accepted", func(t *testing.T) {
+			req := callback(t, success(fmt.Sprintf("accept_%d", i), "https://tempfile.aiquickdraw.com/a.png"))
+			tt.edit(&req)
+			if status, a := h.call(t, req); status != 200 || a.Status != "accepted" {
+				t.Errorf("got %d %+v, want 200 accepted", status, a)
+			}
+		})
+	}
+}
+
+func TestAuthenticationModes(t *testing.T) {
+	body := success("auth_1", "https://tempfile.aiquickdraw.com/a.png")
+	unsigned := func(r *events.LambdaFunctionURLRequest) {
+		delete(r.Headers, "x-webhook-signature")
+		delete(r.Headers, "x-webhook-timestamp")
+	}
+	tests := []struct {
+		name   string
+		auth   Auth
+		edit   func(*events.LambdaFunctionURLRequest)
+		status int
+	}{
+		{"token only accepts a call without a signature", Auth{Token: testToken}, unsigned, 200},
+		{"signature only accepts a call without a token", Auth{Verifier: kie.NewVerifier([]byte(testKey), time.Minute)}, func(r *events.LambdaFunctionURLRequest) { r.QueryStringParameters = nil }, 200},
+		{"both refuse a call with the token but no signature", signed(), unsigned, 401},
+		{"an explicit opt-out accepts an anonymous call", Auth{AllowUnauthenticated: true}, func(r *events.LambdaFunctionURLRequest) { unsigned(r); r.QueryStringParameters = nil }, 200},
+		{"no configuration at all refuses every call with 500", Auth{}, func(*events.LambdaFunctionURLRequest) {}, 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.auth)
+			req := callback(t, body)
+			tt.edit(&req)
+			if status, a := h.call(t, req); status != tt.status {
+				t.Errorf("got %d %+v, want %d", status, a, tt.status)
+			}
+		})
+	}
+	t.Run("the refusal of an unconfigured function is logged with its reason", func(t *testing.T) {
+		h := newHarness(t, Auth{})
+		_, a := h.call(t, callback(t, body))
+		if !strings.Contains(h.logs.String(), "ALLOW_UNAUTHENTICATED") || strings.Contains(a.Error, "ALLOW_UNAUTHENTICATED") {
+			t.Errorf("answer %q, log %q: the reason belongs in the log only", a.Error, h.logs.String())
+		}
+	})
+}
+
+func TestTaskLifeCycle(t *testing.T) {
+	const url = "https://tempfile.aiquickdraw.com/a.png"
+	t.Run("a new success is created, queued once and accepted", func(t *testing.T) {
+		h := newHarness(t, signed())
+		status, a := h.call(t, callback(t, success("life_new", url)))
+		if status != 200 || a.Status != "accepted" || a.TaskID != "life_new" {
+			t.Fatalf("got %d %+v", status, a)
+		}
+		rec := h.record(t, "life_new")
+		if rec.Status != task.StatusQueued || rec.Deliveries != 1 || rec.Code != 200 || rec.API != "midjourney" || len(rec.Sources) != 1 {
+			t.Errorf("record %+v", rec)
+		}
+		if !rec.ReceivedAt.Equal(testNow) || !rec.ExpiresAt.Equal(testNow.Add(720*time.Hour)) {
+			t.Errorf("receivedAt %v expiresAt %v", rec.ReceivedAt, rec.ExpiresAt)
+		}
+		if ids := h.messages(t); len(ids) != 1 || ids[0] != "life_new" {
+			t.Errorf("queued %v, want [life_new]", ids)
+		}
+	})
+	t.Run("a new failure is recorded as failed and not queued", func(t *testing.T) {
+		h := newHarness(t, signed())
+		for _, code := range []int{400, 500, 501} {
+			id := fmt.Sprint("life_fail_", code)
+			if status, a := h.call(t, callback(t, failure(id, code))); status != 200 || a.Status != "accepted" {
+				t.Fatalf("got %d %+v", status, a)
+			}
+			if rec := h.record(t, id); rec.Status != task.StatusFailed || rec.Code != code || rec.Msg != "Image generation failed" {
+				t.Errorf("record %+v", rec)
+			}
+		}
+		if ids := h.messages(t); len(ids) != 0 {
+			t.Errorf("queued %v, want nothing", ids)
+		}
+	})
+	t.Run("a success without result URLs is recorded as failed", func(t *testing.T) {
+		h := newHarness(t, signed())
+		h.call(t, callback(t, success("life_empty")))
+		if rec := h.record(t, "life_empty"); rec.Status != task.StatusFailed {
+			t.Errorf("status %s, want failed", rec.Status)
+		}
+	})
+	t.Run("a repeat is a duplicate that only counts the delivery", func(t *testing.T) {
+		h := newHarness(t, signed())
+		h.call(t, callback(t, success("life_dup", url)))
+		h.messages(t)
+		for range 2 {
+			if status, a := h.call(t, callback(t, success("life_dup", url))); status != 200 || a.Status != "duplicate" {
+				t.Fatalf("got %d %+v", status, a)
+			}
+		}
+		if rec := h.record(t, "life_dup"); rec.Deliveries != 3 || rec.Status != task.StatusQueued {
+			t.Errorf("record %+v", rec)
+		}
+		if ids := h.messages(t); len(ids) != 0 {
+			t.Errorf("a duplicate queued %v", ids)
+		}
+	})
+	t.Run("a success after a failure wins and is queued", func(t *testing.T) {
+		h := newHarness(t, signed())
+		h.call(t, callback(t, failure("life_late", 500)))
+		if status, a := h.call(t, callback(t, success("life_late", url))); status != 200 || a.Status != "accepted" {
+			t.Fatalf("got %d %+v", status, a)
+		}
+		rec := h.record(t, "life_late")
+		if rec.Status != task.StatusQueued || rec.Code != 200 || rec.Msg != "success" || len(rec.Sources) != 1 || rec.Deliveries != 2 {
+			t.Errorf("record %+v", rec)
+		}
+		if ids := h.messages(t); len(ids) != 1 {
+			t.Errorf("queued %v, want one", ids)
+		}
+	})
+	t.Run("a failure after a failure is a duplicate", func(t *testing.T) {
+		h := newHarness(t, signed())
+		h.call(t, callback(t, failure("life_ff", 500)))
+		if _, a := h.call(t, callback(t, failure("life_ff", 501))); a.Status != "duplicate" {
+			t.Errorf("got %+v", a)
+		}
+		if rec := h.record(t, "life_ff"); rec.Code != 500 || rec.Status != task.StatusFailed {
+			t.Errorf("the first failure must stay: %+v", rec)
+		}
+	})
+	t.Run("a failure after a success changes nothing", func(t *testing.T) {
+		h := newHarness(t, signed())
+		h.call(t, callback(t, success("life_sf", url)))
+		if _, a := h.call(t, callback(t, failure("life_sf", 500))); a.Status != "duplicate" {
+			t.Errorf("got %+v", a)
+		}
+		if rec := h.record(t, "life_sf"); rec.Status != task.StatusQueued || rec.Code != 200 {
+			t.Errorf("record %+v", rec)
+		}
+	})
+	for _, status := range []task.Status{task.StatusStored, task.StatusCopyFailed} {
+		t.Run("a repeat of a "+string(status)+" task is never queued again", func(t *testing.T) {
+			h := newHarness(t, signed())
+			h.seed(t, task.Task{ID: "life_done", Status: status, Code: 200, Sources: []string{url}, Deliveries: 1})
+			if _, a := h.call(t, callback(t, success("life_done", url))); a.Status != "duplicate" {
+				t.Errorf("got %+v", a)
+			}
+			if rec := h.record(t, "life_done"); rec.Status != status || rec.Deliveries != 2 {
+				t.Errorf("record %+v", rec)
+			}
+			if ids := h.messages(t); len(ids) != 0 {
+				t.Errorf("queued %v", ids)
+			}
+		})
+	}
+	t.Run("a record stuck in received is queued again and accepted", func(t *testing.T) {
+		h := newHarness(t, signed())
+		h.seed(t, task.Task{ID: "life_stuck", Status: task.StatusReceived, Code: 200, Sources: []string{url}, Deliveries: 1})
+		if status, a := h.call(t, callback(t, success("life_stuck", url))); status != 200 || a.Status != "accepted" {
+			t.Fatalf("got %d %+v", status, a)
+		}
+		if rec := h.record(t, "life_stuck"); rec.Status != task.StatusQueued || rec.Deliveries != 2 {
+			t.Errorf("record %+v", rec)
+		}
+		if ids := h.messages(t); len(ids) != 1 {
+			t.Errorf("queued %v, want one", ids)
+		}
+	})
+	t.Run("a pending task's first callback proceeds as a new one", func(t *testing.T) {
+		h := newHarness(t, signed())
+		h.seed(t, task.Task{ID: "life_pending", Status: task.StatusPending, API: "veo"})
+		if _, a := h.call(t, callback(t, success("life_pending", url))); a.Status != "accepted" {
+			t.Fatalf("got %+v", a)
+		}
+		rec := h.record(t, "life_pending")
+		if rec.Status != task.StatusQueued || rec.Deliveries != 1 || !rec.ReceivedAt.Equal(testNow) || len(rec.Sources) != 1 {
+			t.Errorf("record %+v", rec)
+		}
+	})
+}
+
+func (h *harness) seed(tb testing.TB, t task.Task) {
+	tb.Helper()
+	if _, created, err := h.store.Create(context.Background(), t); err != nil || !created {
+		tb.Fatalf("seed %s: created=%v err=%v", t.ID, created, err)
+	}
+}
+
+func TestConcurrentRepeatsCreateOneRecord(t *testing.T) {
+	h := newHarness(t, signed())
+	const n = 16
+	body := success("race_1", "https://tempfile.aiquickdraw.com/a.png")
+	outcomes := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			status, a := h.call(t, callback(t, body))
+			outcomes <- fmt.Sprint(status, " ", a.Status)
+		})
+	}
+	wg.Wait()
+	close(outcomes)
+	for o := range outcomes {
+		// A repeat that finds the record still received (its creator has not
+		// queued it yet) queues it too: the contract cannot tell that from an
+		// attempt that died, and the copier is idempotent.
+		if o != "200 accepted" && o != "200 duplicate" {
+			t.Errorf("outcome %s, want every repeat answered 200", o)
+		}
+	}
+	if rec := h.record(t, "race_1"); rec.Deliveries != n || rec.Status != task.StatusQueued {
+		t.Errorf("record %+v, want one record that counted %d deliveries", rec, n)
+	}
+	ids := h.messages(t)
+	if len(ids) == 0 {
+		t.Error("the task was never queued")
+	}
+	for _, id := range ids {
+		if id != "race_1" {
+			t.Errorf("queued %q", id)
+		}
+	}
+}
+
+func TestFailingQueueLosesNothing(t *testing.T) {
+	h := newHarness(t, signed())
+	body := success("queue_down", "https://tempfile.aiquickdraw.com/a.png")
+	h.send.fail(errors.New("sqs: connection refused by 10.0.0.7"))
+
+	status, a := h.call(t, callback(t, body))
+	if status != 503 {
+		t.Fatalf("got %d %+v, want 503 so the platform retries", status, a)
+	}
+	if strings.Contains(a.Error, "10.0.0.7") {
+		t.Errorf("answer %q leaks the internal error", a.Error)
+	}
+	if rec := h.record(t, "queue_down"); rec.Status != task.StatusReceived {
+		t.Errorf("status %s, want received", rec.Status)
+	}
+	logs := h.logs.String()
+	for _, want := range []string{"queue_down", "req-1", "10.0.0.7"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log %q lacks %q", logs, want)
+		}
+	}
+
+	h.send.fail(nil)
+	if status, a := h.call(t, callback(t, body)); status != 200 || a.Status != "accepted" {
+		t.Fatalf("retry got %d %+v, want 200 accepted", status, a)
+	}
+	if rec := h.record(t, "queue_down"); rec.Status != task.StatusQueued || rec.Deliveries != 2 {
+		t.Errorf("record %+v", rec)
+	}
+	if ids := h.messages(t); len(ids) != 1 {
+		t.Errorf("queued %v, want one", ids)
+	}
+}
+
+func TestFailingTableAnswers503(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	down := dynamodb.NewFromConfig(emulators.Config(), func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String("http://127.0.0.1:1") // nothing listens there
+	})
+	h := newHarnessOn(t, env, down, signed())
+	status, a := h.call(t, callback(t, success("table_down", "https://tempfile.aiquickdraw.com/a.png")))
+	if status != 503 || a.Error != "task store unavailable" {
+		t.Errorf("got %d %+v, want 503 task store unavailable", status, a)
+	}
+	if ids := h.messages(t); len(ids) != 0 {
+		t.Errorf("queued %v without a record", ids)
+	}
+	if !strings.Contains(h.logs.String(), "table_down") {
+		t.Errorf("log %q lacks the task id", h.logs.String())
+	}
+}

@@ -1,0 +1,311 @@
+// Package dynamo keeps task records in a DynamoDB table whose partition key
+// is taskId (S). Attribute names are part of the contract.
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/kiehook/kiehook/functions/internal/task"
+)
+
+// Client is the part of the DynamoDB API the store uses.
+type Client interface {
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+}
+
+// Store implements task.Store on one table.
+type Store struct {
+	client Client
+	table  *string
+}
+
+// New returns a Store for table.
+func New(client Client, table string) *Store {
+	return &Store{client: client, table: aws.String(table)}
+}
+
+var createCondition = aws.String("attribute_not_exists(taskId)")
+
+// Create writes t unless its task id has a record. The failed condition
+// returns the existing record itself (ALL_OLD), so a repeat costs no read.
+func (s *Store) Create(ctx context.Context, t task.Task) (task.Task, bool, error) {
+	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                           s.table,
+		Item:                                item(t),
+		ConditionExpression:                 createCondition,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var exists *types.ConditionalCheckFailedException
+	if !errors.As(err, &exists) {
+		return task.Task{}, err == nil, err
+	}
+	if exists.Item != nil {
+		existing, err := decode(exists.Item)
+		return existing, false, err
+	}
+	// DynamoDB always returns the old item here; emulators (minidyn) may not.
+	existing, found, err := s.Get(ctx, t.ID)
+	if err == nil && !found {
+		err = fmt.Errorf("task %s: condition failed but no record exists", t.ID)
+	}
+	return existing, false, err
+}
+
+// Get reads a record with a strongly consistent read.
+func (s *Store) Get(ctx context.Context, id string) (task.Task, bool, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      s.table,
+		Key:            key(id),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil || out.Item == nil {
+		return task.Task{}, false, err
+	}
+	t, err := decode(out.Item)
+	return t, err == nil, err
+}
+
+// Update applies c while the record's status is c.From; otherwise it returns
+// task.ErrStale with the current record, when there is one.
+func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
+	b := newUpdate(c.From, c.Now)
+	if c.To != "" {
+		b.set("status", ":to", str(string(c.To)))
+	}
+	if c.AddDelivery {
+		b.add("deliveries", ":one", num(1))
+	}
+	if cb := c.Callback; cb != nil {
+		b.set("code", ":code", num(int64(cb.Code)))
+		b.set("msg", ":msg", str(cb.Msg))
+		b.set("api", ":api", str(cb.API))
+		b.setList("sources", ":sources", strList(cb.Sources))
+	}
+	if !c.ReceivedAt.IsZero() {
+		b.set("receivedAt", ":receivedAt", str(timestamp(c.ReceivedAt)))
+	}
+	if !c.ExpiresAt.IsZero() {
+		b.set("expiresAt", ":expiresAt", num(c.ExpiresAt.Unix()))
+	}
+	return s.apply(ctx, c.ID, b)
+}
+
+// Stored records the copied objects of a task that is still received or
+// queued; any other status means another copier finished it first.
+func (s *Store) Stored(ctx context.Context, id string, objects []task.Object, now time.Time) (task.Task, error) {
+	b := newUpdate(task.StatusQueued, now)
+	b.orStatus(task.StatusReceived)
+	b.set("status", ":to", str(string(task.StatusStored)))
+	b.set("storedAt", ":storedAt", str(timestamp(now)))
+	b.setList("objects", ":objects", objectList(objects))
+	b.remove("error")
+	return s.apply(ctx, id, b)
+}
+
+// CopyFailed records why a task that is still received or queued can never
+// be copied.
+func (s *Store) CopyFailed(ctx context.Context, id, reason string, now time.Time) (task.Task, error) {
+	b := newUpdate(task.StatusQueued, now)
+	b.orStatus(task.StatusReceived)
+	b.set("status", ":to", str(string(task.StatusCopyFailed)))
+	b.set("error", ":error", str(reason))
+	return s.apply(ctx, id, b)
+}
+
+func (s *Store) apply(ctx context.Context, id string, b *update) (task.Task, error) {
+	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           s.table,
+		Key:                                 key(id),
+		UpdateExpression:                    aws.String(b.expression()),
+		ConditionExpression:                 aws.String(b.condition),
+		ExpressionAttributeNames:            b.names,
+		ExpressionAttributeValues:           b.values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var stale *types.ConditionalCheckFailedException
+	if !errors.As(err, &stale) {
+		return task.Task{}, err
+	}
+	if stale.Item == nil {
+		return task.Task{}, task.ErrStale
+	}
+	current, err := decode(stale.Item)
+	if err != nil {
+		return task.Task{}, err
+	}
+	return current, task.ErrStale
+}
+
+// update builds an update expression conditional on the record's status.
+type update struct {
+	sets, adds, removes []string
+	condition           string
+	names               map[string]string
+	values              map[string]types.AttributeValue
+}
+
+func newUpdate(from task.Status, now time.Time) *update {
+	b := &update{
+		condition: "#status = :from",
+		names:     map[string]string{"#status": "status"},
+		values:    map[string]types.AttributeValue{":from": str(string(from))},
+	}
+	b.set("updatedAt", ":updatedAt", str(timestamp(now)))
+	return b
+}
+
+func (b *update) orStatus(s task.Status) {
+	b.condition = "#status IN (:from, :from2)"
+	b.values[":from2"] = str(string(s))
+}
+
+// Every attribute goes through a name placeholder: status and error are
+// reserved words, and the list grows.
+func (b *update) name(attr string) string {
+	b.names["#"+attr] = attr
+	return "#" + attr
+}
+
+func (b *update) set(attr, placeholder string, v types.AttributeValue) {
+	b.sets = append(b.sets, b.name(attr)+" = "+placeholder)
+	b.values[placeholder] = v
+}
+
+// setList sets a list, or removes the attribute when the list is empty:
+// emulators store empty lists as maps, and an absent list reads the same.
+func (b *update) setList(attr, placeholder string, v *types.AttributeValueMemberL) {
+	if len(v.Value) == 0 {
+		b.remove(attr)
+		return
+	}
+	b.set(attr, placeholder, v)
+}
+
+func (b *update) add(attr, placeholder string, v types.AttributeValue) {
+	b.adds = append(b.adds, b.name(attr)+" "+placeholder)
+	b.values[placeholder] = v
+}
+
+func (b *update) remove(attr string) { b.removes = append(b.removes, b.name(attr)) }
+
+func (b *update) expression() string {
+	e := "SET " + strings.Join(b.sets, ", ")
+	if len(b.adds) > 0 {
+		e += " ADD " + strings.Join(b.adds, ", ")
+	}
+	if len(b.removes) > 0 {
+		e += " REMOVE " + strings.Join(b.removes, ", ")
+	}
+	return e
+}
+
+func key(id string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"taskId": str(id)}
+}
+
+// item is the record of a new task, built by hand: it is on the hot path.
+func item(t task.Task) map[string]types.AttributeValue {
+	m := map[string]types.AttributeValue{
+		"taskId":     str(t.ID),
+		"status":     str(string(t.Status)),
+		"code":       num(int64(t.Code)),
+		"msg":        str(t.Msg),
+		"api":        str(t.API),
+		"deliveries": num(int64(t.Deliveries)),
+		"receivedAt": str(timestamp(t.ReceivedAt)),
+		"updatedAt":  str(timestamp(t.UpdatedAt)),
+		"expiresAt":  num(t.ExpiresAt.Unix()),
+	}
+	if len(t.Sources) > 0 {
+		m["sources"] = strList(t.Sources)
+	}
+	return m
+}
+
+// record is the table's item shape, for reading.
+type record struct {
+	TaskID     string   `dynamodbav:"taskId"`
+	Status     string   `dynamodbav:"status"`
+	Code       int      `dynamodbav:"code"`
+	Msg        string   `dynamodbav:"msg"`
+	API        string   `dynamodbav:"api"`
+	Sources    []string `dynamodbav:"sources"`
+	Objects    []object `dynamodbav:"objects"`
+	Deliveries int      `dynamodbav:"deliveries"`
+	ReceivedAt string   `dynamodbav:"receivedAt"`
+	UpdatedAt  string   `dynamodbav:"updatedAt"`
+	StoredAt   string   `dynamodbav:"storedAt"`
+	ExpiresAt  int64    `dynamodbav:"expiresAt"`
+	Error      string   `dynamodbav:"error"`
+}
+
+type object struct {
+	Key         string `dynamodbav:"key"`
+	Bytes       int64  `dynamodbav:"bytes"`
+	SHA256      string `dynamodbav:"sha256"`
+	ContentType string `dynamodbav:"contentType"`
+	Source      string `dynamodbav:"source"`
+}
+
+func decode(m map[string]types.AttributeValue) (task.Task, error) {
+	var r record
+	if err := attributevalue.UnmarshalMap(m, &r); err != nil {
+		return task.Task{}, fmt.Errorf("decode task record: %w", err)
+	}
+	t := task.Task{
+		ID: r.TaskID, Status: task.Status(r.Status), Code: r.Code, Msg: r.Msg, API: r.API,
+		Sources: r.Sources, Deliveries: r.Deliveries, Error: r.Error,
+		ReceivedAt: parseTime(r.ReceivedAt), UpdatedAt: parseTime(r.UpdatedAt), StoredAt: parseTime(r.StoredAt),
+	}
+	if r.ExpiresAt != 0 {
+		t.ExpiresAt = time.Unix(r.ExpiresAt, 0).UTC()
+	}
+	for _, o := range r.Objects {
+		t.Objects = append(t.Objects, task.Object(o))
+	}
+	return t, nil
+}
+
+func objectList(objects []task.Object) *types.AttributeValueMemberL {
+	l := &types.AttributeValueMemberL{Value: make([]types.AttributeValue, len(objects))}
+	for i, o := range objects {
+		l.Value[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+			"key": str(o.Key), "bytes": num(o.Bytes), "sha256": str(o.SHA256),
+			"contentType": str(o.ContentType), "source": str(o.Source),
+		}}
+	}
+	return l
+}
+
+func strList(ss []string) *types.AttributeValueMemberL {
+	l := &types.AttributeValueMemberL{Value: make([]types.AttributeValue, len(ss))}
+	for i, s := range ss {
+		l.Value[i] = str(s)
+	}
+	return l
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339, s)
+	return t
+}

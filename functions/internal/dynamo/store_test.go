@@ -1,0 +1,100 @@
+package dynamo_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/infra/emulators"
+)
+
+// fakeDB is a function-field fake for the paths emulators do not take.
+type fakeDB struct {
+	put    func(*dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error)
+	update func(*dynamodb.UpdateItemInput) (*dynamodb.UpdateItemOutput, error)
+	get    func(*dynamodb.GetItemInput) (*dynamodb.GetItemOutput, error)
+}
+
+func (f fakeDB) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	return f.put(in)
+}
+func (f fakeDB) UpdateItem(_ context.Context, in *dynamodb.UpdateItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	return f.update(in)
+}
+func (f fakeDB) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	return f.get(in)
+}
+
+func TestCreateReadsTheOldItemFromTheFailedCondition(t *testing.T) {
+	old := map[string]types.AttributeValue{
+		"taskId": &types.AttributeValueMemberS{Value: "t1"}, "status": &types.AttributeValueMemberS{Value: "stored"},
+		"deliveries": &types.AttributeValueMemberN{Value: "4"},
+	}
+	db := fakeDB{
+		put: func(in *dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
+			if in.ReturnValuesOnConditionCheckFailure != types.ReturnValuesOnConditionCheckFailureAllOld {
+				t.Error("the put must ask for the old item")
+			}
+			return nil, &types.ConditionalCheckFailedException{Item: old}
+		},
+		get: func(*dynamodb.GetItemInput) (*dynamodb.GetItemOutput, error) {
+			t.Error("a repeat must cost no extra read on DynamoDB")
+			return nil, errors.New("unexpected")
+		},
+	}
+	got, created, err := dynamo.New(db, "tasks").Create(context.Background(), task.Task{ID: "t1"})
+	if err != nil || created || got.Status != task.StatusStored || got.Deliveries != 4 {
+		t.Errorf("got %+v created=%v err=%v", got, created, err)
+	}
+}
+
+func TestStoreOnTheEmulator(t *testing.T) {
+	ctx := context.Background()
+	env := emulators.New(t, emulators.Options{})
+	s := dynamo.New(env.DynamoDB, env.Table)
+	now := time.Unix(1764300000, 0).UTC()
+	rec := task.Task{ID: "t1", Status: task.StatusQueued, Code: 200, Msg: "ok", API: "veo", Sources: []string{"u0", "u1"}, Deliveries: 1, ReceivedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if _, created, err := s.Create(ctx, rec); err != nil || !created {
+		t.Fatalf("create: %v %v", created, err)
+	}
+
+	t.Run("a second create returns the existing record", func(t *testing.T) {
+		got, created, err := s.Create(ctx, task.Task{ID: "t1", Status: task.StatusReceived})
+		if err != nil || created || got.Status != task.StatusQueued || got.API != "veo" || len(got.Sources) != 2 {
+			t.Errorf("got %+v created=%v err=%v", got, created, err)
+		}
+	})
+	t.Run("an update from the wrong status is stale and returns the current record", func(t *testing.T) {
+		got, err := s.Update(ctx, task.Change{ID: "t1", From: task.StatusFailed, To: task.StatusReceived, Now: now})
+		if !errors.Is(err, task.ErrStale) || got.Status != task.StatusQueued {
+			t.Errorf("got %+v err=%v", got, err)
+		}
+	})
+	t.Run("an update of a missing record is stale", func(t *testing.T) {
+		if _, err := s.Update(ctx, task.Change{ID: "missing", From: task.StatusReceived, Now: now}); !errors.Is(err, task.ErrStale) {
+			t.Errorf("err=%v", err)
+		}
+	})
+	t.Run("stored records the objects once", func(t *testing.T) {
+		objects := []task.Object{{Key: "tasks/t1/0.png", Bytes: 10, SHA256: "ab", ContentType: "image/png", Source: "u0"}}
+		if _, err := s.Stored(ctx, "t1", objects, now); err != nil {
+			t.Fatal(err)
+		}
+		got, _, _ := s.Get(ctx, "t1")
+		if got.Status != task.StatusStored || len(got.Objects) != 1 || got.Objects[0] != objects[0] || !got.StoredAt.Equal(now) {
+			t.Errorf("got %+v", got)
+		}
+		if _, err := s.Stored(ctx, "t1", objects, now); !errors.Is(err, task.ErrStale) {
+			t.Errorf("a second store must be stale, got %v", err)
+		}
+		if _, err := s.CopyFailed(ctx, "t1", "too late", now); !errors.Is(err, task.ErrStale) {
+			t.Errorf("a stored task must not become copy_failed, got %v", err)
+		}
+	})
+}

@@ -1,0 +1,68 @@
+package task_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/kiehook/kiehook/functions/internal/task"
+)
+
+func TestRepeat(t *testing.T) {
+	now := time.Unix(1764300000, 0).UTC()
+	ok := task.Callback{TaskID: "t1", Code: 200, Msg: "success", Sources: []string{"https://x/a.png"}}
+	bad := task.Callback{TaskID: "t1", Code: 501, Msg: "failed"}
+	tests := []struct {
+		name    string
+		from    task.Status
+		cb      task.Callback
+		to      task.Status
+		outcome task.Outcome
+		queue   bool
+		replace bool
+	}{
+		{"a pending task's success is received and queued", task.StatusPending, ok, task.StatusReceived, task.Accepted, true, true},
+		{"a pending task's failure is recorded as failed", task.StatusPending, bad, task.StatusFailed, task.Accepted, false, true},
+		{"a task still received is queued again", task.StatusReceived, ok, "", task.Accepted, true, false},
+		{"a success after a failure replaces it", task.StatusFailed, ok, task.StatusReceived, task.Accepted, true, true},
+		{"a failure after a failure is a duplicate", task.StatusFailed, bad, "", task.Duplicate, false, false},
+		{"a queued task is a duplicate", task.StatusQueued, ok, "", task.Duplicate, false, false},
+		{"a stored task is a duplicate", task.StatusStored, ok, "", task.Duplicate, false, false},
+		{"a copy_failed task is a duplicate", task.StatusCopyFailed, ok, "", task.Duplicate, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, outcome, queue := task.Repeat(task.Task{ID: "t1", Status: tt.from}, tt.cb, now, time.Hour)
+			if c.To != tt.to || outcome != tt.outcome || queue != tt.queue || (c.Callback != nil) != tt.replace {
+				t.Errorf("got to=%q outcome=%s queue=%v replace=%v", c.To, outcome, queue, c.Callback != nil)
+			}
+			if c.From != tt.from || !c.AddDelivery || c.ID != "t1" {
+				t.Errorf("change %+v must be conditional on %s and count the delivery", c, tt.from)
+			}
+		})
+	}
+}
+
+func TestNew(t *testing.T) {
+	now := time.Unix(1764300000, 0).UTC()
+	got := task.New(task.Callback{TaskID: "t1", Code: 200, Sources: []string{"u"}}, now, time.Hour)
+	if got.Status != task.StatusReceived || got.Deliveries != 1 || !got.ExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Errorf("new success %+v", got)
+	}
+	if got := task.New(task.Callback{TaskID: "t2", Code: 200}, now, time.Hour); got.Status != task.StatusFailed {
+		t.Errorf("a success without results is %s, want failed", got.Status)
+	}
+}
+
+func TestErrorsHideInternalCauses(t *testing.T) {
+	err := task.Wrap(task.EUNAVAILABLE, "queue unavailable", errSecret("10.1.2.3 refused"))
+	if task.ErrorCode(err) != task.EUNAVAILABLE || task.ErrorMessage(err) != "queue unavailable" {
+		t.Errorf("code %s message %s", task.ErrorCode(err), task.ErrorMessage(err))
+	}
+	if task.ErrorCode(errSecret("x")) != task.EINTERNAL || task.ErrorMessage(errSecret("x")) != "internal error" {
+		t.Error("an uncoded error must read as internal with an opaque message")
+	}
+}
+
+type errSecret string
+
+func (e errSecret) Error() string { return string(e) }

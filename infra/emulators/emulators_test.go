@@ -1,0 +1,45 @@
+package emulators_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/kiehook/kiehook/infra/emulators"
+)
+
+func TestEmulatorsListenOnLoopbackOnly(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	for _, raw := range []string{env.DynamoDBURL, env.SQSURL, env.S3URL, env.QueueURL} {
+		u, err := url.Parse(raw)
+		if err != nil || u.Hostname() != "127.0.0.1" {
+			t.Errorf("%s is not on 127.0.0.1", raw)
+		}
+	}
+	if _, err := emulators.Start(context.Background(), emulators.Options{DynamoDBAddr: "0.0.0.0:0"}); err == nil {
+		t.Error("a non-loopback address must be refused")
+	}
+}
+
+func TestUnacknowledgedMessagesEndInTheDeadLetterQueue(t *testing.T) {
+	ctx := context.Background()
+	env := emulators.New(t, emulators.Options{MaxReceiveCount: 2, VisibilityTimeout: time.Second})
+	if _, err := env.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &env.QueueURL, MessageBody: aws.String("m")}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		env.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &env.QueueURL, WaitTimeSeconds: 1})
+		if emulators.QueueDepth(env.DLQName) == 1 {
+			if emulators.QueueDepth(env.QueueName) != 0 {
+				t.Error("the message is in both queues")
+			}
+			return
+		}
+	}
+	t.Fatal("the message never reached the dead-letter queue")
+}
