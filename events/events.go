@@ -8,9 +8,31 @@
 //   - copier-*.json: SQS events for CopierFunction.
 package events
 
-import "embed"
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+)
 
 // Files is every sample event, by its path below events/.
 //
 //go:embed kie-callbacks/*.json *.json
 var Files embed.FS
+
+// LocalVars are one function's variables in env.json, the file that
+// `sam local invoke --env-vars events/env.json` reads.
+func LocalVars(function string) (map[string]string, error) {
+	b, err := Files.ReadFile("env.json")
+	if err != nil {
+		return nil, err
+	}
+	var all map[string]map[string]string
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, fmt.Errorf("env.json: %w", err)
+	}
+	vars, ok := all[function]
+	if !ok {
+		return nil, fmt.Errorf("env.json has no %s", function)
+	}
+	return vars, nil
+}

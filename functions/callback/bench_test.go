@@ -47,7 +47,9 @@ func BenchmarkHandle(b *testing.B) {
 }
 
 // noopDB answers every call at once, as a fixed DynamoDB would.
-type noopDB struct{ existing map[string]types.AttributeValue }
+type noopDB struct {
+	existing map[string]types.AttributeValue
+}
 
 func (d noopDB) PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
 	if d.existing != nil {

@@ -18,23 +18,17 @@ import (
 	"github.com/kiehook/kiehook/infra/emulators"
 )
 
-// localVars are CallbackFunction's variables in events/env.json, the file
-// `sam local invoke --env-vars` reads.
-func localVars(tb testing.TB, function string) map[string]string {
+func localVars(tb testing.TB) map[string]string {
 	tb.Helper()
-	b, err := fs.ReadFile(sample.Files, "env.json")
+	vars, err := sample.LocalVars("CallbackFunction")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var all map[string]map[string]string
-	if err := json.Unmarshal(b, &all); err != nil {
-		tb.Fatalf("env.json: %v", err)
-	}
-	return all[function]
+	return vars
 }
 
 func TestSampleEventsRunThroughTheHandler(t *testing.T) {
-	c, err := loadConfig(envconf.Map(localVars(t, "CallbackFunction")))
+	c, err := loadConfig(envconf.Map(localVars(t)))
 	if err != nil {
 		t.Fatalf("env.json: %v", err)
 	}
@@ -178,3 +172,4 @@ func TestBuildWiresAFunctionFromItsEnvironment(t *testing.T) {
 		t.Errorf("got %d %s", resp.StatusCode, resp.Body)
 	}
 }
+

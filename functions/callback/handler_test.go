@@ -252,7 +252,9 @@ func TestAcceptsWhatThePlatformSends(t *testing.T) {
 		name string
 		edit func(*events.LambdaFunctionURLRequest)
 	}{
-		{"a charset parameter in any case", func(r *events.LambdaFunctionURLRequest) { r.Headers["content-type"] = "Application/JSON; Charset=UTF-8" }},
+		{"a charset parameter in any case", func(r *events.LambdaFunctionURLRequest) {
+			r.Headers["content-type"] = "Application/JSON; Charset=UTF-8"
+		}},
 		{"headers in their original case", func(r *events.LambdaFunctionURLRequest) {
 			for _, name := range []string{"content-type", "x-webhook-timestamp", "x-webhook-signature"} {
 				v := r.Headers[name]

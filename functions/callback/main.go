@@ -72,4 +72,3 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	}
 	return NewHandler(r, auth, logger, time.Now), nil
 }
-

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"github.com/kiehook/kiehook/functions/internal/download"
+	"github.com/kiehook/kiehook/functions/internal/envconf"
+)
+
+// config is the copier function's environment, as the contract names it.
+type config struct {
+	Table        string
+	Bucket       string
+	Prefix       string
+	Hosts        download.Hosts
+	AllowPrivate bool
+	MaxBytes     int64
+	PathStyle    bool
+}
+
+func loadConfig(lookup func(string) (string, bool)) (config, error) {
+	env := envconf.New(lookup)
+	c := config{
+		Table:        env.Required("TABLE_NAME"),
+		Bucket:       env.Required("BUCKET_NAME"),
+		Prefix:       env.String("OBJECT_PREFIX", "tasks/"),
+		Hosts:        download.ParseHosts(env.String("SOURCE_HOSTS", download.DefaultHosts)),
+		AllowPrivate: env.Bool("ALLOW_PRIVATE_SOURCES", false),
+		MaxBytes:     env.Int64("MAX_OBJECT_BYTES", 256<<20),
+		PathStyle:    env.Bool("S3_USE_PATH_STYLE", false),
+	}
+	return c, env.Err()
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/kiehook/kiehook/functions/internal/download"
+	"github.com/kiehook/kiehook/functions/internal/task"
+)
+
+// taskStore reads a task and records how its copy ended.
+type taskStore interface {
+	Get(ctx context.Context, id string) (task.Task, bool, error)
+	Stored(ctx context.Context, id string, objects []task.Object, now time.Time) (task.Task, error)
+	CopyFailed(ctx context.Context, id, reason string, now time.Time) (task.Task, error)
+}
+
+// opener opens a download of a source URL.
+type opener interface {
+	Open(ctx context.Context, rawURL string) (*download.Download, error)
+}
+
+// putter streams an object into the bucket.
+type putter interface {
+	Put(ctx context.Context, key, contentType string, body io.Reader, meta func() map[string]string) error
+}
+
+// Copier copies every result of a task into the bucket.
+type Copier struct {
+	Store   taskStore
+	Sources opener
+	Objects putter
+	Prefix  string
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// Copy copies the task named id. It returns nil when the task is done with
+// (stored, or failed for good), and an error when the message must be
+// retried.
+func (c *Copier) Copy(ctx context.Context, id string) error {
+	t, found, err := c.Store.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("load task %s: %w", id, err)
+	}
+	if !found {
+		return fmt.Errorf("task %s has no record", id)
+	}
+	switch t.Status {
+	case task.StatusReceived, task.StatusQueued:
+	case task.StatusStored, task.StatusCopyFailed:
+		return nil // done already: a redelivery or a duplicate message
+	default:
+		c.Logger.WarnContext(ctx, "nothing to copy", "taskId", id, "status", string(t.Status))
+		return nil
+	}
+	objects := make([]task.Object, 0, len(t.Sources))
+	for i, src := range t.Sources {
+		obj, err := c.copyOne(ctx, t.ID, i, src)
+		if task.ErrorCode(err) == task.EPERMANENT {
+			reason := fmt.Sprintf("source %d: %s", i, task.ErrorMessage(err))
+			if _, err := c.Store.CopyFailed(context.WithoutCancel(ctx), id, reason, c.Now().UTC()); err != nil && !errors.Is(err, task.ErrStale) {
+				return fmt.Errorf("record copy failure of task %s: %w", id, err)
+			}
+			c.Logger.WarnContext(ctx, "copy failed for good", "taskId", id, "error", reason)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("task %s source %d: %w", id, i, err)
+		}
+		objects = append(objects, obj)
+	}
+	// The copies are in the bucket; recording them must not be cut short.
+	if _, err := c.Store.Stored(context.WithoutCancel(ctx), id, objects, c.Now().UTC()); err != nil && !errors.Is(err, task.ErrStale) {
+		return fmt.Errorf("record stored task %s: %w", id, err)
+	}
+	return nil
+}
+
+func (c *Copier) copyOne(ctx context.Context, id string, index int, src string) (task.Object, error) {
+	dl, err := c.Sources.Open(ctx, src)
+	if err != nil {
+		return task.Object{}, err
+	}
+	defer dl.Close()
+	key := c.Prefix + id + "/" + strconv.Itoa(index) + dl.Ext
+	err = c.Objects.Put(ctx, key, dl.ContentType, dl, func() map[string]string {
+		return map[string]string{"task-id": id, "source-url": src, "sha256": dl.SHA256()}
+	})
+	if err != nil {
+		// A size or read error surfaces through the upload; keep its class.
+		var e *task.Error
+		if errors.As(err, &e) {
+			return task.Object{}, e
+		}
+		return task.Object{}, err
+	}
+	return task.Object{Key: key, Bytes: dl.Bytes(), SHA256: dl.SHA256(), ContentType: dl.ContentType, Source: src}, nil
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	sample "github.com/kiehook/kiehook/events"
+	"github.com/kiehook/kiehook/functions/internal/envconf"
+	"github.com/kiehook/kiehook/functions/internal/task"
+)
+
+func localVars(tb testing.TB) map[string]string {
+	tb.Helper()
+	vars, err := sample.LocalVars("CopierFunction")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return vars
+}
+
+func TestSampleEventsRunThroughTheHandler(t *testing.T) {
+	files, _ := fs.Glob(sample.Files, "copier-*.json")
+	if len(files) == 0 {
+		t.Fatal("no copier events")
+	}
+	for _, file := range files {
+		t.Run(file+" copies every task it names", func(t *testing.T) {
+			b, _ := fs.ReadFile(sample.Files, file)
+			var ev events.SQSEvent
+			if err := json.Unmarshal(b, &ev); err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			h := newHarness(t)
+			var ids []string
+			for _, rec := range ev.Records {
+				var m struct{ TaskID string }
+				json.Unmarshal([]byte(rec.Body), &m)
+				h.seed(t, m.TaskID, task.StatusQueued, "/img.png")
+				ids = append(ids, m.TaskID)
+			}
+			resp, err := h.handler.Handle(context.Background(), ev)
+			if err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("failures %v %v", resp.BatchItemFailures, err)
+			}
+			for _, id := range ids {
+				h.assertStored(t, id, "/img.png")
+			}
+		})
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	t.Run("env.json's variables load", func(t *testing.T) {
+		c, err := loadConfig(envconf.Map(localVars(t)))
+		if err != nil || !c.AllowPrivate || !c.PathStyle || !c.Hosts.Allows("127.0.0.1") {
+			t.Errorf("config %+v %v", c, err)
+		}
+	})
+	t.Run("defaults follow the contract", func(t *testing.T) {
+		c, err := loadConfig(envconf.Map(map[string]string{"TABLE_NAME": "t", "BUCKET_NAME": "b"}))
+		if err != nil || c.Prefix != "tasks/" || c.MaxBytes != 268435456 || c.AllowPrivate || !c.Hosts.Allows("tempfile.aiquickdraw.com") || !c.Hosts.Allows("x.kie.ai") {
+			t.Errorf("config %+v %v", c, err)
+		}
+	})
+	tests := []struct{ name, variable, value string }{
+		{"a missing table is named", "TABLE_NAME", ""},
+		{"a missing bucket is named", "BUCKET_NAME", ""},
+		{"an unparsable size is named", "MAX_OBJECT_BYTES", "256MiB"},
+		{"an unparsable private switch is named", "ALLOW_PRIVATE_SOURCES", "sometimes"},
+		{"an unparsable path-style switch is named", "S3_USE_PATH_STYLE", "y"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{"TABLE_NAME": "t", "BUCKET_NAME": "b", tt.variable: tt.value}
+			if _, err := loadConfig(envconf.Map(vars)); err == nil || !strings.Contains(err.Error(), tt.variable) {
+				t.Errorf("error %v does not name %s", err, tt.variable)
+			}
+		})
+	}
+}
+
+func TestBuildWiresAFunctionFromItsEnvironment(t *testing.T) {
+	h := newHarness(t)
+	for k, v := range h.env.Vars() {
+		t.Setenv(k, v)
+	}
+	t.Setenv("ALLOW_PRIVATE_SOURCES", "true")
+	t.Setenv("SOURCE_HOSTS", "127.0.0.1")
+	built, err := build(context.Background(), h.copier.Logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.seed(t, "built", task.StatusQueued, "/img.png")
+	resp, _ := built.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{message("built")}})
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %v", resp.BatchItemFailures)
+	}
+	h.assertStored(t, "built", "/img.png")
+	t.Setenv("TABLE_NAME", "")
+	if _, err := build(context.Background(), h.copier.Logger); err == nil || !strings.Contains(err.Error(), "TABLE_NAME") {
+		t.Errorf("error %v", err)
+	}
+}
+

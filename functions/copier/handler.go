@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/kiehook/kiehook/functions/internal/queue"
+)
+
+// copyMargin is kept back from the Lambda deadline so that a copy cut short
+// still has time to report its message as failed.
+const copyMargin = 5 * time.Second
+
+// copyFunc copies one task.
+type copyFunc func(ctx context.Context, taskID string) error
+
+// Handler turns SQS batches into copies, reporting only the failed messages.
+type Handler struct {
+	copy        copyFunc
+	concurrency int
+	logger      *slog.Logger
+}
+
+// NewHandler returns a Handler that copies at most concurrency tasks of a
+// batch at once.
+func NewHandler(copy copyFunc, concurrency int, logger *slog.Logger) *Handler {
+	return &Handler{copy: copy, concurrency: max(concurrency, 1), logger: logger}
+}
+
+// Handle copies every record of the batch; one bad record never fails the
+// others.
+func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-copyMargin))
+		defer cancel()
+	}
+	var (
+		mu       sync.Mutex
+		failures []events.SQSBatchItemFailure
+		wg       sync.WaitGroup
+		slots    = make(chan struct{}, h.concurrency)
+	)
+	for _, rec := range ev.Records {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			if err := h.process(ctx, rec); err != nil {
+				h.logger.ErrorContext(ctx, "copy will be retried", "messageId", rec.MessageId, "error", err.Error())
+				mu.Lock()
+				failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return events.SQSEventResponse{BatchItemFailures: failures}, nil
+}
+
+// process copies one message's task. A message that names no task is
+// reported failed, so that it ends in the dead-letter queue to be looked at.
+func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
+	msg, err := queue.Decode(rec.Body)
+	if err != nil {
+		return err
+	}
+	return h.copy(ctx, msg.TaskID)
+}

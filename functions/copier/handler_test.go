@@ -1,0 +1,522 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/kiehook/kiehook/functions/internal/download"
+	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/objects"
+	"github.com/kiehook/kiehook/functions/internal/queue"
+	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/infra/emulators"
+	"github.com/kiehook/kiehook/infra/esm"
+)
+
+// files are generated-looking results: the right magic bytes, then filler.
+var files = map[string][]byte{
+	"/img.png":   media("\x89PNG\r\n\x1a\n", 300<<10),
+	"/img.jpg":   media("\xff\xd8\xff\xe0\x00\x10JFIF", 120<<10),
+	"/clip.mp4":  media("\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom", 9<<20),
+	"/song.mp3":  media("ID3\x04\x00\x00\x00\x00\x00\x00", 700<<10),
+	"/page.html": []byte("<!DOCTYPE html><html>gone</html>"),
+}
+
+func media(magic string, size int) []byte {
+	b := make([]byte, size)
+	copy(b, magic)
+	for i := len(magic); i < size; i++ {
+		b[i] = byte(i * 31)
+	}
+	return b
+}
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// sourceServer serves files and failure modes, counting requests per path.
+type sourceServer struct {
+	*httptest.Server
+	mu    sync.Mutex
+	hits  map[string]int
+	fails map[string]int // path -> how many more times to answer 503
+}
+
+func newSource(tb testing.TB) *sourceServer {
+	tb.Helper()
+	s := &sourceServer{hits: map[string]int{}, fails: map[string]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	tb.Cleanup(s.Close)
+	return s
+}
+
+func (s *sourceServer) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.hits[r.URL.Path]++
+	failing := s.fails[r.URL.Path] > 0
+	if failing {
+		s.fails[r.URL.Path]--
+	}
+	s.mu.Unlock()
+	if failing {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/status/"):
+		code, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/status/"))
+		w.WriteHeader(code)
+	case r.URL.Path == "/huge.mp4":
+		w.Write(files["/clip.mp4"][:1<<20])
+		for range 64 {
+			if _, err := w.Write(make([]byte, 1<<20)); err != nil {
+				return
+			}
+		}
+	case r.URL.Path == "/stall.png":
+		w.Write(files["/img.png"][:4096])
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	case r.URL.Path == "/reset.png":
+		w.Header().Set("Content-Length", "1000000")
+		w.Write(files["/img.png"][:8192])
+		w.(http.Flusher).Flush()
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.(*net.TCPConn).SetLinger(0)
+		conn.Close()
+	default:
+		b, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	}
+}
+
+func (s *sourceServer) count(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits[path]
+}
+
+func (s *sourceServer) failNext(path string, n int) {
+	s.mu.Lock()
+	s.fails[path] = n
+	s.mu.Unlock()
+}
+
+type harness struct {
+	env     *emulators.Env
+	src     *sourceServer
+	store   *dynamo.Store
+	copier  *Copier
+	handler *Handler
+}
+
+var testNow = time.Unix(1764300000, 0).UTC()
+
+func newHarness(tb testing.TB) *harness {
+	tb.Helper()
+	env := emulators.New(tb, emulators.Options{})
+	return newHarnessOn(tb, env, env.DynamoDB, env.S3)
+}
+
+func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, s3c objects.Client) *harness {
+	tb.Helper()
+	h := &harness{env: env, src: newSource(tb), store: dynamo.New(env.DynamoDB, env.Table)}
+	h.copier = &Copier{
+		Store:   dynamo.New(db, env.Table),
+		Sources: download.New(download.Options{Hosts: download.ParseHosts("127.0.0.1"), AllowPrivate: true, MaxBytes: 32 << 20, IdleTimeout: 300 * time.Millisecond}),
+		Objects: objects.New(s3c, env.Bucket),
+		Prefix:  "tasks/",
+		Logger:  slog.New(slog.DiscardHandler),
+		Now:     func() time.Time { return testNow },
+	}
+	h.handler = NewHandler(h.copier.Copy, 2, h.copier.Logger)
+	return h
+}
+
+func (h *harness) url(path string) string { return h.src.URL + path }
+
+func (h *harness) seed(tb testing.TB, id string, status task.Status, paths ...string) {
+	tb.Helper()
+	t := task.Task{ID: id, Status: status, Code: 200, Msg: "success", API: "midjourney", Deliveries: 1, ReceivedAt: testNow, UpdatedAt: testNow, ExpiresAt: testNow.Add(time.Hour)}
+	for _, p := range paths {
+		t.Sources = append(t.Sources, h.url(p))
+	}
+	if _, created, err := h.store.Create(context.Background(), t); err != nil || !created {
+		tb.Fatalf("seed %s: %v %v", id, created, err)
+	}
+}
+
+func message(id string) events.SQSMessage {
+	return events.SQSMessage{MessageId: "msg-" + id, Body: fmt.Sprintf(`{"taskId":%q}`, id)}
+}
+
+func (h *harness) run(tb testing.TB, msgs ...events.SQSMessage) []string {
+	tb.Helper()
+	resp, err := h.handler.Handle(context.Background(), events.SQSEvent{Records: msgs})
+	if err != nil {
+		tb.Fatalf("Handle: %v", err)
+	}
+	var failed []string
+	for _, f := range resp.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	return failed
+}
+
+func (h *harness) record(tb testing.TB, id string) task.Task {
+	tb.Helper()
+	t, found, err := h.store.Get(context.Background(), id)
+	if err != nil || !found {
+		tb.Fatalf("record %s: %v %v", id, found, err)
+	}
+	return t
+}
+
+func (h *harness) keys(tb testing.TB, prefix string) []string {
+	tb.Helper()
+	out, err := h.env.S3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: &h.env.Bucket, Prefix: &prefix})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var keys []string
+	for _, o := range out.Contents {
+		keys = append(keys, *o.Key)
+	}
+	return keys
+}
+
+func (h *harness) object(tb testing.TB, key string) ([]byte, *s3.HeadObjectOutput) {
+	tb.Helper()
+	out, err := h.env.S3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &h.env.Bucket, Key: &key})
+	if err != nil {
+		tb.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	b, _ := io.ReadAll(out.Body)
+	head, err := h.env.S3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &h.env.Bucket, Key: &key})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b, head
+}
+
+func TestCopiesEveryResultAndMarksTheTaskStored(t *testing.T) {
+	h := newHarness(t)
+	paths := []string{"/img.png", "/img.jpg", "/clip.mp4", "/song.mp3"}
+	h.seed(t, "copy_all", task.StatusQueued, paths...)
+	if failed := h.run(t, message("copy_all")); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	rec := h.record(t, "copy_all")
+	if rec.Status != task.StatusStored || !rec.StoredAt.Equal(testNow) || len(rec.Objects) != len(paths) {
+		t.Fatalf("record %+v", rec)
+	}
+	wants := []struct{ key, ct string }{
+		{"tasks/copy_all/0.png", "image/png"},
+		{"tasks/copy_all/1.jpg", "image/jpeg"},
+		{"tasks/copy_all/2.mp4", "video/mp4"},
+		{"tasks/copy_all/3.mp3", "audio/mpeg"},
+	}
+	for i, want := range wants {
+		src := files[paths[i]]
+		obj := rec.Objects[i]
+		if obj.Key != want.key || obj.ContentType != want.ct || obj.Bytes != int64(len(src)) || obj.SHA256 != sum(src) || obj.Source != h.url(paths[i]) {
+			t.Errorf("object %d = %+v", i, obj)
+		}
+		body, head := h.object(t, want.key)
+		if !bytes.Equal(body, src) {
+			t.Errorf("%s: stored bytes differ from the source", want.key)
+		}
+		meta := head.Metadata
+		if aws.ToString(head.ContentType) != want.ct || meta["task-id"] != "copy_all" || meta["source-url"] != h.url(paths[i]) || meta["sha256"] != sum(src) {
+			t.Errorf("%s: content type %s, metadata %v", want.key, aws.ToString(head.ContentType), meta)
+		}
+	}
+}
+
+func TestFinishedTasksAreNotDownloadedAgain(t *testing.T) {
+	for _, status := range []task.Status{task.StatusStored, task.StatusCopyFailed} {
+		t.Run("a "+string(status)+" task is skipped", func(t *testing.T) {
+			h := newHarness(t)
+			h.seed(t, "done", status, "/img.png")
+			if failed := h.run(t, message("done")); len(failed) != 0 {
+				t.Errorf("failed %v", failed)
+			}
+			if n := h.src.count("/img.png"); n != 0 {
+				t.Errorf("downloaded %d times", n)
+			}
+		})
+	}
+	t.Run("a received task is copied like a queued one", func(t *testing.T) {
+		h := newHarness(t)
+		h.seed(t, "early", task.StatusReceived, "/img.png")
+		h.run(t, message("early"))
+		if rec := h.record(t, "early"); rec.Status != task.StatusStored {
+			t.Errorf("status %s", rec.Status)
+		}
+	})
+}
+
+func TestPermanentFailuresMarkTheTaskAndDropTheMessage(t *testing.T) {
+	tests := []struct {
+		name, path, reason string
+	}{
+		{"a 404", "/status/404", "source 1: source answered 404 Not Found"},
+		{"a 410", "/status/410", "source 1: source answered 410 Gone"},
+		{"an html page", "/page.html", "not an image, video or audio file"},
+		{"a file over MAX_OBJECT_BYTES", "/huge.mp4", "larger than MAX_OBJECT_BYTES"},
+		{"a host outside SOURCE_HOSTS", "http://localhost/img.png", "not in SOURCE_HOSTS"},
+		{"a URL that is not one", "::not a url", "not an absolute URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" ends copy_failed", func(t *testing.T) {
+			h := newHarness(t)
+			rec := task.Task{ID: "perm", Status: task.StatusQueued, Code: 200, Deliveries: 1, ExpiresAt: testNow}
+			rec.Sources = []string{h.url("/img.png"), tt.path}
+			if strings.HasPrefix(tt.path, "/") {
+				rec.Sources[1] = h.url(tt.path)
+			}
+			h.store.Create(context.Background(), rec)
+			if failed := h.run(t, message("perm")); len(failed) != 0 {
+				t.Errorf("failed %v: a permanent failure must not be retried", failed)
+			}
+			got := h.record(t, "perm")
+			if got.Status != task.StatusCopyFailed || !strings.Contains(got.Error, tt.reason) {
+				t.Errorf("record %s %q, want copy_failed with %q", got.Status, got.Error, tt.reason)
+			}
+			if keys := h.keys(t, "tasks/perm/1"); len(keys) != 0 {
+				t.Errorf("left %v behind", keys)
+			}
+			h.assertNoOpenUploads(t)
+		})
+	}
+}
+
+// assertNoOpenUploads checks that no multipart upload was left open. gofakes3
+// answers NoSuchUpload, not an empty list, when a bucket never had one.
+func (h *harness) assertNoOpenUploads(tb testing.TB) {
+	tb.Helper()
+	uploads, err := h.env.S3.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: &h.env.Bucket})
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchUpload" {
+		return
+	}
+	if err != nil || len(uploads.Uploads) != 0 {
+		tb.Errorf("multipart uploads left open: %v %v", uploads, err)
+	}
+}
+
+func TestTransientFailuresAreRetried(t *testing.T) {
+	tests := []struct {
+		name string
+		path string
+	}{
+		{"a 503", "/status/503"},
+		{"a 429", "/status/429"},
+		{"a 408", "/status/408"},
+		{"a stalled source", "/stall.png"},
+		{"a connection reset", "/reset.png"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" returns the message to the queue", func(t *testing.T) {
+			h := newHarness(t)
+			h.seed(t, "flaky", task.StatusQueued, tt.path)
+			if failed := h.run(t, message("flaky")); len(failed) != 1 || failed[0] != "msg-flaky" {
+				t.Errorf("failed %v, want [msg-flaky]", failed)
+			}
+			if rec := h.record(t, "flaky"); rec.Status != task.StatusQueued {
+				t.Errorf("status %s, want queued", rec.Status)
+			}
+		})
+	}
+	t.Run("an S3 failure returns the message to the queue", func(t *testing.T) {
+		env := emulators.New(t, emulators.Options{})
+		down := s3.NewFromConfig(emulators.Config(), func(o *s3.Options) {
+			o.BaseEndpoint, o.UsePathStyle = aws.String("http://127.0.0.1:1"), true
+		})
+		h := newHarnessOn(t, env, env.DynamoDB, down)
+		h.seed(t, "s3down", task.StatusQueued, "/img.png")
+		if failed := h.run(t, message("s3down")); len(failed) != 1 {
+			t.Errorf("failed %v", failed)
+		}
+		if rec := h.record(t, "s3down"); rec.Status != task.StatusQueued {
+			t.Errorf("status %s", rec.Status)
+		}
+	})
+	t.Run("a DynamoDB failure returns the message to the queue", func(t *testing.T) {
+		env := emulators.New(t, emulators.Options{})
+		down := dynamodb.NewFromConfig(emulators.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String("http://127.0.0.1:1") })
+		h := newHarnessOn(t, env, down, env.S3)
+		h.seed(t, "dbdown", task.StatusQueued, "/img.png")
+		if failed := h.run(t, message("dbdown")); len(failed) != 1 {
+			t.Errorf("failed %v", failed)
+		}
+	})
+}
+
+// flakyStored fails the first Stored call, as a copier that died after its
+// uploads and before its update would.
+type flakyStored struct {
+	*dynamo.Store
+	failed atomic.Bool
+}
+
+func (f *flakyStored) Stored(ctx context.Context, id string, objects []task.Object, now time.Time) (task.Task, error) {
+	if f.failed.CompareAndSwap(false, true) {
+		return task.Task{}, errors.New("connection reset by peer")
+	}
+	return f.Store.Stored(ctx, id, objects, now)
+}
+
+func TestRedeliveryAfterACrashEndsWithTheSameObjects(t *testing.T) {
+	t.Run("a crash between two sources", func(t *testing.T) {
+		h := newHarness(t)
+		h.seed(t, "crash", task.StatusQueued, "/img.png", "/clip.mp4")
+		h.src.failNext("/clip.mp4", 1)
+		if failed := h.run(t, message("crash")); len(failed) != 1 {
+			t.Fatalf("failed %v, want the message retried", failed)
+		}
+		if failed := h.run(t, message("crash")); len(failed) != 0 {
+			t.Fatalf("redelivery failed %v", failed)
+		}
+		h.assertStored(t, "crash", "/img.png", "/clip.mp4")
+	})
+	t.Run("a crash after the uploads, before the record", func(t *testing.T) {
+		h := newHarness(t)
+		h.copier.Store = &flakyStored{Store: h.store}
+		h.seed(t, "late", task.StatusQueued, "/img.png")
+		if failed := h.run(t, message("late")); len(failed) != 1 {
+			t.Fatalf("failed %v", failed)
+		}
+		h.run(t, message("late"))
+		h.assertStored(t, "late", "/img.png")
+	})
+	t.Run("two copies of one message at once", func(t *testing.T) {
+		h := newHarness(t)
+		h.seed(t, "twice", task.StatusQueued, "/img.png", "/song.mp3")
+		m := message("twice")
+		m2 := m
+		m2.MessageId = "msg-twice-2"
+		if failed := h.run(t, m, m2); len(failed) != 0 {
+			t.Fatalf("failed %v", failed)
+		}
+		h.assertStored(t, "twice", "/img.png", "/song.mp3")
+	})
+}
+
+func (h *harness) assertStored(tb testing.TB, id string, paths ...string) {
+	tb.Helper()
+	rec := h.record(tb, id)
+	if rec.Status != task.StatusStored || len(rec.Objects) != len(paths) {
+		tb.Fatalf("record %+v", rec)
+	}
+	if keys := h.keys(tb, "tasks/"+id+"/"); len(keys) != len(paths) {
+		tb.Errorf("keys %v, want one per source", keys)
+	}
+	for i, p := range paths {
+		body, head := h.object(tb, rec.Objects[i].Key)
+		if !bytes.Equal(body, files[p]) || head.Metadata["sha256"] != sum(files[p]) || rec.Objects[i].SHA256 != sum(files[p]) {
+			tb.Errorf("%s is not intact", rec.Objects[i].Key)
+		}
+	}
+}
+
+func TestOneBadRecordNeverFailsItsNeighbours(t *testing.T) {
+	h := newHarness(t)
+	h.seed(t, "good1", task.StatusQueued, "/img.png")
+	h.seed(t, "good2", task.StatusQueued, "/song.mp3")
+	h.seed(t, "busy", task.StatusQueued, "/status/503")
+	h.seed(t, "gone", task.StatusQueued, "/status/404")
+	foreign := events.SQSMessage{MessageId: "msg-foreign", Body: "hello"}
+	orphan := message("no_such_task")
+	failed := h.run(t, message("good1"), foreign, message("busy"), message("good2"), orphan, message("gone"))
+	want := map[string]bool{"msg-foreign": true, "msg-busy": true, "msg-no_such_task": true}
+	if len(failed) != len(want) {
+		t.Errorf("failed %v, want exactly %v", failed, want)
+	}
+	for _, id := range failed {
+		if !want[id] {
+			t.Errorf("%s failed", id)
+		}
+	}
+	for id, status := range map[string]task.Status{"good1": task.StatusStored, "good2": task.StatusStored, "busy": task.StatusQueued, "gone": task.StatusCopyFailed} {
+		if rec := h.record(t, id); rec.Status != status {
+			t.Errorf("%s is %s, want %s", id, rec.Status, status)
+		}
+	}
+}
+
+func TestTheLambdaDeadlineLeavesAMargin(t *testing.T) {
+	h := newHarness(t)
+	h.seed(t, "slow", task.StatusQueued, "/stall.png")
+	h.copier.Sources = download.New(download.Options{Hosts: download.ParseHosts("127.0.0.1"), AllowPrivate: true, IdleTimeout: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), copyMargin+300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	resp, _ := h.handler.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{message("slow")}})
+	if len(resp.BatchItemFailures) != 1 {
+		t.Errorf("failures %v", resp.BatchItemFailures)
+	}
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Errorf("took %v: the copy must stop %v before the deadline", elapsed, copyMargin)
+	}
+}
+
+func TestATransientFailureEndsInTheDeadLetterQueue(t *testing.T) {
+	env := emulators.New(t, emulators.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2})
+	h := newHarnessOn(t, env, env.DynamoDB, env.S3)
+	h.seed(t, "doomed", task.StatusQueued, "/status/503")
+	h.seed(t, "fine", task.StatusQueued, "/img.png")
+	q := queue.New(env.SQS, env.QueueURL)
+	for _, id := range []string{"doomed", "fine"} {
+		if err := q.Enqueue(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &esm.Poller{SQS: env.SQS, QueueURL: env.QueueURL, Invoke: h.handler.Handle}
+	deadline := time.Now().Add(15 * time.Second)
+	for emulators.QueueDepth(env.DLQName) == 0 && time.Now().Before(deadline) {
+		if _, err := p.Once(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if emulators.QueueDepth(env.DLQName) != 1 || emulators.QueueDepth(env.QueueName) != 0 {
+		t.Fatalf("DLQ %d, queue %d", emulators.QueueDepth(env.DLQName), emulators.QueueDepth(env.QueueName))
+	}
+	if n := h.src.count("/status/503"); n != 2 {
+		t.Errorf("tried %d times, want maxReceiveCount (2)", n)
+	}
+	if rec := h.record(t, "doomed"); rec.Status != task.StatusQueued {
+		t.Errorf("doomed is %s: a task in the DLQ stays queued for redrive", rec.Status)
+	}
+	if rec := h.record(t, "fine"); rec.Status != task.StatusStored {
+		t.Errorf("fine is %s", rec.Status)
+	}
+}

@@ -1,0 +1,56 @@
+// Command copier is the SQS-triggered Lambda that downloads every result of
+// a task, safely and streaming, copies it into S3, and marks the task stored.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/kiehook/kiehook/functions/internal/download"
+	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/objects"
+)
+
+// batchConcurrency bounds the tasks of one batch copied at once; with
+// objects' bounded parts it bounds the function's memory.
+const batchConcurrency = 2
+
+func main() {
+	logger := lambdacontext.NewLogger()
+	h, err := build(context.Background(), logger)
+	if err != nil {
+		logger.Error("copier function cannot start", "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(h.Handle)
+}
+
+// build reads the configuration and makes the SDK clients, once per cold start.
+func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
+	c, err := loadConfig(os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s3Client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = c.PathStyle })
+	cp := &Copier{
+		Store:   dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table),
+		Sources: download.New(download.Options{Hosts: c.Hosts, AllowPrivate: c.AllowPrivate, MaxBytes: c.MaxBytes}),
+		Objects: objects.New(s3Client, c.Bucket),
+		Prefix:  c.Prefix,
+		Logger:  logger,
+		Now:     time.Now,
+	}
+	return NewHandler(cp.Copy, batchConcurrency, logger), nil
+}
