@@ -172,4 +172,3 @@ func TestBuildWiresAFunctionFromItsEnvironment(t *testing.T) {
 		t.Errorf("got %d %s", resp.StatusCode, resp.Body)
 	}
 }
-

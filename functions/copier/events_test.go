@@ -106,4 +106,3 @@ func TestBuildWiresAFunctionFromItsEnvironment(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
-
