@@ -3,11 +3,13 @@
 package objects
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -16,7 +18,7 @@ import (
 )
 
 // Client is the part of the S3 API the store uses: the transfer manager's
-// multipart calls and CopyObject.
+// calls (PutObject and the multipart ones) and CopyObject.
 type Client interface {
 	transfermanager.S3APIClient
 	CopyObject(ctx context.Context, in *s3.CopyObjectInput, opts ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
@@ -26,7 +28,7 @@ type Client interface {
 // buffered per upload, whatever the file's size.
 const (
 	PartSize    = 8 << 20
-	Concurrency = 3
+	Concurrency = 2
 )
 
 // Store writes objects into one bucket.
@@ -50,15 +52,36 @@ func New(client Client, bucket string) *Store {
 }
 
 // Put streams body to key. Metadata that depends on the bytes (a hash) is
-// known only once the stream has ended, so meta is called then and stamped
-// on the object by an in-place copy. A failed upload leaves nothing behind:
-// a single part is sent only once read whole, and a multipart upload is
-// aborted.
+// known only once the stream has ended, so meta is called then. A file that
+// fits in one part is read whole first and written once, metadata and all.
+// A larger one is streamed in parts and its metadata stamped afterwards by
+// an in-place copy, the only way S3 can change an object's metadata. A
+// failed upload leaves nothing behind: a multipart upload is aborted.
 func (s *Store) Put(ctx context.Context, key, contentType string, body io.Reader, meta func() map[string]string) error {
-	_, err := s.uploader.UploadObject(ctx, &transfermanager.UploadObjectInput{
+	buf := parts.Get().(*[]byte)
+	defer parts.Put(buf)
+	n, err := io.ReadFull(body, *buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket:        s.bucket,
+			Key:           aws.String(key),
+			Body:          bytes.NewReader((*buf)[:n]),
+			ContentLength: aws.Int64(int64(n)),
+			ContentType:   aws.String(contentType),
+			Metadata:      meta(),
+		})
+		if err != nil {
+			return fmt.Errorf("put %s: %w", key, err)
+		}
+		return nil
+	case err != nil:
+		return err
+	}
+	_, err = s.uploader.UploadObject(ctx, &transfermanager.UploadObjectInput{
 		Bucket:      s.bucket,
 		Key:         aws.String(key),
-		Body:        body,
+		Body:        io.MultiReader(bytes.NewReader((*buf)[:n]), body),
 		ContentType: aws.String(contentType),
 	})
 	if err != nil {
@@ -77,6 +100,12 @@ func (s *Store) Put(ctx context.Context, key, contentType string, body io.Reader
 	}
 	return nil
 }
+
+// parts are the buffers that hold a file's first part.
+var parts = sync.Pool{New: func() any {
+	b := make([]byte, PartSize)
+	return &b
+}}
 
 // copySource is bucket/key with each key segment URL-encoded.
 func copySource(bucket, key string) string {

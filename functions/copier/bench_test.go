@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/kiehook/kiehook/functions/internal/download"
+	"github.com/kiehook/kiehook/functions/internal/objects"
+	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/infra/emulators"
+)
+
+// benchIDs names tasks uniquely across a benchmark's runs.
+var benchIDs atomic.Int64
+
+// streamSource serves an MP4-looking file of size bytes, generated on the
+// fly so that the server holds none of it.
+func streamSource(tb testing.TB, size int64) *httptest.Server {
+	tb.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		chunk := media("\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom", 256<<10)
+		for sent := int64(0); sent < size; {
+			n := min(int64(len(chunk)), size-sent)
+			if _, err := w.Write(chunk[:n]); err != nil {
+				return
+			}
+			sent += n
+		}
+	}))
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// BenchmarkCopy compares the copier with a bare transfer-manager upload of
+// the same source stream into the same S3 emulator (no checks, no hash, no
+// metadata, no record), alternating the two in every iteration so that both
+// meet the same machine and emulator state. It reports each side's MB/s and
+// the copier's share of the bare throughput.
+func BenchmarkCopy(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		size int64
+	}{{"4 MiB image, one part", 4 << 20}, {"64 MiB video, multipart", 64 << 20}} {
+		b.Run(c.name, func(b *testing.B) { benchmarkCopy(b, c.size) })
+	}
+}
+
+func benchmarkCopy(b *testing.B, size int64) {
+	env := emulators.New(b, emulators.Options{})
+	src := streamSource(b, size)
+	h := newHarnessOn(b, env, env.DynamoDB, env.S3)
+	h.copier.Sources = download.New(download.Options{Hosts: download.ParseHosts("127.0.0.1"), AllowPrivate: true})
+	tm := transfermanager.New(env.S3, func(o *transfermanager.Options) {
+		o.PartSizeBytes, o.MultipartUploadThreshold, o.Concurrency = objects.PartSize, objects.PartSize, objects.Concurrency
+	})
+	copyOnce := func() time.Duration {
+		id := fmt.Sprint("bench_", benchIDs.Add(1))
+		rec := task.Task{ID: id, Status: task.StatusQueued, Code: 200, Deliveries: 1, Sources: []string{src.URL + "/v.mp4"}}
+		if _, _, err := h.store.Create(context.Background(), rec); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := h.copier.Copy(context.Background(), id); err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(start)
+		got := h.record(b, id)
+		if got.Status != task.StatusStored {
+			b.Fatalf("record %+v", got)
+		}
+		settle(b, env, got.Objects[0].Key)
+		return took
+	}
+	bareOnce := func() time.Duration {
+		key := fmt.Sprint("bare/", benchIDs.Add(1))
+		start := time.Now()
+		resp, err := http.Get(src.URL + "/v.mp4")
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = tm.UploadObject(context.Background(), &transfermanager.UploadObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String(key), Body: resp.Body})
+		resp.Body.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(start)
+		settle(b, env, key)
+		return took
+	}
+	var copier, bare time.Duration
+	b.SetBytes(2 * size)
+	for i := range b.N {
+		if i%2 == 0 {
+			copier += copyOnce()
+			bare += bareOnce()
+		} else {
+			bare += bareOnce()
+			copier += copyOnce()
+		}
+	}
+	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / 1e6 }
+	b.ReportMetric(mbps(copier), "copier-MB/s")
+	b.ReportMetric(mbps(bare), "bare-MB/s")
+	b.ReportMetric(100*bare.Seconds()/copier.Seconds(), "copier-%-of-bare")
+}
+
+// settle deletes a benchmark's object and collects garbage, so that every
+// iteration of either side meets the same emulator heap.
+func settle(tb testing.TB, env *emulators.Env, key string) {
+	tb.Helper()
+	if _, err := env.S3.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &env.Bucket, Key: &key}); err != nil {
+		tb.Fatal(err)
+	}
+	runtime.GC()
+}
+
+// BenchmarkCopyPeakRSS copies one 256 MiB file in a child process built
+// from the real main wiring, and reports that process's peak RSS. The
+// emulators stay in this process, so the figure is the copier's alone.
+func BenchmarkCopyPeakRSS(b *testing.B) {
+	const size = 256 << 20
+	h := newHarness(b)
+	src := streamSource(b, size)
+	for range b.N {
+		id := fmt.Sprint("rss_", benchIDs.Add(1))
+		rec := task.Task{ID: id, Status: task.StatusQueued, Code: 200, Deliveries: 1, Sources: []string{src.URL + "/v.mp4"}}
+		h.store.Create(context.Background(), rec)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCopyInChildProcess$", "-test.v")
+		cmd.Env = append(os.Environ(), "KIEHOOK_COPY_CHILD="+id, "ALLOW_PRIVATE_SOURCES=true", "SOURCE_HOSTS=127.0.0.1", "MAX_OBJECT_BYTES="+fmt.Sprint(size))
+		for k, v := range h.env.Vars() {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("child: %v\n%s", err, out)
+		}
+		kib := peakRSS(b, out)
+		b.ReportMetric(float64(kib)/1024, "peak-RSS-MiB")
+		if got := h.record(b, id); got.Status != task.StatusStored || got.Objects[0].Bytes != size {
+			b.Fatalf("record %+v", got)
+		}
+	}
+}
+
+func peakRSS(tb testing.TB, out []byte) int64 {
+	tb.Helper()
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "peak-rss-kib "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	tb.Fatalf("child reported no peak RSS:\n%s", out)
+	return 0
+}
+
+// TestCopyInChildProcess is BenchmarkCopyPeakRSS's child; it does nothing in
+// an ordinary test run.
+func TestCopyInChildProcess(t *testing.T) {
+	id := os.Getenv("KIEHOOK_COPY_CHILD")
+	if id == "" {
+		t.Skip("runs only as BenchmarkCopyPeakRSS's child process")
+	}
+	h, err := build(context.Background(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{message(id)}})
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatal("copy failed")
+	}
+	// VmHWM belongs to this process's own memory map; getrusage's maxrss
+	// would carry the parent's high-water mark across fork and exec.
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			fmt.Printf("peak-rss-kib %s\n", strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+}
