@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
@@ -89,7 +91,7 @@ func BenchmarkHandlerOwnWork(b *testing.B) {
 	} {
 		b.Run(tt.name, func(b *testing.B) {
 			r := &task.Receiver{Store: dynamo.New(tt.db, "tasks"), Queue: queue.New(noopSQS{}, "https://sqs/q"), TTL: time.Hour, Now: time.Now}
-			h := NewHandler(r, signed(), slog.New(slog.DiscardHandler), func() time.Time { return testNow })
+			h := NewHandler(r, signed(), slog.New(slog.DiscardHandler), metrics.New(io.Discard, "kiehook", time.Now), func() time.Time { return testNow })
 			req := callback(b, success("bench", benchURL))
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -23,6 +23,7 @@ type config struct {
 	AllowUnauthenticated bool
 	SignatureTolerance   time.Duration
 	RecordTTL            time.Duration
+	MetricsNamespace     string
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
@@ -36,6 +37,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		AllowUnauthenticated: env.Bool("ALLOW_UNAUTHENTICATED", false),
 		SignatureTolerance:   env.Duration("SIGNATURE_TOLERANCE", 5*time.Minute),
 		RecordTTL:            env.Duration("RECORD_TTL", 720*time.Hour),
+		MetricsNamespace:     env.String("METRICS_NAMESPACE", "kiehook"),
 	}
 	err := env.Err()
 	if c.HMACKey != "" && c.HMACKeySecret != "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/kiehook/kiehook/functions/internal/kie"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
@@ -48,13 +49,18 @@ type Handler struct {
 	auth     Auth
 	tokenSum [sha256.Size]byte
 	logger   *slog.Logger
+	metrics  *metrics.Writer
 	now      func() time.Time
 }
 
 // NewHandler returns a Handler; now is the clock for signature windows.
-func NewHandler(r receiver, auth Auth, logger *slog.Logger, now func() time.Time) *Handler {
-	return &Handler{receiver: r, auth: auth, tokenSum: sha256.Sum256([]byte(auth.Token)), logger: logger, now: now}
+func NewHandler(r receiver, auth Auth, logger *slog.Logger, m *metrics.Writer, now func() time.Time) *Handler {
+	return &Handler{receiver: r, auth: auth, tokenSum: sha256.Sum256([]byte(auth.Token)), logger: logger, metrics: m, now: now}
 }
+
+// oneCallback is the metric every request adds to, by outcome: accepted,
+// duplicate, or the error code of a refusal (unauthorized, invalid, …).
+var oneCallback = metrics.Metric{Name: "Callbacks", Unit: metrics.Count, Value: 1}
 
 // statusOf maps every error code to the HTTP status the caller sees.
 var statusOf = map[string]int{
@@ -73,9 +79,13 @@ func (h *Handler) Handle(ctx context.Context, req events.LambdaFunctionURLReques
 	defer cancel()
 	cb, outcome, err := h.handle(ctx, req)
 	if err != nil {
+		h.metrics.Emit(task.ErrorCode(err), oneCallback)
 		return h.fail(ctx, cb.TaskID, err), nil
 	}
-	return respond(http.StatusOK, answer{Status: string(outcome), TaskID: cb.TaskID}), nil
+	h.metrics.Emit(string(outcome), oneCallback)
+	// Both values are known to need no JSON escaping: an outcome is a
+	// constant and a task id is limited to [A-Za-z0-9._:-].
+	return respondBody(http.StatusOK, `{"status":"`+string(outcome)+`","taskId":"`+cb.TaskID+`"}`), nil
 }
 
 func (h *Handler) handle(ctx context.Context, req events.LambdaFunctionURLRequest) (task.Callback, task.Outcome, error) {
@@ -181,6 +191,7 @@ func header(headers map[string]string, name string) string {
 	return ""
 }
 
+// answer is the JSON body of every response.
 type answer struct {
 	Status string `json:"status,omitempty"`
 	TaskID string `json:"taskId,omitempty"`
@@ -209,9 +220,13 @@ func (h *Handler) log(ctx context.Context, taskID string, err error) {
 
 func respond(status int, a answer) events.LambdaFunctionURLResponse {
 	body, _ := json.Marshal(a)
+	return respondBody(status, string(body))
+}
+
+func respondBody(status int, body string) events.LambdaFunctionURLResponse {
 	return events.LambdaFunctionURLResponse{
 		StatusCode: status,
 		Headers:    map[string]string{"Content-Type": "application/json"},
-		Body:       string(body),
+		Body:       body,
 	}
 }

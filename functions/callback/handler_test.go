@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/kie"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/infra/emulators"
@@ -41,6 +43,25 @@ type harness struct {
 	handler *Handler
 	send    *switchableSender
 	logs    *logCapture
+	metrics *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer that concurrent handlers may write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // switchableSender lets a test make the queue fail, then recover.
@@ -74,9 +95,10 @@ func newHarness(tb testing.TB, auth Auth) *harness {
 
 func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, auth Auth) *harness {
 	tb.Helper()
-	h := &harness{env: env, store: dynamo.New(db, env.Table), send: &switchableSender{real: env.SQS}, logs: captureLogs(tb)}
-	r := &task.Receiver{Store: h.store, Queue: queue.New(h.send, env.QueueURL), TTL: 720 * time.Hour, Now: func() time.Time { return testNow }}
-	h.handler = NewHandler(r, auth, h.logs.logger, func() time.Time { return testNow })
+	h := &harness{env: env, store: dynamo.New(db, env.Table), send: &switchableSender{real: env.SQS}, logs: captureLogs(tb), metrics: &syncBuffer{}}
+	clock := func() time.Time { return testNow }
+	r := &task.Receiver{Store: h.store, Queue: queue.New(h.send, env.QueueURL), TTL: 720 * time.Hour, Now: clock}
+	h.handler = NewHandler(r, auth, h.logs.logger, metrics.New(h.metrics, "kiehook", clock), clock)
 	return h
 }
 
@@ -538,5 +560,36 @@ func TestFailingTableAnswers503(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "table_down") {
 		t.Errorf("log %q lacks the task id", h.logs.String())
+	}
+}
+
+func TestEveryCallbackIsCountedByOutcome(t *testing.T) {
+	h := newHarness(t, signed())
+	ok := success("metric_1", "https://tempfile.aiquickdraw.com/a.png")
+	h.call(t, callback(t, ok))
+	h.call(t, callback(t, ok))
+	forged := callback(t, ok)
+	forged.Headers["x-webhook-signature"] = kie.Sign([]byte("not-the-key"), "metric_1", forged.Headers["x-webhook-timestamp"])
+	h.call(t, forged)
+	bad := callback(t, `{"code":"x","data":{"taskId":"metric_2"}}`)
+	h.call(t, bad)
+	h.send.fail(errors.New("down"))
+	h.call(t, callback(t, success("metric_3", "https://tempfile.aiquickdraw.com/a.png")))
+
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(h.metrics.String()), "\n") {
+		var emf struct {
+			AWS       json.RawMessage `json:"_aws"`
+			Outcome   string
+			Callbacks int
+		}
+		if err := json.Unmarshal([]byte(line), &emf); err != nil || emf.AWS == nil || emf.Callbacks != 1 {
+			t.Fatalf("line %q is not an EMF Callbacks count: %v", line, err)
+		}
+		got = append(got, emf.Outcome)
+	}
+	want := []string{"accepted", "duplicate", "unauthorized", "invalid", "unavailable"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("outcomes %v, want %v", got, want)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/kie"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
@@ -70,5 +71,5 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		TTL:   c.RecordTTL,
 		Now:   time.Now,
 	}
-	return NewHandler(r, auth, logger, time.Now), nil
+	return NewHandler(r, auth, logger, metrics.New(os.Stdout, c.MetricsNamespace, time.Now), time.Now), nil
 }

@@ -14,6 +14,7 @@ type config struct {
 	AllowPrivate bool
 	MaxBytes     int64
 	PathStyle    bool
+	Namespace    string
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
@@ -26,6 +27,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		AllowPrivate: env.Bool("ALLOW_PRIVATE_SOURCES", false),
 		MaxBytes:     env.Int64("MAX_OBJECT_BYTES", 256<<20),
 		PathStyle:    env.Bool("S3_USE_PATH_STYLE", false),
+		Namespace:    env.String("METRICS_NAMESPACE", "kiehook"),
 	}
 	return c, env.Err()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiehook/kiehook/functions/internal/download"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
@@ -36,28 +37,55 @@ type Copier struct {
 	Sources opener
 	Objects putter
 	Prefix  string
+	Metrics *metrics.Writer
 	Logger  *slog.Logger
 	Now     func() time.Time
 }
 
+// Copy outcomes, the Outcome dimension of the Copies metric.
+const (
+	outcomeStored     = "stored"
+	outcomeCopyFailed = "copy_failed"
+	outcomeSkipped    = "skipped" // already finished, or nothing to copy
+	outcomeRetried    = "retried" // returned to the queue
+)
+
 // Copy copies the task named id. It returns nil when the task is done with
 // (stored, or failed for good), and an error when the message must be
-// retried.
+// retried. Every call adds to the Copies metric by outcome; a stored task
+// adds its bytes to BytesCopied and its duration to CopyLatency.
 func (c *Copier) Copy(ctx context.Context, id string) error {
+	start := c.Now()
+	outcome, bytes, err := c.copy(ctx, id)
+	if err != nil {
+		outcome = outcomeRetried
+	}
+	copies := metrics.Metric{Name: "Copies", Unit: metrics.Count, Value: 1}
+	if outcome != outcomeStored {
+		c.Metrics.Emit(outcome, copies)
+		return err
+	}
+	c.Metrics.Emit(outcome, copies,
+		metrics.Metric{Name: "BytesCopied", Unit: metrics.Bytes, Value: bytes},
+		metrics.Metric{Name: "CopyLatency", Unit: metrics.Milliseconds, Value: c.Now().Sub(start).Milliseconds()})
+	return nil
+}
+
+func (c *Copier) copy(ctx context.Context, id string) (outcome string, bytes int64, err error) {
 	t, found, err := c.Store.Get(ctx, id)
 	if err != nil {
-		return fmt.Errorf("load task %s: %w", id, err)
+		return "", 0, fmt.Errorf("load task %s: %w", id, err)
 	}
 	if !found {
-		return fmt.Errorf("task %s has no record", id)
+		return "", 0, fmt.Errorf("task %s has no record", id)
 	}
 	switch t.Status {
 	case task.StatusReceived, task.StatusQueued:
 	case task.StatusStored, task.StatusCopyFailed:
-		return nil // done already: a redelivery or a duplicate message
+		return outcomeSkipped, 0, nil // a redelivery or a duplicate message
 	default:
 		c.Logger.WarnContext(ctx, "nothing to copy", "taskId", id, "status", string(t.Status))
-		return nil
+		return outcomeSkipped, 0, nil
 	}
 	objects := make([]task.Object, 0, len(t.Sources))
 	for i, src := range t.Sources {
@@ -65,21 +93,22 @@ func (c *Copier) Copy(ctx context.Context, id string) error {
 		if task.ErrorCode(err) == task.EPERMANENT {
 			reason := fmt.Sprintf("source %d: %s", i, task.ErrorMessage(err))
 			if _, err := c.Store.CopyFailed(context.WithoutCancel(ctx), id, reason, c.Now().UTC()); err != nil && !errors.Is(err, task.ErrStale) {
-				return fmt.Errorf("record copy failure of task %s: %w", id, err)
+				return "", 0, fmt.Errorf("record copy failure of task %s: %w", id, err)
 			}
 			c.Logger.WarnContext(ctx, "copy failed for good", "taskId", id, "error", reason)
-			return nil
+			return outcomeCopyFailed, 0, nil
 		}
 		if err != nil {
-			return fmt.Errorf("task %s source %d: %w", id, i, err)
+			return "", 0, fmt.Errorf("task %s source %d: %w", id, i, err)
 		}
 		objects = append(objects, obj)
+		bytes += obj.Bytes
 	}
 	// The copies are in the bucket; recording them must not be cut short.
 	if _, err := c.Store.Stored(context.WithoutCancel(ctx), id, objects, c.Now().UTC()); err != nil && !errors.Is(err, task.ErrStale) {
-		return fmt.Errorf("record stored task %s: %w", id, err)
+		return "", 0, fmt.Errorf("record stored task %s: %w", id, err)
 	}
-	return nil
+	return outcomeStored, bytes, nil
 }
 
 func (c *Copier) copyOne(ctx context.Context, id string, index int, src string) (task.Object, error) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/kiehook/kiehook/functions/internal/download"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/task"
@@ -135,6 +137,7 @@ type harness struct {
 	store   *dynamo.Store
 	copier  *Copier
 	handler *Handler
+	metrics *bytes.Buffer
 }
 
 var testNow = time.Unix(1764300000, 0).UTC()
@@ -147,12 +150,13 @@ func newHarness(tb testing.TB) *harness {
 
 func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, s3c objects.Client) *harness {
 	tb.Helper()
-	h := &harness{env: env, src: newSource(tb), store: dynamo.New(env.DynamoDB, env.Table)}
+	h := &harness{env: env, src: newSource(tb), store: dynamo.New(env.DynamoDB, env.Table), metrics: &bytes.Buffer{}}
 	h.copier = &Copier{
 		Store:   dynamo.New(db, env.Table),
 		Sources: download.New(download.Options{Hosts: download.ParseHosts("127.0.0.1"), AllowPrivate: true, MaxBytes: 32 << 20, IdleTimeout: 300 * time.Millisecond}),
 		Objects: objects.New(s3c, env.Bucket),
 		Prefix:  "tasks/",
+		Metrics: metrics.New(&lockedWriter{w: h.metrics}, "kiehook", time.Now),
 		Logger:  slog.New(slog.DiscardHandler),
 		Now:     func() time.Time { return testNow },
 	}
@@ -518,5 +522,47 @@ func TestATransientFailureEndsInTheDeadLetterQueue(t *testing.T) {
 	}
 	if rec := h.record(t, "fine"); rec.Status != task.StatusStored {
 		t.Errorf("fine is %s", rec.Status)
+	}
+}
+
+// lockedWriter serialises writes from a batch's concurrent copies.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestEveryCopyIsCountedByOutcome(t *testing.T) {
+	h := newHarness(t)
+	h.seed(t, "m_stored", task.StatusQueued, "/img.png", "/song.mp3")
+	h.seed(t, "m_gone", task.StatusQueued, "/status/404")
+	h.seed(t, "m_busy", task.StatusQueued, "/status/503")
+	h.seed(t, "m_done", task.StatusStored, "/img.png")
+	for _, id := range []string{"m_stored", "m_gone", "m_busy", "m_done"} {
+		h.run(t, message(id))
+	}
+	type line struct {
+		Outcome                          string
+		Copies, BytesCopied, CopyLatency int64
+		AWS                              *json.RawMessage `json:"_aws"`
+	}
+	var got []line
+	for _, raw := range strings.Split(strings.TrimSpace(h.metrics.String()), "\n") {
+		var l line
+		if err := json.Unmarshal([]byte(raw), &l); err != nil || l.AWS == nil || l.Copies != 1 {
+			t.Fatalf("line %q is not an EMF Copies count: %v", raw, err)
+		}
+		got = append(got, l)
+	}
+	if len(got) != 4 || got[0].Outcome != "stored" || got[1].Outcome != "copy_failed" || got[2].Outcome != "retried" || got[3].Outcome != "skipped" {
+		t.Fatalf("outcomes %+v", got)
+	}
+	if want := int64(len(files["/img.png"]) + len(files["/song.mp3"])); got[0].BytesCopied != want || got[0].CopyLatency < 0 {
+		t.Errorf("stored line %+v, want %d bytes", got[0], want)
 	}
 }

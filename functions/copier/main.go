@@ -16,6 +16,7 @@ import (
 
 	"github.com/kiehook/kiehook/functions/internal/download"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/objects"
 )
 
@@ -49,6 +50,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		Sources: download.New(download.Options{Hosts: c.Hosts, AllowPrivate: c.AllowPrivate, MaxBytes: c.MaxBytes}),
 		Objects: objects.New(s3Client, c.Bucket),
 		Prefix:  c.Prefix,
+		Metrics: metrics.New(os.Stdout, c.Namespace, time.Now),
 		Logger:  logger,
 		Now:     time.Now,
 	}

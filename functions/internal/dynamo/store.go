@@ -159,9 +159,12 @@ type update struct {
 func newUpdate(from task.Status, now time.Time) *update {
 	b := &update{
 		condition: "#status = :from",
-		names:     map[string]string{"#status": "status"},
-		values:    map[string]types.AttributeValue{":from": str(string(from))},
+		sets:      make([]string, 0, 8),
+		names:     make(map[string]string, 8),
+		values:    make(map[string]types.AttributeValue, 8),
 	}
+	b.names["#status"] = "status"
+	b.values[":from"] = str(string(from))
 	b.set("updatedAt", ":updatedAt", str(timestamp(now)))
 	return b
 }
