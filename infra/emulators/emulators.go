@@ -52,9 +52,10 @@ type Options struct {
 	MaxReceiveCount int
 	// VisibilityTimeout of the main queue; 0 means 30 s.
 	VisibilityTimeout time.Duration
-	// Listen is the host:port of the DynamoDB and S3 servers; empty picks a
-	// free loopback port. SQS always shares one server per process.
-	DynamoDBAddr, S3Addr string
+	// DynamoDBAddr and S3Addr are where this Env's servers listen; empty
+	// picks a free loopback port. SQSAddr is where the process's one SQS
+	// server listens, if this Env is the first to start it.
+	DynamoDBAddr, S3Addr, SQSAddr string
 }
 
 // Env is one set of emulated resources and the SDK clients that reach them.
@@ -79,10 +80,17 @@ var (
 
 // sharedSQS starts the process's one goaws server and the loop that expires
 // visibility timeouts and moves messages to dead-letter queues.
-func sharedSQS() (string, error) {
+func sharedSQS(addr string) (string, error) {
 	sqsOnce.Do(func() {
 		logrus.SetLevel(logrus.ErrorLevel)
-		srv, err := servertest.New("127.0.0.1:0")
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		if err := checkLoopback(addr); err != nil {
+			sqsErr = err
+			return
+		}
+		srv, err := servertest.New(addr)
 		if err != nil {
 			sqsErr = fmt.Errorf("start SQS emulator: %w", err)
 			return
@@ -120,7 +128,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 
 	env := &Env{Table: opts.Table, QueueName: opts.Queue, DLQName: opts.DLQ, Bucket: opts.Bucket}
 	var err error
-	if env.SQSURL, err = sharedSQS(); err != nil {
+	if env.SQSURL, err = sharedSQS(opts.SQSAddr); err != nil {
 		return nil, err
 	}
 	dynamoSrv, err := serve(opts.DynamoDBAddr, server.NewServer())
@@ -259,9 +267,16 @@ func QueueDepth(name string) int {
 var errNoLoopback = errors.New("emulators listen on loopback only")
 
 func listen(addr string) (net.Listener, error) {
-	host, _, ok := strings.Cut(addr, ":")
-	if !ok || (host != "127.0.0.1" && host != "localhost") {
-		return nil, fmt.Errorf("%w: %q", errNoLoopback, addr)
+	if err := checkLoopback(addr); err != nil {
+		return nil, err
 	}
 	return net.Listen("tcp", addr)
+}
+
+func checkLoopback(addr string) error {
+	host, _, ok := strings.Cut(addr, ":")
+	if !ok || (host != "127.0.0.1" && host != "localhost") {
+		return fmt.Errorf("%w: %q", errNoLoopback, addr)
+	}
+	return nil
 }

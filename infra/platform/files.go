@@ -1,0 +1,124 @@
+package platform
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// magic are the first bytes of each kind of file the platform generates.
+var magic = map[string]string{
+	".png":  "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+	".jpg":  "\xff\xd8\xff\xe0\x00\x10JFIF\x00",
+	".webp": "RIFF\x00\x00\x00\x00WEBPVP8 ",
+	".mp4":  "\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom",
+	".mp3":  "ID3\x04\x00\x00\x00\x00\x00\x00",
+}
+
+// DefaultSizes are the file sizes the source serves when a path does not
+// name one.
+var DefaultSizes = map[string]int64{".png": 300 << 10, ".jpg": 200 << 10, ".webp": 150 << 10, ".mp4": 3 << 20, ".mp3": 1 << 20}
+
+// Files serves generated-looking results: GET /<name>.<ext> returns a file
+// of that kind, and /<name>.<size>.<ext> one of size bytes, whose content
+// is a pure function of the path, generated as it streams.
+type Files struct{ *httptest.Server }
+
+// ServeFiles starts a file server on loopback.
+func ServeFiles() *Files {
+	return &Files{httptest.NewServer(http.HandlerFunc(serveFile))}
+}
+
+// URL is the address of a file named name (for example "kite.png" or
+// "clip.4194304.mp4").
+func (f *Files) URL(name string) string { return f.Server.URL + "/" + name }
+
+func serveFile(w http.ResponseWriter, r *http.Request) {
+	size, ext, ok := parseName(r.URL.Path)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if r.Method == http.MethodHead {
+		return
+	}
+	io.Copy(w, io.LimitReader(newGenerator(ext, r.URL.Path), size))
+}
+
+func parseName(p string) (size int64, ext string, ok bool) {
+	ext = path.Ext(p)
+	if _, known := magic[ext]; !known {
+		return 0, "", false
+	}
+	size = DefaultSizes[ext]
+	if mid := path.Ext(strings.TrimSuffix(p, ext)); mid != "" {
+		n, err := strconv.ParseInt(mid[1:], 10, 64)
+		if err == nil && n >= int64(len(magic[ext])) {
+			size = n
+		}
+	}
+	return size, ext, true
+}
+
+func seed(p string) uint64 {
+	h := fnv.New64a()
+	io.WriteString(h, p)
+	return h.Sum64()
+}
+
+// generator yields the magic bytes, then a pseudo-random (xorshift)
+// stream, eight bytes at a time.
+type generator struct {
+	head string
+	seed uint64
+	buf  [8]byte
+	off  int // unread bytes start at buf[off]; 8 means empty
+	n    int
+}
+
+func newGenerator(ext, urlPath string) *generator {
+	return &generator{head: magic[ext], seed: seed(urlPath), off: 8}
+}
+
+func (g *generator) Read(p []byte) (int, error) {
+	i := 0
+	for ; i < len(p) && g.n < len(g.head); i++ {
+		p[i] = g.head[g.n]
+		g.n++
+	}
+	for i < len(p) {
+		if g.off == 8 {
+			g.seed ^= g.seed << 13
+			g.seed ^= g.seed >> 7
+			g.seed ^= g.seed << 17
+			binary.LittleEndian.PutUint64(g.buf[:], g.seed)
+			g.off = 0
+		}
+		c := copy(p[i:], g.buf[g.off:])
+		g.off += c
+		i += c
+	}
+	return i, nil
+}
+
+// Digest is the size and hex SHA-256 of the file a Files server serves at
+// urlPath, computed without a request.
+func Digest(urlPath string) (int64, string) {
+	size, ext, ok := parseName(urlPath)
+	if !ok {
+		return 0, ""
+	}
+	h := sha256.New()
+	io.Copy(h, io.LimitReader(newGenerator(ext, urlPath), size))
+	return size, hex.EncodeToString(h.Sum(nil))
+}
+

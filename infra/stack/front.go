@@ -1,0 +1,221 @@
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// maxPayload is a Function URL's request limit.
+const maxPayload = 6 << 20
+
+func (s *Stack) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_local/tasks", s.listTasks)
+	mux.HandleFunc("GET /_local/objects/{key...}", s.getObject)
+	mux.HandleFunc("/", s.functionURL)
+	return mux
+}
+
+// functionURL plays a Lambda Function URL: the request becomes a payload
+// format 2.0 event, the function's answer becomes the response.
+func (s *Stack) functionURL(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxPayload+1))
+	if err != nil {
+		http.Error(w, "reading body", http.StatusBadRequest)
+		return
+	}
+	if len(body) > maxPayload {
+		http.Error(w, `{"message":"Request must be smaller than 6291456 bytes for the InvokeFunction operation"}`, http.StatusRequestEntityTooLarge)
+		return
+	}
+	requestID := newID()
+	payload, _ := json.Marshal(urlEvent(r, body, requestID))
+	var f *function
+	select {
+	case f = <-s.callbacks:
+	case <-r.Context().Done():
+		return
+	}
+	out, err := f.invoke(r.Context(), requestID, payload)
+	s.callbacks <- f
+	if err != nil {
+		fmt.Fprintf(s.log, "callback: %v\n", err)
+		http.Error(w, `{"message":"Internal Server Error"}`, http.StatusBadGateway)
+		return
+	}
+	var resp events.LambdaFunctionURLResponse
+	if err := json.Unmarshal(out, &resp); err != nil {
+		http.Error(w, `{"message":"Internal Server Error"}`, http.StatusBadGateway)
+		return
+	}
+	for k, v := range resp.Headers {
+		w.Header().Set(k, v)
+	}
+	for _, c := range resp.Cookies {
+		w.Header().Add("Set-Cookie", c)
+	}
+	respBody := []byte(resp.Body)
+	if resp.IsBase64Encoded {
+		respBody, _ = base64.StdEncoding.DecodeString(resp.Body)
+	}
+	if resp.StatusCode == 0 {
+		resp.StatusCode = http.StatusOK
+	}
+	w.WriteHeader(resp.StatusCode)
+	w.Write(respBody)
+}
+
+// urlEvent shapes r as Lambda shapes a Function URL request: lower-case
+// header names, repeated values joined by commas, text bodies as text and
+// anything else in base64.
+func urlEvent(r *http.Request, body []byte, requestID string) events.LambdaFunctionURLRequest {
+	headers := map[string]string{}
+	for k, v := range r.Header {
+		headers[strings.ToLower(k)] = strings.Join(v, ",")
+	}
+	headers["host"] = r.Host
+	query := map[string]string{}
+	for k, v := range r.URL.Query() {
+		query[k] = strings.Join(v, ",")
+	}
+	if len(query) == 0 {
+		query = nil
+	}
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	now := time.Now().UTC()
+	ev := events.LambdaFunctionURLRequest{
+		Version:               "2.0",
+		RawPath:               r.URL.Path,
+		RawQueryString:        r.URL.RawQuery,
+		Headers:               headers,
+		QueryStringParameters: query,
+		RequestContext: events.LambdaFunctionURLRequestContext{
+			AccountID:  "anonymous",
+			RequestID:  requestID,
+			APIID:      "local",
+			DomainName: r.Host,
+			Time:       now.Format("02/Jan/2006:15:04:05 -0700"),
+			TimeEpoch:  now.UnixMilli(),
+			HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{
+				Method: r.Method, Path: r.URL.Path, Protocol: r.Proto, SourceIP: ip, UserAgent: r.UserAgent(),
+			},
+		},
+	}
+	if textual(r.Header.Get("Content-Type")) && utf8.Valid(body) {
+		ev.Body = string(body)
+	} else if len(body) > 0 {
+		ev.Body, ev.IsBase64Encoded = base64.StdEncoding.EncodeToString(body), true
+	}
+	return ev
+}
+
+func textual(contentType string) bool {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return strings.HasPrefix(mt, "text/") || mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "application/xml" || mt == "application/x-www-form-urlencoded"
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// invokeCopier hands one SQS batch to the copier.
+func (s *Stack) invokeCopier(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	payload, _ := json.Marshal(ev)
+	out, err := s.copier.invoke(ctx, newID(), payload)
+	if err != nil {
+		return events.SQSEventResponse{}, err
+	}
+	var resp events.SQSEventResponse
+	err = json.Unmarshal(out, &resp)
+	return resp, err
+}
+
+// Task is a task record as the local routes show it.
+type Task struct {
+	TaskID     string   `json:"taskId" dynamodbav:"taskId"`
+	Status     string   `json:"status" dynamodbav:"status"`
+	Code       int      `json:"code" dynamodbav:"code"`
+	Msg        string   `json:"msg" dynamodbav:"msg"`
+	API        string   `json:"api" dynamodbav:"api"`
+	Sources    []string `json:"sources,omitempty" dynamodbav:"sources"`
+	Objects    []Object `json:"objects,omitempty" dynamodbav:"objects"`
+	Deliveries int      `json:"deliveries" dynamodbav:"deliveries"`
+	ReceivedAt string   `json:"receivedAt,omitempty" dynamodbav:"receivedAt"`
+	StoredAt   string   `json:"storedAt,omitempty" dynamodbav:"storedAt"`
+	Error      string   `json:"error,omitempty" dynamodbav:"error"`
+}
+
+// Object is one copy of a task's result.
+type Object struct {
+	Key         string `json:"key" dynamodbav:"key"`
+	Bytes       int64  `json:"bytes" dynamodbav:"bytes"`
+	SHA256      string `json:"sha256" dynamodbav:"sha256"`
+	ContentType string `json:"contentType" dynamodbav:"contentType"`
+	Source      string `json:"source" dynamodbav:"source"`
+}
+
+// Tasks reads every task record, sorted by id.
+func (s *Stack) Tasks(ctx context.Context) ([]Task, error) {
+	var tasks []Task
+	p := dynamodb.NewScanPaginator(s.Env.DynamoDB, &dynamodb.ScanInput{TableName: &s.Env.Table, ConsistentRead: new(true)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var batch []Task
+		if err := attributevalue.UnmarshalListOfMaps(page.Items, &batch); err != nil {
+			return nil, err
+		}
+		tasks = append(tasks, batch...)
+	}
+	sort.Slice(tasks, func(i, j int) bool { return tasks[i].TaskID < tasks[j].TaskID })
+	return tasks, nil
+}
+
+func (s *Stack) listTasks(w http.ResponseWriter, r *http.Request) {
+	tasks, err := s.Tasks(r.Context())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(tasks)
+}
+
+func (s *Stack) getObject(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	out, err := s.Env.S3.GetObject(r.Context(), &s3.GetObjectInput{Bucket: &s.Env.Bucket, Key: &key})
+	if err != nil {
+		http.Error(w, "no such object", http.StatusNotFound)
+		return
+	}
+	defer out.Body.Close()
+	if out.ContentType != nil {
+		w.Header().Set("Content-Type", *out.ContentType)
+	}
+	for k, v := range out.Metadata {
+		w.Header().Set("X-Amz-Meta-"+k, v)
+	}
+	io.Copy(w, out.Body)
+}

@@ -1,0 +1,163 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// build compiles the named function the way sam build does (static,
+// lambda.norpc) into dir/name/bootstrap, from the module at root.
+func build(ctx context.Context, root, dir, name string) (string, error) {
+	out := filepath.Join(dir, name, "bootstrap")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, "./functions/"+name)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build %s: %v\n%s", name, err, b)
+	}
+	return out, nil
+}
+
+// emulatorPath is the Runtime Interface Emulator that go.mod's tool line
+// pins, built (or found in the build cache) by `go tool -n`.
+func emulatorPath(ctx context.Context, root string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "tool", "-n", "aws-lambda-rie")
+	cmd.Dir = root
+	b, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go tool -n aws-lambda-rie: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// moduleRoot is the folder of the go.mod that holds this project.
+func moduleRoot(ctx context.Context) (string, error) {
+	b, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(b)) == "" || strings.TrimSpace(string(b)) == os.DevNull {
+		return "", fmt.Errorf("run from inside the kiehook module: go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(b))), nil
+}
+
+// function is one bootstrap running under the Runtime Interface Emulator,
+// as `sam local invoke` runs it. It serves one invocation at a time.
+type function struct {
+	name string
+	url  string
+	cmd  *exec.Cmd
+	slot chan struct{}
+	done chan struct{}
+}
+
+// startFunction runs bootstrap under the emulator with env, its output
+// appended to log.
+func startFunction(ctx context.Context, rie, bootstrap, name string, env map[string]string, timeout time.Duration, log io.Writer) (*function, error) {
+	apiAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	rieAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(rie, "--runtime-interface-emulator-address", rieAddr, "--runtime-api-address", apiAddr, "--log-level", "error", bootstrap)
+	cmd.Dir = filepath.Dir(bootstrap)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so that Close ends the bootstrap too
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"AWS_LAMBDA_FUNCTION_NAME=" + name,
+		"AWS_LAMBDA_FUNCTION_TIMEOUT=" + fmt.Sprint(int(timeout.Seconds())),
+		"AWS_LAMBDA_LOG_FORMAT=JSON",
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	f := &function{name: name, url: "http://" + rieAddr + "/2015-03-31/functions/function/invocations", cmd: cmd, slot: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() { cmd.Wait(); close(f.done) }()
+	if err := waitListening(ctx, rieAddr, f.done); err != nil {
+		f.stop()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return f, nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func waitListening(ctx context.Context, addr string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("the emulator exited at start-up")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the emulator is not listening on %s", addr)
+}
+
+// errFunction is a function that failed or crashed rather than answered.
+var errFunction = errors.New("function error")
+
+// invoke runs the function on payload and returns its response.
+func (f *function) invoke(ctx context.Context, requestID string, payload []byte) ([]byte, error) {
+	select {
+	case f.slot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-f.slot }()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(payload))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-Amzn-RequestId", requestID)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("invoke %s: %w", f.name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK || bytes.Contains(body, []byte(`"errorType"`)) {
+		return nil, fmt.Errorf("%w: %s answered %d: %.300s", errFunction, f.name, resp.StatusCode, body)
+	}
+	return body, nil
+}
+
+// stop ends the emulator and the bootstrap it started.
+func (f *function) stop() {
+	if f.cmd.Process != nil {
+		syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	<-f.done
+}

@@ -1,0 +1,221 @@
+// Package stack runs kiehook locally on real wire protocols: the in-process
+// DynamoDB, SQS and S3 emulators with the template's resources, both
+// functions built as bootstrap binaries and run under the Runtime Interface
+// Emulator (as `sam local invoke` does), an HTTP front that plays the
+// Function URL, and a poller that plays the SQS event source mapping.
+//
+// It never imports functions/: it builds and runs them as Lambda would.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/kiehook/kiehook/events"
+	"github.com/kiehook/kiehook/infra/emulators"
+	"github.com/kiehook/kiehook/infra/esm"
+)
+
+// Options configure a Stack. Zero values take the defaults.
+type Options struct {
+	// Addr is the HTTP front; default 127.0.0.1:3000.
+	Addr string
+	// Dir holds the built binaries and the functions' logs; default
+	// .kiehook/ at the module root.
+	Dir string
+	// Emulators names the resources and fixes the emulators' addresses.
+	Emulators emulators.Options
+	// CallbackInstances is how many callback emulators serve the front at
+	// once (each serves one invocation at a time, as a Lambda sandbox does).
+	CallbackInstances int
+	// CopierTimeout is the copier's Lambda timeout; default 60 s. The queue's
+	// visibility timeout is six times it unless Emulators sets one.
+	CopierTimeout time.Duration
+	// CopierBatchSize is the event source mapping's batch size; default 4.
+	CopierBatchSize int32
+	// Callback and Copier are extra environment variables of each function,
+	// over the ones the stack sets (the emulators' endpoints and resources)
+	// and events/env.json's key, token and signature tolerance.
+	Callback, Copier map[string]string
+	// Log hears the stack's own problems; default os.Stderr.
+	Log io.Writer
+}
+
+// Stack is the running system.
+type Stack struct {
+	Env         *emulators.Env
+	URL         string // the HTTP front
+	CallbackURL string // the URL to give the platform, with the token
+	Token, Key  string // what the platform must send
+
+	callbacks chan *function
+	copier    *function
+	functions []*function
+	server    *http.Server
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	log       io.Writer
+}
+
+// Start builds and starts everything; Close stops it.
+func Start(ctx context.Context, opts Options) (*Stack, error) {
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:3000"
+	}
+	if opts.CallbackInstances == 0 {
+		opts.CallbackInstances = 2
+	}
+	if opts.CopierTimeout == 0 {
+		opts.CopierTimeout = 60 * time.Second
+	}
+	if opts.Emulators.VisibilityTimeout == 0 {
+		opts.Emulators.VisibilityTimeout = 6 * opts.CopierTimeout
+	}
+	if opts.CopierBatchSize == 0 {
+		opts.CopierBatchSize = 4
+	}
+	if opts.Log == nil {
+		opts.Log = os.Stderr
+	}
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Dir == "" {
+		opts.Dir = filepath.Join(root, ".kiehook")
+	}
+	local, err := events.LocalVars("CallbackFunction")
+	if err != nil {
+		return nil, err
+	}
+
+	// Build while the emulators start.
+	var rie, callbackBin, copierBin string
+	var buildErr error
+	var builds sync.WaitGroup
+	builds.Go(func() {
+		var errs [3]error
+		rie, errs[0] = emulatorPath(ctx, root)
+		callbackBin, errs[1] = build(ctx, root, opts.Dir, "callback")
+		copierBin, errs[2] = build(ctx, root, opts.Dir, "copier")
+		buildErr = errors.Join(errs[:]...)
+	})
+	env, err := emulators.Start(ctx, opts.Emulators)
+	builds.Wait()
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{Env: env, log: opts.Log, Token: local["CALLBACK_TOKEN"], Key: local["WEBHOOK_HMAC_KEY"]}
+	if buildErr != nil {
+		s.Close()
+		return nil, buildErr
+	}
+	if err := s.startFunctions(ctx, opts, rie, callbackBin, copierBin, local); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.serve(opts.Addr); err != nil {
+		s.Close()
+		return nil, err
+	}
+	pollCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	p := &esm.Poller{
+		SQS: env.SQS, QueueURL: env.QueueURL, Region: emulators.Region, BatchSize: opts.CopierBatchSize,
+		QueueARN: "arn:aws:sqs:" + emulators.Region + ":000000000000:" + env.QueueName,
+		Invoke:   s.invokeCopier,
+		OnError:  func(err error) { fmt.Fprintf(s.log, "copier poller: %v\n", err) },
+	}
+	s.wg.Go(func() { p.Run(pollCtx) })
+	return s, nil
+}
+
+func (s *Stack) startFunctions(ctx context.Context, opts Options, rie, callbackBin, copierBin string, local map[string]string) error {
+	if err := os.MkdirAll(filepath.Join(opts.Dir, "logs"), 0o755); err != nil {
+		return err
+	}
+	common := s.Env.Vars()
+	callbackEnv := merge(common, map[string]string{
+		"WEBHOOK_HMAC_KEY":    local["WEBHOOK_HMAC_KEY"],
+		"CALLBACK_TOKEN":      local["CALLBACK_TOKEN"],
+		"SIGNATURE_TOLERANCE": local["SIGNATURE_TOLERANCE"],
+	}, opts.Callback)
+	copierEnv := merge(common, map[string]string{
+		"ALLOW_PRIVATE_SOURCES": "true",
+		"SOURCE_HOSTS":          "127.0.0.1,localhost",
+	}, opts.Copier)
+	s.callbacks = make(chan *function, opts.CallbackInstances)
+	for i := range opts.CallbackInstances {
+		log, err := logFile(opts.Dir, fmt.Sprintf("callback-%d.log", i))
+		if err != nil {
+			return err
+		}
+		f, err := startFunction(ctx, rie, callbackBin, "CallbackFunction", callbackEnv, 12*time.Second, log)
+		if err != nil {
+			return err
+		}
+		s.functions = append(s.functions, f)
+		s.callbacks <- f
+	}
+	log, err := logFile(opts.Dir, "copier.log")
+	if err != nil {
+		return err
+	}
+	s.copier, err = startFunction(ctx, rie, copierBin, "CopierFunction", copierEnv, opts.CopierTimeout, log)
+	if err != nil {
+		return err
+	}
+	s.functions = append(s.functions, s.copier)
+	return nil
+}
+
+func logFile(dir, name string) (*os.File, error) {
+	return os.OpenFile(filepath.Join(dir, "logs", name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+}
+
+func merge(maps ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range maps {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (s *Stack) serve(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("HTTP front: %w", err)
+	}
+	s.URL = "http://" + l.Addr().String()
+	s.CallbackURL = s.URL + "/?token=" + s.Token
+	s.server = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	s.wg.Go(func() { s.server.Serve(l) })
+	return nil
+}
+
+// Close stops the front, the poller, the functions and the emulators.
+func (s *Stack) Close() {
+	if s.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.server.Shutdown(ctx)
+		cancel()
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	for _, f := range s.functions {
+		f.stop()
+	}
+	s.Env.Close()
+}
