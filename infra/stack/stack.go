@@ -219,3 +219,16 @@ func (s *Stack) Close() {
 	}
 	s.Env.Close()
 }
+
+// Invoke runs a function on a raw event, as `sam local invoke -e` does.
+func (s *Stack) Invoke(ctx context.Context, function string, event []byte) ([]byte, error) {
+	switch function {
+	case "CallbackFunction":
+		f := <-s.callbacks
+		defer func() { s.callbacks <- f }()
+		return f.invoke(ctx, newID(), event)
+	case "CopierFunction":
+		return s.copier.invoke(ctx, newID(), event)
+	}
+	return nil, fmt.Errorf("no function %s", function)
+}

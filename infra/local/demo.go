@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kiehook/kiehook/infra/platform"
+	"github.com/kiehook/kiehook/infra/stack"
+)
+
+// demoResults are the files each API's demo task generates.
+var demoResults = map[string][]string{
+	"flux-kontext": {"kontext.jpg"},
+	"4o-image":     {"4o-1.png", "4o-2.png"},
+	"midjourney":   {"mj-1.png", "mj-2.png", "mj-3.png", "mj-4.png"},
+	"veo":          {"veo.mp4"},
+	"runway":       {"runway.mp4", "runway.png"},
+	"suno":         {"track.mp3", "cover.jpg"},
+	"market":       {"banana.webp"},
+}
+
+// runDemo plays the platform once: a success for every API, a failure and
+// a duplicate, then it waits for the copies and prints every task.
+func runDemo(ctx context.Context, s *stack.Stack, out io.Writer) error {
+	files := platform.ServeFiles()
+	defer files.Close()
+	client := &platform.Client{URL: s.CallbackURL, Key: s.Key}
+	run := time.Now().Format("150405")
+	send := func(api, id string, code int, names []string) error {
+		var urls []string
+		for _, n := range names {
+			urls = append(urls, files.URL(id+"-"+n))
+		}
+		d := client.Send(ctx, id, platform.Body(api, id, code, urls))
+		fmt.Fprintf(out, "  %-13s %-28s → %d %s\n", api, id, d.Status, strings.TrimSpace(d.Body))
+		if d.Err != nil {
+			return d.Err
+		}
+		return nil
+	}
+	fmt.Fprintln(out, "\nthe platform calls back:")
+	var waiting []string
+	for _, api := range platform.APIs {
+		id := fmt.Sprintf("demo-%s-%s", api, run)
+		if err := send(api, id, 200, demoResults[api]); err != nil {
+			return err
+		}
+		waiting = append(waiting, id)
+	}
+	if err := send("midjourney", fmt.Sprintf("demo-midjourney-%s", run), 200, demoResults["midjourney"]); err != nil {
+		return err
+	}
+	if err := send("flux-kontext", "demo-failed-"+run, 501, nil); err != nil {
+		return err
+	}
+
+	tasks, err := waitStored(ctx, s, waiting, time.Minute)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\ntasks:")
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TASK\tAPI\tSTATUS\tDELIVERIES\tOBJECTS")
+	for _, t := range tasks {
+		if !strings.HasSuffix(t.TaskID, run) {
+			continue
+		}
+		var keys []string
+		for _, o := range t.Objects {
+			keys = append(keys, fmt.Sprintf("%s (%s, %d B)", o.Key, o.ContentType, o.Bytes))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", t.TaskID, t.API, t.Status, t.Deliveries, strings.Join(keys, ", "))
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "\nsee them at %s/_local/tasks\n", s.URL)
+	return nil
+}
+
+// waitStored polls until every task in ids has finished copying.
+func waitStored(ctx context.Context, s *stack.Stack, ids []string, limit time.Duration) ([]stack.Task, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		tasks, err := s.Tasks(ctx)
+		if err != nil {
+			return nil, err
+		}
+		done := 0
+		for _, t := range tasks {
+			for _, id := range ids {
+				if t.TaskID == id && (t.Status == "stored" || t.Status == "copy_failed") {
+					done++
+				}
+			}
+		}
+		if done == len(ids) || time.Now().After(deadline) {
+			return tasks, nil
+		}
+		select {
+		case <-ctx.Done():
+			return tasks, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,274 @@
+package stack_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	sample "github.com/kiehook/kiehook/events"
+	"github.com/kiehook/kiehook/infra/platform"
+	"github.com/kiehook/kiehook/infra/stack"
+)
+
+func start(tb testing.TB) *stack.Stack {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("builds and runs both functions")
+	}
+	s, err := stack.Start(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: tb.TempDir(), CopierTimeout: 20 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}
+
+const cdn = "https://tempfile.aiquickdraw.com/"
+
+// localized points a sample's result URLs at files, which serves files of
+// the right kind at the same paths.
+func localized(body []byte, files *platform.Files) []byte {
+	return bytes.ReplaceAll(body, []byte(cdn), []byte(files.URL("")))
+}
+
+func TestEverySampleCallbackThroughTheLocalStack(t *testing.T) {
+	s := start(t)
+	files := platform.ServeFiles()
+	defer files.Close()
+	client := &platform.Client{URL: s.CallbackURL, Key: s.Key, Retries: 1}
+
+	names, _ := fs.Glob(sample.Files, "kie-callbacks/*.json")
+	want := map[string][]string{} // task id → expected sources, nil for a failure
+	for _, name := range names {
+		raw, _ := fs.ReadFile(sample.Files, name)
+		var probe struct {
+			Code int
+			Data struct {
+				TaskID  string `json:"taskId"`
+				TaskID2 string `json:"task_id"`
+			}
+		}
+		json.Unmarshal(raw, &probe)
+		id := probe.Data.TaskID + probe.Data.TaskID2
+		d := client.Send(context.Background(), id, localized(raw, files))
+		if !d.OK() || !strings.Contains(d.Body, `"status":"accepted"`) {
+			t.Fatalf("%s: answered %d %s %v", name, d.Status, d.Body, d.Err)
+		}
+		want[id] = nil
+		if probe.Code == 200 {
+			want[id] = expectedSources(t, path.Base(name))
+		}
+	}
+	tasks := waitFinished(t, s, len(want))
+	for _, task := range tasks {
+		sources, ok := want[task.TaskID]
+		if !ok {
+			t.Errorf("unexpected task %s", task.TaskID)
+			continue
+		}
+		if sources == nil {
+			if task.Status != "failed" || len(task.Objects) != 0 {
+				t.Errorf("%s: %s with %d objects, want failed", task.TaskID, task.Status, len(task.Objects))
+			}
+			continue
+		}
+		if task.Status != "stored" || len(task.Objects) != len(sources) {
+			t.Errorf("%s: %s with %d objects (%s), want stored with %d", task.TaskID, task.Status, len(task.Objects), task.Error, len(sources))
+			continue
+		}
+		for i, o := range task.Objects {
+			size, digest := platform.Digest("/" + sources[i])
+			if o.Source != files.URL(sources[i]) || o.Bytes != size || o.SHA256 != digest {
+				t.Errorf("%s object %d: %+v, want %s of %d bytes, sha256 %s", task.TaskID, i, o, sources[i], size, digest)
+			}
+			checkObject(t, s, o.Key, digest)
+		}
+	}
+}
+
+// expectedSources are the result paths of each success sample, in order.
+func expectedSources(tb testing.TB, file string) []string {
+	tb.Helper()
+	sources := map[string][]string{
+		"flux-kontext-success.json": {"f/result-7f3a9c2e.jpg"},
+		"4o-image-success.json":     {"s/4o-91c2d8e4-1.png", "s/4o-91c2d8e4-2.png"},
+		"midjourney-success.json":   {"m/mj-1.png", "m/mj-2.png", "m/mj-3.png", "m/mj-4.png"},
+		"veo-success.json":          {"v/veo-abcdef12.mp4"},
+		"runway-success.json":       {"k/runway-ee603959.mp4", "m/runway-ee603959.png"},
+		"suno-complete.json":        {"r/track1.mp3", "r/cover1.jpg"},
+		"market-success.json":       {"n/e989621f.jpg"},
+	}[file]
+	if sources == nil {
+		tb.Fatalf("no expected sources for %s", file)
+	}
+	return sources
+}
+
+func waitFinished(tb testing.TB, s *stack.Stack, n int) []stack.Task {
+	tb.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		tasks, err := s.Tasks(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		finished := 0
+		for _, task := range tasks {
+			if task.Status == "stored" || task.Status == "failed" || task.Status == "copy_failed" {
+				finished++
+			}
+		}
+		if finished == n {
+			return tasks
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d of %d tasks finished: %+v", finished, n, tasks)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkObject reads an object through the stack's own route.
+func checkObject(tb testing.TB, s *stack.Stack, key, digest string) {
+	tb.Helper()
+	resp, err := http.Get(s.URL + "/_local/objects/" + key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("X-Amz-Meta-Sha256") != digest {
+		tb.Errorf("%s: %d, sha256 metadata %q, want %s", key, resp.StatusCode, resp.Header.Get("X-Amz-Meta-Sha256"), digest)
+	}
+}
+
+func TestEveryEventFileThroughTheBuiltBinaries(t *testing.T) {
+	s := start(t)
+	files := platform.ServeFiles()
+	defer files.Close()
+
+	t.Run("the Function URL events answer as their names say", func(t *testing.T) {
+		for _, tt := range []struct {
+			file   string
+			status int
+			answer string
+		}{
+			{"callback-success.json", 200, "accepted"},
+			{"callback-duplicate.json", 200, "duplicate"},
+			{"callback-failure.json", 200, "accepted"},
+			{"callback-bad-signature.json", 401, ""},
+		} {
+			raw, _ := fs.ReadFile(sample.Files, tt.file)
+			out, err := s.Invoke(context.Background(), "CallbackFunction", raw)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.file, err)
+			}
+			var resp events.LambdaFunctionURLResponse
+			json.Unmarshal(out, &resp)
+			if resp.StatusCode != tt.status || !strings.Contains(resp.Body, tt.answer) {
+				t.Errorf("%s: %d %s, want %d %s", tt.file, resp.StatusCode, resp.Body, tt.status, tt.answer)
+			}
+		}
+	})
+
+	t.Run("the SQS event copies every task it names", func(t *testing.T) {
+		raw, _ := fs.ReadFile(sample.Files, "copier-batch.json")
+		var ev events.SQSEvent
+		json.Unmarshal(raw, &ev)
+		for _, r := range ev.Records {
+			var m struct{ TaskID string }
+			json.Unmarshal([]byte(r.Body), &m)
+			seed(t, s, m.TaskID, files.URL(m.TaskID+".png"))
+		}
+		out, err := s.Invoke(context.Background(), "CopierFunction", raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp events.SQSEventResponse
+		if err := json.Unmarshal(out, &resp); err != nil || len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("response %s: %v", out, err)
+		}
+		tasks, _ := s.Tasks(context.Background())
+		stored := 0
+		for _, task := range tasks {
+			if task.Status == "stored" {
+				stored++
+			}
+		}
+		if stored != len(ev.Records) {
+			t.Errorf("%d stored, want %d: %+v", stored, len(ev.Records), tasks)
+		}
+	})
+}
+
+// seed writes a queued task straight into the table, as the callback would.
+func seed(tb testing.TB, s *stack.Stack, id, source string) {
+	tb.Helper()
+	_, err := s.Env.DynamoDB.PutItem(context.Background(), &dynamodb.PutItemInput{
+		TableName: &s.Env.Table,
+		Item: map[string]types.AttributeValue{
+			"taskId":  &types.AttributeValueMemberS{Value: id},
+			"status":  &types.AttributeValueMemberS{Value: "queued"},
+			"code":    &types.AttributeValueMemberN{Value: "200"},
+			"sources": &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberS{Value: source}}},
+		},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestTheFrontPlaysAFunctionURL(t *testing.T) {
+	s := start(t)
+	for _, tt := range []struct {
+		name, method, contentType, body string
+		status                          int
+	}{
+		{"a GET reaches the function and is refused", http.MethodGet, "", "", 405},
+		{"a form body arrives as text and is refused", http.MethodPost, "application/x-www-form-urlencoded", "a=b", 415},
+		{"an unsigned callback is refused", http.MethodPost, "application/json", `{"code":200,"data":{"taskId":"x"}}`, 401},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, s.CallbackURL, strings.NewReader(tt.body))
+			if tt.contentType != "" {
+				req.Header.Set("Content-Type", tt.contentType)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || resp.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("got %d %s, want %d", resp.StatusCode, resp.Header.Get("Content-Type"), tt.status)
+			}
+		})
+	}
+	t.Run("a body over 6 MB is refused before the function, as Lambda does", func(t *testing.T) {
+		resp, err := http.Post(s.CallbackURL, "application/json", bytes.NewReader(make([]byte, 6<<20+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("got %d", resp.StatusCode)
+		}
+	})
+	t.Run("the token in the printed callback URL is the one the function wants", func(t *testing.T) {
+		u, _ := url.Parse(s.CallbackURL)
+		if u.Query().Get("token") == "" || s.Token != u.Query().Get("token") {
+			t.Errorf("callback URL %s", s.CallbackURL)
+		}
+	})
+}
