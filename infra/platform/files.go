@@ -121,4 +121,3 @@ func Digest(urlPath string) (int64, string) {
 	io.Copy(h, io.LimitReader(newGenerator(ext, urlPath), size))
 	return size, hex.EncodeToString(h.Sum(nil))
 }
-
