@@ -191,36 +191,39 @@ func (d *Downloader) start(ctx context.Context, resp *http.Response, cancel cont
 		hash:   sha256.New(),
 		max:    d.opts.MaxBytes,
 	}
-	// A stalled source is cut off after IdleTimeout without a byte.
+	// A stalled source is cut off when one read waits IdleTimeout for a
+	// byte. The watchdog runs only inside reads, so a slow consumer (an
+	// upload applying back-pressure) never counts as a stall.
 	stalled := errors.New("source stalled")
-	dl.idle = time.AfterFunc(d.opts.IdleTimeout, func() { cancel(stalled) })
+	dl.idle = time.AfterFunc(time.Hour, func() { cancel(stalled) })
+	dl.idle.Stop()
 	dl.cancel = func() { cancel(nil) }
 	dl.cause = func() error { return context.Cause(ctx) }
 	br := bufio.NewReaderSize(&idleReader{dl: dl, timeout: d.opts.IdleTimeout}, 64<<10)
 	head, err := br.Peek(512)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
-		dl.idle.Stop()
 		return nil, dl.readErr(err)
 	}
 	dl.ContentType, dl.Ext = Sniff(head)
 	if dl.ContentType == "" {
-		dl.idle.Stop()
 		return nil, permanent("source is %s, not an image, video or audio file", http.DetectContentType(head))
 	}
 	dl.reader = io.TeeReader(br, dl.hash)
 	return dl, nil
 }
 
-// idleReader counts bytes, enforces the size limit and feeds the watchdog.
+// idleReader counts bytes, enforces the size limit and arms the watchdog
+// for each read.
 type idleReader struct {
 	dl      *Download
 	timeout time.Duration
 }
 
 func (r *idleReader) Read(p []byte) (int, error) {
+	r.dl.idle.Reset(r.timeout)
 	n, err := r.dl.body.Read(p)
+	r.dl.idle.Stop()
 	if n > 0 {
-		r.dl.idle.Reset(r.timeout)
 		r.dl.n += int64(n)
 		if r.dl.n > r.dl.max {
 			return n, permanent("file is larger than MAX_OBJECT_BYTES (%d)", r.dl.max)

@@ -57,6 +57,10 @@ func source(tb testing.TB) (*httptest.Server, *Downloader) {
 			w.(http.Flusher).Flush()
 		}
 	})
+	mux.HandleFunc("/long.png", func(w http.ResponseWriter, r *http.Request) {
+		w.Write(png)
+		w.Write(make([]byte, 512<<10))
+	})
 	mux.HandleFunc("/stall", func(w http.ResponseWriter, r *http.Request) {
 		w.Write(png)
 		w.(http.Flusher).Flush()
@@ -135,6 +139,24 @@ func TestOpenStreamsHashesAndSniffs(t *testing.T) {
 			t.Errorf("download went through the proxy: %v", err)
 		}
 	})
+}
+
+func TestASlowConsumerIsNotAStalledSource(t *testing.T) {
+	srv, d := source(t)
+	dl, err := d.Open(context.Background(), srv.URL+"/long.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	buf := make([]byte, 32<<10)
+	if _, err := dl.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * d.opts.IdleTimeout) // an upload applying back-pressure
+	n, err := io.Copy(io.Discard, dl)
+	if err != nil || dl.Bytes() != int64(len(png)+512<<10) {
+		t.Errorf("read %d more bytes, %d in all, error %v", n, dl.Bytes(), err)
+	}
 }
 
 func TestOpenRefuses(t *testing.T) {
