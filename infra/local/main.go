@@ -29,24 +29,26 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, *addr, *dir, *demo); err != nil {
-		fmt.Fprintln(os.Stderr, "kiehook local:", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context, out io.Writer, addr, dir string, demo bool) error {
-	fmt.Fprintln(out, "building the functions and starting the emulators…")
-	s, err := stack.Start(ctx, stack.Options{
-		Addr: addr,
-		Dir:  dir,
+	opts := stack.Options{
+		Addr: *addr,
+		Dir:  *dir,
 		// The names and ports of events/env.json, so that `sam local invoke`
 		// can reach this stack too.
 		Emulators: emulators.Options{
 			Table: "kiehook-tasks", Queue: "kiehook-copy", DLQ: "kiehook-copy-dlq", Bucket: "kiehook-objects",
 			DynamoDBAddr: "127.0.0.1:4569", SQSAddr: "127.0.0.1:4576", S3Addr: "127.0.0.1:4572",
 		},
-	})
+	}
+	if err := run(ctx, os.Stdout, opts, *demo); err != nil {
+		fmt.Fprintln(os.Stderr, "kiehook local:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the stack, plays the demo if asked, and waits for ctx to end.
+func run(ctx context.Context, out io.Writer, opts stack.Options, demo bool) error {
+	fmt.Fprintln(out, "building the functions and starting the emulators…")
+	s, err := stack.Start(ctx, opts)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kiehook/kiehook/infra/stack"
+)
+
+// syncBuffer lets the test read what run is still writing.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestDemoPlaysThePlatformAndStopsOnCancel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs both functions")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, &out, stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir()}, true) }()
+
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(out.String(), "see them at") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not finish:\n%s", out.String())
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run ended early: %v\n%s", err, out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	cancel() // as Ctrl-C does
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not stop")
+	}
+
+	report := out.String()
+	for _, want := range []string{"callback URL", "/_local/tasks", `"status":"duplicate"`, "stopping…"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("the output lacks %q:\n%s", want, report)
+		}
+	}
+	if n := strings.Count(report, " stored "); n != 7 {
+		t.Errorf("%d tasks stored, want one per API:\n%s", n, report)
+	}
+	if !strings.Contains(report, " failed ") {
+		t.Errorf("the failure is not in the table:\n%s", report)
+	}
+}
