@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -26,6 +25,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/infra/capture"
 	"github.com/kiehook/kiehook/infra/emulators"
 )
 
@@ -43,25 +43,7 @@ type harness struct {
 	handler *Handler
 	send    *switchableSender
 	logs    *logCapture
-	metrics *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer that concurrent handlers may write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	metrics *capture.Buffer
 }
 
 // switchableSender lets a test make the queue fail, then recover.
@@ -95,7 +77,7 @@ func newHarness(tb testing.TB, auth Auth) *harness {
 
 func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, auth Auth) *harness {
 	tb.Helper()
-	h := &harness{env: env, store: dynamo.New(db, env.Table), send: &switchableSender{real: env.SQS}, logs: captureLogs(tb), metrics: &syncBuffer{}}
+	h := &harness{env: env, store: dynamo.New(db, env.Table), send: &switchableSender{real: env.SQS}, logs: captureLogs(tb), metrics: &capture.Buffer{}}
 	clock := func() time.Time { return testNow }
 	r := &task.Receiver{Store: h.store, Queue: queue.New(h.send, env.QueueURL), TTL: 720 * time.Hour, Now: clock}
 	h.handler = NewHandler(r, auth, h.logs.logger, metrics.New(h.metrics, "kiehook", clock), clock)

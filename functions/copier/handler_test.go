@@ -32,6 +32,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/infra/capture"
 	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/esm"
 )
@@ -137,7 +138,7 @@ type harness struct {
 	store   *dynamo.Store
 	copier  *Copier
 	handler *Handler
-	metrics *bytes.Buffer
+	metrics *capture.Buffer
 }
 
 var testNow = time.Unix(1764300000, 0).UTC()
@@ -150,13 +151,13 @@ func newHarness(tb testing.TB) *harness {
 
 func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, s3c objects.Client) *harness {
 	tb.Helper()
-	h := &harness{env: env, src: newSource(tb), store: dynamo.New(env.DynamoDB, env.Table), metrics: &bytes.Buffer{}}
+	h := &harness{env: env, src: newSource(tb), store: dynamo.New(env.DynamoDB, env.Table), metrics: &capture.Buffer{}}
 	h.copier = &Copier{
 		Store:   dynamo.New(db, env.Table),
 		Sources: download.New(download.Options{Hosts: download.ParseHosts("127.0.0.1"), AllowPrivate: true, MaxBytes: 32 << 20, IdleTimeout: 300 * time.Millisecond}),
 		Objects: objects.New(s3c, env.Bucket),
 		Prefix:  "tasks/",
-		Metrics: metrics.New(&lockedWriter{w: h.metrics}, "kiehook", time.Now),
+		Metrics: metrics.New(h.metrics, "kiehook", time.Now),
 		Logger:  slog.New(slog.DiscardHandler),
 		Now:     func() time.Time { return testNow },
 	}
@@ -523,18 +524,6 @@ func TestATransientFailureEndsInTheDeadLetterQueue(t *testing.T) {
 	if rec := h.record(t, "fine"); rec.Status != task.StatusStored {
 		t.Errorf("fine is %s", rec.Status)
 	}
-}
-
-// lockedWriter serialises writes from a batch's concurrent copies.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func TestEveryCopyIsCountedByOutcome(t *testing.T) {

@@ -1,33 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/kiehook/kiehook/infra/capture"
 	"github.com/kiehook/kiehook/infra/stack"
 )
-
-// syncBuffer lets the test read what run is still writing.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestDemoPlaysThePlatformAndStopsOnCancel(t *testing.T) {
 	if testing.Short() {
@@ -35,7 +16,7 @@ func TestDemoPlaysThePlatformAndStopsOnCancel(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out capture.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, &out, stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir()}, true) }()
 
