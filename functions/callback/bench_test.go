@@ -68,6 +68,10 @@ func (noopDB) GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb
 	return &dynamodb.GetItemOutput{}, nil
 }
 
+func (noopDB) Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	return &dynamodb.QueryOutput{}, nil
+}
+
 type noopSQS struct{}
 
 func (noopSQS) SendMessage(context.Context, *sqs.SendMessageInput, ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {

@@ -179,10 +179,23 @@ func serve(addr string, h http.Handler) (*httptest.Server, error) {
 
 func (e *Env) provision(ctx context.Context, opts Options) error {
 	_, err := e.DynamoDB.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:            aws.String(e.Table),
-		BillingMode:          dynamotypes.BillingModePayPerRequest,
-		AttributeDefinitions: []dynamotypes.AttributeDefinition{{AttributeName: aws.String("taskId"), AttributeType: dynamotypes.ScalarAttributeTypeS}},
-		KeySchema:            []dynamotypes.KeySchemaElement{{AttributeName: aws.String("taskId"), KeyType: dynamotypes.KeyTypeHash}},
+		TableName:   aws.String(e.Table),
+		BillingMode: dynamotypes.BillingModePayPerRequest,
+		AttributeDefinitions: []dynamotypes.AttributeDefinition{
+			{AttributeName: aws.String("taskId"), AttributeType: dynamotypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String("openStatus"), AttributeType: dynamotypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String("updatedAt"), AttributeType: dynamotypes.ScalarAttributeTypeS},
+		},
+		KeySchema: []dynamotypes.KeySchemaElement{{AttributeName: aws.String("taskId"), KeyType: dynamotypes.KeyTypeHash}},
+		// The template's sparse index of open tasks, for the reconciler.
+		GlobalSecondaryIndexes: []dynamotypes.GlobalSecondaryIndex{{
+			IndexName: aws.String("open-tasks"),
+			KeySchema: []dynamotypes.KeySchemaElement{
+				{AttributeName: aws.String("openStatus"), KeyType: dynamotypes.KeyTypeHash},
+				{AttributeName: aws.String("updatedAt"), KeyType: dynamotypes.KeyTypeRange},
+			},
+			Projection: &dynamotypes.Projection{ProjectionType: dynamotypes.ProjectionTypeAll},
+		}},
 	})
 	if err != nil {
 		return fmt.Errorf("create table %s: %w", e.Table, err)

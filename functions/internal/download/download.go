@@ -229,6 +229,11 @@ func (r *idleReader) Read(p []byte) (int, error) {
 			return n, permanent("file is larger than MAX_OBJECT_BYTES (%d)", r.dl.max)
 		}
 	}
+	if err == io.EOF && r.dl.cause() != nil {
+		// A cancelled request may surface as a clean end of body; the
+		// file is then truncated, whatever the transport says.
+		return n, r.dl.readErr(r.dl.cause())
+	}
 	if err != nil && err != io.EOF {
 		err = r.dl.readErr(err)
 	}

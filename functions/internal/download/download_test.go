@@ -3,6 +3,7 @@ package download
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -72,7 +73,7 @@ func source(tb testing.TB) (*httptest.Server, *Downloader) {
 		w.Write(png)
 		w.(http.Flusher).Flush()
 		conn, _, _ := w.(http.Hijacker).Hijack()
-		conn.(*net.TCPConn).SetLinger(0)
+		conn.(*tls.Conn).NetConn().(*net.TCPConn).SetLinger(0)
 		conn.Close()
 	})
 	mux.HandleFunc("/redirect/{n}", func(w http.ResponseWriter, r *http.Request) {

@@ -23,7 +23,14 @@ type Client interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
+
+// IndexOpen is the table's sparse global secondary index of open tasks
+// (pending, received, queued): partition key openStatus, sort key
+// updatedAt. A record leaves it when it reaches a final status, so the
+// reconciler never scans the table.
+const IndexOpen = "open-tasks"
 
 // Store implements task.Store on one table.
 type Store struct {
@@ -107,7 +114,7 @@ func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 func (s *Store) Stored(ctx context.Context, id string, objects []task.Object, now time.Time) (task.Task, error) {
 	b := newUpdate(task.StatusQueued, now)
 	b.orStatus(task.StatusReceived)
-	b.set("status", ":to", str(string(task.StatusStored)))
+	b.setStatus(task.StatusStored)
 	b.set("storedAt", ":storedAt", str(timestamp(now)))
 	b.setList("objects", ":objects", objectList(objects))
 	b.remove("error")
@@ -119,9 +126,36 @@ func (s *Store) Stored(ctx context.Context, id string, objects []task.Object, no
 func (s *Store) CopyFailed(ctx context.Context, id, reason string, now time.Time) (task.Task, error) {
 	b := newUpdate(task.StatusQueued, now)
 	b.orStatus(task.StatusReceived)
-	b.set("status", ":to", str(string(task.StatusCopyFailed)))
+	b.setStatus(task.StatusCopyFailed)
 	b.set("error", ":error", str(reason))
 	return s.apply(ctx, id, b)
+}
+
+// Open lists at most limit tasks in status that were last updated before
+// before, oldest first, from the sparse index. Index reads are eventually
+// consistent: callers claim each task with a conditional Change.
+func (s *Store) Open(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error) {
+	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
+		TableName:              s.table,
+		IndexName:              aws.String(IndexOpen),
+		KeyConditionExpression: aws.String("openStatus = :status AND updatedAt < :before"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":status": str(string(status)), ":before": str(timestamp(before)),
+		},
+		Limit: aws.Int32(limit),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query open %s tasks: %w", status, err)
+	}
+	tasks := make([]task.Task, 0, len(out.Items))
+	for _, item := range out.Items {
+		t, err := decode(item)
+		if err != nil {
+			return nil, err
+		}
+		tasks = append(tasks, t)
+	}
+	return tasks, nil
 }
 
 func (s *Store) apply(ctx context.Context, id string, b *update) (task.Task, error) {
@@ -167,6 +201,16 @@ func newUpdate(from task.Status, now time.Time) *update {
 	b.values[":from"] = str(string(from))
 	b.set("updatedAt", ":updatedAt", str(timestamp(now)))
 	return b
+}
+
+// setStatus moves the record to s, in or out of the open-task index.
+func (b *update) setStatus(s task.Status) {
+	b.set("status", ":to", str(string(s)))
+	if task.Open(s) {
+		b.set("openStatus", ":to", str(string(s)))
+	} else {
+		b.remove("openStatus")
+	}
 }
 
 func (b *update) orStatus(s task.Status) {
@@ -227,9 +271,17 @@ func item(t task.Task) map[string]types.AttributeValue {
 		"msg":        str(t.Msg),
 		"api":        str(t.API),
 		"deliveries": num(int64(t.Deliveries)),
-		"receivedAt": str(timestamp(t.ReceivedAt)),
 		"updatedAt":  str(timestamp(t.UpdatedAt)),
 		"expiresAt":  num(t.ExpiresAt.Unix()),
+	}
+	if !t.ReceivedAt.IsZero() {
+		m["receivedAt"] = str(timestamp(t.ReceivedAt))
+	}
+	if !t.SubmittedAt.IsZero() {
+		m["submittedAt"] = str(timestamp(t.SubmittedAt))
+	}
+	if task.Open(t.Status) {
+		m["openStatus"] = str(string(t.Status))
 	}
 	if len(t.Sources) > 0 {
 		m["sources"] = strList(t.Sources)
@@ -248,6 +300,7 @@ type record struct {
 	Objects    []object `dynamodbav:"objects"`
 	Deliveries int      `dynamodbav:"deliveries"`
 	ReceivedAt string   `dynamodbav:"receivedAt"`
+	Submitted  string   `dynamodbav:"submittedAt"`
 	UpdatedAt  string   `dynamodbav:"updatedAt"`
 	StoredAt   string   `dynamodbav:"storedAt"`
 	ExpiresAt  int64    `dynamodbav:"expiresAt"`
@@ -271,6 +324,7 @@ func decode(m map[string]types.AttributeValue) (task.Task, error) {
 		ID: r.TaskID, Status: task.Status(r.Status), Code: r.Code, Msg: r.Msg, API: r.API,
 		Sources: r.Sources, Deliveries: r.Deliveries, Error: r.Error,
 		ReceivedAt: parseTime(r.ReceivedAt), UpdatedAt: parseTime(r.UpdatedAt), StoredAt: parseTime(r.StoredAt),
+		SubmittedAt: parseTime(r.Submitted),
 	}
 	if r.ExpiresAt != 0 {
 		t.ExpiresAt = time.Unix(r.ExpiresAt, 0).UTC()

@@ -31,6 +31,10 @@ func (f fakeDB) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func(
 	return f.get(in)
 }
 
+func (f fakeDB) Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	return nil, errors.New("not used")
+}
+
 func TestCreateReadsTheOldItemFromTheFailedCondition(t *testing.T) {
 	old := map[string]types.AttributeValue{
 		"taskId": &types.AttributeValueMemberS{Value: "t1"}, "status": &types.AttributeValueMemberS{Value: "stored"},

@@ -53,10 +53,12 @@ type Task struct {
 	Objects    []Object
 	Deliveries int
 	ReceivedAt time.Time
-	UpdatedAt  time.Time
-	StoredAt   time.Time
-	ExpiresAt  time.Time
-	Error      string
+	// SubmittedAt is when a pending task was registered.
+	SubmittedAt time.Time
+	UpdatedAt   time.Time
+	StoredAt    time.Time
+	ExpiresAt   time.Time
+	Error       string
 }
 
 // New is the record that the first callback for a task creates: received
@@ -80,6 +82,17 @@ func New(cb Callback, now time.Time, ttl time.Duration) Task {
 	return t
 }
 
+// Open reports whether a task in status s still needs kiehook's work: it
+// is then listed in the table's sparse index for the reconciler.
+func Open(s Status) bool {
+	return s == StatusPending || s == StatusReceived || s == StatusQueued
+}
+
+// NewPending is the record of a task registered before its callback.
+func NewPending(id, api string, now time.Time, ttl time.Duration) Task {
+	return Task{ID: id, Status: StatusPending, API: api, SubmittedAt: now, UpdatedAt: now, ExpiresAt: now.Add(ttl)}
+}
+
 // Change is one conditional update of a record: it applies only while the
 // record's status is still From, so concurrent callers cannot undo each
 // other's work.
@@ -91,6 +104,9 @@ type Change struct {
 	Callback    *Callback // when set, its code, message, API and sources replace the record's
 	ReceivedAt  time.Time // when set, the first receipt (a pending task's first callback)
 	ExpiresAt   time.Time // when set, the new TTL deadline
+	// IfUpdatedAt, when set, also requires the record's updatedAt to be
+	// exactly this: a claim that only one of several concurrent callers wins.
+	IfUpdatedAt time.Time
 	Now         time.Time
 }
 
