@@ -1,0 +1,81 @@
+package kieapi_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/kiehook/kiehook/functions/internal/kie"
+	"github.com/kiehook/kiehook/functions/internal/kieapi"
+	"github.com/kiehook/kiehook/infra/platform"
+)
+
+func TestRecordReadsEveryAPIsShapes(t *testing.T) {
+	p := platform.ServeAPI("api-key")
+	defer p.Close()
+	c := kieapi.New(p.URL, "api-key")
+	for _, api := range platform.APIs {
+		urls := []string{"https://tempfile.aiquickdraw.com/" + api + "/0.png", "https://tempfile.aiquickdraw.com/" + api + "/1.png"}
+		if api == "flux-kontext" {
+			urls = urls[:1] // one result per task
+		}
+		for _, tt := range []struct {
+			state string
+			want  kie.State
+		}{{platform.Generating, kie.Running}, {platform.Success, kie.Succeeded}, {platform.Failure, kie.Failed}} {
+			t.Run(api+" "+tt.state, func(t *testing.T) {
+				id := api + "_" + tt.state
+				p.Set(api, id, tt.state, urls...)
+				rec, err := c.Record(context.Background(), api, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rec.State != tt.want {
+					t.Errorf("state %v, want %v", rec.State, tt.want)
+				}
+				if tt.want == kie.Succeeded && !slices.Equal(rec.Sources, urls) {
+					t.Errorf("sources %v, want %v", rec.Sources, urls)
+				}
+				if tt.want == kie.Failed && (rec.Code != 501 || rec.Msg == "") {
+					t.Errorf("failure %d %q", rec.Code, rec.Msg)
+				}
+			})
+		}
+	}
+}
+
+func TestRecordFailures(t *testing.T) {
+	p := platform.ServeAPI("api-key")
+	defer p.Close()
+	p.Set("veo", "v1", platform.Success, "https://x/a.mp4")
+	t.Run("a 429 is ErrRateLimited", func(t *testing.T) {
+		p.RateLimit(true)
+		defer p.RateLimit(false)
+		if _, err := kieapi.New(p.URL, "api-key").Record(context.Background(), "veo", "v1"); !errors.Is(err, kieapi.ErrRateLimited) {
+			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("a wrong key is an error", func(t *testing.T) {
+		if _, err := kieapi.New(p.URL, "wrong").Record(context.Background(), "veo", "v1"); err == nil {
+			t.Error("want an error")
+		}
+	})
+	t.Run("an unknown task is an error", func(t *testing.T) {
+		if _, err := kieapi.New(p.URL, "api-key").Record(context.Background(), "veo", "nope"); err == nil {
+			t.Error("want an error")
+		}
+	})
+	t.Run("an API with no endpoint is an error", func(t *testing.T) {
+		if _, err := kieapi.New(p.URL, "api-key").Record(context.Background(), "unknown", "v1"); err == nil {
+			t.Error("want an error")
+		}
+	})
+	t.Run("a success without results is a failure", func(t *testing.T) {
+		p.Set("veo", "v2", platform.Success)
+		rec, err := kieapi.New(p.URL, "api-key").Record(context.Background(), "veo", "v2")
+		if err != nil || rec.State != kie.Failed {
+			t.Errorf("%+v %v", rec, err)
+		}
+	})
+}
