@@ -1,14 +1,8 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/kiehook/kiehook/functions/internal/envconf"
 )
@@ -44,23 +38,4 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		err = errors.Join(err, errors.New("WEBHOOK_HMAC_KEY and WEBHOOK_HMAC_KEY_SECRET: set one, not both"))
 	}
 	return c, err
-}
-
-// secretGetter is the part of the Secrets Manager API the function uses.
-type secretGetter interface {
-	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
-}
-
-// readKey fetches the webhook key once per cold start. Surrounding white
-// space is dropped: secrets written from files often end in a newline.
-func readKey(ctx context.Context, client secretGetter, secretID string) (string, error) {
-	out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)})
-	if err != nil {
-		return "", fmt.Errorf("WEBHOOK_HMAC_KEY_SECRET: read %s: %w", secretID, err)
-	}
-	key := strings.TrimSpace(aws.ToString(out.SecretString))
-	if key == "" {
-		return "", fmt.Errorf("WEBHOOK_HMAC_KEY_SECRET: secret %s has no string value", secretID)
-	}
-	return key, nil
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	sample "github.com/kiehook/kiehook/events"
 	"github.com/kiehook/kiehook/functions/internal/envconf"
@@ -106,41 +105,6 @@ func TestLoadConfig(t *testing.T) {
 		vars := base()
 		vars["WEBHOOK_HMAC_KEY"], vars["WEBHOOK_HMAC_KEY_SECRET"] = "k", "arn:secret"
 		if _, err := loadConfig(envconf.Map(vars)); err == nil {
-			t.Error("want an error")
-		}
-	})
-}
-
-type secretFunc func(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
-
-func (f secretFunc) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
-	return f(ctx, in, opts...)
-}
-
-func TestReadKeyFromSecretsManager(t *testing.T) {
-	value := func(s *string, err error) secretFunc {
-		return func(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
-			if *in.SecretId != "kiehook/webhook-key" {
-				t.Errorf("asked for %s", *in.SecretId)
-			}
-			return &secretsmanager.GetSecretValueOutput{SecretString: s}, err
-		}
-	}
-	str := func(s string) *string { return &s }
-	t.Run("the key is read and trimmed of a trailing newline", func(t *testing.T) {
-		key, err := readKey(context.Background(), value(str("test-key\n"), nil), "kiehook/webhook-key")
-		if err != nil || key != "test-key" {
-			t.Errorf("got %q %v", key, err)
-		}
-	})
-	t.Run("a failed read names the variable", func(t *testing.T) {
-		_, err := readKey(context.Background(), value(nil, context.DeadlineExceeded), "kiehook/webhook-key")
-		if err == nil || !strings.Contains(err.Error(), "WEBHOOK_HMAC_KEY_SECRET") {
-			t.Errorf("error %v", err)
-		}
-	})
-	t.Run("a binary or empty secret is refused", func(t *testing.T) {
-		if _, err := readKey(context.Background(), value(nil, nil), "kiehook/webhook-key"); err == nil {
 			t.Error("want an error")
 		}
 	})

@@ -22,6 +22,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
+	"github.com/kiehook/kiehook/functions/internal/secret"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
@@ -54,7 +55,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	}
 	key := c.HMACKey
 	if c.HMACKeySecret != "" {
-		if key, err = readKey(ctx, secretsmanager.NewFromConfig(awsCfg), c.HMACKeySecret); err != nil {
+		if key, err = secret.Read(ctx, secretsmanager.NewFromConfig(awsCfg), "WEBHOOK_HMAC_KEY_SECRET", c.HMACKeySecret); err != nil {
 			return nil, err
 		}
 	}
