@@ -89,7 +89,11 @@ func (s *Store) Get(ctx context.Context, id string) (task.Task, bool, error) {
 func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 	b := newUpdate(c.From, c.Now)
 	if c.To != "" {
-		b.set("status", ":to", str(string(c.To)))
+		b.setStatus(c.To)
+	}
+	if !c.IfUpdatedAt.IsZero() {
+		b.condition += " AND #updatedAt = :ifUpdatedAt"
+		b.values[":ifUpdatedAt"] = str(timestamp(c.IfUpdatedAt))
 	}
 	if c.AddDelivery {
 		b.add("deliveries", ":one", num(1))

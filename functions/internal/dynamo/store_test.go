@@ -102,3 +102,51 @@ func TestStoreOnTheEmulator(t *testing.T) {
 		}
 	})
 }
+
+func TestTheOpenIndexFollowsEveryStatusChange(t *testing.T) {
+	ctx := context.Background()
+	env := emulators.New(t, emulators.Options{})
+	s := dynamo.New(env.DynamoDB, env.Table)
+	old := time.Unix(1764290000, 0).UTC()
+	now := old.Add(time.Hour)
+	s.Create(ctx, task.NewPending("p", "veo", old, time.Hour))
+	s.Create(ctx, task.Task{ID: "r", Status: task.StatusReceived, Sources: []string{"u"}, UpdatedAt: old, ReceivedAt: old})
+	s.Create(ctx, task.Task{ID: "f", Status: task.StatusFailed, UpdatedAt: old, ReceivedAt: old})
+	open := func(status task.Status) []string {
+		tasks, err := s.Open(ctx, status, now.Add(time.Minute), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, task := range tasks {
+			ids = append(ids, task.ID)
+		}
+		return ids
+	}
+	if got := open(task.StatusPending); len(got) != 1 || got[0] != "p" {
+		t.Errorf("pending %v", got)
+	}
+	if got := open(task.StatusReceived); len(got) != 1 || got[0] != "r" {
+		t.Errorf("received %v", got)
+	}
+	if got, _ := s.Open(ctx, task.StatusPending, old, 10); len(got) != 0 {
+		t.Errorf("a task updated at the bound is not older than it: %v", got)
+	}
+	s.Update(ctx, task.Change{ID: "r", From: task.StatusReceived, To: task.StatusQueued, Now: now})
+	if got := open(task.StatusQueued); len(got) != 1 || got[0] != "r" {
+		t.Errorf("queued %v", got)
+	}
+	s.Stored(ctx, "r", []task.Object{{Key: "k"}}, now)
+	if got := open(task.StatusQueued); len(got) != 0 {
+		t.Errorf("a stored task is still open: %v", got)
+	}
+	t.Run("a claim wins once", func(t *testing.T) {
+		c := task.Change{ID: "p", From: task.StatusPending, IfUpdatedAt: old, Now: now}
+		if _, err := s.Update(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Update(ctx, c); !errors.Is(err, task.ErrStale) {
+			t.Errorf("a second claim with the same updatedAt: %v", err)
+		}
+	})
+}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"errors"
+	"time"
+
+	"github.com/kiehook/kiehook/functions/internal/envconf"
+	"github.com/kiehook/kiehook/functions/internal/kieapi"
+)
+
+// config is the reconciler's environment.
+type config struct {
+	Table, QueueURL          string
+	APIKey, APIKeySecret     string
+	BaseURL                  string
+	PendingAfter, StuckAfter time.Duration
+	QueuedAlert, Retention   time.Duration
+	RecordTTL                time.Duration
+	Limit                    int64
+	Namespace                string
+}
+
+func loadConfig(lookup func(string) (string, bool)) (config, error) {
+	env := envconf.New(lookup)
+	c := config{
+		Table:        env.Required("TABLE_NAME"),
+		QueueURL:     env.Required("QUEUE_URL"),
+		APIKey:       env.String("KIE_API_KEY", ""),
+		APIKeySecret: env.String("KIE_API_KEY_SECRET", ""),
+		BaseURL:      env.String("KIE_API_BASE_URL", kieapi.DefaultBaseURL),
+		PendingAfter: env.Duration("PENDING_POLL_AFTER", 2*time.Minute),
+		StuckAfter:   env.Duration("STUCK_RECEIVED_AFTER", 5*time.Minute),
+		QueuedAlert:  env.Duration("QUEUED_ALERT_AFTER", 30*time.Minute),
+		Retention:    env.Duration("PLATFORM_RETENTION", 14*24*time.Hour),
+		RecordTTL:    env.Duration("RECORD_TTL", 720*time.Hour),
+		Limit:        env.Int64("RECONCILE_LIMIT", 50),
+		Namespace:    env.String("METRICS_NAMESPACE", "kiehook"),
+	}
+	err := env.Err()
+	if c.Limit > 1000 {
+		err = errors.Join(err, errors.New("RECONCILE_LIMIT: at most 1000 tasks of each kind per run"))
+	}
+	return c, err
+}

@@ -1,0 +1,80 @@
+// Command reconciler runs every minute: it polls the platform for pending
+// tasks whose callback never came, queues again the records stuck before
+// the queue, and counts the copies that wait too long.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/kieapi"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
+	"github.com/kiehook/kiehook/functions/internal/queue"
+	"github.com/kiehook/kiehook/functions/internal/secret"
+	"github.com/kiehook/kiehook/functions/internal/task"
+)
+
+func main() {
+	logger := lambdacontext.NewLogger()
+	r, err := build(context.Background(), logger)
+	if err != nil {
+		logger.Error("reconciler function cannot start", "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(func(ctx context.Context, _ events.EventBridgeEvent) error {
+		rep, err := r.Run(ctx)
+		logger.InfoContext(ctx, "reconciled", "polled", rep.Polled, "finished", rep.Finished, "expired", rep.Expired,
+			"requeued", rep.Requeued, "staleQueued", rep.StaleQueued, "rateLimited", rep.RateLimited)
+		return err
+	})
+}
+
+// build reads the configuration and makes the SDK clients, once per cold start.
+func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
+	c, err := loadConfig(os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := c.APIKey
+	if c.APIKeySecret != "" {
+		if key, err = secret.Read(ctx, secretsmanager.NewFromConfig(awsCfg), "KIE_API_KEY_SECRET", c.APIKeySecret); err != nil {
+			return nil, err
+		}
+	}
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table)
+	q := queue.New(sqs.NewFromConfig(awsCfg), c.QueueURL)
+	r := &Reconciler{
+		Tasks:        store,
+		Receiver:     &task.Receiver{Store: store, Queue: q, TTL: c.RecordTTL, Now: time.Now},
+		Queue:        q,
+		Metrics:      metrics.New(os.Stdout, c.Namespace, time.Now),
+		Logger:       logger,
+		Now:          time.Now,
+		PendingAfter: c.PendingAfter,
+		StuckAfter:   c.StuckAfter,
+		QueuedAlert:  c.QueuedAlert,
+		Retention:    c.Retention,
+		Limit:        int32(c.Limit),
+	}
+	if key != "" {
+		r.Platform = kieapi.New(c.BaseURL, key)
+	} else {
+		logger.Warn("no KIE_API_KEY or KIE_API_KEY_SECRET: pending tasks are not polled")
+	}
+	return r, nil
+}

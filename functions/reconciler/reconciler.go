@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/kiehook/kiehook/functions/internal/kie"
+	"github.com/kiehook/kiehook/functions/internal/kieapi"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
+	"github.com/kiehook/kiehook/functions/internal/task"
+)
+
+// openTasks lists and claims tasks that still need work.
+type openTasks interface {
+	Open(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error)
+	Update(ctx context.Context, c task.Change) (task.Task, error)
+}
+
+// recorder says what became of a task.
+type recorder interface {
+	Record(ctx context.Context, api, taskID string) (kie.Record, error)
+}
+
+// receiver takes what the platform said through the callback's path.
+type receiver interface {
+	Receive(ctx context.Context, cb task.Callback) (task.Outcome, error)
+}
+
+// enqueuer hands a task to the copier.
+type enqueuer interface {
+	Enqueue(ctx context.Context, taskID string) error
+}
+
+// Reconciler closes the gaps callbacks leave: tasks whose callback never
+// came, records stuck before the queue, copies waiting too long.
+type Reconciler struct {
+	Tasks    openTasks
+	Platform recorder // nil when no API key is configured: no polling
+	Receiver receiver
+	Queue    enqueuer
+	Metrics  *metrics.Writer
+	Logger   *slog.Logger
+	Now      func() time.Time
+
+	PendingAfter time.Duration // a pending task is polled when this old, and at most this often (at least 30 s)
+	StuckAfter   time.Duration // a received record is queued again when this old
+	QueuedAlert  time.Duration // a queued record this old is counted and logged
+	Retention    time.Duration // the platform keeps results this long
+	Limit        int32         // tasks of each kind handled per run
+}
+
+// minPollInterval is the platform's documented polling interval.
+const minPollInterval = 30 * time.Second
+
+// Report is what one run did.
+type Report struct {
+	Polled, Finished, Expired, Requeued, StaleQueued int
+	RateLimited                                      bool
+}
+
+// Run does one bounded pass. Overlapping runs are safe: each task is
+// claimed with a conditional write on its updatedAt before anything is done
+// with it, so only one run acts on it.
+func (r *Reconciler) Run(ctx context.Context) (Report, error) {
+	now := r.Now().UTC()
+	var rep Report
+	errs := []error{r.pending(ctx, now, &rep), r.received(ctx, now, &rep), r.queued(ctx, now, &rep)}
+	r.Metrics.Emit("reconciled",
+		metrics.Metric{Name: "PendingPolled", Unit: metrics.Count, Value: int64(rep.Polled)},
+		metrics.Metric{Name: "PendingFinished", Unit: metrics.Count, Value: int64(rep.Finished)},
+		metrics.Metric{Name: "PendingExpired", Unit: metrics.Count, Value: int64(rep.Expired)},
+		metrics.Metric{Name: "StuckRequeued", Unit: metrics.Count, Value: int64(rep.Requeued)},
+		metrics.Metric{Name: "StaleQueued", Unit: metrics.Count, Value: int64(rep.StaleQueued)})
+	return rep, errors.Join(errs...)
+}
+
+// claim moves a task's updatedAt to now if nobody else did since it was
+// listed; false means another run has it.
+func (r *Reconciler) claim(ctx context.Context, t task.Task, now time.Time) (bool, error) {
+	_, err := r.Tasks.Update(ctx, task.Change{ID: t.ID, From: t.Status, IfUpdatedAt: t.UpdatedAt, Now: now})
+	if errors.Is(err, task.ErrStale) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (r *Reconciler) pending(ctx context.Context, now time.Time, rep *Report) error {
+	if r.Platform == nil {
+		return nil
+	}
+	tasks, err := r.Tasks.Open(ctx, task.StatusPending, now.Add(-max(r.PendingAfter, minPollInterval)), r.Limit)
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		if now.Sub(t.SubmittedAt) > r.Retention {
+			if err := r.expire(ctx, t, now); err != nil {
+				return err
+			}
+			rep.Expired++
+			continue
+		}
+		claimed, err := r.claim(ctx, t, now)
+		if err != nil {
+			return err
+		}
+		if !claimed {
+			continue
+		}
+		rec, err := r.Platform.Record(ctx, t.API, t.ID)
+		if errors.Is(err, kieapi.ErrRateLimited) {
+			rep.RateLimited = true // back off until the next run
+			return nil
+		}
+		rep.Polled++
+		if err != nil {
+			r.Logger.WarnContext(ctx, "polling a pending task failed", "taskId", t.ID, "api", t.API, "error", err.Error())
+			continue
+		}
+		if rec.State == kie.Running {
+			continue
+		}
+		cb := task.Callback{TaskID: t.ID, Code: rec.Code, Msg: rec.Msg, API: t.API, Sources: rec.Sources}
+		if rec.State == kie.Succeeded {
+			cb.Code, cb.Msg = task.CodeSuccess, "result found by polling"
+		}
+		if _, err := r.Receiver.Receive(ctx, cb); err != nil {
+			return err
+		}
+		rep.Finished++
+	}
+	return nil
+}
+
+// expire fails a pending task the platform can no longer have results for.
+func (r *Reconciler) expire(ctx context.Context, t task.Task, now time.Time) error {
+	cb := task.Callback{TaskID: t.ID, API: t.API, Msg: "no callback and no result within the platform's retention of " + r.Retention.String()}
+	_, err := r.Tasks.Update(ctx, task.Change{ID: t.ID, From: task.StatusPending, To: task.StatusFailed, Callback: &cb, IfUpdatedAt: t.UpdatedAt, Now: now})
+	if errors.Is(err, task.ErrStale) {
+		return nil
+	}
+	return err
+}
+
+// received queues again the records whose callback died before queueing
+// and whose platform has since given up retrying.
+func (r *Reconciler) received(ctx context.Context, now time.Time, rep *Report) error {
+	tasks, err := r.Tasks.Open(ctx, task.StatusReceived, now.Add(-r.StuckAfter), r.Limit)
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		claimed, err := r.claim(ctx, t, now)
+		if err != nil {
+			return err
+		}
+		if !claimed {
+			continue
+		}
+		if err := r.Queue.Enqueue(ctx, t.ID); err != nil {
+			return err
+		}
+		_, err = r.Tasks.Update(ctx, task.Change{ID: t.ID, From: task.StatusReceived, To: task.StatusQueued, Now: now})
+		if err != nil && !errors.Is(err, task.ErrStale) {
+			return err
+		}
+		r.Logger.InfoContext(ctx, "queued a stuck task again", "taskId", t.ID)
+		rep.Requeued++
+	}
+	return nil
+}
+
+// queued counts the copies waiting longer than QueuedAlert, so that a slow
+// or failing copier shows before the dead-letter queue fills.
+func (r *Reconciler) queued(ctx context.Context, now time.Time, rep *Report) error {
+	tasks, err := r.Tasks.Open(ctx, task.StatusQueued, now.Add(-r.QueuedAlert), r.Limit)
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		r.Logger.WarnContext(ctx, "task queued for too long", "taskId", t.ID, "since", t.UpdatedAt.Format(time.RFC3339))
+	}
+	rep.StaleQueued = len(tasks)
+	return nil
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/envconf"
+	"github.com/kiehook/kiehook/functions/internal/kieapi"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
+	"github.com/kiehook/kiehook/functions/internal/queue"
+	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/infra/capture"
+	"github.com/kiehook/kiehook/infra/emulators"
+	"github.com/kiehook/kiehook/infra/platform"
+)
+
+var testNow = time.Unix(1764300000, 0).UTC()
+
+type harness struct {
+	env      *emulators.Env
+	store    *dynamo.Store
+	platform *platform.API
+	r        *Reconciler
+	metrics  *capture.Buffer
+}
+
+func newHarness(tb testing.TB) *harness {
+	tb.Helper()
+	env := emulators.New(tb, emulators.Options{})
+	api := platform.ServeAPI("api-key")
+	tb.Cleanup(api.Close)
+	h := &harness{env: env, store: dynamo.New(env.DynamoDB, env.Table), platform: api, metrics: &capture.Buffer{}}
+	clock := func() time.Time { return testNow }
+	q := queue.New(env.SQS, env.QueueURL)
+	h.r = &Reconciler{
+		Tasks:        h.store,
+		Platform:     kieapi.New(api.URL, "api-key"),
+		Receiver:     &task.Receiver{Store: h.store, Queue: q, TTL: 720 * time.Hour, Now: clock},
+		Queue:        q,
+		Metrics:      metrics.New(h.metrics, "kiehook", clock),
+		Logger:       slog.New(slog.DiscardHandler),
+		Now:          clock,
+		PendingAfter: 2 * time.Minute,
+		StuckAfter:   5 * time.Minute,
+		QueuedAlert:  30 * time.Minute,
+		Retention:    14 * 24 * time.Hour,
+		Limit:        50,
+	}
+	return h
+}
+
+// seed writes a record last updated age ago.
+func (h *harness) seed(tb testing.TB, id, api string, status task.Status, age time.Duration) {
+	tb.Helper()
+	at := testNow.Add(-age)
+	t := task.NewPending(id, api, at, time.Hour)
+	if status != task.StatusPending {
+		t = task.Task{ID: id, Status: status, API: api, Code: 200, Sources: []string{"https://tempfile.aiquickdraw.com/x.png"}, Deliveries: 1, ReceivedAt: at, UpdatedAt: at, ExpiresAt: at.Add(time.Hour)}
+	}
+	if _, created, err := h.store.Create(context.Background(), t); err != nil || !created {
+		tb.Fatalf("seed %s: %v %v", id, created, err)
+	}
+}
+
+func (h *harness) record(tb testing.TB, id string) task.Task {
+	tb.Helper()
+	t, found, err := h.store.Get(context.Background(), id)
+	if err != nil || !found {
+		tb.Fatalf("record %s: %v %v", id, found, err)
+	}
+	return t
+}
+
+func (h *harness) queued(tb testing.TB) []string {
+	tb.Helper()
+	var ids []string
+	for {
+		out, err := h.env.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &h.env.QueueURL, MaxNumberOfMessages: 10})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			slices.Sort(ids)
+			return ids
+		}
+		for _, m := range out.Messages {
+			msg, _ := queue.Decode(*m.Body)
+			ids = append(ids, msg.TaskID)
+		}
+	}
+}
+
+func (h *harness) run(tb testing.TB) Report {
+	tb.Helper()
+	rep, err := h.r.Run(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rep
+}
+
+func TestPendingTasksArePolledAndFinishedLikeCallbacks(t *testing.T) {
+	for _, api := range platform.APIs {
+		t.Run("a finished "+api+" task is queued for the copier", func(t *testing.T) {
+			h := newHarness(t)
+			id := "pend_" + strings.ReplaceAll(api, "-", "_")
+			h.seed(t, id, api, task.StatusPending, 3*time.Minute)
+			urls := []string{"https://tempfile.aiquickdraw.com/p/" + id + ".png", "https://tempfile.aiquickdraw.com/p/" + id + "-2.png"}
+			if api == "flux-kontext" {
+				urls = urls[:1]
+			}
+			h.platform.Set(api, id, platform.Success, urls...)
+			if rep := h.run(t); rep.Polled != 1 || rep.Finished != 1 {
+				t.Errorf("report %+v", rep)
+			}
+			rec := h.record(t, id)
+			if rec.Status != task.StatusQueued || rec.Code != 200 || !slices.Equal(rec.Sources, urls) || rec.ReceivedAt.IsZero() {
+				t.Errorf("record %+v", rec)
+			}
+			if ids := h.queued(t); !slices.Equal(ids, []string{id}) {
+				t.Errorf("queued %v", ids)
+			}
+		})
+	}
+	t.Run("a failed task becomes failed with the platform's code", func(t *testing.T) {
+		h := newHarness(t)
+		h.seed(t, "pend_fail", "veo", task.StatusPending, 3*time.Minute)
+		h.platform.Set("veo", "pend_fail", platform.Failure)
+		h.run(t)
+		if rec := h.record(t, "pend_fail"); rec.Status != task.StatusFailed || rec.Code != 501 || rec.Msg != "generation failed" {
+			t.Errorf("record %+v", rec)
+		}
+		if ids := h.queued(t); len(ids) != 0 {
+			t.Errorf("queued %v", ids)
+		}
+	})
+	t.Run("a task still generating stays pending and is asked again later", func(t *testing.T) {
+		h := newHarness(t)
+		h.seed(t, "pend_run", "suno", task.StatusPending, 3*time.Minute)
+		h.platform.Set("suno", "pend_run", platform.Generating)
+		h.run(t)
+		rec := h.record(t, "pend_run")
+		if rec.Status != task.StatusPending || !rec.UpdatedAt.Equal(testNow) {
+			t.Errorf("record %+v: want pending, touched now", rec)
+		}
+		h.run(t) // at once: within 30 s of the last poll
+		if n := h.platform.Polls("pend_run"); n != 1 {
+			t.Errorf("polled %d times within 30 s, want 1", n)
+		}
+	})
+	t.Run("a young pending task is left alone", func(t *testing.T) {
+		h := newHarness(t)
+		h.seed(t, "pend_young", "veo", task.StatusPending, 20*time.Second)
+		h.run(t)
+		if n := h.platform.Polls("pend_young"); n != 0 {
+			t.Errorf("polled %d times", n)
+		}
+	})
+	t.Run("a task older than the platform's retention fails with a clear reason", func(t *testing.T) {
+		h := newHarness(t)
+		h.seed(t, "pend_old", "veo", task.StatusPending, 15*24*time.Hour)
+		if rep := h.run(t); rep.Expired != 1 {
+			t.Errorf("report %+v", rep)
+		}
+		rec := h.record(t, "pend_old")
+		if rec.Status != task.StatusFailed || !strings.Contains(rec.Msg, "retention") {
+			t.Errorf("record %+v", rec)
+		}
+		if n := h.platform.Polls("pend_old"); n != 0 {
+			t.Errorf("polled %d times", n)
+		}
+	})
+	t.Run("a 429 ends the run's polling", func(t *testing.T) {
+		h := newHarness(t)
+		h.seed(t, "pend_a", "veo", task.StatusPending, 5*time.Minute)
+		h.seed(t, "pend_b", "veo", task.StatusPending, 4*time.Minute)
+		h.platform.RateLimit(true)
+		rep := h.run(t)
+		if !rep.RateLimited || h.platform.Polls("pend_a")+h.platform.Polls("pend_b") != 1 {
+			t.Errorf("report %+v, polls %d+%d: want one call, then back off", rep, h.platform.Polls("pend_a"), h.platform.Polls("pend_b"))
+		}
+	})
+	t.Run("without an API key nothing is polled", func(t *testing.T) {
+		h := newHarness(t)
+		h.r.Platform = nil
+		h.seed(t, "pend_nokey", "veo", task.StatusPending, 5*time.Minute)
+		h.run(t)
+		if rec := h.record(t, "pend_nokey"); rec.Status != task.StatusPending {
+			t.Errorf("record %+v", rec)
+		}
+	})
+}
+
+func TestStuckAndSlowRecords(t *testing.T) {
+	h := newHarness(t)
+	h.seed(t, "stuck", "veo", task.StatusReceived, 10*time.Minute)
+	h.seed(t, "fresh", "veo", task.StatusReceived, time.Minute)
+	h.seed(t, "slow", "veo", task.StatusQueued, time.Hour)
+	h.seed(t, "recent", "veo", task.StatusQueued, time.Minute)
+	rep := h.run(t)
+	if rep.Requeued != 1 || rep.StaleQueued != 1 {
+		t.Errorf("report %+v", rep)
+	}
+	if rec := h.record(t, "stuck"); rec.Status != task.StatusQueued {
+		t.Errorf("stuck is %s", rec.Status)
+	}
+	if rec := h.record(t, "fresh"); rec.Status != task.StatusReceived {
+		t.Errorf("fresh is %s: its callback may still be queueing it", rec.Status)
+	}
+	if ids := h.queued(t); !slices.Equal(ids, []string{"stuck"}) {
+		t.Errorf("queued %v", ids)
+	}
+	if m := h.metrics.String(); !strings.Contains(m, `"StaleQueued":1`) || !strings.Contains(m, `"StuckRequeued":1`) {
+		t.Errorf("metrics %s", m)
+	}
+}
+
+func TestOverlappingRunsActOnceOnEachTask(t *testing.T) {
+	h := newHarness(t)
+	for i := range 10 {
+		id := fmt.Sprint("overlap_", i)
+		h.seed(t, id, "midjourney", task.StatusPending, 5*time.Minute)
+		h.platform.Set("midjourney", id, platform.Success, "https://tempfile.aiquickdraw.com/m/"+id+".png")
+		h.seed(t, fmt.Sprint("stuck_", i), "veo", task.StatusReceived, time.Hour)
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() { h.r.Run(context.Background()) })
+	}
+	wg.Wait()
+	for i := range 10 {
+		if n := h.platform.Polls(fmt.Sprint("overlap_", i)); n != 1 {
+			t.Errorf("overlap_%d polled %d times", i, n)
+		}
+	}
+	if ids := h.queued(t); len(ids) != 20 {
+		t.Errorf("%d messages, want one per task (20): %v", len(ids), ids)
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	c, err := loadConfig(envconf.Map(map[string]string{"TABLE_NAME": "t", "QUEUE_URL": "q"}))
+	if err != nil || c.BaseURL != kieapi.DefaultBaseURL || c.Retention != 336*time.Hour || c.Limit != 50 {
+		t.Errorf("%+v %v", c, err)
+	}
+	for _, bad := range []map[string]string{
+		{"QUEUE_URL": "q"},
+		{"TABLE_NAME": "t", "QUEUE_URL": "q", "PLATFORM_RETENTION": "14d"},
+		{"TABLE_NAME": "t", "QUEUE_URL": "q", "RECONCILE_LIMIT": "5000"},
+	} {
+		if _, err := loadConfig(envconf.Map(bad)); err == nil {
+			t.Errorf("%v: want an error", bad)
+		}
+	}
+}
