@@ -157,7 +157,12 @@ func (s *Store) Open(ctx context.Context, status task.Status, before time.Time, 
 		if err != nil {
 			return nil, err
 		}
-		tasks = append(tasks, t)
+		// A global index lags its table, so an entry may describe a task
+		// that has moved on; drop those. (minidyn never drops an index key
+		// that an update REMOVEs, so there the entry stays for good.)
+		if t.Status == status {
+			tasks = append(tasks, t)
+		}
 	}
 	return tasks, nil
 }
