@@ -26,10 +26,14 @@ const MaxBodyBytes = 1 << 20
 // a slow dependency ends in a 503 the platform retries, not a timeout.
 const requestBudget = 10 * time.Second
 
-// receiver records an authenticated, parsed callback.
+// receiver records authenticated, parsed callbacks and registrations.
 type receiver interface {
 	Receive(ctx context.Context, cb task.Callback) (task.Outcome, error)
+	Register(ctx context.Context, id, api string) (task.Task, bool, error)
 }
+
+// RegisterPath is the route that registers a task as pending.
+const RegisterPath = "/tasks"
 
 // Auth is how callers prove they are the platform.
 type Auth struct {
@@ -77,6 +81,9 @@ var statusOf = map[string]int{
 func (h *Handler) Handle(ctx context.Context, req events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestBudget)
 	defer cancel()
+	if req.RawPath == RegisterPath {
+		return h.register(ctx, req), nil
+	}
 	cb, outcome, err := h.handle(ctx, req)
 	if err != nil {
 		h.metrics.Emit(task.ErrorCode(err), oneCallback)
@@ -90,40 +97,13 @@ func (h *Handler) Handle(ctx context.Context, req events.LambdaFunctionURLReques
 
 func (h *Handler) handle(ctx context.Context, req events.LambdaFunctionURLRequest) (task.Callback, task.Outcome, error) {
 	var cb task.Callback
-	if req.RequestContext.HTTP.Method != http.MethodPost {
-		return cb, "", task.Errorf(task.ENOTALLOWED, "only POST is allowed")
-	}
-	body, err := decodeBody(req)
+	body, err := h.admit(req)
 	if err != nil {
 		return cb, "", err
 	}
-	if !isJSON(header(req.Headers, "Content-Type")) {
-		return cb, "", task.Errorf(task.EUNSUPPORTED, "Content-Type must be application/json")
-	}
-	if !h.auth.configured() {
-		return cb, "", task.Wrap(task.EINTERNAL, "receiver is not configured", errUnconfigured)
-	}
-	if err := h.checkToken(req.QueryStringParameters["token"]); err != nil {
-		return cb, "", err
-	}
-	now := h.now()
-	v := h.auth.Verifier
-	if v != nil {
-		// Refuse stale and unsigned calls before reading the body.
-		if err := v.CheckTimestamp(header(req.Headers, kie.HeaderTimestamp), now); err != nil {
-			return cb, "", err
-		}
-	}
 	cb, parseErr := kie.Parse(body)
-	if v != nil {
-		// The signature covers the task id, so it is checked as soon as the
-		// id is known and before any other verdict on the body is given.
-		if cb.TaskID == "" {
-			return cb, "", task.Errorf(task.EUNAUTHORIZED, "invalid %s", kie.HeaderSignature)
-		}
-		if err := v.Verify(cb.TaskID, header(req.Headers, kie.HeaderTimestamp), header(req.Headers, kie.HeaderSignature), now); err != nil {
-			return cb, "", err
-		}
+	if err := h.authenticate(req, cb.TaskID); err != nil {
+		return cb, "", err
 	}
 	if parseErr != nil {
 		return cb, "", parseErr
@@ -135,6 +115,48 @@ func (h *Handler) handle(ctx context.Context, req events.LambdaFunctionURLReques
 		err = nil
 	}
 	return cb, outcome, err
+}
+
+// admit applies the checks that need no body: method, size, content type,
+// configuration, token and timestamp. It returns the decoded body.
+func (h *Handler) admit(req events.LambdaFunctionURLRequest) ([]byte, error) {
+	if req.RequestContext.HTTP.Method != http.MethodPost {
+		return nil, task.Errorf(task.ENOTALLOWED, "only POST is allowed")
+	}
+	body, err := decodeBody(req)
+	if err != nil {
+		return nil, err
+	}
+	if !isJSON(header(req.Headers, "Content-Type")) {
+		return nil, task.Errorf(task.EUNSUPPORTED, "Content-Type must be application/json")
+	}
+	if !h.auth.configured() {
+		return nil, task.Wrap(task.EINTERNAL, "receiver is not configured", errUnconfigured)
+	}
+	if err := h.checkToken(req.QueryStringParameters["token"]); err != nil {
+		return nil, err
+	}
+	if v := h.auth.Verifier; v != nil {
+		// Refuse stale and unsigned calls before reading the body.
+		if err := v.CheckTimestamp(header(req.Headers, kie.HeaderTimestamp), h.now()); err != nil {
+			return nil, err
+		}
+	}
+	return body, nil
+}
+
+// authenticate checks the signature, which covers the task id: it is
+// checked as soon as the id is known and before any other verdict on the
+// body is given. An id that could not be read cannot be verified.
+func (h *Handler) authenticate(req events.LambdaFunctionURLRequest, taskID string) error {
+	v := h.auth.Verifier
+	if v == nil {
+		return nil
+	}
+	if taskID == "" {
+		return task.Errorf(task.EUNAUTHORIZED, "invalid %s", kie.HeaderSignature)
+	}
+	return v.Verify(taskID, header(req.Headers, kie.HeaderTimestamp), header(req.Headers, kie.HeaderSignature), h.now())
 }
 
 var errUnconfigured = errors.New("no WEBHOOK_HMAC_KEY, WEBHOOK_HMAC_KEY_SECRET or CALLBACK_TOKEN is set and ALLOW_UNAUTHENTICATED is not true: refusing every callback")
@@ -229,4 +251,55 @@ func respondBody(status int, body string) events.LambdaFunctionURLResponse {
 		Headers:    map[string]string{"Content-Type": "application/json"},
 		Body:       body,
 	}
+}
+
+// registration is the body of POST /tasks.
+type registration struct {
+	TaskID string `json:"taskId"`
+	API    string `json:"api"`
+}
+
+// oneRegistration counts POST /tasks by outcome: pending (created),
+// exists, or the refusal's code.
+var oneRegistration = metrics.Metric{Name: "Registrations", Unit: metrics.Count, Value: 1}
+
+// register records a task as pending before its callback; it is
+// authenticated exactly as a callback is.
+func (h *Handler) register(ctx context.Context, req events.LambdaFunctionURLRequest) events.LambdaFunctionURLResponse {
+	var reg registration
+	t, created, err := h.registerTask(ctx, req, &reg)
+	if err != nil {
+		h.metrics.Emit(task.ErrorCode(err), oneRegistration)
+		return h.fail(ctx, reg.TaskID, err)
+	}
+	status := http.StatusOK
+	outcome := "exists"
+	if created {
+		status, outcome = http.StatusCreated, "pending"
+	}
+	h.metrics.Emit(outcome, oneRegistration)
+	return respond(status, answer{Status: string(t.Status), TaskID: t.ID})
+}
+
+func (h *Handler) registerTask(ctx context.Context, req events.LambdaFunctionURLRequest, reg *registration) (task.Task, bool, error) {
+	body, err := h.admit(req)
+	if err != nil {
+		return task.Task{}, false, err
+	}
+	parseErr := json.Unmarshal(body, reg)
+	if !kie.ValidTaskID(reg.TaskID) {
+		reg.TaskID = ""
+	}
+	if err := h.authenticate(req, reg.TaskID); err != nil {
+		return task.Task{}, false, err
+	}
+	switch {
+	case parseErr != nil:
+		return task.Task{}, false, task.Errorf(task.EINVALID, `body must be {"taskId":"…","api":"…"}`)
+	case reg.TaskID == "":
+		return task.Task{}, false, task.Errorf(task.EINVALID, "task id must be 1-%d characters of A-Z a-z 0-9 . _ : -", kie.MaxTaskIDLength)
+	case !kie.KnownAPI(reg.API):
+		return task.Task{}, false, task.Errorf(task.EINVALID, "api must be one of flux-kontext, 4o-image, midjourney, veo, runway, suno, market")
+	}
+	return h.receiver.Register(ctx, reg.TaskID, reg.API)
 }

@@ -575,3 +575,83 @@ func TestEveryCallbackIsCountedByOutcome(t *testing.T) {
 		t.Errorf("outcomes %v, want %v", got, want)
 	}
 }
+
+// signedRegistration is a signed POST /tasks, as the user's own code sends it.
+func signedRegistration(tb testing.TB, body string) events.LambdaFunctionURLRequest {
+	tb.Helper()
+	req := callback(tb, body)
+	var reg struct{ TaskID string }
+	json.Unmarshal([]byte(body), &reg)
+	req.RawPath = RegisterPath
+	req.Headers["x-webhook-signature"] = kie.Sign([]byte(testKey), reg.TaskID, req.Headers["x-webhook-timestamp"])
+	return req
+}
+
+func TestRegisteringATaskBeforeItsCallback(t *testing.T) {
+	h := newHarness(t, signed())
+	t.Run("a new task is recorded as pending", func(t *testing.T) {
+		status, a := h.call(t, signedRegistration(t, `{"taskId":"reg_1","api":"veo"}`))
+		if status != 201 || a.Status != "pending" || a.TaskID != "reg_1" {
+			t.Fatalf("got %d %+v", status, a)
+		}
+		rec := h.record(t, "reg_1")
+		if rec.Status != task.StatusPending || rec.API != "veo" || !rec.SubmittedAt.Equal(testNow) || rec.Deliveries != 0 {
+			t.Errorf("record %+v", rec)
+		}
+	})
+	t.Run("a known task is left as it is", func(t *testing.T) {
+		h.call(t, callback(t, success("reg_2", "https://tempfile.aiquickdraw.com/a.png")))
+		status, a := h.call(t, signedRegistration(t, `{"taskId":"reg_2","api":"midjourney"}`))
+		if status != 200 || a.Status != "queued" {
+			t.Errorf("got %d %+v", status, a)
+		}
+	})
+	t.Run("the callback of a pending task proceeds as a new one", func(t *testing.T) {
+		status, a := h.call(t, callback(t, success("reg_1", "https://tempfile.aiquickdraw.com/v.mp4")))
+		if status != 200 || a.Status != "accepted" {
+			t.Errorf("got %d %+v", status, a)
+		}
+		if rec := h.record(t, "reg_1"); rec.Status != task.StatusQueued || rec.Deliveries != 1 {
+			t.Errorf("record %+v", rec)
+		}
+	})
+	for _, tt := range []struct {
+		name   string
+		req    func() events.LambdaFunctionURLRequest
+		status int
+	}{
+		{"an unsigned registration is refused", func() events.LambdaFunctionURLRequest {
+			r := signedRegistration(t, `{"taskId":"reg_3","api":"veo"}`)
+			delete(r.Headers, "x-webhook-signature")
+			return r
+		}, 401},
+		{"a registration without the token is refused", func() events.LambdaFunctionURLRequest {
+			r := signedRegistration(t, `{"taskId":"reg_3","api":"veo"}`)
+			r.QueryStringParameters = nil
+			return r
+		}, 401},
+		{"an unknown API is refused", func() events.LambdaFunctionURLRequest { return signedRegistration(t, `{"taskId":"reg_3","api":"dall-e"}`) }, 400},
+		{"a body that is not JSON is refused", func() events.LambdaFunctionURLRequest {
+			r := signedRegistration(t, `{"taskId":"reg_3","api":"veo"}`)
+			r.Body = `{"taskId":"reg_3",`
+			return r
+		}, 401},
+		{"a GET is refused", func() events.LambdaFunctionURLRequest {
+			r := signedRegistration(t, `{"taskId":"reg_3","api":"veo"}`)
+			r.RequestContext.HTTP.Method = http.MethodGet
+			return r
+		}, 405},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if status, a := h.call(t, tt.req()); status != tt.status {
+				t.Errorf("got %d %+v, want %d", status, a, tt.status)
+			}
+		})
+	}
+	if _, found, _ := h.store.Get(context.Background(), "reg_3"); found {
+		t.Error("a refused registration left a record")
+	}
+	if m := h.metrics.String(); !strings.Contains(m, `"Outcome":"pending","Registrations":1`) {
+		t.Errorf("registrations are not counted: %s", m)
+	}
+}

@@ -87,3 +87,18 @@ func (r *Receiver) enqueue(ctx context.Context, id string, now time.Time, outcom
 	}
 	return outcome, nil
 }
+
+// Register records a task as pending before its callback, so that the
+// reconciler can poll the platform if the callback never comes. A task
+// kiehook already knows is left as it is; its record is returned.
+func (r *Receiver) Register(ctx context.Context, id, api string) (Task, bool, error) {
+	t := NewPending(id, api, r.Now().UTC(), r.TTL)
+	existing, created, err := r.Store.Create(ctx, t)
+	if err != nil {
+		return Task{}, false, Wrap(EUNAVAILABLE, "task store unavailable", err)
+	}
+	if created {
+		return t, true, nil
+	}
+	return existing, false, nil
+}
