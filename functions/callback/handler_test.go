@@ -630,7 +630,9 @@ func TestRegisteringATaskBeforeItsCallback(t *testing.T) {
 			r.QueryStringParameters = nil
 			return r
 		}, 401},
-		{"an unknown API is refused", func() events.LambdaFunctionURLRequest { return signedRegistration(t, `{"taskId":"reg_3","api":"dall-e"}`) }, 400},
+		{"an unknown API is refused", func() events.LambdaFunctionURLRequest {
+			return signedRegistration(t, `{"taskId":"reg_3","api":"dall-e"}`)
+		}, 400},
 		{"a body that is not JSON is refused", func() events.LambdaFunctionURLRequest {
 			r := signedRegistration(t, `{"taskId":"reg_3","api":"veo"}`)
 			r.Body = `{"taskId":"reg_3",`
