@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/kiehook/kiehook/functions/internal/download"
 	"github.com/kiehook/kiehook/functions/internal/envconf"
+	"github.com/kiehook/kiehook/functions/internal/kieapi"
 )
 
 // config is the copier function's environment, as the contract names it.
@@ -15,6 +18,10 @@ type config struct {
 	MaxBytes     int64
 	PathStyle    bool
 	Namespace    string
+	Verify       bool
+	APIKey       string
+	APIKeySecret string
+	BaseURL      string
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
@@ -28,6 +35,14 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		MaxBytes:     env.Int64("MAX_OBJECT_BYTES", 256<<20),
 		PathStyle:    env.Bool("S3_USE_PATH_STYLE", false),
 		Namespace:    env.String("METRICS_NAMESPACE", "kiehook"),
+		Verify:       env.Bool("VERIFY_WITH_PLATFORM", false),
+		APIKey:       env.String("KIE_API_KEY", ""),
+		APIKeySecret: env.String("KIE_API_KEY_SECRET", ""),
+		BaseURL:      env.String("KIE_API_BASE_URL", kieapi.DefaultBaseURL),
 	}
-	return c, env.Err()
+	err := env.Err()
+	if c.Verify && c.APIKey == "" && c.APIKeySecret == "" {
+		err = errors.Join(err, errors.New("VERIFY_WITH_PLATFORM: needs KIE_API_KEY or KIE_API_KEY_SECRET"))
+	}
+	return c, err
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiehook/kiehook/functions/internal/download"
+	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
@@ -31,15 +32,23 @@ type putter interface {
 	Put(ctx context.Context, key, contentType string, body io.Reader, meta func() map[string]string) error
 }
 
+// recorder says what became of a task, from the platform's own records.
+type recorder interface {
+	Record(ctx context.Context, api, taskID string) (kie.Record, error)
+}
+
 // Copier copies every result of a task into the bucket.
 type Copier struct {
 	Store   taskStore
 	Sources opener
 	Objects putter
-	Prefix  string
-	Metrics *metrics.Writer
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Verifier, when set, is asked before any download: only URLs the
+	// platform itself reports for the task are copied (VERIFY_WITH_PLATFORM).
+	Verifier recorder
+	Prefix   string
+	Metrics  *metrics.Writer
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Copy outcomes, the Outcome dimension of the Copies metric.
@@ -87,6 +96,18 @@ func (c *Copier) copy(ctx context.Context, id string) (outcome string, bytes int
 		c.Logger.WarnContext(ctx, "nothing to copy", "taskId", id, "status", string(t.Status))
 		return outcomeSkipped, 0, nil
 	}
+	if c.Verifier != nil {
+		confirmed, err := c.confirmed(ctx, t)
+		if err != nil {
+			return "", 0, err
+		}
+		if !confirmed {
+			if _, err := c.Store.CopyFailed(context.WithoutCancel(ctx), id, unconfirmed, c.Now().UTC()); err != nil && !errors.Is(err, task.ErrStale) {
+				return "", 0, fmt.Errorf("record copy failure of task %s: %w", id, err)
+			}
+			return outcomeCopyFailed, 0, nil
+		}
+	}
 	objects := make([]task.Object, 0, len(t.Sources))
 	for i, src := range t.Sources {
 		obj, err := c.copyOne(ctx, t.ID, i, src)
@@ -130,4 +151,45 @@ func (c *Copier) copyOne(ctx context.Context, id string, index int, src string) 
 		return task.Object{}, err
 	}
 	return task.Object{Key: key, Bytes: dl.Bytes(), SHA256: dl.SHA256(), ContentType: dl.ContentType, Source: src}, nil
+}
+
+// unconfirmed is the error recorded for a task whose callback named URLs
+// the platform does not report.
+const unconfirmed = "result URLs not confirmed by the platform"
+
+// confirmed asks the platform whether it reports exactly the task's URLs.
+// The webhook signature covers only the task id, so a forged or tampered
+// body could otherwise make the copier fetch someone else's files.
+func (c *Copier) confirmed(ctx context.Context, t task.Task) (bool, error) {
+	rec, err := c.Verifier.Record(ctx, t.API, t.ID)
+	if err != nil && task.ErrorCode(err) != task.EINVALID {
+		return false, fmt.Errorf("verify task %s with the platform: %w", t.ID, err)
+	}
+	ok := err == nil && rec.State == kie.Succeeded && sameSet(rec.Sources, t.Sources)
+	if !ok {
+		reported := rec.Sources
+		reason := ""
+		if err != nil {
+			reason = err.Error()
+		}
+		c.Logger.WarnContext(ctx, "security: result URLs not confirmed by the platform",
+			"security", true, "taskId", t.ID, "api", t.API, "claimed", t.Sources, "reported", reported, "platformState", int(rec.State), "reason", reason)
+	}
+	return ok, nil
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := make(map[string]bool, len(a))
+	for _, s := range a {
+		seen[s] = true
+	}
+	for _, s := range b {
+		if !seen[s] {
+			return false
+		}
+	}
+	return true
 }

@@ -28,6 +28,8 @@ import (
 
 	"github.com/kiehook/kiehook/functions/internal/download"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/envconf"
+	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/queue"
@@ -35,6 +37,7 @@ import (
 	"github.com/kiehook/kiehook/infra/capture"
 	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/esm"
+	"github.com/kiehook/kiehook/infra/platform"
 )
 
 // files are generated-looking results: the right magic bytes, then filler.
@@ -554,4 +557,77 @@ func TestEveryCopyIsCountedByOutcome(t *testing.T) {
 	if want := int64(len(files["/img.png"]) + len(files["/song.mp3"])); got[0].BytesCopied != want || got[0].CopyLatency < 0 {
 		t.Errorf("stored line %+v, want %d bytes", got[0], want)
 	}
+}
+
+func TestVerifyingWithThePlatform(t *testing.T) {
+	setup := func(t *testing.T) (*harness, *platform.API, *capture.Buffer) {
+		h := newHarness(t)
+		api := platform.ServeAPI("api-key")
+		t.Cleanup(api.Close)
+		logs := &capture.Buffer{}
+		h.copier.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		h.copier.Verifier = kieapi.New(api.URL, "api-key")
+		return h, api, logs
+	}
+	t.Run("URLs the platform reports are copied", func(t *testing.T) {
+		h, api, _ := setup(t)
+		h.seed(t, "v_ok", task.StatusQueued, "/img.png", "/song.mp3")
+		api.Set("midjourney", "v_ok", platform.Success, h.url("/song.mp3"), h.url("/img.png")) // order does not matter
+		if failed := h.run(t, message("v_ok")); len(failed) != 0 {
+			t.Fatalf("failed %v", failed)
+		}
+		h.assertStored(t, "v_ok", "/img.png", "/song.mp3")
+	})
+	for _, tt := range []struct {
+		name  string
+		state string
+		urls  []string
+	}{
+		{"other URLs are refused", platform.Success, []string{"/img.jpg"}},
+		{"one URL more than reported is refused", platform.Success, []string{"/img.png"}},
+		{"a task the platform still generates is refused", platform.Generating, nil},
+		{"a task the platform reports failed is refused", platform.Failure, nil},
+		{"a task the platform does not know is refused", "", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h, api, logs := setup(t)
+			h.seed(t, "v_bad", task.StatusQueued, "/img.png", "/song.mp3")
+			if tt.state != "" {
+				var urls []string
+				for _, p := range tt.urls {
+					urls = append(urls, h.url(p))
+				}
+				api.Set("midjourney", "v_bad", tt.state, urls...)
+			}
+			if failed := h.run(t, message("v_bad")); len(failed) != 0 {
+				t.Fatalf("failed %v", failed)
+			}
+			if rec := h.record(t, "v_bad"); rec.Status != task.StatusCopyFailed || rec.Error != "result URLs not confirmed by the platform" {
+				t.Errorf("record %s %q", rec.Status, rec.Error)
+			}
+			if n := h.src.count("/img.png") + h.src.count("/song.mp3"); n != 0 {
+				t.Errorf("downloaded %d files of an unconfirmed task", n)
+			}
+			if !strings.Contains(logs.String(), `"security":true`) || !strings.Contains(logs.String(), "v_bad") {
+				t.Errorf("no security event logged: %s", logs.String())
+			}
+		})
+	}
+	t.Run("a rate-limited platform returns the message to the queue", func(t *testing.T) {
+		h, api, _ := setup(t)
+		h.seed(t, "v_wait", task.StatusQueued, "/img.png")
+		api.RateLimit(true)
+		if failed := h.run(t, message("v_wait")); len(failed) != 1 {
+			t.Errorf("failed %v", failed)
+		}
+		if rec := h.record(t, "v_wait"); rec.Status != task.StatusQueued {
+			t.Errorf("status %s", rec.Status)
+		}
+	})
+	t.Run("VERIFY_WITH_PLATFORM needs an API key", func(t *testing.T) {
+		_, err := loadConfig(envconf.Map(map[string]string{"TABLE_NAME": "t", "BUCKET_NAME": "b", "VERIFY_WITH_PLATFORM": "true"}))
+		if err == nil || !strings.Contains(err.Error(), "KIE_API_KEY") {
+			t.Errorf("error %v", err)
+		}
+	})
 }

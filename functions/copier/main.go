@@ -13,11 +13,14 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/kiehook/kiehook/functions/internal/download"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/objects"
+	"github.com/kiehook/kiehook/functions/internal/secret"
 )
 
 // batchConcurrency bounds the tasks of one batch copied at once; with
@@ -53,6 +56,15 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		Metrics: metrics.New(os.Stdout, c.Namespace, time.Now),
 		Logger:  logger,
 		Now:     time.Now,
+	}
+	if c.Verify {
+		key := c.APIKey
+		if c.APIKeySecret != "" {
+			if key, err = secret.Read(ctx, secretsmanager.NewFromConfig(awsCfg), "KIE_API_KEY_SECRET", c.APIKeySecret); err != nil {
+				return nil, err
+			}
+		}
+		cp.Verifier = kieapi.New(c.BaseURL, key)
 	}
 	return NewHandler(cp.Copy, batchConcurrency, logger), nil
 }

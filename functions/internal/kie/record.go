@@ -91,7 +91,11 @@ func ParseRecord(api string, raw []byte) (Record, error) {
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return Record{}, task.Errorf(task.EINVALID, "record-info is not JSON: %v", err)
 	}
-	if b.Code != 200 {
+	switch b.Code {
+	case 200:
+	case 400, 404, 422:
+		return Record{}, task.Errorf(task.EINVALID, "the platform has no record of the task (code %d: %.200s)", b.Code, b.Msg)
+	default:
 		return Record{}, task.Errorf(task.EUNAVAILABLE, "record-info answered code %d: %.200s", b.Code, b.Msg)
 	}
 	var d recordData
