@@ -9,7 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -32,12 +31,7 @@ func main() {
 		logger.Error("reconciler function cannot start", "error", err.Error())
 		os.Exit(1)
 	}
-	lambda.Start(func(ctx context.Context, _ events.EventBridgeEvent) error {
-		rep, err := r.Run(ctx)
-		logger.InfoContext(ctx, "reconciled", "polled", rep.Polled, "finished", rep.Finished, "expired", rep.Expired,
-			"requeued", rep.Requeued, "staleQueued", rep.StaleQueued, "rateLimited", rep.RateLimited)
-		return err
-	})
+	lambda.Start(r.Handle)
 }
 
 // build reads the configuration and makes the SDK clients, once per cold start.

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
@@ -74,6 +76,15 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 		metrics.Metric{Name: "StuckRequeued", Unit: metrics.Count, Value: int64(rep.Requeued)},
 		metrics.Metric{Name: "StaleQueued", Unit: metrics.Count, Value: int64(rep.StaleQueued)})
 	return rep, errors.Join(errs...)
+}
+
+// Handle runs once per scheduled event. A failed run is reported to Lambda
+// (and its Errors metric); the next minute's run picks up where it left.
+func (r *Reconciler) Handle(ctx context.Context, _ events.EventBridgeEvent) error {
+	rep, err := r.Run(ctx)
+	r.Logger.InfoContext(ctx, "reconciled", "polled", rep.Polled, "finished", rep.Finished, "expired", rep.Expired,
+		"requeued", rep.Requeued, "staleQueued", rep.StaleQueued, "rateLimited", rep.RateLimited)
+	return err
 }
 
 // claim moves a task's updatedAt to now if nobody else did since it was

@@ -12,6 +12,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"encoding/json"
+	"io/fs"
+
+	"github.com/aws/aws-lambda-go/events"
+	sample "github.com/kiehook/kiehook/events"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
@@ -260,5 +265,57 @@ func TestLoadConfig(t *testing.T) {
 		if _, err := loadConfig(envconf.Map(bad)); err == nil {
 			t.Errorf("%v: want an error", bad)
 		}
+	}
+}
+
+func TestTheScheduleEventRunsAPass(t *testing.T) {
+	raw, err := fs.ReadFile(sample.Files, "reconciler-schedule.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.EventBridgeEvent
+	if err := json.Unmarshal(raw, &ev); err != nil || ev.DetailType != "Scheduled Event" {
+		t.Fatalf("decode: %+v %v", ev, err)
+	}
+	h := newHarness(t)
+	h.seed(t, "sched_stuck", "veo", task.StatusReceived, time.Hour)
+	if err := h.r.Handle(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if rec := h.record(t, "sched_stuck"); rec.Status != task.StatusQueued {
+		t.Errorf("status %s", rec.Status)
+	}
+	vars, err := sample.LocalVars("ReconcilerFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(envconf.Map(vars)); err != nil {
+		t.Errorf("env.json: %v", err)
+	}
+}
+
+func TestBuildWiresTheFunctionFromItsEnvironment(t *testing.T) {
+	h := newHarness(t)
+	for k, v := range h.env.Vars() {
+		t.Setenv(k, v)
+	}
+	t.Setenv("KIE_API_KEY", "api-key")
+	t.Setenv("KIE_API_BASE_URL", h.platform.URL)
+	r, err := build(context.Background(), slog.New(slog.DiscardHandler))
+	if err != nil || r.Platform == nil {
+		t.Fatalf("%v, platform %v", err, r)
+	}
+	h.seed(t, "built_pending", "market", task.StatusPending, time.Hour)
+	h.platform.Set("market", "built_pending", platform.Failure)
+	r.Now = h.r.Now
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if rec := h.record(t, "built_pending"); rec.Status != task.StatusFailed {
+		t.Errorf("status %s", rec.Status)
+	}
+	t.Setenv("QUEUE_URL", "")
+	if _, err := build(context.Background(), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "QUEUE_URL") {
+		t.Errorf("error %v", err)
 	}
 }

@@ -125,7 +125,7 @@ func TestEveryFunctionBuildsAStaticNorpcBootstrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, dir := range map[string]string{"CallbackFunction": "callback", "CopierFunction": "copier"} {
+	for name, dir := range map[string]string{"CallbackFunction": "callback", "CopierFunction": "copier", "ReconcilerFunction": "reconciler"} {
 		t.Run(name+" is built by the Makefile from ./functions/"+dir, func(t *testing.T) {
 			fn := tpl.at("Resources", name)
 			expect(t, fn, "AWS::Serverless::Function", "Type")
@@ -185,7 +185,7 @@ func TestCopierFunction(t *testing.T) {
 	if got := ev.at("Properties", "FunctionResponseTypes").strs(); !slices.Equal(got, []string{"ReportBatchItemFailures"}) {
 		t.Errorf("FunctionResponseTypes = %v", got)
 	}
-	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"}) {
+	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject", "secretsmanager:GetSecretValue"}) {
 		t.Errorf("actions %v", got)
 	}
 	if res := statement(p, "WriteCopies").at("Resource"); res.Tag != "!Sub" || res.Value != "${ObjectsBucket.Arn}/${ObjectPrefix}*" {
@@ -250,6 +250,32 @@ func TestNoAllowStatementHasAWildcard(t *testing.T) {
 	})
 }
 
+func TestReconcilerFunction(t *testing.T) {
+	tpl := load(t)
+	p := tpl.at("Resources", "ReconcilerFunction", "Properties")
+	ev := p.at("Events", "EveryMinute")
+	expect(t, ev, "Schedule", "Type")
+	expect(t, ev, "rate(1 minute)", "Properties", "Schedule")
+	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "secretsmanager:GetSecretValue", "sqs:SendMessage"}) {
+		t.Errorf("actions %v", got)
+	}
+	if res := statement(p, "ListOpenTasks").at("Resource"); res.Value != "${TasksTable.Arn}/index/open-tasks" {
+		t.Errorf("Query must be limited to the open-tasks index, is %q", res.Value)
+	}
+	if cond := conditionalOn(p, "ReadApiKey"); cond != "UsesApiKeySecret" {
+		t.Errorf("the API key statement must exist only with a key, is under %q", cond)
+	}
+	gsi := tpl.at("Resources", "TasksTable", "Properties", "GlobalSecondaryIndexes").items()
+	if len(gsi) != 1 || gsi[0].at("IndexName").str() != "open-tasks" {
+		t.Fatal("the table needs the open-tasks index")
+	}
+	keys := gsi[0].at("KeySchema").items()
+	if len(keys) != 2 || keys[0].at("AttributeName").str() != "openStatus" || keys[1].at("AttributeName").str() != "updatedAt" {
+		t.Error("open-tasks is keyed by openStatus and updatedAt")
+	}
+	expect(t, tpl, "true", "Parameters", "KieApiKey", "NoEcho")
+}
+
 func TestQueues(t *testing.T) {
 	tpl := load(t)
 	q := tpl.at("Resources", "CopyQueue", "Properties")
@@ -276,7 +302,7 @@ func TestTable(t *testing.T) {
 		t.Error("the key must be taskId alone")
 	}
 	attrs := p.at("AttributeDefinitions").items()
-	if len(attrs) != 1 || attrs[0].at("AttributeType").str() != "S" {
+	if len(attrs) == 0 || attrs[0].at("AttributeName").str() != "taskId" || attrs[0].at("AttributeType").str() != "S" {
 		t.Error("taskId must be a string")
 	}
 	expect(t, p, "expiresAt", "TimeToLiveSpecification", "AttributeName")
@@ -312,7 +338,7 @@ func TestBucket(t *testing.T) {
 
 func TestAlarms(t *testing.T) {
 	tpl := load(t)
-	for _, name := range []string{"DeadLetterQueueAlarm", "CopierErrorsAlarm", "Callback5xxAlarm", "AuthFailuresAlarm"} {
+	for _, name := range []string{"DeadLetterQueueAlarm", "CopierErrorsAlarm", "Callback5xxAlarm", "AuthFailuresAlarm", "StaleQueuedAlarm"} {
 		a := tpl.at("Resources", name)
 		expect(t, a, "AWS::CloudWatch::Alarm", "Type")
 		if actions := a.at("Properties", "AlarmActions"); actions.Tag != "!If" || actions.items()[0].Value != "HasAlarmEmail" {
@@ -330,7 +356,9 @@ var contractVariables = []string{
 	"CALLBACK_TOKEN", "ALLOW_UNAUTHENTICATED", "SIGNATURE_TOLERANCE", "RECORD_TTL", "SOURCE_HOSTS",
 	"ALLOW_PRIVATE_SOURCES", "MAX_OBJECT_BYTES", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
 	"AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_S3", "S3_USE_PATH_STYLE",
-	"METRICS_NAMESPACE", // kiehook's own addition, documented in the README
+	// kiehook's own additions, documented in the README:
+	"METRICS_NAMESPACE", "KIE_API_KEY", "KIE_API_KEY_SECRET", "KIE_API_BASE_URL", "VERIFY_WITH_PLATFORM",
+	"PENDING_POLL_AFTER", "STUCK_RECEIVED_AFTER", "QUEUED_ALERT_AFTER", "PLATFORM_RETENTION", "RECONCILE_LIMIT",
 }
 
 func TestEnvironmentFollowsTheContract(t *testing.T) {
@@ -340,6 +368,7 @@ func TestEnvironmentFollowsTheContract(t *testing.T) {
 		tpl.at("Globals", "Function", "Environment", "Variables"),
 		tpl.at("Resources", "CallbackFunction", "Properties", "Environment", "Variables"),
 		tpl.at("Resources", "CopierFunction", "Properties", "Environment", "Variables"),
+		tpl.at("Resources", "ReconcilerFunction", "Properties", "Environment", "Variables"),
 	} {
 		for _, name := range vars.keys() {
 			if !slices.Contains(contractVariables, name) {
@@ -373,7 +402,7 @@ func TestOutputs(t *testing.T) {
 }
 
 // generated are the resources SAM adds to the template it transforms.
-var generated = []string{"CallbackFunctionUrl", "CallbackFunctionRole", "CopierFunctionRole"}
+var generated = []string{"CallbackFunctionUrl", "CallbackFunctionRole", "CopierFunctionRole", "ReconcilerFunctionRole"}
 
 var pseudo = regexp.MustCompile(`^AWS::(AccountId|NoValue|NotificationARNs|Partition|Region|StackId|StackName|URLSuffix)$`)
 
