@@ -277,6 +277,21 @@ func QueueDepth(name string) int {
 	return 0
 }
 
+// Messages are the bodies of every message in a queue, visible or not.
+func Messages(name string) []string {
+	models.SyncQueues.RLock()
+	defer models.SyncQueues.RUnlock()
+	q, ok := models.SyncQueues.Queues[name]
+	if !ok {
+		return nil
+	}
+	bodies := make([]string, len(q.Messages))
+	for i, m := range q.Messages {
+		bodies[i] = string(m.MessageBody)
+	}
+	return bodies
+}
+
 var errNoLoopback = errors.New("emulators listen on loopback only")
 
 func listen(addr string) (net.Listener, error) {

@@ -6,11 +6,17 @@ import (
 	"encoding/hex"
 	"hash/fnv"
 	"io"
+	"math"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // magic are the first bytes of each kind of file the platform generates.
@@ -29,18 +35,45 @@ var DefaultSizes = map[string]int64{".png": 300 << 10, ".jpg": 200 << 10, ".webp
 // Files serves generated-looking results: GET /<name>.<ext> returns a file
 // of that kind, and /<name>.<size>.<ext> one of size bytes, whose content
 // is a pure function of the path, generated as it streams.
-type Files struct{ *httptest.Server }
+type Files struct {
+	*httptest.Server
+	faults atomic.Uint64 // math.Float64bits of the fault rate
+
+	mu       sync.Mutex
+	rng      *rand.Rand
+	Injected atomic.Int64
+}
 
 // ServeFiles starts a file server on loopback.
 func ServeFiles() *Files {
-	return &Files{httptest.NewServer(http.HandlerFunc(serveFile))}
+	f := &Files{rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))}
+	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	return f
 }
 
-// URL is the address of a file named name (for example "kite.png" or
-// "clip.4194304.mp4").
-func (f *Files) URL(name string) string { return f.Server.URL + "/" + name }
+// SetFaults makes each of three faults hit this share of downloads: a 503,
+// a connection reset mid-body, and a 2 s stall mid-body.
+func (f *Files) SetFaults(rate float64) { f.faults.Store(math.Float64bits(rate)) }
 
-func serveFile(w http.ResponseWriter, r *http.Request) {
+func (f *Files) roll() bool {
+	rate := math.Float64frombits(f.faults.Load())
+	if rate == 0 {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.rng.Float64() < rate {
+		f.Injected.Add(1)
+		return true
+	}
+	return false
+}
+
+func (f *Files) serve(w http.ResponseWriter, r *http.Request) {
+	if f.roll() {
+		http.Error(w, "injected", http.StatusServiceUnavailable)
+		return
+	}
 	size, ext, ok := parseName(r.URL.Path)
 	if !ok {
 		http.NotFound(w, r)
@@ -51,8 +84,28 @@ func serveFile(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	io.Copy(w, io.LimitReader(newGenerator(ext, r.URL.Path), size))
+	body := io.LimitReader(newGenerator(ext, r.URL.Path), size)
+	half := size / 2
+	switch {
+	case f.roll(): // reset mid-body
+		io.CopyN(w, body, half)
+		w.(http.Flusher).Flush()
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			conn.(*net.TCPConn).SetLinger(0)
+			conn.Close()
+		}
+		return
+	case f.roll(): // stall mid-body
+		io.CopyN(w, body, half)
+		w.(http.Flusher).Flush()
+		time.Sleep(2 * time.Second)
+	}
+	io.Copy(w, body)
 }
+
+// URL is the address of a file named name (for example "kite.png" or
+// "clip.4194304.mp4").
+func (f *Files) URL(name string) string { return f.Server.URL + "/" + name }
 
 func parseName(p string) (size int64, ext string, ok bool) {
 	ext = path.Ext(p)

@@ -22,6 +22,7 @@ import (
 	"github.com/kiehook/kiehook/events"
 	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/esm"
+	"github.com/kiehook/kiehook/infra/faults"
 )
 
 // Options configure a Stack. Zero values take the defaults.
@@ -47,6 +48,9 @@ type Options struct {
 	Callback, Copier map[string]string
 	// Log hears the stack's own problems; default os.Stderr.
 	Log io.Writer
+	// Faults, when set, puts a faulty proxy before each emulator; the
+	// functions reach DynamoDB, SQS and S3 through them.
+	Faults *faults.Rates
 }
 
 // Stack is the running system.
@@ -55,6 +59,10 @@ type Stack struct {
 	URL         string // the HTTP front
 	CallbackURL string // the URL to give the platform, with the token
 	Token, Key  string // what the platform must send
+
+	// Proxies are the faulty proxies before DynamoDB, SQS and S3, when
+	// Options.Faults is set.
+	Proxies struct{ DynamoDB, SQS, S3 *faults.Proxy }
 
 	callbacks chan *function
 	copier    *function
@@ -143,6 +151,11 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, rie, callbackB
 		return err
 	}
 	common := s.Env.Vars()
+	if opts.Faults != nil {
+		if err := s.startProxies(*opts.Faults, common); err != nil {
+			return err
+		}
+	}
 	callbackEnv := merge(common, map[string]string{
 		"WEBHOOK_HMAC_KEY":    local["WEBHOOK_HMAC_KEY"],
 		"CALLBACK_TOKEN":      local["CALLBACK_TOKEN"],
@@ -174,6 +187,29 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, rie, callbackB
 		return err
 	}
 	s.functions = append(s.functions, s.copier)
+	return nil
+}
+
+// startProxies puts a faulty proxy before each emulator and points vars
+// at them.
+func (s *Stack) startProxies(rates faults.Rates, vars map[string]string) error {
+	for _, p := range []struct {
+		proxy   **faults.Proxy
+		service faults.Service
+		target  string
+		env     string
+	}{
+		{&s.Proxies.DynamoDB, faults.DynamoDB, s.Env.DynamoDBURL, "AWS_ENDPOINT_URL_DYNAMODB"},
+		{&s.Proxies.SQS, faults.SQS, s.Env.SQSURL, "AWS_ENDPOINT_URL_SQS"},
+		{&s.Proxies.S3, faults.S3, s.Env.S3URL, "AWS_ENDPOINT_URL_S3"},
+	} {
+		proxy, err := faults.New(p.service, p.target, rates)
+		if err != nil {
+			return err
+		}
+		*p.proxy = proxy
+		vars[p.env] = proxy.URL
+	}
 	return nil
 }
 
@@ -216,6 +252,11 @@ func (s *Stack) Close() {
 	s.wg.Wait()
 	for _, f := range s.functions {
 		f.stop()
+	}
+	for _, p := range []*faults.Proxy{s.Proxies.DynamoDB, s.Proxies.SQS, s.Proxies.S3} {
+		if p != nil {
+			p.Close()
+		}
 	}
 	s.Env.Close()
 }

@@ -1,0 +1,180 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/kiehook/kiehook/infra/emulators"
+	"github.com/kiehook/kiehook/infra/platform"
+	"github.com/kiehook/kiehook/infra/stack"
+)
+
+// audit waits for the copies to settle, then checks every task against
+// what the platform was told.
+func audit(ctx context.Context, s *stack.Stack, tasks []*Task, firstOK map[string]time.Time, start time.Time, wait time.Duration, rep *Report) error {
+	records, dlq, err := settle(ctx, s, tasks, wait)
+	if err != nil {
+		return err
+	}
+	rep.DrainSeconds = time.Since(start).Seconds()
+	objects, err := listObjects(ctx, s)
+	if err != nil {
+		return err
+	}
+	byTask := map[string]*Task{}
+	var lastStored time.Time
+	for _, t := range tasks {
+		byTask[t.ID] = t
+		r, known := records[t.ID]
+		switch t.Kind {
+		case Success:
+			rep.Planned.Success++
+		case Failure:
+			rep.Planned.Failure++
+		case FailThenWin:
+			rep.Planned.FailThenWin++
+		}
+		switch {
+		case t.Accepted && known && r.Status == "stored":
+			rep.Stored++
+			rep.checkObjects(s, t, r, objects)
+			if at, err := time.Parse(time.RFC3339, r.StoredAt); err == nil {
+				lastStored = maxTime(lastStored, at)
+				// storedAt has whole seconds; a copy within the second reads 0.
+				rep.toStored = append(rep.toStored, max(0, at.Sub(firstOK[t.ID].Truncate(time.Second))))
+			}
+		case t.Accepted && dlq[t.ID]:
+			rep.InDLQ++
+			rep.note("in DLQ: %s (record %s)", t.ID, r.Status)
+		case t.Accepted && known && r.Status == "copy_failed":
+			rep.CopyFailed++
+			rep.note("copy_failed: %s: %s", t.ID, r.Error)
+		case t.Accepted:
+			rep.Lost++
+			rep.note("LOST: %s accepted, record %q", t.ID, r.Status)
+		case t.Failed && known && r.Status == "failed":
+			rep.FailedOK++
+		case t.Failed:
+			rep.Lost++
+			rep.note("LOST: failure of %s accepted, record %q", t.ID, r.Status)
+		default:
+			rep.NeverAccepted++
+		}
+	}
+	for key := range objects {
+		id, _, _ := strings.Cut(strings.TrimPrefix(key, "tasks/"), "/")
+		if t, ok := byTask[id]; !ok || !t.Accepted {
+			rep.UnacceptedObjects++
+			rep.note("object %s of a task never accepted", key)
+		}
+	}
+	for id := range dlq {
+		if t, ok := byTask[id]; !ok || !t.Accepted || records[id].Status == "stored" {
+			rep.DLQUnexpected++
+			rep.note("DLQ holds %s, which the scenario did not send there", id)
+		}
+	}
+	rep.QueueLeft = emulators.QueueDepth(s.Env.QueueName)
+	rep.DLQ = len(dlq)
+	if !lastStored.IsZero() {
+		rep.CopySeconds = lastStored.Sub(start.Truncate(time.Second)).Seconds()
+	}
+	return nil
+}
+
+// settle waits until the queue is empty and every accepted task has
+// finished or sits in the dead-letter queue, or wait has passed.
+func settle(ctx context.Context, s *stack.Stack, tasks []*Task, wait time.Duration) (map[string]stack.Task, map[string]bool, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		list, err := s.Tasks(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		records := make(map[string]stack.Task, len(list))
+		for _, r := range list {
+			records[r.TaskID] = r
+		}
+		dlq := map[string]bool{}
+		for _, body := range emulators.Messages(s.Env.DLQName) {
+			var m struct{ TaskID string }
+			json.Unmarshal([]byte(body), &m)
+			dlq[m.TaskID] = true
+		}
+		open := 0
+		for _, t := range tasks {
+			r := records[t.ID]
+			if t.Accepted && r.Status != "stored" && r.Status != "copy_failed" && !dlq[t.ID] {
+				open++
+			}
+		}
+		if (open == 0 && emulators.QueueDepth(s.Env.QueueName) == 0) || time.Now().After(deadline) {
+			return records, dlq, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+type object struct {
+	size int64
+}
+
+func listObjects(ctx context.Context, s *stack.Stack) (map[string]object, error) {
+	objects := map[string]object{}
+	p := s3.NewListObjectsV2Paginator(s.Env.S3, &s3.ListObjectsV2Input{Bucket: &s.Env.Bucket})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range page.Contents {
+			objects[*o.Key] = object{size: *o.Size}
+		}
+	}
+	return objects, nil
+}
+
+// checkObjects compares a stored task's objects with the source files:
+// one per URL, in order, with the source's bytes and SHA-256.
+func (r *Report) checkObjects(s *stack.Stack, t *Task, rec stack.Task, objects map[string]object) {
+	if len(rec.Objects) != len(t.Files) {
+		r.Corrupt++
+		r.note("%s: %d objects for %d results", t.ID, len(rec.Objects), len(t.Files))
+		return
+	}
+	for i, o := range rec.Objects {
+		u, _ := url.Parse(o.Source)
+		size, digest := platform.Digest(u.Path)
+		stored, exists := objects[o.Key]
+		if u.Path != "/"+t.Files[i] || o.Bytes != size || o.SHA256 != digest || !exists || stored.size != size {
+			r.Corrupt++
+			r.note("%s object %d: %s %d bytes sha %s, want %s %d bytes sha %s (in bucket: %v)", t.ID, i, o.Key, o.Bytes, o.SHA256, t.Files[i], size, digest, exists)
+			continue
+		}
+		r.BytesCopied += size
+		r.Objects++
+	}
+}
+
+func (r *Report) note(format string, args ...any) {
+	if len(r.Notes) < 50 {
+		r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,153 @@
+package load
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Report is what a load run did and found.
+type Report struct {
+	Options Options
+	Tasks   int
+	Planned struct{ Success, Failure, FailThenWin int }
+
+	FirstDeliveries, Deliveries, Retries, GaveUp, FinalNon200 int
+	DuplicatesAbsorbed                                         int
+
+	Stored, FailedOK, CopyFailed, InDLQ, NeverAccepted, Objects int
+	Lost, Corrupt, UnacceptedObjects, QueueLeft, DLQ            int
+	DLQUnexpected                                               int
+	BytesCopied                                                 int64
+
+	SendSeconds, DrainSeconds, CopySeconds float64
+	PeakRSS                                map[string]int64
+	Faults                                 string
+	Notes                                  []string
+
+	latencies, toStored []time.Duration
+}
+
+// Problems are the audit's failures; a clean run has none.
+func (r *Report) Problems() []string {
+	var p []string
+	for _, c := range []struct {
+		n    int
+		what string
+	}{
+		{r.Lost, "lost tasks"}, {r.Corrupt, "objects that differ from their source"},
+		{r.UnacceptedObjects, "objects of tasks never accepted"}, {r.QueueLeft, "messages left in the queue"},
+		{r.DLQUnexpected, "dead-letter messages the scenario did not cause"},
+	} {
+		if c.n != 0 {
+			p = append(p, fmt.Sprintf("%d %s", c.n, c.what))
+		}
+	}
+	return p
+}
+
+// CallbacksPerSecond is the first deliveries over the send phase.
+func (r *Report) CallbacksPerSecond() float64 { return float64(r.FirstDeliveries) / r.SendSeconds }
+
+// Latency is the q-quantile of the platform's HTTP attempts.
+func (r *Report) Latency(q float64) time.Duration { return quantile(r.latencies, q) }
+
+// MaxLatency is the slowest answer the platform waited for.
+func (r *Report) MaxLatency() time.Duration { return quantile(r.latencies, 1) }
+
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func (r *Report) String() string {
+	var b strings.Builder
+	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
+	fmt.Fprintf(&b, "kiehook load report\n")
+	if r.Faults != "" {
+		fmt.Fprintf(&b, "  faults           %s\n", r.Faults)
+	}
+	fmt.Fprintf(&b, "  tasks            %d (success %d, failure %d, failure then success %d)\n", r.Tasks, r.Planned.Success, r.Planned.Failure, r.Planned.FailThenWin)
+	fmt.Fprintf(&b, "  deliveries       %d (%d first), HTTP attempts %d, retries %d, given up %d\n", r.Deliveries, r.FirstDeliveries, len(r.latencies), r.Retries, r.GaveUp)
+	fmt.Fprintf(&b, "  outcome          stored %d, failed %d, copy_failed %d, in DLQ %d, never accepted %d\n", r.Stored, r.FailedOK, r.CopyFailed, r.InDLQ, r.NeverAccepted)
+	fmt.Fprintf(&b, "  lost             %d\n", r.Lost)
+	fmt.Fprintf(&b, "  duplicates       %d absorbed\n", r.DuplicatesAbsorbed)
+	fmt.Fprintf(&b, "  audit            %d objects intact, %d corrupt, %d of unaccepted tasks, %d left in queue, %d in DLQ (%d unexpected)\n", r.Objects, r.Corrupt, r.UnacceptedObjects, r.QueueLeft, r.DLQ, r.DLQUnexpected)
+	fmt.Fprintf(&b, "  throughput       %.0f callbacks/s; %.1f MB/s copied (%.0f MiB in %.0f s)\n", r.CallbacksPerSecond(), float64(r.BytesCopied)/1e6/math.Max(r.CopySeconds, 1), mib(r.BytesCopied), r.CopySeconds)
+	fmt.Fprintf(&b, "  callback latency p50 %v, p95 %v, p99 %v, max %v\n", ms(r.Latency(0.5)), ms(r.Latency(0.95)), ms(r.Latency(0.99)), ms(r.MaxLatency()))
+	fmt.Fprintf(&b, "  callback→stored  p50 %v, p99 %v (storedAt has 1 s resolution)\n", quantile(sortedCopy(r.toStored), 0.5), quantile(sortedCopy(r.toStored), 0.99))
+	fmt.Fprintf(&b, "  peak RSS         callback %.0f MiB, copier %.0f MiB\n", mib(r.PeakRSS["CallbackFunction"]), mib(r.PeakRSS["CopierFunction"]))
+	if p := r.Problems(); len(p) > 0 {
+		fmt.Fprintf(&b, "  PROBLEMS         %s\n", strings.Join(p, "; "))
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "    %s\n", n)
+	}
+	return b.String()
+}
+
+func ms(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+
+func sortedCopy(d []time.Duration) []time.Duration {
+	c := slices.Clone(d)
+	slices.Sort(c)
+	return c
+}
+
+// WriteSVG draws the callback latency distribution: a histogram over
+// logarithmic buckets from 1 ms to 15 s.
+func (r *Report) WriteSVG(w io.Writer) error {
+	const width, height, left, bottom = 720, 320, 60, 40
+	edges := []time.Duration{0}
+	for d := time.Millisecond; d <= 16*time.Second; d = d * 2 {
+		edges = append(edges, d)
+	}
+	counts := make([]int, len(edges))
+	for _, l := range r.latencies {
+		i := len(edges) - 1
+		for i > 0 && l < edges[i] {
+			i--
+		}
+		counts[i]++
+	}
+	peak := 1
+	for _, c := range counts {
+		peak = max(peak, c)
+	}
+	bar := float64(width-left-20) / float64(len(counts))
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", width, height)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	fmt.Fprintf(&b, `<text x="%d" y="18" font-size="14">Callback latency, %d HTTP attempts (p50 %v, p99 %v)</text>`+"\n", left, len(r.latencies), ms(r.Latency(0.5)), ms(r.Latency(0.99)))
+	plot := float64(height - bottom - 40)
+	for i, c := range counts {
+		h := plot * float64(c) / float64(peak)
+		x := float64(left) + float64(i)*bar
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#3b6ea5"><title>%d</title></rect>`+"\n", x+1, float64(height-bottom)-h, bar-2, h, c)
+		if i%2 == 0 {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x, height-bottom+14, label(edges[i]))
+		}
+	}
+	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", left, height-bottom, width-20, height-bottom)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">latency (bucket lower bound, log scale)</text>`+"\n", width/2, height-6)
+	fmt.Fprintf(&b, `<text x="14" y="%d" transform="rotate(-90 14 %d)" text-anchor="middle">attempts (max %d)</text>`+"\n", height/2, height/2, peak)
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func label(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%ds", int(d.Seconds()))
+}
