@@ -16,7 +16,7 @@ type Report struct {
 	Planned struct{ Success, Failure, FailThenWin int }
 
 	FirstDeliveries, Deliveries, Retries, GaveUp, FinalNon200 int
-	DuplicatesAbsorbed                                         int
+	DuplicatesAbsorbed                                        int
 
 	Stored, FailedOK, CopyFailed, InDLQ, NeverAccepted, Objects int
 	Lost, Corrupt, UnacceptedObjects, QueueLeft, DLQ            int
