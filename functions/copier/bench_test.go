@@ -132,11 +132,17 @@ func settle(tb testing.TB, env *emulators.Env, key string) {
 	runtime.GC()
 }
 
-// BenchmarkCopyPeakRSS copies one 256 MiB file in a child process built
-// from the real main wiring, and reports that process's peak RSS. The
-// emulators stay in this process, so the figure is the copier's alone.
+// BenchmarkCopyPeakRSS copies one file in a child process built from the
+// real main wiring, and reports that process's peak RSS, for sizes from one
+// part to 256 MiB. The emulators stay in this process, so the figure is the
+// copier's alone.
 func BenchmarkCopyPeakRSS(b *testing.B) {
-	const size = 256 << 20
+	for _, size := range []int64{1 << 20, 16 << 20, 64 << 20, 256 << 20} {
+		b.Run(fmt.Sprintf("%d MiB", size>>20), func(b *testing.B) { benchmarkPeakRSS(b, size) })
+	}
+}
+
+func benchmarkPeakRSS(b *testing.B, size int64) {
 	h := newHarness(b)
 	src := streamSource(b, size)
 	for range b.N {

@@ -59,3 +59,70 @@ func TestALoadRunLosesNothing(t *testing.T) {
 		t.Errorf("without faults every success is stored at once: %+v", rep)
 	}
 }
+
+func TestFivePercentFaultsEverywhereLoseNothing(t *testing.T) {
+	rates := faults.Uniform(0.05)
+	s, files := start(t, &rates)
+	files.SetFaults(0.05)
+	rep, err := load.Run(context.Background(), s, files, small(60))
+	check(t, rep, err)
+	if s.Proxies.DynamoDB.Injected.Load() == 0 || s.Proxies.SQS.Injected.Load() == 0 || s.Proxies.S3.Injected.Load() == 0 || files.Injected.Load() == 0 {
+		t.Error("some dependency met no fault")
+	}
+	if rep.Stored+rep.InDLQ+rep.CopyFailed != rep.Planned.Success+rep.Planned.FailThenWin-rep.NeverAccepted {
+		t.Errorf("every accepted success must end stored, or in the DLQ or copy_failed with a reason: %+v", rep)
+	}
+}
+
+func TestACopierKilledMidUploadIsRetriedAndStoresIntactObjects(t *testing.T) {
+	s, files := start(t, nil)
+	opts := small(8)
+	opts.Duplicates, opts.Failures, opts.FailThenWin = 0, 0, 0
+	opts.BigVideos, opts.MaxFile = 2, 0 // two 100+ MiB videos keep the copier busy
+	killed := 0
+	opts.During = func(ctx context.Context) {
+		for killed == 0 && ctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
+			killed = s.KillCopier()
+		}
+	}
+	rep, err := load.Run(context.Background(), s, files, opts)
+	check(t, rep, err)
+	if killed == 0 {
+		t.Fatal("the copier was never killed")
+	}
+	if rep.Stored != 8 || rep.Objects == 0 {
+		t.Errorf("stored %d of 8", rep.Stored)
+	}
+}
+
+func TestSQSUnavailableForAWhileAnswers503AndTheRetriesCompleteTheTasks(t *testing.T) {
+	s, files := start(t, &faults.Rates{})
+	opts := small(30)
+	opts.During = func(ctx context.Context) {
+		s.Proxies.SQS.SetDown(true)
+		select {
+		case <-time.After(700 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		s.Proxies.SQS.SetDown(false)
+	}
+	rep, err := load.Run(context.Background(), s, files, opts)
+	check(t, rep, err)
+	if rep.Retries == 0 || rep.GaveUp != 0 {
+		t.Errorf("want 503s retried to completion: retries %d, given up %d", rep.Retries, rep.GaveUp)
+	}
+}
+
+func TestDynamoDBThrottlingStaysInsideThePlatformsBudget(t *testing.T) {
+	s, files := start(t, &faults.Rates{})
+	s.Proxies.DynamoDB.SetRates(faults.Rates{Throttle: 0.3})
+	rep, err := load.Run(context.Background(), s, files, small(30))
+	check(t, rep, err)
+	if rep.MaxLatency() >= 15*time.Second {
+		t.Errorf("slowest answer %v: the platform waits 15 s", rep.MaxLatency())
+	}
+	if s.Proxies.DynamoDB.Injected.Load() == 0 {
+		t.Error("nothing was throttled")
+	}
+}

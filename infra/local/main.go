@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/kiehook/kiehook/infra/emulators"
+	"github.com/kiehook/kiehook/infra/load"
 	"github.com/kiehook/kiehook/infra/stack"
 )
 
@@ -25,6 +26,17 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:3000", "address of the HTTP front (the Function URL)")
 	dir := flag.String("dir", "", "folder for the built binaries and the functions' logs (default .kiehook/ at the module root)")
 	demo := flag.Bool("demo", false, "play the platform: send every API's callbacks, signed, with a duplicate and a failure, then print the tasks")
+	loadRun := flag.Bool("load", false, "drive the stack like a busy platform, audit the outcome, write a report and a latency chart, and exit")
+	var lo load.Options
+	flag.IntVar(&lo.Tasks, "n", 2000, "with -load: tasks")
+	flag.IntVar(&lo.Concurrency, "concurrency", 32, "with -load: deliveries in flight")
+	flag.Float64Var(&lo.Duplicates, "dup", 0.1, "with -load: share of tasks delivered twice (half at once, half late)")
+	flag.Float64Var(&lo.Failures, "fail", 0.05, "with -load: share of tasks that fail (400, 500, 501)")
+	flag.Float64Var(&lo.FailThenWin, "fail-then-win", 0.02, "with -load: share of tasks that fail, then succeed")
+	flag.IntVar(&lo.BigVideos, "big-videos", -1, "with -load: videos of 100 MiB or more (default n/500)")
+	flag.Int64Var(&lo.MaxFile, "max-file", 0, "with -load: cap on the other files' size in bytes (0: realistic sizes up to 20 MiB)")
+	faultRate := flag.Float64("faults", 0, "with -load: share of requests to DynamoDB, SQS, S3 and the file source that meet each fault")
+	reportDir := flag.String("report", "", "with -load: folder for report.txt and latency.svg (default .kiehook/load)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -38,6 +50,16 @@ func main() {
 			Table: "kiehook-tasks", Queue: "kiehook-copy", DLQ: "kiehook-copy-dlq", Bucket: "kiehook-objects",
 			DynamoDBAddr: "127.0.0.1:4569", SQSAddr: "127.0.0.1:4576", S3Addr: "127.0.0.1:4572",
 		},
+	}
+	if *loadRun {
+		if lo.BigVideos < 0 {
+			lo.BigVideos = lo.Tasks / 500
+		}
+		if err := runLoad(ctx, os.Stdout, opts, lo, *faultRate, *reportDir); err != nil {
+			fmt.Fprintln(os.Stderr, "kiehook load:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(ctx, os.Stdout, opts, *demo); err != nil {
 		fmt.Fprintln(os.Stderr, "kiehook local:", err)
