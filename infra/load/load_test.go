@@ -17,13 +17,20 @@ import (
 // faults before every emulator when given.
 func start(tb testing.TB, rates *faults.Rates) (*stack.Stack, *platform.Files) {
 	tb.Helper()
+	return startWith(tb, rates, 3*time.Second)
+}
+
+// startWith sets the queue's visibility timeout: a copy that outlasts it is
+// delivered again while it runs, so big files need a longer one.
+func startWith(tb testing.TB, rates *faults.Rates, visibility time.Duration) (*stack.Stack, *platform.Files) {
+	tb.Helper()
 	if testing.Short() {
 		tb.Skip("builds and runs the functions")
 	}
 	s, err := stack.Start(context.Background(), stack.Options{
 		Addr: "127.0.0.1:0", Dir: tb.TempDir(), CallbackInstances: 4,
 		CopierTimeout: 20 * time.Second,
-		Emulators:     emulators.Options{VisibilityTimeout: 3 * time.Second, MaxReceiveCount: 5},
+		Emulators:     emulators.Options{VisibilityTimeout: visibility, MaxReceiveCount: 5},
 		Faults:        rates,
 	})
 	if err != nil {
@@ -75,7 +82,7 @@ func TestFivePercentFaultsEverywhereLoseNothing(t *testing.T) {
 }
 
 func TestACopierKilledMidUploadIsRetriedAndStoresIntactObjects(t *testing.T) {
-	s, files := start(t, nil)
+	s, files := startWith(t, nil, 20*time.Second)
 	opts := small(8)
 	opts.Duplicates, opts.Failures, opts.FailThenWin = 0, 0, 0
 	opts.BigVideos, opts.MaxFile = 2, 0 // two 100+ MiB videos keep the copier busy
