@@ -24,7 +24,8 @@ type Options struct {
 	Backoff     time.Duration // the platform's wait between retries; default 1 s
 	Wait        time.Duration // longest wait for the copies; default 15 min
 	Seed        uint64
-	// During, when set, runs alongside the deliveries (fault scenarios).
+	// During, when set, runs from the first delivery until the copies have
+	// settled (fault scenarios); its context ends then.
 	During func(ctx context.Context)
 }
 
@@ -136,8 +137,6 @@ func Run(ctx context.Context, s *stack.Stack, files *platform.Files, opts Option
 	rep.SendSeconds = time.Since(start).Seconds()
 	rep.FirstDeliveries = len(first)
 	run(ctx, late, opts.Concurrency, deliver)
-	stopDuring()
-	during.Wait()
 
 	for _, a := range attempts {
 		rep.latencies = append(rep.latencies, a.latency)
@@ -146,7 +145,10 @@ func Run(ctx context.Context, s *stack.Stack, files *platform.Files, opts Option
 		}
 	}
 	sort.Slice(rep.latencies, func(i, j int) bool { return rep.latencies[i] < rep.latencies[j] })
-	if err := audit(ctx, s, tasks, firstOK, start, opts.Wait, rep); err != nil {
+	err := audit(ctx, s, tasks, firstOK, start, opts.Wait, rep)
+	stopDuring()
+	during.Wait()
+	if err != nil {
 		return rep, err
 	}
 	rep.PeakRSS = s.PeakRSS()

@@ -3,6 +3,7 @@ package load_test
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,16 +87,23 @@ func TestACopierKilledMidUploadIsRetriedAndStoresIntactObjects(t *testing.T) {
 	opts := small(8)
 	opts.Duplicates, opts.Failures, opts.FailThenWin = 0, 0, 0
 	opts.BigVideos, opts.MaxFile = 2, 0 // two 100+ MiB videos keep the copier busy
-	killed := 0
+	var killed atomic.Int32
 	opts.During = func(ctx context.Context) {
-		for killed == 0 && ctx.Err() == nil {
-			time.Sleep(50 * time.Millisecond)
-			killed = s.KillCopier()
+		// Kill the copier once it has been at work for a moment: its first
+		// batch holds 100+ MiB videos, so it is mid-upload.
+		for busy := 0; killed.Load() == 0 && ctx.Err() == nil; {
+			time.Sleep(100 * time.Millisecond)
+			if s.PeakRSS()["CopierFunction"] > 0 {
+				busy++
+			}
+			if busy == 5 {
+				killed.Store(int32(s.KillCopier()))
+			}
 		}
 	}
 	rep, err := load.Run(context.Background(), s, files, opts)
 	check(t, rep, err)
-	if killed == 0 {
+	if killed.Load() == 0 {
 		t.Fatal("the copier was never killed")
 	}
 	if rep.Stored != 8 || rep.Objects == 0 {
