@@ -143,11 +143,8 @@ func (c *Copier) copyOne(ctx context.Context, id string, index int, src string) 
 		return map[string]string{"task-id": id, "source-url": src, "sha256": dl.SHA256()}
 	})
 	if err != nil {
-		// A size or read error surfaces through the upload; keep its class.
-		var e *task.Error
-		if errors.As(err, &e) {
-			return task.Object{}, e
-		}
+		// A size or read error surfaces through the upload, wrapped: Copy
+		// still finds its class with task.ErrorCode.
 		return task.Object{}, err
 	}
 	return task.Object{Key: key, Bytes: dl.Bytes(), SHA256: dl.SHA256(), ContentType: dl.ContentType, Source: src}, nil
