@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
@@ -53,11 +52,9 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := c.HMACKey
-	if c.HMACKeySecret != "" {
-		if key, err = secret.Read(ctx, secretsmanager.NewFromConfig(awsCfg), "WEBHOOK_HMAC_KEY_SECRET", c.HMACKeySecret); err != nil {
-			return nil, err
-		}
+	key, err := secret.Resolve(ctx, awsCfg, "WEBHOOK_HMAC_KEY_SECRET", c.HMACKey, c.HMACKeySecret)
+	if err != nil {
+		return nil, err
 	}
 	auth := Auth{Token: c.Token, AllowUnauthenticated: c.AllowUnauthenticated}
 	if key != "" {

@@ -19,9 +19,7 @@ type config struct {
 	PathStyle    bool
 	Namespace    string
 	Verify       bool
-	APIKey       string
-	APIKeySecret string
-	BaseURL      string
+	API          kieapi.Settings
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
@@ -36,12 +34,10 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		PathStyle:    env.Bool("S3_USE_PATH_STYLE", false),
 		Namespace:    env.String("METRICS_NAMESPACE", "kiehook"),
 		Verify:       env.Bool("VERIFY_WITH_PLATFORM", false),
-		APIKey:       env.String("KIE_API_KEY", ""),
-		APIKeySecret: env.String("KIE_API_KEY_SECRET", ""),
-		BaseURL:      env.String("KIE_API_BASE_URL", kieapi.DefaultBaseURL),
+		API:          kieapi.ReadSettings(env),
 	}
 	err := env.Err()
-	if c.Verify && c.APIKey == "" && c.APIKeySecret == "" {
+	if c.Verify && !c.API.HasKey() {
 		err = errors.Join(err, errors.New("VERIFY_WITH_PLATFORM: needs KIE_API_KEY or KIE_API_KEY_SECRET"))
 	}
 	return c, err

@@ -13,14 +13,12 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/kiehook/kiehook/functions/internal/download"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/objects"
-	"github.com/kiehook/kiehook/functions/internal/secret"
 )
 
 // batchConcurrency bounds the tasks of one batch copied at once; with
@@ -58,13 +56,10 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		Now:     time.Now,
 	}
 	if c.Verify {
-		key := c.APIKey
-		if c.APIKeySecret != "" {
-			if key, err = secret.Read(ctx, secretsmanager.NewFromConfig(awsCfg), "KIE_API_KEY_SECRET", c.APIKeySecret); err != nil {
-				return nil, err
-			}
+		// loadConfig made sure a key is configured, so the client is not nil.
+		if cp.Verifier, err = kieapi.Connect(ctx, awsCfg, c.API); err != nil {
+			return nil, err
 		}
-		cp.Verifier = kieapi.New(c.BaseURL, key)
 	}
 	return NewHandler(cp.Copy, batchConcurrency, logger), nil
 }

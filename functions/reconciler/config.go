@@ -11,8 +11,7 @@ import (
 // config is the reconciler's environment.
 type config struct {
 	Table, QueueURL          string
-	APIKey, APIKeySecret     string
-	BaseURL                  string
+	API                      kieapi.Settings
 	PendingAfter, StuckAfter time.Duration
 	QueuedAlert, Retention   time.Duration
 	RecordTTL                time.Duration
@@ -25,9 +24,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	c := config{
 		Table:        env.Required("TABLE_NAME"),
 		QueueURL:     env.Required("QUEUE_URL"),
-		APIKey:       env.String("KIE_API_KEY", ""),
-		APIKeySecret: env.String("KIE_API_KEY_SECRET", ""),
-		BaseURL:      env.String("KIE_API_BASE_URL", kieapi.DefaultBaseURL),
+		API:          kieapi.ReadSettings(env),
 		PendingAfter: env.Duration("PENDING_POLL_AFTER", 2*time.Minute),
 		StuckAfter:   env.Duration("STUCK_RECEIVED_AFTER", 5*time.Minute),
 		QueuedAlert:  env.Duration("QUEUED_ALERT_AFTER", 30*time.Minute),

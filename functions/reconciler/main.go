@@ -13,14 +13,12 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
-	"github.com/kiehook/kiehook/functions/internal/secret"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
@@ -44,11 +42,9 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := c.APIKey
-	if c.APIKeySecret != "" {
-		if key, err = secret.Read(ctx, secretsmanager.NewFromConfig(awsCfg), "KIE_API_KEY_SECRET", c.APIKeySecret); err != nil {
-			return nil, err
-		}
+	platform, err := kieapi.Connect(ctx, awsCfg, c.API)
+	if err != nil {
+		return nil, err
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table)
 	q := queue.New(sqs.NewFromConfig(awsCfg), c.QueueURL)
@@ -65,8 +61,8 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 		Retention:    c.Retention,
 		Limit:        int32(c.Limit),
 	}
-	if key != "" {
-		r.Platform = kieapi.New(c.BaseURL, key)
+	if platform != nil {
+		r.Platform = platform
 	} else {
 		logger.Warn("no KIE_API_KEY or KIE_API_KEY_SECRET: pending tasks are not polled")
 	}

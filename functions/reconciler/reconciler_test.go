@@ -254,7 +254,7 @@ func TestOverlappingRunsActOnceOnEachTask(t *testing.T) {
 
 func TestLoadConfig(t *testing.T) {
 	c, err := loadConfig(envconf.Map(map[string]string{"TABLE_NAME": "t", "QUEUE_URL": "q"}))
-	if err != nil || c.BaseURL != kieapi.DefaultBaseURL || c.Retention != 336*time.Hour || c.Limit != 50 {
+	if err != nil || c.API.BaseURL != kieapi.DefaultBaseURL || c.Retention != 336*time.Hour || c.Limit != 50 {
 		t.Errorf("%+v %v", c, err)
 	}
 	for _, bad := range []map[string]string{

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/infra/platform"
@@ -76,6 +77,27 @@ func TestRecordFailures(t *testing.T) {
 		rec, err := kieapi.New(p.URL, "api-key").Record(context.Background(), "veo", "v2")
 		if err != nil || rec.State != kie.Failed {
 			t.Errorf("%+v %v", rec, err)
+		}
+	})
+}
+
+func TestConnect(t *testing.T) {
+	t.Run("no key means no client", func(t *testing.T) {
+		c, err := kieapi.Connect(context.Background(), aws.Config{}, kieapi.Settings{BaseURL: kieapi.DefaultBaseURL})
+		if c != nil || err != nil {
+			t.Errorf("%v %v", c, err)
+		}
+	})
+	t.Run("a plain key makes a client that uses it", func(t *testing.T) {
+		p := platform.ServeAPI("api-key")
+		defer p.Close()
+		p.Set("veo", "v1", platform.Generating)
+		c, err := kieapi.Connect(context.Background(), aws.Config{}, kieapi.Settings{Key: "api-key", BaseURL: p.URL})
+		if err != nil || c == nil {
+			t.Fatalf("%v %v", c, err)
+		}
+		if _, err := c.Record(context.Background(), "veo", "v1"); err != nil {
+			t.Error(err)
 		}
 	})
 }

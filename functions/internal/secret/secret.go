@@ -30,3 +30,13 @@ func Read(ctx context.Context, client Getter, variable, id string) (string, erro
 	}
 	return value, nil
 }
+
+// Resolve is value, or, when id is set, the string value of the secret id
+// names (variable names it in errors). A Secrets Manager client is made
+// only then.
+func Resolve(ctx context.Context, cfg aws.Config, variable, value, id string) (string, error) {
+	if id == "" {
+		return value, nil
+	}
+	return Read(ctx, secretsmanager.NewFromConfig(cfg), variable, id)
+}

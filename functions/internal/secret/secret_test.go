@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/kiehook/kiehook/functions/internal/secret"
@@ -43,4 +44,11 @@ func TestReadKeyFromSecretsManager(t *testing.T) {
 			t.Error("want an error")
 		}
 	})
+}
+
+func TestResolveKeepsAPlainValueWithoutASecret(t *testing.T) {
+	v, err := secret.Resolve(context.Background(), aws.Config{}, "WEBHOOK_HMAC_KEY_SECRET", "plain-key", "")
+	if v != "plain-key" || err != nil {
+		t.Errorf("%q %v", v, err)
+	}
 }
