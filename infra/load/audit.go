@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,6 +81,7 @@ func audit(ctx context.Context, s *stack.Stack, tasks []*Task, firstOK map[strin
 			rep.note("DLQ holds %s, which the scenario did not send there", id)
 		}
 	}
+	slices.Sort(rep.toStored)
 	rep.QueueLeft = emulators.QueueDepth(s.Env.QueueName)
 	rep.DLQ = len(dlq)
 	if !lastStored.IsZero() {

@@ -3,7 +3,7 @@ package load
 import (
 	"context"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -144,7 +144,7 @@ func Run(ctx context.Context, s *stack.Stack, files *platform.Files, opts Option
 			rep.FinalNon200++
 		}
 	}
-	sort.Slice(rep.latencies, func(i, j int) bool { return rep.latencies[i] < rep.latencies[j] })
+	slices.Sort(rep.latencies)
 	err := audit(ctx, s, tasks, firstOK, start, opts.Wait, rep)
 	stopDuring()
 	during.Wait()

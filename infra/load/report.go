@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"strings"
 	"time"
 )
@@ -28,7 +27,7 @@ type Report struct {
 	Faults                                 string
 	Notes                                  []string
 
-	latencies, toStored []time.Duration
+	latencies, toStored []time.Duration // each sorted once collected
 }
 
 // Problems are the audit's failures; a clean run has none.
@@ -81,7 +80,7 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "  audit            %d objects intact, %d corrupt, %d of unaccepted tasks, %d left in queue, %d in DLQ (%d unexpected)\n", r.Objects, r.Corrupt, r.UnacceptedObjects, r.QueueLeft, r.DLQ, r.DLQUnexpected)
 	fmt.Fprintf(&b, "  throughput       %.0f callbacks/s; %.1f MB/s copied (%.0f MiB in %.0f s)\n", r.CallbacksPerSecond(), float64(r.BytesCopied)/1e6/math.Max(r.CopySeconds, 1), mib(r.BytesCopied), r.CopySeconds)
 	fmt.Fprintf(&b, "  callback latency p50 %v, p95 %v, p99 %v, max %v\n", ms(r.Latency(0.5)), ms(r.Latency(0.95)), ms(r.Latency(0.99)), ms(r.MaxLatency()))
-	fmt.Fprintf(&b, "  callback→stored  p50 %v, p99 %v (storedAt has 1 s resolution)\n", quantile(sortedCopy(r.toStored), 0.5), quantile(sortedCopy(r.toStored), 0.99))
+	fmt.Fprintf(&b, "  callback→stored  p50 %v, p99 %v (storedAt has 1 s resolution)\n", quantile(r.toStored, 0.5), quantile(r.toStored, 0.99))
 	fmt.Fprintf(&b, "  peak RSS         callback %.0f MiB, copier %.0f MiB\n", mib(r.PeakRSS["CallbackFunction"]), mib(r.PeakRSS["CopierFunction"]))
 	if p := r.Problems(); len(p) > 0 {
 		fmt.Fprintf(&b, "  PROBLEMS         %s\n", strings.Join(p, "; "))
@@ -93,12 +92,6 @@ func (r *Report) String() string {
 }
 
 func ms(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
-
-func sortedCopy(d []time.Duration) []time.Duration {
-	c := slices.Clone(d)
-	slices.Sort(c)
-	return c
-}
 
 // WriteSVG draws the callback latency distribution: a histogram over
 // logarithmic buckets from 1 ms to 15 s.
