@@ -143,8 +143,12 @@ func (c *Copier) copyOne(ctx context.Context, id string, index int, src string) 
 		return map[string]string{"task-id": id, "source-url": src, "sha256": dl.SHA256()}
 	})
 	if err != nil {
-		// A size or read error surfaces through the upload, wrapped: Copy
-		// still finds its class with task.ErrorCode.
+		// When the source failed, that is the cause, whatever the upload made
+		// of it: it may pass the error on wrapped, or first report a part it
+		// aborted because of it, which would hide a permanent failure.
+		if srcErr := dl.Err(); srcErr != nil {
+			return task.Object{}, srcErr
+		}
 		return task.Object{}, err
 	}
 	return task.Object{Key: key, Bytes: dl.Bytes(), SHA256: dl.SHA256(), ContentType: dl.ContentType, Source: src}, nil

@@ -138,6 +138,7 @@ type Download struct {
 	idle   *time.Timer
 	cancel context.CancelFunc
 	cause  func() error
+	err    error // the first error a read returned, other than io.EOF
 }
 
 // Open starts downloading rawURL and checks everything that can be known
@@ -220,6 +221,14 @@ type idleReader struct {
 }
 
 func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.read(p)
+	if err != nil && err != io.EOF && r.dl.err == nil {
+		r.dl.err = err
+	}
+	return n, err
+}
+
+func (r *idleReader) read(p []byte) (int, error) {
 	r.dl.idle.Reset(r.timeout)
 	n, err := r.dl.body.Read(p)
 	r.dl.idle.Stop()
@@ -242,6 +251,10 @@ func (r *idleReader) Read(p []byte) (int, error) {
 
 // Read reads the file's bytes, hashing them on the way.
 func (dl *Download) Read(p []byte) (int, error) { return dl.reader.Read(p) }
+
+// Err is the first error reading the source returned, nil if none: what a
+// consumer that failed while reading should report.
+func (dl *Download) Err() error { return dl.err }
 
 // Bytes is how many bytes have been read.
 func (dl *Download) Bytes() int64 { return dl.n }

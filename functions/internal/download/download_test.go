@@ -324,3 +324,19 @@ func TestSniff(t *testing.T) {
 		})
 	}
 }
+
+func TestErrRemembersWhyTheSourceFailed(t *testing.T) {
+	srv, d := source(t)
+	dl, err := d.Open(context.Background(), srv.URL+"/big-streamed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	if dl.Err() != nil {
+		t.Fatalf("Err before any failure: %v", dl.Err())
+	}
+	io.Copy(io.Discard, dl)
+	if task.ErrorCode(dl.Err()) != task.EPERMANENT || !strings.Contains(dl.Err().Error(), "MAX_OBJECT_BYTES") {
+		t.Errorf("Err = %v, want the size limit", dl.Err())
+	}
+}
