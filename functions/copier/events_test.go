@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -101,8 +102,23 @@ func TestBuildWiresAFunctionFromItsEnvironment(t *testing.T) {
 		t.Fatalf("failures %v", resp.BatchItemFailures)
 	}
 	h.assertStored(t, "built", "/img.png")
-	t.Setenv("TABLE_NAME", "")
-	if _, err := build(context.Background(), h.copier.Logger); err == nil || !strings.Contains(err.Error(), "TABLE_NAME") {
-		t.Errorf("error %v", err)
-	}
+	t.Run("a missing variable stops it with the variable's name", func(t *testing.T) {
+		t.Setenv("TABLE_NAME", "")
+		if _, err := build(context.Background(), h.copier.Logger); err == nil || !strings.Contains(err.Error(), "TABLE_NAME") {
+			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("files too large for the spool's disk stop it, naming MAX_OBJECT_BYTES", func(t *testing.T) {
+		t.Setenv("TMPDIR", t.TempDir())
+		t.Setenv("MAX_OBJECT_BYTES", "4611686018427387903")
+		if _, err := build(context.Background(), h.copier.Logger); err == nil || !strings.Contains(err.Error(), "MAX_OBJECT_BYTES") {
+			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("a spool directory that does not exist stops it", func(t *testing.T) {
+		t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+		if _, err := build(context.Background(), h.copier.Logger); err == nil || !strings.Contains(err.Error(), "spool directory") {
+			t.Errorf("error %v", err)
+		}
+	})
 }

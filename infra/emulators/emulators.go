@@ -33,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/sirupsen/logrus"
@@ -275,6 +276,21 @@ func QueueDepth(name string) int {
 		return len(q.Messages)
 	}
 	return 0
+}
+
+// OpenUploads counts the multipart uploads left open in the Env's bucket.
+// gofakes3 answers NoSuchUpload, not an empty list, when the bucket never
+// had one.
+func (e *Env) OpenUploads(ctx context.Context) (int, error) {
+	out, err := e.S3.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &e.Bucket})
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchUpload" {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return len(out.Uploads), nil
 }
 
 // Messages are the bodies of every message in a queue, visible or not.

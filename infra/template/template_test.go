@@ -185,12 +185,20 @@ func TestCopierFunction(t *testing.T) {
 	if got := ev.at("Properties", "FunctionResponseTypes").strs(); !slices.Equal(got, []string{"ReportBatchItemFailures"}) {
 		t.Errorf("FunctionResponseTypes = %v", got)
 	}
-	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject", "secretsmanager:GetSecretValue"}) {
+	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "s3:AbortMultipartUpload", "s3:PutObject", "secretsmanager:GetSecretValue"}) {
 		t.Errorf("actions %v", got)
 	}
 	if res := statement(p, "WriteCopies").at("Resource"); res.Tag != "!Sub" || res.Value != "${ObjectsBucket.Arn}/${ObjectPrefix}*" {
 		t.Errorf("S3 access must be limited to the prefix, is %s %q", res.Tag, res.Value)
 	}
+	t.Run("its /tmp holds the largest files of the two tasks it copies at once", func(t *testing.T) {
+		refersToParameter(t, tpl, p.at("EphemeralStorage", "Size"), "EphemeralStorage.Size")
+		storageMB, _ := strconv.ParseInt(tpl.at("Parameters", p.at("EphemeralStorage", "Size").Value, "Default").str(), 10, 64)
+		maxBytes, _ := strconv.ParseInt(tpl.at("Parameters", "MaxObjectBytes", "Default").str(), 10, 64)
+		if storageMB<<20 < 2*maxBytes {
+			t.Errorf("default ephemeral storage %d MB cannot hold two files of %d bytes", storageMB, maxBytes)
+		}
+	})
 }
 
 // statements are the inline policy statements of a function, unwrapping !If.
