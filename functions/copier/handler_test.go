@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -372,6 +373,17 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 			t.Errorf("failed %v", failed)
 		}
 		if rec := h.record(t, "s3down"); rec.Status != task.StatusQueued {
+			t.Errorf("status %s", rec.Status)
+		}
+	})
+	t.Run("a spool that cannot be written returns the message to the queue", func(t *testing.T) {
+		h := newHarness(t)
+		h.copier.Objects = objects.New(h.env.S3, h.env.Bucket, filepath.Join(t.TempDir(), "gone"))
+		h.seed(t, "nospool", task.StatusQueued, "/img.png")
+		if failed := h.run(t, message("nospool")); len(failed) != 1 {
+			t.Errorf("failed %v", failed)
+		}
+		if rec := h.record(t, "nospool"); rec.Status != task.StatusQueued {
 			t.Errorf("status %s", rec.Status)
 		}
 	})
