@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/faults"
 	"github.com/kiehook/kiehook/infra/load"
 	"github.com/kiehook/kiehook/infra/platform"
@@ -47,12 +48,7 @@ func runLoad(ctx context.Context, out io.Writer, opts stack.Options, lo load.Opt
 		rep.Faults = fmt.Sprintf("%.0f%% of requests to DynamoDB, SQS and S3 meet each of error, throttling, drop and latency; %.0f%% of downloads each of 503, reset and stall", 100*faultRate, 100*faultRate)
 	}
 	fmt.Fprint(out, rep.String())
-	if dir == "" {
-		dir = filepath.Join(filepath.Dir(opts.Dir), ".kiehook", "load")
-		if opts.Dir == "" {
-			dir = filepath.Join(".kiehook", "load")
-		}
-	}
+	dir = reportFolder(dir, opts.Dir)
 	if werr := write(dir, rep); werr != nil {
 		return errors.Join(err, werr)
 	}
@@ -76,4 +72,49 @@ func write(dir string, rep *load.Report) error {
 	}
 	defer f.Close()
 	return rep.WriteSVG(f)
+}
+
+// runScenarios runs each fault scenario on a stack of its own, prints a line
+// for each, and writes them to dir as scenarios.txt. It fails when one does.
+func runScenarios(ctx context.Context, out io.Writer, opts stack.Options, scenarios []load.Scenario, dir string) error {
+	// Each scenario's stack takes fresh ports: the fixed ones would outlive
+	// one stack into the next.
+	opts.Addr = "127.0.0.1:0"
+	opts.Emulators = emulators.Options{}
+	opts.CallbackInstances = 4
+	var report strings.Builder
+	report.WriteString("kiehook fault scenarios\n")
+	var failed []error
+	for _, sc := range scenarios {
+		fmt.Fprintf(out, "running: %s…\n", sc.Name)
+		_, line, err := sc.Run(ctx, opts)
+		if err != nil {
+			failed = append(failed, fmt.Errorf("%s: %w", sc.Name, err))
+			fmt.Fprintf(&report, "  FAIL  %s\n        %v\n", sc.Name, err)
+			continue
+		}
+		fmt.Fprintf(&report, "  PASS  %s\n        %s\n", sc.Name, line)
+	}
+	fmt.Fprint(out, report.String())
+	dir = reportFolder(dir, opts.Dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scenarios.txt"), []byte(report.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "report in %s\n", filepath.Join(dir, "scenarios.txt"))
+	return errors.Join(failed...)
+}
+
+// reportFolder is dir, or by default .kiehook/load beside the stack's folder.
+func reportFolder(dir, stackDir string) string {
+	switch {
+	case dir != "":
+		return dir
+	case stackDir == "":
+		return filepath.Join(".kiehook", "load")
+	default:
+		return filepath.Join(filepath.Dir(stackDir), ".kiehook", "load")
+	}
 }

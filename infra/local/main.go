@@ -36,7 +36,8 @@ func main() {
 	flag.IntVar(&lo.BigVideos, "big-videos", -1, "with -load: videos of 100 MiB or more (default n/500)")
 	flag.Int64Var(&lo.MaxFile, "max-file", 0, "with -load: cap on the other files' size in bytes (0: realistic sizes up to 20 MiB)")
 	faultRate := flag.Float64("faults", 0, "with -load: share of requests to DynamoDB, SQS, S3 and the file source that meet each fault")
-	reportDir := flag.String("report", "", "with -load: folder for report.txt and latency.svg (default .kiehook/load)")
+	scenarios := flag.Bool("scenarios", false, "run each fault scenario (5% faults everywhere, a killed copier, SQS down, DynamoDB throttling) on a stack of its own, write scenarios.txt, and exit")
+	reportDir := flag.String("report", "", "with -load or -scenarios: folder for the report (default .kiehook/load)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -50,6 +51,13 @@ func main() {
 			Table: "kiehook-tasks", Queue: "kiehook-copy", DLQ: "kiehook-copy-dlq", Bucket: "kiehook-objects",
 			DynamoDBAddr: "127.0.0.1:4569", SQSAddr: "127.0.0.1:4576", S3Addr: "127.0.0.1:4572",
 		},
+	}
+	if *scenarios {
+		if err := runScenarios(ctx, os.Stdout, opts, load.Scenarios(), *reportDir); err != nil {
+			fmt.Fprintln(os.Stderr, "kiehook scenarios:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *loadRun {
 		if lo.BigVideos < 0 {

@@ -2,11 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kiehook/kiehook/infra/capture"
+	"github.com/kiehook/kiehook/infra/load"
+	"github.com/kiehook/kiehook/infra/platform"
 	"github.com/kiehook/kiehook/infra/stack"
 )
 
@@ -52,5 +58,36 @@ func TestDemoPlaysThePlatformAndStopsOnCancel(t *testing.T) {
 	}
 	if !strings.Contains(report, " failed ") {
 		t.Errorf("the failure is not in the table:\n%s", report)
+	}
+}
+
+func TestScenariosReportALineForEachAndFailWhenOneFails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs both functions")
+	}
+	quick := load.Small(5)
+	passes := load.Scenario{Name: "a quiet run stores its tasks", Visibility: 3 * time.Second, Options: quick,
+		Check: func(rep *load.Report, _ *stack.Stack, _ *platform.Files) (string, error) {
+			return fmt.Sprintf("%d stored", rep.Stored), nil
+		}}
+	fails := passes
+	fails.Name = "a run whose outcome does not hold"
+	fails.Check = func(*load.Report, *stack.Stack, *platform.Files) (string, error) {
+		return "", errors.New("the outcome did not hold")
+	}
+	var out capture.Buffer
+	dir := t.TempDir()
+	err := runScenarios(context.Background(), &out, stack.Options{Dir: filepath.Join(dir, "stack")}, []load.Scenario{passes, fails}, dir)
+	if err == nil || !strings.Contains(err.Error(), "the outcome did not hold") {
+		t.Errorf("error %v, want the failed scenario's", err)
+	}
+	report, rerr := os.ReadFile(filepath.Join(dir, "scenarios.txt"))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	for _, want := range []string{"PASS  a quiet run stores its tasks", " stored\n", "FAIL  a run whose outcome does not hold", "the outcome did not hold"} {
+		if !strings.Contains(string(report), want) || !strings.Contains(out.String(), want) {
+			t.Errorf("report and output must both say %q:\n%s", want, report)
+		}
 	}
 }

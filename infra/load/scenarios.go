@@ -1,0 +1,166 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/kiehook/kiehook/infra/faults"
+	"github.com/kiehook/kiehook/infra/platform"
+	"github.com/kiehook/kiehook/infra/stack"
+)
+
+// A Scenario is one fault kiehook must come through: the faults its stack
+// starts with, what is done to the stack while the load runs, and what must
+// hold afterwards besides a clean audit.
+type Scenario struct {
+	Name         string        // the outcome it proves, as a sentence
+	Faults       faults.Rates  // before every emulator
+	SourceFaults float64       // the file source's rate of each fault
+	Visibility   time.Duration // of the copy queue: a copy that outlasts it is delivered again
+	Options      Options
+	// Setup runs once the stack has started, before the load.
+	Setup func(s *stack.Stack)
+	// During runs from the first delivery until the copies have settled.
+	During func(ctx context.Context, s *stack.Stack)
+	// Check returns what the run showed, or why the outcome does not hold.
+	Check func(rep *Report, s *stack.Stack, files *platform.Files) (string, error)
+}
+
+// Small is a short load of every kind of task, its files small and its
+// retries quick, so that a scenario runs in seconds.
+func Small(tasks int) Options {
+	return Options{Tasks: tasks, Concurrency: 8, Duplicates: 0.2, Failures: 0.1, FailThenWin: 0.1, MaxFile: 256 << 10,
+		Backoff: 300 * time.Millisecond, Wait: 90 * time.Second, Seed: 7}
+}
+
+// Scenarios are the fault outcomes kiehook promises, each with fresh state.
+func Scenarios() []Scenario {
+	var killed, openWhenKilled atomic.Int32
+	noBackground := Small(8)
+	noBackground.Duplicates, noBackground.Failures, noBackground.FailThenWin = 0, 0, 0
+	noBackground.BigVideos, noBackground.MaxFile = 2, 0 // two 100+ MiB videos keep the copier busy
+	return []Scenario{
+		{
+			Name:         "five percent of every fault on every dependency loses nothing",
+			Faults:       faults.Uniform(0.05),
+			SourceFaults: 0.05,
+			Visibility:   3 * time.Second,
+			Options:      Small(60),
+			Check: func(rep *Report, s *stack.Stack, files *platform.Files) (string, error) {
+				counts := []int64{s.Proxies.DynamoDB.Injected.Load(), s.Proxies.SQS.Injected.Load(), s.Proxies.S3.Injected.Load(), files.Injected.Load()}
+				injected := fmt.Sprintf("faults injected: DynamoDB %d, SQS %d, S3 %d, source %d", counts[0], counts[1], counts[2], counts[3])
+				if slices.Contains(counts, 0) {
+					return "", errors.New("some dependency met no fault: " + injected)
+				}
+				accepted := rep.Planned.Success + rep.Planned.FailThenWin - rep.NeverAccepted
+				if rep.Stored+rep.InDLQ+rep.CopyFailed != accepted {
+					return "", fmt.Errorf("%d accepted successes, but %d stored, %d in the DLQ and %d copy_failed", accepted, rep.Stored, rep.InDLQ, rep.CopyFailed)
+				}
+				return fmt.Sprintf("%s; %d accepted successes: %d stored, %d in the DLQ, %d copy_failed; lost %d",
+					injected, accepted, rep.Stored, rep.InDLQ, rep.CopyFailed, rep.Lost), nil
+			},
+		},
+		{
+			Name:       "a copier killed mid-upload is retried and stores intact objects",
+			Visibility: 20 * time.Second,
+			Options:    noBackground,
+			During: func(ctx context.Context, s *stack.Stack) {
+				// Kill the copier while one of its multipart uploads is open
+				// in the bucket: mid-upload of a 100+ MiB video.
+				for killed.Load() == 0 && ctx.Err() == nil {
+					if open, err := s.Env.OpenUploads(ctx); err == nil && open > 0 {
+						killed.Store(int32(s.KillCopier()))
+						openWhenKilled.Store(int32(open))
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			},
+			Check: func(rep *Report, _ *stack.Stack, _ *platform.Files) (string, error) {
+				if killed.Load() == 0 {
+					return "", errors.New("the copier was never killed")
+				}
+				if rep.Stored != rep.Tasks || rep.Objects == 0 {
+					return "", fmt.Errorf("%d of %d tasks stored", rep.Stored, rep.Tasks)
+				}
+				return fmt.Sprintf("copier killed mid-upload (open multipart uploads: %d); %d of %d tasks stored, %d objects intact, %.0f MiB", openWhenKilled.Load(), rep.Stored, rep.Tasks, rep.Objects, float64(rep.BytesCopied)/(1<<20)), nil
+			},
+		},
+		{
+			Name:       "SQS unavailable for a while makes callbacks answer 503, and the platform's retries complete them",
+			Visibility: 3 * time.Second,
+			Options:    Small(30),
+			During: func(ctx context.Context, s *stack.Stack) {
+				s.Proxies.SQS.SetDown(true)
+				select {
+				case <-time.After(700 * time.Millisecond):
+				case <-ctx.Done():
+				}
+				s.Proxies.SQS.SetDown(false)
+			},
+			Check: func(rep *Report, _ *stack.Stack, _ *platform.Files) (string, error) {
+				if rep.Retries == 0 || rep.GaveUp != 0 {
+					return "", fmt.Errorf("want 503s retried to completion: retries %d, given up %d", rep.Retries, rep.GaveUp)
+				}
+				return fmt.Sprintf("SQS down 0.7 s: %d answers other than 200 retried, %d given up; lost %d", rep.Retries, rep.GaveUp, rep.Lost), nil
+			},
+		},
+		{
+			Name:       "DynamoDB throttling keeps every answer inside the platform's 15 s",
+			Visibility: 3 * time.Second,
+			Options:    Small(30),
+			Setup: func(s *stack.Stack) {
+				s.Proxies.DynamoDB.SetRates(faults.Rates{Throttle: 0.3})
+			},
+			Check: func(rep *Report, s *stack.Stack, _ *platform.Files) (string, error) {
+				throttled := s.Proxies.DynamoDB.Injected.Load()
+				if throttled == 0 {
+					return "", errors.New("nothing was throttled")
+				}
+				if rep.MaxLatency() >= 15*time.Second {
+					return "", fmt.Errorf("slowest answer %v: the platform waits 15 s", rep.MaxLatency())
+				}
+				return fmt.Sprintf("30%% of DynamoDB requests throttled (%d); slowest answer %v of the platform's 15 s; lost %d", throttled, ms(rep.MaxLatency()), rep.Lost), nil
+			},
+		},
+	}
+}
+
+// Run starts a stack from opts with the scenario's faults, drives and audits
+// it, and returns the report and the outcome's line. The error says what
+// failed: the run, the audit, or the scenario's own check.
+func (sc Scenario) Run(ctx context.Context, opts stack.Options) (*Report, string, error) {
+	rates := sc.Faults
+	opts.Faults = &rates
+	opts.CopierTimeout = 20 * time.Second
+	opts.Emulators.VisibilityTimeout = sc.Visibility
+	opts.Emulators.MaxReceiveCount = 5
+	s, err := stack.Start(ctx, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	defer s.Close()
+	files := platform.ServeFiles()
+	defer files.Close()
+	files.SetFaults(sc.SourceFaults)
+	if sc.Setup != nil {
+		sc.Setup(s)
+	}
+	o := sc.Options
+	if sc.During != nil {
+		o.During = func(ctx context.Context) { sc.During(ctx, s) }
+	}
+	rep, err := Run(ctx, s, files, o)
+	if err != nil {
+		return rep, "", err
+	}
+	if p := rep.Problems(); len(p) > 0 {
+		return rep, "", fmt.Errorf("audit: %s", strings.Join(p, "; "))
+	}
+	line, err := sc.Check(rep, s, files)
+	return rep, line, err
+}
