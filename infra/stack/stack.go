@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,6 +100,11 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	}
 	if opts.Dir == "" {
 		opts.Dir = filepath.Join(root, ".kiehook")
+	}
+	// The emulator panics at start-up when its working directory, the
+	// binaries' folder, holds a percent sign.
+	if strings.Contains(opts.Dir, "%") {
+		return nil, fmt.Errorf("stack folder %q: the Runtime Interface Emulator cannot run in a path that holds %%", opts.Dir)
 	}
 	local, err := events.LocalVars("CallbackFunction")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -271,4 +272,11 @@ func TestTheFrontPlaysAFunctionURL(t *testing.T) {
 			t.Errorf("callback URL %s", s.CallbackURL)
 		}
 	})
+}
+
+func TestAFolderTheEmulatorCannotRunInIsRefusedClearly(t *testing.T) {
+	_, err := stack.Start(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: filepath.Join(t.TempDir(), "50%")})
+	if err == nil || !strings.Contains(err.Error(), "cannot run in a path that holds %") {
+		t.Errorf("error %v", err)
+	}
 }
