@@ -66,7 +66,7 @@ func BenchmarkCopy(b *testing.B) {
 func benchmarkCopy(b *testing.B, size int64) {
 	env := emulators.New(b, emulators.Options{})
 	src := streamSource(b, size)
-	h := newHarnessOn(b, env, env.DynamoDB, env.S3)
+	h := newHarnessOn(b, env)
 	h.copier.Sources = download.New(download.Options{Hosts: download.ParseHosts("127.0.0.1"), AllowPrivate: true})
 	tm := transfermanager.New(env.S3, func(o *transfermanager.Options) {
 		o.PartSizeBytes, o.MultipartUploadThreshold, o.Concurrency = objects.PartSize, objects.PartSize, objects.Concurrency

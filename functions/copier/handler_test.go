@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -153,16 +152,17 @@ var testNow = time.Unix(1764300000, 0).UTC()
 func newHarness(tb testing.TB) *harness {
 	tb.Helper()
 	env := emulators.New(tb, emulators.Options{})
-	return newHarnessOn(tb, env, env.DynamoDB, env.S3)
+	return newHarnessOn(tb, env)
 }
 
-func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, s3c objects.Client) *harness {
+// newHarnessOn is a harness on env, which the caller may share.
+func newHarnessOn(tb testing.TB, env *emulators.Env) *harness {
 	tb.Helper()
 	h := &harness{env: env, src: newSource(tb), store: dynamo.New(env.DynamoDB, env.Table), metrics: &capture.Buffer{}}
 	h.copier = &Copier{
-		Store:   dynamo.New(db, env.Table),
+		Store:   h.store,
 		Sources: download.New(download.Options{Hosts: download.ParseHosts("127.0.0.1"), AllowPrivate: true, MaxBytes: 32 << 20, IdleTimeout: 300 * time.Millisecond}),
-		Objects: objects.New(s3c, env.Bucket, tb.TempDir()),
+		Objects: objects.New(env.S3, env.Bucket, tb.TempDir()),
 		Prefix:  "tasks/",
 		Metrics: metrics.New(h.metrics, "kiehook", time.Now),
 		Logger:  slog.New(slog.DiscardHandler),
@@ -224,19 +224,13 @@ func (h *harness) keys(tb testing.TB, prefix string) []string {
 	return keys
 }
 
-func (h *harness) object(tb testing.TB, key string) ([]byte, *s3.HeadObjectOutput) {
+func (h *harness) object(tb testing.TB, key string) emulators.Object {
 	tb.Helper()
-	out, err := h.env.S3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &h.env.Bucket, Key: &key})
+	obj, err := h.env.Object(context.Background(), key)
 	if err != nil {
 		tb.Fatalf("get %s: %v", key, err)
 	}
-	defer out.Body.Close()
-	b, _ := io.ReadAll(out.Body)
-	head, err := h.env.S3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &h.env.Bucket, Key: &key})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b, head
+	return obj
 }
 
 func TestCopiesEveryResultAndMarksTheTaskStored(t *testing.T) {
@@ -262,13 +256,13 @@ func TestCopiesEveryResultAndMarksTheTaskStored(t *testing.T) {
 		if obj.Key != want.key || obj.ContentType != want.ct || obj.Bytes != int64(len(src)) || obj.SHA256 != sum(src) || obj.Source != h.url(paths[i]) {
 			t.Errorf("object %d = %+v", i, obj)
 		}
-		body, head := h.object(t, want.key)
-		if !bytes.Equal(body, src) {
+		stored := h.object(t, want.key)
+		if !bytes.Equal(stored.Body, src) {
 			t.Errorf("%s: stored bytes differ from the source", want.key)
 		}
-		meta := head.Metadata
-		if aws.ToString(head.ContentType) != want.ct || meta["task-id"] != "copy_all" || meta["source-url"] != h.url(paths[i]) || meta["sha256"] != sum(src) {
-			t.Errorf("%s: content type %s, metadata %v", want.key, aws.ToString(head.ContentType), meta)
+		meta := stored.Metadata
+		if stored.ContentType != want.ct || meta["task-id"] != "copy_all" || meta["source-url"] != h.url(paths[i]) || meta["sha256"] != sum(src) {
+			t.Errorf("%s: content type %s, metadata %v", want.key, stored.ContentType, meta)
 		}
 	}
 }
@@ -343,16 +337,33 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 	tests := []struct {
 		name string
 		path string
+		fail func(t *testing.T, h *harness) // makes a dependency fail, if set
 	}{
-		{"a 503", "/status/503"},
-		{"a 429", "/status/429"},
-		{"a 408", "/status/408"},
-		{"a stalled source", "/stall.png"},
-		{"a connection reset", "/reset.png"},
+		{"a 503", "/status/503", nil},
+		{"a 429", "/status/429", nil},
+		{"a 408", "/status/408", nil},
+		{"a stalled source", "/stall.png", nil},
+		{"a connection reset", "/reset.png", nil},
+		{"an S3 failure", "/img.png", func(t *testing.T, h *harness) {
+			down := s3.NewFromConfig(emulators.Config(), func(o *s3.Options) {
+				o.BaseEndpoint, o.UsePathStyle = aws.String("http://127.0.0.1:1"), true
+			})
+			h.copier.Objects = objects.New(down, h.env.Bucket, t.TempDir())
+		}},
+		{"a spool that cannot be written", "/img.png", func(t *testing.T, h *harness) {
+			h.copier.Objects = objects.New(h.env.S3, h.env.Bucket, filepath.Join(t.TempDir(), "gone"))
+		}},
+		{"a DynamoDB failure", "/img.png", func(t *testing.T, h *harness) {
+			down := dynamodb.NewFromConfig(emulators.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String("http://127.0.0.1:1") })
+			h.copier.Store = dynamo.New(down, h.env.Table)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" returns the message to the queue", func(t *testing.T) {
 			h := newHarness(t)
+			if tt.fail != nil {
+				tt.fail(t, h)
+			}
 			h.seed(t, "flaky", task.StatusQueued, tt.path)
 			if failed := h.run(t, message("flaky")); len(failed) != 1 || failed[0] != "msg-flaky" {
 				t.Errorf("failed %v, want [msg-flaky]", failed)
@@ -362,40 +373,6 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 			}
 		})
 	}
-	t.Run("an S3 failure returns the message to the queue", func(t *testing.T) {
-		env := emulators.New(t, emulators.Options{})
-		down := s3.NewFromConfig(emulators.Config(), func(o *s3.Options) {
-			o.BaseEndpoint, o.UsePathStyle = aws.String("http://127.0.0.1:1"), true
-		})
-		h := newHarnessOn(t, env, env.DynamoDB, down)
-		h.seed(t, "s3down", task.StatusQueued, "/img.png")
-		if failed := h.run(t, message("s3down")); len(failed) != 1 {
-			t.Errorf("failed %v", failed)
-		}
-		if rec := h.record(t, "s3down"); rec.Status != task.StatusQueued {
-			t.Errorf("status %s", rec.Status)
-		}
-	})
-	t.Run("a spool that cannot be written returns the message to the queue", func(t *testing.T) {
-		h := newHarness(t)
-		h.copier.Objects = objects.New(h.env.S3, h.env.Bucket, filepath.Join(t.TempDir(), "gone"))
-		h.seed(t, "nospool", task.StatusQueued, "/img.png")
-		if failed := h.run(t, message("nospool")); len(failed) != 1 {
-			t.Errorf("failed %v", failed)
-		}
-		if rec := h.record(t, "nospool"); rec.Status != task.StatusQueued {
-			t.Errorf("status %s", rec.Status)
-		}
-	})
-	t.Run("a DynamoDB failure returns the message to the queue", func(t *testing.T) {
-		env := emulators.New(t, emulators.Options{})
-		down := dynamodb.NewFromConfig(emulators.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String("http://127.0.0.1:1") })
-		h := newHarnessOn(t, env, down, env.S3)
-		h.seed(t, "dbdown", task.StatusQueued, "/img.png")
-		if failed := h.run(t, message("dbdown")); len(failed) != 1 {
-			t.Errorf("failed %v", failed)
-		}
-	})
 }
 
 // flakyStored fails the first Stored call, as a copier that died after its
@@ -458,8 +435,8 @@ func (h *harness) assertStored(tb testing.TB, id string, paths ...string) {
 		tb.Errorf("keys %v, want one per source", keys)
 	}
 	for i, p := range paths {
-		body, head := h.object(tb, rec.Objects[i].Key)
-		if !bytes.Equal(body, files()[p]) || head.Metadata["sha256"] != sum(files()[p]) || rec.Objects[i].SHA256 != sum(files()[p]) {
+		obj := h.object(tb, rec.Objects[i].Key)
+		if !bytes.Equal(obj.Body, files()[p]) || obj.Metadata["sha256"] != sum(files()[p]) || rec.Objects[i].SHA256 != sum(files()[p]) {
 			tb.Errorf("%s is not intact", rec.Objects[i].Key)
 		}
 	}
@@ -508,7 +485,7 @@ func TestTheLambdaDeadlineLeavesAMargin(t *testing.T) {
 
 func TestATransientFailureEndsInTheDeadLetterQueue(t *testing.T) {
 	env := emulators.New(t, emulators.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2})
-	h := newHarnessOn(t, env, env.DynamoDB, env.S3)
+	h := newHarnessOn(t, env)
 	h.seed(t, "doomed", task.StatusQueued, "/status/503")
 	h.seed(t, "fine", task.StatusQueued, "/img.png")
 	q := queue.New(env.SQS, env.QueueURL)

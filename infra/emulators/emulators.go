@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -276,6 +277,27 @@ func QueueDepth(name string) int {
 		return len(q.Messages)
 	}
 	return 0
+}
+
+// Object is a stored object as a test checks it.
+type Object struct {
+	Body        []byte
+	ContentType string
+	Metadata    map[string]string
+}
+
+// Object reads the object at key in the Env's bucket.
+func (e *Env) Object(ctx context.Context, key string) (Object, error) {
+	out, err := e.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &e.Bucket, Key: &key})
+	if err != nil {
+		return Object{}, err
+	}
+	defer out.Body.Close()
+	body, err := io.ReadAll(out.Body)
+	if err != nil {
+		return Object{}, err
+	}
+	return Object{Body: body, ContentType: aws.ToString(out.ContentType), Metadata: out.Metadata}, nil
 }
 
 // OpenUploads counts the multipart uploads left open in the Env's bucket.

@@ -70,12 +70,15 @@ func TestPutStoresTheFileWithItsMetadata(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, head := get(t, env, "tasks/t/0.mp4")
-			if !bytes.Equal(got, want) {
-				t.Errorf("stored %d bytes that differ from the %d sent", len(got), len(want))
+			got, err := env.Object(context.Background(), "tasks/t/0.mp4")
+			if err != nil {
+				t.Fatal(err)
 			}
-			if *head.ContentType != "video/mp4" || head.Metadata["sha256"] != "abc" {
-				t.Errorf("content type %s, metadata %v", *head.ContentType, head.Metadata)
+			if !bytes.Equal(got.Body, want) {
+				t.Errorf("stored %d bytes that differ from the %d sent", len(got.Body), len(want))
+			}
+			if got.ContentType != "video/mp4" || got.Metadata["sha256"] != "abc" {
+				t.Errorf("content type %s, metadata %v", got.ContentType, got.Metadata)
 			}
 			assertClean(t, env, spool)
 		})
@@ -110,7 +113,7 @@ func TestAFailedPutLeavesNothingBehind(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.reason) {
 				t.Errorf("error %v, want one that says %q", err, tt.reason)
 			}
-			if _, err := env.S3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &env.Bucket, Key: ptr("tasks/f/0.mp4")}); err == nil {
+			if _, err := env.Object(context.Background(), "tasks/f/0.mp4"); err == nil {
 				t.Error("an object was left behind")
 			}
 			assertClean(t, env, spool)
@@ -146,26 +149,6 @@ func failing(op string) func(*middleware.Stack) error {
 			return next.HandleInitialize(ctx, in)
 		}), middleware.Before)
 	}
-}
-
-func ptr(s string) *string { return &s }
-
-func get(tb testing.TB, env *emulators.Env, key string) ([]byte, *s3.HeadObjectOutput) {
-	tb.Helper()
-	out, err := env.S3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &env.Bucket, Key: &key})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer out.Body.Close()
-	body, err := io.ReadAll(out.Body)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	head, err := env.S3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &env.Bucket, Key: &key})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return body, head
 }
 
 // assertClean checks that no multipart upload was left open and no spool
