@@ -13,7 +13,6 @@ import (
 	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/faults"
 	"github.com/kiehook/kiehook/infra/load"
-	"github.com/kiehook/kiehook/infra/platform"
 	"github.com/kiehook/kiehook/infra/stack"
 )
 
@@ -24,23 +23,13 @@ func runLoad(ctx context.Context, out io.Writer, opts stack.Options, lo load.Opt
 	// within seconds rather than the deployed 30 minutes.
 	opts.CallbackInstances = 16
 	opts.CopierTimeout = 60 * time.Second
-	opts.Emulators.VisibilityTimeout = 20 * time.Second
-	opts.Emulators.MaxReceiveCount = 5
+	run := load.Scenario{Visibility: 20 * time.Second, Options: lo}
 	if faultRate > 0 {
 		rates := faults.Uniform(faultRate)
-		opts.Faults = &rates
+		run.Faults, run.SourceFaults = &rates, faultRate
 	}
-	fmt.Fprintln(out, "building the functions and starting the emulators…")
-	s, err := stack.Start(ctx, opts)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	files := platform.ServeFiles()
-	defer files.Close()
-	files.SetFaults(faultRate)
-	fmt.Fprintf(out, "driving %d tasks, %d at a time…\n", lo.Tasks, lo.Concurrency)
-	rep, err := load.Run(ctx, s, files, lo)
+	fmt.Fprintf(out, "building the functions, starting the emulators, and driving %d tasks, %d at a time…\n", lo.Tasks, lo.Concurrency)
+	rep, _, err := run.Run(ctx, opts)
 	if rep == nil {
 		return err
 	}
@@ -53,10 +42,7 @@ func runLoad(ctx context.Context, out io.Writer, opts stack.Options, lo load.Opt
 		return errors.Join(err, werr)
 	}
 	fmt.Fprintf(out, "report and latency chart in %s\n", dir)
-	if p := rep.Problems(); len(p) > 0 {
-		return errors.Join(err, fmt.Errorf("audit failed: %s", strings.Join(p, "; ")))
-	}
-	return err
+	return err // the run's, or the audit's
 }
 
 func write(dir string, rep *load.Report) error {
