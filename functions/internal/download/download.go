@@ -128,7 +128,6 @@ func permanent(format string, args ...any) error {
 type Download struct {
 	ContentType string // sniffed from the first bytes
 	Ext         string // file extension for the content type, or ""
-	Length      int64  // from Content-Length, -1 if unknown
 
 	body   io.ReadCloser
 	reader io.Reader
@@ -187,14 +186,13 @@ func (d *Downloader) start(ctx context.Context, resp *http.Response, cancel cont
 		return nil, permanent("file of %d bytes is larger than MAX_OBJECT_BYTES (%d)", resp.ContentLength, d.opts.MaxBytes)
 	}
 	dl := &Download{
-		Length: resp.ContentLength,
-		body:   resp.Body,
-		hash:   sha256.New(),
-		max:    d.opts.MaxBytes,
+		body: resp.Body,
+		hash: sha256.New(),
+		max:  d.opts.MaxBytes,
 	}
 	// A stalled source is cut off when one read waits IdleTimeout for a
-	// byte. The watchdog runs only inside reads, so a slow consumer (an
-	// upload applying back-pressure) never counts as a stall.
+	// byte. The watchdog runs only inside reads, so a slow consumer never
+	// counts as a stall.
 	stalled := errors.New("source stalled")
 	dl.idle = time.AfterFunc(time.Hour, func() { cancel(stalled) })
 	dl.idle.Stop()
