@@ -299,7 +299,7 @@ func (h *Handler) registerTask(ctx context.Context, req events.LambdaFunctionURL
 	case reg.TaskID == "":
 		return task.Task{}, false, task.Errorf(task.EINVALID, "task id must be 1-%d characters of A-Z a-z 0-9 . _ : -", kie.MaxTaskIDLength)
 	case !kie.KnownAPI(reg.API):
-		return task.Task{}, false, task.Errorf(task.EINVALID, "api must be one of flux-kontext, 4o-image, midjourney, veo, runway, suno, market")
+		return task.Task{}, false, task.Errorf(task.EINVALID, "api must be one of %s", strings.Join(kie.KnownAPIs, ", "))
 	}
 	return h.receiver.Register(ctx, reg.TaskID, reg.API)
 }

@@ -606,6 +606,17 @@ func TestRegisteringATaskBeforeItsCallback(t *testing.T) {
 			t.Errorf("got %d %+v", status, a)
 		}
 	})
+	t.Run("every API kiehook can poll can be registered, Runway Aleph too", func(t *testing.T) {
+		for _, api := range kie.KnownAPIs {
+			id := "reg_api_" + strings.ReplaceAll(api, "-", "_")
+			if status, a := h.call(t, signedRegistration(t, `{"taskId":"`+id+`","api":"`+api+`"}`)); status != 201 {
+				t.Errorf("%s: got %d %+v", api, status, a)
+			}
+			if rec := h.record(t, id); rec.API != api {
+				t.Errorf("%s recorded as %q", api, rec.API)
+			}
+		}
+	})
 	t.Run("the callback of a pending task proceeds as a new one", func(t *testing.T) {
 		status, a := h.call(t, callback(t, success("reg_1", "https://tempfile.aiquickdraw.com/v.mp4")))
 		if status != 200 || a.Status != "accepted" {

@@ -136,6 +136,30 @@ func TestPendingTasksArePolledAndFinishedLikeCallbacks(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a Suno task whose final callback never came is finished from its progress callbacks' record", func(t *testing.T) {
+		h := newHarness(t)
+		id := "pend_suno_progress"
+		// The text and first callbacks arrived three minutes ago; complete never did.
+		h.r.Receiver.(*task.Receiver).Now = func() time.Time { return testNow.Add(-3 * time.Minute) }
+		for range 2 {
+			cb := task.Callback{TaskID: id, Code: 200, API: "suno", Sources: []string{"https://tempfile.aiquickdraw.com/r/t1.mp3"}, Progress: true}
+			if _, err := h.r.Receiver.Receive(context.Background(), cb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.r.Receiver.(*task.Receiver).Now = func() time.Time { return testNow }
+		urls := []string{"https://tempfile.aiquickdraw.com/r/t1.mp3", "https://tempfile.aiquickdraw.com/r/c1.jpg", "https://tempfile.aiquickdraw.com/r/t2.mp3", "https://tempfile.aiquickdraw.com/r/c2.jpg"}
+		h.platform.Set("suno", id, platform.Success, urls...)
+		if rep := h.run(t); rep.Polled != 1 || rep.Finished != 1 {
+			t.Errorf("report %+v", rep)
+		}
+		if rec := h.record(t, id); rec.Status != task.StatusQueued || !slices.Equal(rec.Sources, urls) {
+			t.Errorf("record %+v, want queued with every track", rec)
+		}
+		if ids := h.queued(t); !slices.Equal(ids, []string{id}) {
+			t.Errorf("queued %v", ids)
+		}
+	})
 	t.Run("a failed task becomes failed with the platform's code", func(t *testing.T) {
 		h := newHarness(t)
 		h.seed(t, "pend_fail", "veo", task.StatusPending, 3*time.Minute)

@@ -22,6 +22,7 @@ type Options struct {
 	BigVideos   int           // videos of 100 MiB or more
 	MaxFile     int64         // cap on every other file's size; 0 for none
 	Backoff     time.Duration // the platform's wait between retries; default 1 s
+	Pace        float64       // share of the platform's gaps between a task's callbacks (Suno's stages) to wait
 	Wait        time.Duration // longest wait for the copies; default 15 min
 	Seed        uint64
 	// During, when set, runs from the first delivery until the copies have
@@ -65,7 +66,7 @@ type attempt struct {
 func Run(ctx context.Context, s *stack.Stack, files *platform.Files, opts Options) (*Report, error) {
 	opts.Defaults()
 	tasks := Plan(opts)
-	client := &platform.Client{URL: s.CallbackURL, Key: s.Key, Backoff: opts.Backoff,
+	client := &platform.Client{URL: s.CallbackURL, Key: s.Key, Backoff: opts.Backoff, Pace: opts.Pace,
 		HTTP: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: opts.Concurrency}}}
 	rep := &Report{Options: opts, Tasks: len(tasks)}
 
@@ -77,21 +78,27 @@ func Run(ctx context.Context, s *stack.Stack, files *platform.Files, opts Option
 		for _, f := range d.task.Files {
 			urls = append(urls, files.URL(f))
 		}
-		res := client.Send(ctx, d.task.ID, platform.Body(d.task.API, d.task.ID, d.code, urls))
+		// Suno's progress callbacks go first; the last stage decides.
+		stages := client.SendStages(ctx, d.task.ID, platform.Stages(d.task.API, d.task.ID, d.code, urls))
 		mu.Lock()
 		defer mu.Unlock()
-		for i, l := range res.Latency {
-			status := 0
-			if i == len(res.Latency)-1 {
-				status = res.Status
+		for _, res := range stages {
+			for i, l := range res.Latency {
+				status := 0
+				if i == len(res.Latency)-1 {
+					status = res.Status
+				}
+				attempts = append(attempts, attempt{latency: l, status: status})
 			}
-			attempts = append(attempts, attempt{latency: l, status: status})
+			rep.Deliveries++
+			rep.Retries += res.Attempts - 1
+			if !res.OK() {
+				rep.GaveUp++
+			}
 		}
-		rep.Deliveries++
-		rep.Retries += res.Attempts - 1
+		res := stages[len(stages)-1]
 		if !res.OK() {
 			d.task.GaveUp++
-			rep.GaveUp++
 			return
 		}
 		if strings.Contains(res.Body, `"duplicate"`) {

@@ -39,7 +39,8 @@ var results = map[string][]string{
 	"midjourney":   {".png", ".png", ".png", ".png"},
 	"veo":          {".mp4"},
 	"runway":       {".mp4", ".png"},
-	"suno":         {".mp3", ".jpg"},
+	"runway-aleph": {".mp4", ".jpg"},
+	"suno":         {".mp3", ".jpg", ".mp3", ".jpg"}, // two tracks: the first callback carries only one
 	"market":       {".webp"},
 }
 

@@ -36,7 +36,7 @@ type Scenario struct {
 // retries quick, so that a scenario runs in seconds.
 func Small(tasks int) Options {
 	return Options{Tasks: tasks, Concurrency: 8, Duplicates: 0.2, Failures: 0.1, FailThenWin: 0.1, MaxFile: 256 << 10,
-		Backoff: 300 * time.Millisecond, Wait: 90 * time.Second, Seed: 7}
+		Backoff: 300 * time.Millisecond, Pace: 0.005, Wait: 90 * time.Second, Seed: 7}
 }
 
 // Scenarios are the fault outcomes kiehook promises, each with fresh state.

@@ -19,7 +19,8 @@ var demoResults = map[string][]string{
 	"midjourney":   {"mj-1.png", "mj-2.png", "mj-3.png", "mj-4.png"},
 	"veo":          {"veo.mp4"},
 	"runway":       {"runway.mp4", "runway.png"},
-	"suno":         {"track.mp3", "cover.jpg"},
+	"runway-aleph": {"aleph.mp4", "aleph.jpg"},
+	"suno":         {"track-1.mp3", "cover-1.jpg", "track-2.mp3", "cover-2.jpg"},
 	"market":       {"banana.webp"},
 }
 
@@ -28,17 +29,25 @@ var demoResults = map[string][]string{
 func runDemo(ctx context.Context, s *stack.Stack, out io.Writer) error {
 	files := platform.ServeFiles()
 	defer files.Close()
-	client := &platform.Client{URL: s.CallbackURL, Key: s.Key}
+	// Suno's text, first and complete callbacks come at a fiftieth of the
+	// platform's usual gaps.
+	client := &platform.Client{URL: s.CallbackURL, Key: s.Key, Pace: 0.02}
 	run := time.Now().Format("150405")
 	send := func(api, id string, code int, names []string) error {
 		var urls []string
 		for _, n := range names {
 			urls = append(urls, files.URL(id+"-"+n))
 		}
-		d := client.Send(ctx, id, platform.Body(api, id, code, urls))
-		fmt.Fprintf(out, "  %-13s %-28s → %d %s\n", api, id, d.Status, strings.TrimSpace(d.Body))
-		if d.Err != nil {
-			return d.Err
+		stages := platform.Stages(api, id, code, urls)
+		for i, d := range client.SendStages(ctx, id, stages) {
+			label := api
+			if len(stages) > 1 {
+				label += " " + stages[i].Type
+			}
+			fmt.Fprintf(out, "  %-21s %-33s → %d %s\n", label, id, d.Status, strings.TrimSpace(d.Body))
+			if d.Err != nil {
+				return d.Err
+			}
 		}
 		return nil
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 // The APIs whose callbacks the platform sends.
-var APIs = []string{"flux-kontext", "4o-image", "midjourney", "veo", "runway", "suno", "market"}
+var APIs = []string{"flux-kontext", "4o-image", "midjourney", "veo", "runway", "runway-aleph", "suno", "market"}
 
 // Sign is the platform's webhook signature: base64 HMAC-SHA256 of
 // taskID + "." + timestamp.
@@ -36,9 +36,9 @@ func Body(api, taskID string, code int, urls []string) []byte {
 	if code != 200 {
 		msg, urls = "generation failed", nil
 	}
-	first := func() string {
-		if len(urls) > 0 {
-			return urls[0]
+	at := func(i int) string {
+		if i < len(urls) {
+			return urls[i]
 		}
 		return ""
 	}
@@ -51,7 +51,7 @@ func Body(api, taskID string, code int, urls []string) []byte {
 	var data map[string]any
 	switch api {
 	case "flux-kontext":
-		data = map[string]any{"taskId": taskID, "info": map[string]any{"originImageUrl": "", "resultImageUrl": first()}}
+		data = map[string]any{"taskId": taskID, "info": map[string]any{"originImageUrl": "", "resultImageUrl": at(0)}}
 	case "4o-image":
 		if code == 200 {
 			data = map[string]any{"taskId": taskID, "info": map[string]any{"result_urls": list()}}
@@ -63,16 +63,22 @@ func Body(api, taskID string, code int, urls []string) []byte {
 	case "veo":
 		data = map[string]any{"taskId": taskID, "info": map[string]any{"resultUrls": list(), "originUrls": []string{}}, "fallbackFlag": false}
 	case "runway":
-		data = map[string]any{"task_id": taskID, "video_id": "v-" + taskID, "video_url": first()}
-		if len(urls) > 1 {
-			data["image_url"] = urls[1]
+		data = map[string]any{"task_id": taskID, "video_id": "v-" + taskID, "video_url": at(0), "image_url": at(1)}
+	case "runway-aleph":
+		// Aleph names its task at the top level and sends "data": null on
+		// failure.
+		var d any
+		if code == 200 {
+			d = map[string]any{"result_video_url": at(0), "result_image_url": at(1)}
 		}
+		b, _ := json.Marshal(map[string]any{"code": code, "msg": msg, "taskId": taskID, "data": d})
+		return b
 	case "suno":
-		var tracks []map[string]any
-		for i := 0; i+1 < len(urls); i += 2 {
-			tracks = append(tracks, map[string]any{"id": fmt.Sprint("track-", i/2), "audio_url": urls[i], "image_url": urls[i+1]})
+		if code != 200 {
+			data = map[string]any{"callbackType": "error", "task_id": taskID, "data": nil}
+		} else {
+			data = map[string]any{"callbackType": "complete", "task_id": taskID, "data": sunoTracks(urls, len(urls)/2)}
 		}
-		data = map[string]any{"callbackType": "complete", "task_id": taskID, "data": tracks}
 	case "market":
 		result := ""
 		if code == 200 {
@@ -87,6 +93,57 @@ func Body(api, taskID string, code int, urls []string) []byte {
 	return b
 }
 
+// sunoTracks are the tracks of urls (audio, cover, audio, cover, …); only the
+// first done of them have their URLs yet.
+func sunoTracks(urls []string, done int) []map[string]any {
+	var tracks []map[string]any
+	for i := 0; i+1 < len(urls); i += 2 {
+		audio, cover := urls[i], urls[i+1]
+		if i/2 >= done {
+			audio, cover = "", ""
+		}
+		tracks = append(tracks, map[string]any{"id": fmt.Sprint("track-", i/2), "audio_url": audio, "image_url": cover, "title": "Calm Sea"})
+	}
+	return tracks
+}
+
+// Stage is one callback the platform sends for a task, After the one
+// before it (or after the task was submitted).
+type Stage struct {
+	Type  string // Suno's callbackType; "final" for the others
+	Body  []byte
+	After time.Duration
+}
+
+// SunoGaps are the platform's usual gaps between a Suno task's callbacks:
+// lyrics after about 20 s, the first track 30 s later, the rest after
+// another 90 s.
+var SunoGaps = [3]time.Duration{20 * time.Second, 30 * time.Second, 90 * time.Second}
+
+// Stages are every callback the platform sends for a task: the final one
+// alone for most APIs; Suno's text and first progress callbacks before its
+// complete (or error), as the platform does.
+func Stages(api, taskID string, code int, urls []string) []Stage {
+	final := Body(api, taskID, code, urls)
+	if api != "suno" {
+		return []Stage{{Type: "final", Body: final}}
+	}
+	progress := func(kind, msg string, done int) []byte {
+		data := map[string]any{"callbackType": kind, "task_id": taskID, "data": sunoTracks(urls, done)}
+		b, _ := json.Marshal(map[string]any{"code": 200, "msg": msg, "data": data})
+		return b
+	}
+	text := Stage{Type: "text", Body: progress("text", "Text generation completed.", 0), After: SunoGaps[0]}
+	if code != 200 {
+		return []Stage{text, {Type: "error", Body: final, After: SunoGaps[1]}}
+	}
+	return []Stage{
+		text,
+		{Type: "first", Body: progress("first", "First track generated successfully.", 1), After: SunoGaps[1]},
+		{Type: "complete", Body: final, After: SunoGaps[2]},
+	}
+}
+
 // Client delivers callbacks as the platform does: it waits 15 s for an
 // answer, retries anything but a 200 up to 3 times, then gives up.
 type Client struct {
@@ -96,6 +153,9 @@ type Client struct {
 	Retries int           // default 3
 	Backoff time.Duration // between attempts; default 1 s
 	Now     func() time.Time
+	// Pace is the share of the platform's gaps between a task's stages
+	// that SendStages waits: 1 for real time, 0 for none.
+	Pace float64
 }
 
 // Delivery is what became of one callback.
@@ -109,6 +169,24 @@ type Delivery struct {
 
 // OK reports whether the platform would consider the callback delivered.
 func (d Delivery) OK() bool { return d.Status == http.StatusOK }
+
+// SendStages delivers a task's callbacks in order, each Pace × its After
+// after the one before. A stage the platform gave up on does not stop the
+// later ones: the platform's work goes on.
+func (c *Client) SendStages(ctx context.Context, taskID string, stages []Stage) []Delivery {
+	var out []Delivery
+	for i, st := range stages {
+		if i > 0 && c.Pace > 0 {
+			select {
+			case <-ctx.Done():
+				return out
+			case <-time.After(time.Duration(c.Pace * float64(st.After))):
+			}
+		}
+		out = append(out, c.Send(ctx, taskID, st.Body))
+	}
+	return out
+}
 
 // Send delivers body for taskID.
 func (c *Client) Send(ctx context.Context, taskID string, body []byte) Delivery {

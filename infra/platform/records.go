@@ -44,6 +44,8 @@ func RecordInfo(api, taskID, state string, urls []string) []byte {
 		data = map[string]any{"taskId": taskID, "successFlag": flag, "resultInfoJson": map[string]any{"resultUrls": results}}
 	case "veo":
 		data = map[string]any{"taskId": taskID, "successFlag": flag, "response": map[string]any{"resultUrls": urls, "originUrls": []string{}}, "fallbackFlag": false}
+	case "runway-aleph":
+		data = map[string]any{"taskId": taskID, "successFlag": flag, "response": map[string]any{"resultVideoUrl": first(0), "resultImageUrl": first(1)}, "errorCode": nil, "errorMessage": ""}
 	case "runway":
 		data = map[string]any{"taskId": taskID, "state": words, "videoInfo": map[string]any{"videoUrl": first(0), "imageUrl": first(1)}, "failMsg": ""}
 	case "suno":
@@ -80,6 +82,7 @@ var recordPaths = map[string]string{
 	"midjourney":   "/api/v1/mj/record-info",
 	"veo":          "/api/v1/veo/record-info",
 	"runway":       "/api/v1/runway/record-detail",
+	"runway-aleph": "/api/v1/aleph/record-info",
 	"suno":         "/api/v1/generate/record-info",
 	"market":       "/api/v1/jobs/recordInfo",
 }

@@ -30,6 +30,7 @@ const (
 	APIMidjourney  = "midjourney"
 	APIVeo         = "veo"
 	APIRunway      = "runway"
+	APIRunwayAleph = "runway-aleph"
 	APISuno        = "suno"
 	APIMarket      = "market"
 	APIUnknown     = "unknown"
@@ -116,11 +117,23 @@ func Parse(raw []byte) (task.Callback, error) {
 			return cb, task.Errorf(task.EINVALID, "data.info is not an object of the expected shape")
 		}
 	}
-	cb.API = api(b.Data, &in)
+	cb.API = api(&b, &in)
 	if cb.Sources, err = sources(b.Data, &in); err != nil {
 		return cb, err
 	}
+	cb.Progress = b.Data != nil && progress(b.Data.CallbackType)
 	return cb, nil
+}
+
+// progress reports whether callbackType marks a callback sent before the
+// task is final: Suno's "text" (lyrics done) and "first" (first track done).
+// Every other callback, with or without a type, is final.
+func progress(callbackType json.RawMessage) bool {
+	var t string
+	if json.Unmarshal(callbackType, &t) != nil {
+		return false
+	}
+	return t == "text" || t == "first"
 }
 
 func taskID(b *body) (string, error) {
@@ -169,8 +182,13 @@ func code(raw json.RawMessage) (int, error) {
 }
 
 // api names the API from the fields only its callbacks carry.
-func api(d *data, in *info) string {
+func api(b *body, in *info) string {
+	d := b.Data
 	switch {
+	case d == nil && b.TaskID != "":
+		// Runway Aleph alone names its task at the top level; its
+		// failures carry "data": null.
+		return APIRunwayAleph
 	case d == nil:
 		return APIUnknown
 	case d.ResultJSON != nil || d.State != nil:
@@ -179,6 +197,8 @@ func api(d *data, in *info) string {
 		return APISuno
 	case d.VideoID != nil || d.VideoURL != "" || d.TaskIDSnake != "":
 		return APIRunway
+	case d.ResultVideoURL != "" || d.ResultImageURL != "":
+		return APIRunwayAleph
 	case d.PromptJSON != nil || d.ResultURLs != nil:
 		return APIMidjourney
 	case d.FallbackFlag != nil || in.ResultURLs != nil || in.OriginURLs != nil:

@@ -41,6 +41,11 @@ func TestParseReadsEverySample(t *testing.T) {
 		{"veo-success.json", task.Callback{TaskID: "veo_task_abcdef12", Code: 200, Msg: "Veo3.1 video generated successfully.", API: "veo", Sources: []string{cdn + "v/veo-abcdef12.mp4"}}},
 		{"runway-success.json", task.Callback{TaskID: "ee603959-debb-48d1-98c4-a6d1c717eba6", Code: 200, Msg: "All generated successfully.", API: "runway", Sources: []string{cdn + "k/runway-ee603959.mp4", cdn + "m/runway-ee603959.png"}}},
 		{"suno-complete.json", task.Callback{TaskID: "2fac3e1d9f72", Code: 200, Msg: "All generated successfully.", API: "suno", Sources: []string{cdn + "r/track1.mp3", cdn + "r/cover1.jpg"}}},
+		{"suno-text.json", task.Callback{TaskID: "5c79b2a4e1d0", Code: 200, Msg: "Text generation completed.", API: "suno", Progress: true}},
+		{"suno-first.json", task.Callback{TaskID: "5c79b2a4e1d0", Code: 200, Msg: "First track generated successfully.", API: "suno", Sources: []string{cdn + "r/5c79-track1.mp3", cdn + "r/5c79-cover1.jpg"}, Progress: true}},
+		{"suno-error.json", task.Callback{TaskID: "9e41d07c33aa", Code: 501, Msg: "Audio generation failed.", API: "suno"}},
+		{"runway-aleph-success.json", task.Callback{TaskID: "aleph-7d2e91c4", Code: 200, Msg: "All generated successfully.", API: "runway-aleph", Sources: []string{cdn + "a/aleph-7d2e91c4.mp4", cdn + "a/aleph-7d2e91c4.jpg"}}},
+		{"runway-aleph-fail.json", task.Callback{TaskID: "aleph-0b5c6a11", Code: 400, Msg: "Your prompt was flagged by the content policy.", API: "runway-aleph"}},
 		{"market-success.json", task.Callback{TaskID: "e989621f54392584b05867f87b160672", Code: 200, Msg: "Playground task completed successfully.", API: "market", Sources: []string{cdn + "n/e989621f.jpg"}}},
 		{"market-fail.json", task.Callback{TaskID: "bd3a37c523149e4adf45a3ddb5faf1a8", Code: 501, Msg: "Playground task failed.", API: "market"}},
 	}
@@ -61,7 +66,7 @@ func TestParseReadsEverySample(t *testing.T) {
 
 func assertCallback(tb testing.TB, got, want task.Callback) {
 	tb.Helper()
-	if got.TaskID != want.TaskID || got.Code != want.Code || got.Msg != want.Msg || got.API != want.API || !slices.Equal(got.Sources, want.Sources) {
+	if got.TaskID != want.TaskID || got.Code != want.Code || got.Msg != want.Msg || got.API != want.API || !slices.Equal(got.Sources, want.Sources) || got.Progress != want.Progress {
 		tb.Errorf("got  %+v\nwant %+v", got, want)
 	}
 }
@@ -184,4 +189,32 @@ func ExampleParse() {
 	cb, err := kie.Parse([]byte(`{"code":200,"msg":"success","data":{"taskId":"mj_1","resultUrls":["https://tempfile.aiquickdraw.com/m/1.png"]}}`))
 	fmt.Println(cb.TaskID, cb.Code, cb.API, cb.Sources, err)
 	// Output: mj_1 200 midjourney [https://tempfile.aiquickdraw.com/m/1.png] <nil>
+}
+
+func TestParseTellsProgressFromFinalCallbacks(t *testing.T) {
+	tests := []struct {
+		callbackType string
+		progress     bool
+	}{
+		{`"text"`, true},
+		{`"first"`, true},
+		{`"complete"`, false},
+		{`"error"`, false},
+		{`"TEXT"`, false}, // the platform's values are lower case; anything else is final
+		{`null`, false},
+		{`3`, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("callbackType %s is progress: %v", tt.callbackType, tt.progress), func(t *testing.T) {
+			cb, err := kie.Parse([]byte(`{"code":200,"msg":"ok","data":{"task_id":"s1","callbackType":` + tt.callbackType + `,"data":[]}}`))
+			if err != nil || cb.Progress != tt.progress {
+				t.Errorf("Progress %v, err %v", cb.Progress, err)
+			}
+		})
+	}
+	t.Run("a callback without callbackType is final", func(t *testing.T) {
+		if cb, _ := kie.Parse([]byte(`{"code":200,"msg":"ok","data":{"taskId":"m1","resultUrls":["u"]}}`)); cb.Progress {
+			t.Error("Progress is true")
+		}
+	})
 }

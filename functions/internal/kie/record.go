@@ -32,6 +32,7 @@ var recordPaths = map[string]string{
 	APIMidjourney:  "/api/v1/mj/record-info",
 	APIVeo:         "/api/v1/veo/record-info",
 	APIRunway:      "/api/v1/runway/record-detail",
+	APIRunwayAleph: "/api/v1/aleph/record-info",
 	APISuno:        "/api/v1/generate/record-info",
 	APIMarket:      "/api/v1/jobs/recordInfo",
 }
@@ -47,6 +48,9 @@ func KnownAPI(api string) bool {
 	_, ok := recordPaths[api]
 	return ok
 }
+
+// KnownAPIs lists the APIs kiehook can poll, in the order the README gives.
+var KnownAPIs = []string{APIFluxKontext, API4oImage, APIMidjourney, APIVeo, APIRunway, APIRunwayAleph, APISuno, APIMarket}
 
 // recordBody is the union of every API's record-info response.
 type recordBody struct {
@@ -64,7 +68,8 @@ type recordData struct {
 	FailCode     json.RawMessage `json:"failCode"`
 	FailMsg      string          `json:"failMsg"`
 	Response     struct {
-		ResultImageURL string   `json:"resultImageUrl"` // Flux Kontext
+		ResultImageURL string   `json:"resultImageUrl"` // Flux Kontext, Runway Aleph
+		ResultVideoURL string   `json:"resultVideoUrl"` // Runway Aleph
 		ResultURLs     []string `json:"resultUrls"`     // 4o Image, Veo
 		SunoData       []struct {
 			AudioURL string `json:"audioUrl"`
@@ -105,9 +110,9 @@ func ParseRecord(api string, raw []byte) (Record, error) {
 	var rec Record
 	var c collector
 	switch api {
-	case APIFluxKontext, API4oImage, APIMidjourney, APIVeo:
+	case APIFluxKontext, API4oImage, APIMidjourney, APIVeo, APIRunwayAleph:
 		rec.State = flagState(d.SuccessFlag, d.Status)
-		c.add(d.Response.ResultImageURL)
+		c.add(d.Response.ResultVideoURL, d.Response.ResultImageURL)
 		c.add(d.Response.ResultURLs...)
 		for _, u := range d.ResultInfoJSON.ResultURLs {
 			c.add(u.ResultURL)

@@ -28,10 +28,16 @@ type Callback struct {
 	Msg     string
 	API     string
 	Sources []string
+	// Progress marks a callback sent before the task is final (Suno's
+	// text and first): the platform is still working, more will follow.
+	Progress bool
 }
 
-// Succeeded reports whether the callback carries results to copy.
-func (c Callback) Succeeded() bool { return c.Code == CodeSuccess && len(c.Sources) > 0 }
+// Succeeded reports whether the callback carries results to copy. A
+// progress callback never does: its URLs are a part of the results.
+func (c Callback) Succeeded() bool {
+	return !c.Progress && c.Code == CodeSuccess && len(c.Sources) > 0
+}
 
 // Object is one copied result in the bucket.
 type Object struct {
@@ -62,8 +68,15 @@ type Task struct {
 }
 
 // New is the record that the first callback for a task creates: received
-// when there is something to copy, failed otherwise.
+// when there is something to copy, failed otherwise, and pending after a
+// progress callback (so that the reconciler polls it if the final callback
+// never comes).
 func New(cb Callback, now time.Time, ttl time.Duration) Task {
+	if cb.Progress {
+		t := NewPending(cb.TaskID, cb.API, now, ttl)
+		t.Code, t.Msg, t.Deliveries, t.ReceivedAt = cb.Code, cb.Msg, 1, now
+		return t
+	}
 	t := Task{
 		ID:         cb.TaskID,
 		Status:     StatusFailed,
@@ -124,11 +137,22 @@ const (
 func Repeat(existing Task, cb Callback, now time.Time, ttl time.Duration) (change Change, outcome Outcome, queue bool) {
 	change = Change{ID: existing.ID, From: existing.Status, AddDelivery: true, Now: now}
 	switch {
+	case cb.Progress:
+		// Progress moves nothing, whatever it carries and whenever it comes.
+		// It is news only to a registered task that no callback reached yet.
+		if existing.Status == StatusPending && existing.Deliveries == 0 {
+			change.ReceivedAt = now
+			return change, Accepted, false
+		}
+		return change, Duplicate, false
 	case existing.Status == StatusPending:
-		// A registered task's first callback proceeds as a new one.
+		// A pending task's final callback proceeds as a new one.
 		fresh := New(cb, now, ttl)
 		change.To, change.Callback = fresh.Status, &cb
-		change.ReceivedAt, change.ExpiresAt = now, fresh.ExpiresAt
+		change.ExpiresAt = fresh.ExpiresAt
+		if existing.ReceivedAt.IsZero() {
+			change.ReceivedAt = now
+		}
 		return change, Accepted, fresh.Status == StatusReceived
 	case existing.Status == StatusReceived:
 		// An earlier attempt died before queueing: finish its work.

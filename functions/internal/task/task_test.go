@@ -11,6 +11,7 @@ func TestRepeat(t *testing.T) {
 	now := time.Unix(1764300000, 0).UTC()
 	ok := task.Callback{TaskID: "t1", Code: 200, Msg: "success", Sources: []string{"https://x/a.png"}}
 	bad := task.Callback{TaskID: "t1", Code: 501, Msg: "failed"}
+	progress := task.Callback{TaskID: "t1", Code: 200, Msg: "First track generated", Sources: []string{"https://x/t1.mp3"}, Progress: true}
 	tests := []struct {
 		name    string
 		from    task.Status
@@ -28,6 +29,11 @@ func TestRepeat(t *testing.T) {
 		{"a queued task is a duplicate", task.StatusQueued, ok, "", task.Duplicate, false, false},
 		{"a stored task is a duplicate", task.StatusStored, ok, "", task.Duplicate, false, false},
 		{"a copy_failed task is a duplicate", task.StatusCopyFailed, ok, "", task.Duplicate, false, false},
+		{"a registered task's first progress callback is accepted and leaves it pending", task.StatusPending, progress, "", task.Accepted, false, false},
+		{"a progress callback never queues a received task", task.StatusReceived, progress, "", task.Duplicate, false, false},
+		{"a progress callback never moves a failed task on", task.StatusFailed, progress, "", task.Duplicate, false, false},
+		{"a progress callback after the final one changes nothing", task.StatusQueued, progress, "", task.Duplicate, false, false},
+		{"a progress callback after the copy changes nothing", task.StatusStored, progress, "", task.Duplicate, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,6 +56,12 @@ func TestNew(t *testing.T) {
 	}
 	if got := task.New(task.Callback{TaskID: "t2", Code: 200}, now, time.Hour); got.Status != task.StatusFailed {
 		t.Errorf("a success without results is %s, want failed", got.Status)
+	}
+	for _, code := range []int{200, 501} {
+		got := task.New(task.Callback{TaskID: "t3", Code: code, API: "suno", Sources: []string{"u"}, Progress: true}, now, time.Hour)
+		if got.Status != task.StatusPending || len(got.Sources) != 0 || got.Deliveries != 1 || !got.SubmittedAt.Equal(now) || !got.ReceivedAt.Equal(now) {
+			t.Errorf("a first progress callback with code %d made %+v, want pending, polled from now, with no sources", code, got)
+		}
 	}
 }
 
