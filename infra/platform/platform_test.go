@@ -75,7 +75,9 @@ func TestStagesSendSunoAsThePlatformDoes(t *testing.T) {
 				var v struct {
 					Data struct {
 						CallbackType string
-						Data         []struct{ AudioURL string `json:"audio_url"` }
+						Data         []struct {
+							AudioURL string `json:"audio_url"`
+						}
 					}
 				}
 				if err := json.Unmarshal(st.Body, &v); err != nil {
