@@ -13,6 +13,7 @@ type config struct {
 	QueueURL             string
 	HMACKey              string
 	HMACKeySecret        string
+	SecretRefresh        time.Duration
 	Token                string
 	AllowUnauthenticated bool
 	SignatureTolerance   time.Duration
@@ -27,6 +28,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		QueueURL:             env.Required("QUEUE_URL"),
 		HMACKey:              env.String("WEBHOOK_HMAC_KEY", ""),
 		HMACKeySecret:        env.String("WEBHOOK_HMAC_KEY_SECRET", ""),
+		SecretRefresh:        env.Duration("SECRET_REFRESH", 5*time.Minute),
 		Token:                env.String("CALLBACK_TOKEN", ""),
 		AllowUnauthenticated: env.Bool("ALLOW_UNAUTHENTICATED", false),
 		SignatureTolerance:   env.Duration("SIGNATURE_TOLERANCE", 5*time.Minute),

@@ -12,7 +12,6 @@ import (
 
 	sample "github.com/kiehook/kiehook/events"
 	"github.com/kiehook/kiehook/functions/internal/envconf"
-	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/infra/emulators"
 )
@@ -31,7 +30,7 @@ func TestSampleEventsRunThroughTheHandler(t *testing.T) {
 	if err != nil {
 		t.Fatalf("env.json: %v", err)
 	}
-	h := newHarness(t, Auth{Token: c.Token, Verifier: kie.NewVerifier([]byte(c.HMACKey), c.SignatureTolerance)})
+	h := newHarness(t, Auth{Token: c.Token, Verifier: verifier(c.HMACKey, c.SignatureTolerance)})
 	h.handler.now = time.Now // the events' fixed timestamps must pass env.json's window
 	// In this order: the duplicate repeats the success.
 	tests := []struct {
@@ -79,7 +78,7 @@ func TestLoadConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.SignatureTolerance != 5*time.Minute || c.RecordTTL != 720*time.Hour || c.AllowUnauthenticated {
+		if c.SignatureTolerance != 5*time.Minute || c.RecordTTL != 720*time.Hour || c.AllowUnauthenticated || c.SecretRefresh != 5*time.Minute {
 			t.Errorf("config %+v", c)
 		}
 	})
@@ -91,6 +90,7 @@ func TestLoadConfig(t *testing.T) {
 		{"an unparsable tolerance is named", "SIGNATURE_TOLERANCE", "five", "SIGNATURE_TOLERANCE"},
 		{"an unparsable TTL is named", "RECORD_TTL", "30d", "RECORD_TTL"},
 		{"an unparsable opt-out is named", "ALLOW_UNAUTHENTICATED", "maybe", "ALLOW_UNAUTHENTICATED"},
+		{"an unparsable secret refresh is named", "SECRET_REFRESH", "often", "SECRET_REFRESH"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +117,41 @@ func TestBuildRefusesToStartWithoutItsVariables(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "TABLE_NAME") || !strings.Contains(err.Error(), "QUEUE_URL") {
 		t.Errorf("error %v, want both variables named", err)
 	}
+}
+
+func TestBuildRefusesAKeyListWithoutAKey(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	for k, v := range env.Vars() {
+		t.Setenv(k, v)
+	}
+	t.Setenv("WEBHOOK_HMAC_KEY", " , ")
+	if _, err := build(context.Background(), captureLogs(t).logger); err == nil || !strings.Contains(err.Error(), "WEBHOOK_HMAC_KEY") {
+		t.Errorf("error %v, want the variable named", err)
+	}
+}
+
+func TestBuildReadsTheKeysFromTheirSecret(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	for k, v := range env.Vars() {
+		t.Setenv(k, v)
+	}
+	env.SetSecret("kiehook/webhook-key", "old-key,"+testKey+"\n")
+	t.Setenv("WEBHOOK_HMAC_KEY_SECRET", "kiehook/webhook-key")
+	h, err := build(context.Background(), captureLogs(t).logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.now = func() time.Time { return testNow }
+	req := callback(t, success("built_secret", "https://tempfile.aiquickdraw.com/a.png"))
+	if resp, _ := h.Handle(context.Background(), req); resp.StatusCode != 200 {
+		t.Errorf("got %d %s", resp.StatusCode, resp.Body)
+	}
+	t.Run("a secret that cannot be read stops the start with its variable named", func(t *testing.T) {
+		t.Setenv("WEBHOOK_HMAC_KEY_SECRET", "kiehook/missing")
+		if _, err := build(context.Background(), captureLogs(t).logger); err == nil || !strings.Contains(err.Error(), "WEBHOOK_HMAC_KEY_SECRET") {
+			t.Errorf("error %v", err)
+		}
+	})
 }
 
 func TestBuildWiresAFunctionFromItsEnvironment(t *testing.T) {

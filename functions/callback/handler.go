@@ -37,9 +37,19 @@ const RegisterPath = "/tasks"
 
 // Auth is how callers prove they are the platform.
 type Auth struct {
-	Token                string        // the ?token= value; empty for none
+	Token                string        // the ?token= value, or several separated by commas; empty for none
 	Verifier             *kie.Verifier // nil for no signature check
+	Keys                 keySource     // where the Verifier's keys are read again; nil for keys that never change
 	AllowUnauthenticated bool          // run with neither, deliberately
+}
+
+// keySource keeps the Verifier's keys fresh (secret.Watched).
+type keySource interface {
+	// Refresh reads the keys again when they are old; cheap otherwise.
+	Refresh(ctx context.Context)
+	// Reload reads them at once, at most every 30 s, and reports whether
+	// new keys were installed.
+	Reload(ctx context.Context) bool
 }
 
 // configured reports whether the function may accept callbacks at all.
@@ -49,17 +59,23 @@ func (a Auth) configured() bool {
 
 // Handler turns Function URL requests into task callbacks.
 type Handler struct {
-	receiver receiver
-	auth     Auth
-	tokenSum [sha256.Size]byte
-	logger   *slog.Logger
-	metrics  *metrics.Writer
-	now      func() time.Time
+	receiver  receiver
+	auth      Auth
+	tokenSums [][sha256.Size]byte
+	logger    *slog.Logger
+	metrics   *metrics.Writer
+	now       func() time.Time
 }
 
 // NewHandler returns a Handler; now is the clock for signature windows.
 func NewHandler(r receiver, auth Auth, logger *slog.Logger, m *metrics.Writer, now func() time.Time) *Handler {
-	return &Handler{receiver: r, auth: auth, tokenSum: sha256.Sum256([]byte(auth.Token)), logger: logger, metrics: m, now: now}
+	h := &Handler{receiver: r, auth: auth, logger: logger, metrics: m, now: now}
+	for t := range strings.SplitSeq(auth.Token, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			h.tokenSums = append(h.tokenSums, sha256.Sum256([]byte(t)))
+		}
+	}
+	return h
 }
 
 // oneCallback is the metric every request adds to, by outcome: accepted,
@@ -102,7 +118,7 @@ func (h *Handler) handle(ctx context.Context, req events.LambdaFunctionURLReques
 		return cb, "", err
 	}
 	cb, parseErr := kie.Parse(body)
-	if err := h.authenticate(req, cb.TaskID); err != nil {
+	if err := h.authenticate(ctx, req, cb.TaskID); err != nil {
 		return cb, "", err
 	}
 	if parseErr != nil {
@@ -148,7 +164,11 @@ func (h *Handler) admit(req events.LambdaFunctionURLRequest) ([]byte, error) {
 // authenticate checks the signature, which covers the task id: it is
 // checked as soon as the id is known and before any other verdict on the
 // body is given. An id that could not be read cannot be verified.
-func (h *Handler) authenticate(req events.LambdaFunctionURLRequest, taskID string) error {
+//
+// Keys read from a secret are read again when old, and at once (at most
+// every 30 s) when a signature matches none of them: the platform signs
+// with a rotated key from the moment its owner changes it.
+func (h *Handler) authenticate(ctx context.Context, req events.LambdaFunctionURLRequest, taskID string) error {
 	v := h.auth.Verifier
 	if v == nil {
 		return nil
@@ -156,18 +176,32 @@ func (h *Handler) authenticate(req events.LambdaFunctionURLRequest, taskID strin
 	if taskID == "" {
 		return task.Errorf(task.EUNAUTHORIZED, "invalid %s", kie.HeaderSignature)
 	}
-	return v.Verify(taskID, header(req.Headers, kie.HeaderTimestamp), header(req.Headers, kie.HeaderSignature), h.now())
+	keys := h.auth.Keys
+	if keys != nil {
+		keys.Refresh(ctx)
+	}
+	ts, sig := header(req.Headers, kie.HeaderTimestamp), header(req.Headers, kie.HeaderSignature)
+	err := v.Verify(taskID, ts, sig, h.now())
+	if errors.Is(err, kie.ErrNoKeyMatches) && keys != nil && keys.Reload(ctx) {
+		err = v.Verify(taskID, ts, sig, h.now())
+	}
+	return err
 }
 
 var errUnconfigured = errors.New("no WEBHOOK_HMAC_KEY, WEBHOOK_HMAC_KEY_SECRET or CALLBACK_TOKEN is set and ALLOW_UNAUTHENTICATED is not true: refusing every callback")
 
-// checkToken compares digests so that neither content nor length leaks.
+// checkToken compares digests, with every token held, so that neither
+// content nor length nor which token matched leaks.
 func (h *Handler) checkToken(got string) error {
-	if h.auth.Token == "" {
+	if len(h.tokenSums) == 0 {
 		return nil
 	}
 	sum := sha256.Sum256([]byte(got))
-	if subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1 {
+	match := 0
+	for _, want := range h.tokenSums {
+		match |= subtle.ConstantTimeCompare(sum[:], want[:])
+	}
+	if match != 1 {
 		return task.Errorf(task.EUNAUTHORIZED, "missing or invalid token")
 	}
 	return nil
@@ -290,7 +324,7 @@ func (h *Handler) registerTask(ctx context.Context, req events.LambdaFunctionURL
 	if !kie.ValidTaskID(reg.TaskID) {
 		reg.TaskID = ""
 	}
-	if err := h.authenticate(req, reg.TaskID); err != nil {
+	if err := h.authenticate(ctx, req, reg.TaskID); err != nil {
 		return task.Task{}, false, err
 	}
 	switch {

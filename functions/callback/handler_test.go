@@ -85,7 +85,16 @@ func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, auth Auth
 }
 
 func signed() Auth {
-	return Auth{Token: testToken, Verifier: kie.NewVerifier([]byte(testKey), 5*time.Minute)}
+	return Auth{Token: testToken, Verifier: verifier(testKey, 5*time.Minute)}
+}
+
+// verifier holds keys, a list as WEBHOOK_HMAC_KEY gives it.
+func verifier(keys string, tolerance time.Duration) *kie.Verifier {
+	v := kie.NewVerifier(tolerance)
+	if err := v.SetKeys(keys); err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // callback is a Function URL request as the platform sends it: signed,
@@ -294,7 +303,7 @@ func TestAuthenticationModes(t *testing.T) {
 		status int
 	}{
 		{"token only accepts a call without a signature", Auth{Token: testToken}, unsigned, 200},
-		{"signature only accepts a call without a token", Auth{Verifier: kie.NewVerifier([]byte(testKey), time.Minute)}, func(r *events.LambdaFunctionURLRequest) { r.QueryStringParameters = nil }, 200},
+		{"signature only accepts a call without a token", Auth{Verifier: verifier(testKey, time.Minute)}, func(r *events.LambdaFunctionURLRequest) { r.QueryStringParameters = nil }, 200},
 		{"both refuse a call with the token but no signature", signed(), unsigned, 401},
 		{"an explicit opt-out accepts an anonymous call", Auth{AllowUnauthenticated: true}, func(r *events.LambdaFunctionURLRequest) { unsigned(r); r.QueryStringParameters = nil }, 200},
 		{"no configuration at all refuses every call with 500", Auth{}, func(*events.LambdaFunctionURLRequest) {}, 500},

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
@@ -52,13 +54,9 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := secret.Resolve(ctx, awsCfg, "WEBHOOK_HMAC_KEY_SECRET", c.HMACKey, c.HMACKeySecret)
+	auth, err := authFrom(ctx, c, awsCfg, logger)
 	if err != nil {
 		return nil, err
-	}
-	auth := Auth{Token: c.Token, AllowUnauthenticated: c.AllowUnauthenticated}
-	if key != "" {
-		auth.Verifier = kie.NewVerifier([]byte(key), c.SignatureTolerance)
 	}
 	if !auth.configured() {
 		logger.Error(errUnconfigured.Error())
@@ -70,4 +68,30 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		Now:   time.Now,
 	}
 	return NewHandler(r, auth, logger, metrics.New(os.Stdout, c.MetricsNamespace, time.Now), time.Now), nil
+}
+
+// authFrom builds the authentication the configuration asks for. Keys from
+// a secret are watched, so that a rotation reaches warm sandboxes.
+func authFrom(ctx context.Context, c config, awsCfg aws.Config, logger *slog.Logger) (Auth, error) {
+	auth := Auth{Token: c.Token, AllowUnauthenticated: c.AllowUnauthenticated}
+	switch {
+	case c.HMACKeySecret != "":
+		v := kie.NewVerifier(c.SignatureTolerance)
+		sm := secretsmanager.NewFromConfig(awsCfg)
+		read := func(ctx context.Context) (string, error) {
+			return secret.Read(ctx, sm, "WEBHOOK_HMAC_KEY_SECRET", c.HMACKeySecret)
+		}
+		keys, err := secret.Watch(ctx, read, v.SetKeys, c.SecretRefresh, time.Now, logger)
+		if err != nil {
+			return Auth{}, err
+		}
+		auth.Verifier, auth.Keys = v, keys
+	case c.HMACKey != "":
+		v := kie.NewVerifier(c.SignatureTolerance)
+		if err := v.SetKeys(c.HMACKey); err != nil {
+			return Auth{}, fmt.Errorf("WEBHOOK_HMAC_KEY: %w", err)
+		}
+		auth.Verifier = v
+	}
+	return auth, nil
 }

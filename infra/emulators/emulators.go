@@ -1,4 +1,4 @@
-// Package emulators runs DynamoDB, SQS and S3 in-process on loopback, so that
+// Package emulators runs DynamoDB, SQS, S3 and Secrets Manager in-process on loopback, so that
 // tests and the local stack talk to real wire protocols through the official
 // SDK. Nothing here binds outside 127.0.0.1.
 //
@@ -8,6 +8,8 @@
 //   - goaws keeps its queues in package globals, so one SQS server serves the
 //     whole process; each Env gets queues with names of its own.
 //   - gofakes3 serves plain HTTP with path-style addressing only.
+//   - No emulator package serves Secrets Manager: this package answers
+//     GetSecretValue itself, with no versions, stages or rotation.
 package emulators
 
 import (
@@ -63,6 +65,8 @@ type Options struct {
 // Env is one set of emulated resources and the SDK clients that reach them.
 type Env struct {
 	DynamoDBURL, SQSURL, S3URL string
+	JSONURL                    string // Secrets Manager
+	*jsonAPI
 	Table, QueueURL, DLQURL    string
 	QueueName, DLQName, Bucket string
 
@@ -144,7 +148,10 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		return nil, fmt.Errorf("start S3 emulator: %w", err)
 	}
 	env.servers = append(env.servers, s3Srv)
-	env.DynamoDBURL, env.S3URL = dynamoSrv.URL, s3Srv.URL
+	env.jsonAPI = newJSONAPI()
+	jsonSrv := httptest.NewServer(env.jsonAPI)
+	env.servers = append(env.servers, jsonSrv)
+	env.DynamoDBURL, env.S3URL, env.JSONURL = dynamoSrv.URL, s3Srv.URL, jsonSrv.URL
 
 	cfg := Config()
 	env.DynamoDB = dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
@@ -256,16 +263,17 @@ func Config() aws.Config {
 // function) at this Env, as AWS_ENDPOINT_URL_* and the contract's names.
 func (e *Env) Vars() map[string]string {
 	return map[string]string{
-		"AWS_REGION":                Region,
-		"AWS_ACCESS_KEY_ID":         "test",
-		"AWS_SECRET_ACCESS_KEY":     "test",
-		"AWS_ENDPOINT_URL_DYNAMODB": e.DynamoDBURL,
-		"AWS_ENDPOINT_URL_SQS":      e.SQSURL,
-		"AWS_ENDPOINT_URL_S3":       e.S3URL,
-		"S3_USE_PATH_STYLE":         "true",
-		"TABLE_NAME":                e.Table,
-		"QUEUE_URL":                 e.QueueURL,
-		"BUCKET_NAME":               e.Bucket,
+		"AWS_REGION":                       Region,
+		"AWS_ACCESS_KEY_ID":                "test",
+		"AWS_SECRET_ACCESS_KEY":            "test",
+		"AWS_ENDPOINT_URL_DYNAMODB":        e.DynamoDBURL,
+		"AWS_ENDPOINT_URL_SQS":             e.SQSURL,
+		"AWS_ENDPOINT_URL_S3":              e.S3URL,
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER": e.JSONURL,
+		"S3_USE_PATH_STYLE":                "true",
+		"TABLE_NAME":                       e.Table,
+		"QUEUE_URL":                        e.QueueURL,
+		"BUCKET_NAME":                      e.Bucket,
 	}
 }
 

@@ -2,11 +2,14 @@ package emulators_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kiehook/kiehook/infra/emulators"
@@ -42,4 +45,28 @@ func TestUnacknowledgedMessagesEndInTheDeadLetterQueue(t *testing.T) {
 		}
 	}
 	t.Fatal("the message never reached the dead-letter queue")
+}
+
+func TestSecretsManagerAnswersThroughTheSDK(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	sm := secretsmanager.NewFromConfig(emulators.Config(), func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(env.JSONURL) })
+	env.SetSecret("kiehook/webhook-key", "old-key,new-key")
+	for _, id := range []string{"kiehook/webhook-key", "arn:aws:secretsmanager:us-east-1:000000000000:secret:kiehook/webhook-key"} {
+		t.Run("a secret is read by "+id, func(t *testing.T) {
+			out, err := sm.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+			if err != nil || aws.ToString(out.SecretString) != "old-key,new-key" {
+				t.Errorf("%v %v", out, err)
+			}
+		})
+	}
+	t.Run("an unknown secret is ResourceNotFoundException", func(t *testing.T) {
+		_, err := sm.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String("nope")})
+		var notFound *smtypes.ResourceNotFoundException
+		if !errors.As(err, &notFound) {
+			t.Errorf("error %v", err)
+		}
+	})
+	if n := env.SecretReads.Load(); n != 3 {
+		t.Errorf("%d reads counted, want 3", n)
+	}
 }

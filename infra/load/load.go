@@ -27,7 +27,8 @@ type Options struct {
 	Seed        uint64
 	// During, when set, runs from the first delivery until the copies have
 	// settled (fault scenarios); its context ends then.
-	During func(ctx context.Context)
+	// It may rotate the platform's webhook key through the client.
+	During func(ctx context.Context, platform *platform.Client)
 }
 
 // Defaults fills the zero fields.
@@ -137,7 +138,7 @@ func Run(ctx context.Context, s *stack.Stack, files *platform.Files, opts Option
 	duringCtx, stopDuring := context.WithCancel(ctx)
 	var during sync.WaitGroup
 	if opts.During != nil {
-		during.Go(func() { opts.During(duringCtx) })
+		during.Go(func() { opts.During(duringCtx, client) })
 	}
 	start := time.Now()
 	run(ctx, first, opts.Concurrency, deliver)

@@ -23,10 +23,13 @@ type Scenario struct {
 	SourceFaults float64       // the file source's rate of each fault
 	Visibility   time.Duration // of the copy queue: a copy that outlasts it is delivered again
 	Options      Options
+	// Configure, when set, adjusts the stack's options before it starts.
+	Configure func(*stack.Options)
 	// Setup runs once the stack has started, before the load.
 	Setup func(s *stack.Stack)
-	// During runs from the first delivery until the copies have settled.
-	During func(ctx context.Context, s *stack.Stack)
+	// During runs from the first delivery until the copies have settled;
+	// client is the platform delivering the load.
+	During func(ctx context.Context, s *stack.Stack, client *platform.Client)
 	// Check returns what the run showed, or why the outcome does not hold;
 	// nil when a clean audit is all the scenario asks.
 	Check func(rep *Report, s *stack.Stack, files *platform.Files) (string, error)
@@ -47,6 +50,7 @@ func Scenarios() []Scenario {
 	noBackground.Duplicates, noBackground.Failures, noBackground.FailThenWin = 0, 0, 0
 	noBackground.BigVideos, noBackground.MaxFile = 2, 0 // two 100+ MiB videos keep the copier busy
 	return []Scenario{
+		keyRotation(),
 		{
 			Name:         "five percent of every fault on every dependency loses nothing",
 			Faults:       &everyFault,
@@ -71,7 +75,7 @@ func Scenarios() []Scenario {
 			Name:       "a copier killed mid-upload is retried and stores intact objects",
 			Visibility: 20 * time.Second,
 			Options:    noBackground,
-			During: func(ctx context.Context, s *stack.Stack) {
+			During: func(ctx context.Context, s *stack.Stack, _ *platform.Client) {
 				// Kill the copier while one of its multipart uploads is open
 				// in the bucket: mid-upload of a 100+ MiB video.
 				for killed.Load() == 0 && ctx.Err() == nil {
@@ -97,7 +101,7 @@ func Scenarios() []Scenario {
 			Faults:     &faults.Rates{},
 			Visibility: 3 * time.Second,
 			Options:    Small(30),
-			During: func(ctx context.Context, s *stack.Stack) {
+			During: func(ctx context.Context, s *stack.Stack, _ *platform.Client) {
 				s.Proxies.SQS.SetDown(true)
 				select {
 				case <-time.After(700 * time.Millisecond):
@@ -146,6 +150,9 @@ func (sc Scenario) Run(ctx context.Context, opts stack.Options) (*Report, string
 	}
 	opts.Emulators.VisibilityTimeout = sc.Visibility
 	opts.Emulators.MaxReceiveCount = 5
+	if sc.Configure != nil {
+		sc.Configure(&opts)
+	}
 	s, err := stack.Start(ctx, opts)
 	if err != nil {
 		return nil, "", err
@@ -159,7 +166,7 @@ func (sc Scenario) Run(ctx context.Context, opts stack.Options) (*Report, string
 	}
 	o := sc.Options
 	if sc.During != nil {
-		o.During = func(ctx context.Context) { sc.During(ctx, s) }
+		o.During = func(ctx context.Context, c *platform.Client) { sc.During(ctx, s, c) }
 	}
 	rep, err := Run(ctx, s, files, o)
 	if err != nil {
@@ -173,4 +180,73 @@ func (sc Scenario) Run(ctx context.Context, opts stack.Options) (*Report, string
 	}
 	line, err := sc.Check(rep, s, files)
 	return rep, line, err
+}
+
+// keyRotation rotates the webhook key in the middle of a load, in the
+// README's runbook order, with warm callback sandboxes that read the key
+// from its secret: no callback may be refused, none lost.
+func keyRotation() Scenario {
+	const (
+		secretName = "kiehook/webhook-key"
+		oldKey     = "kiehook-old-key"
+		newKey     = "kiehook-new-key"
+		refresh    = time.Second // SECRET_REFRESH
+	)
+	var rotated, removed atomic.Bool
+	var sentBeforeRemoval atomic.Int64
+	var client atomic.Pointer[platform.Client]
+	opts := Small(300)
+	opts.Concurrency = 4
+	return Scenario{
+		Name:       "rotating the webhook key mid-load in the runbook's order refuses no callback and loses nothing",
+		Visibility: 3 * time.Second,
+		Options:    opts,
+		Configure: func(o *stack.Options) {
+			o.CallbackInstances = 3
+			o.Secrets = map[string]string{secretName: oldKey}
+			o.Callback = map[string]string{"WEBHOOK_HMAC_KEY": "", "WEBHOOK_HMAC_KEY_SECRET": secretName, "SECRET_REFRESH": refresh.String()}
+		},
+		Setup: func(s *stack.Stack) { s.Key = oldKey },
+		During: func(ctx context.Context, s *stack.Stack, platform *platform.Client) {
+			client.Store(platform)
+			wait := func(d time.Duration) bool {
+				select {
+				case <-time.After(d):
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			}
+			// 1. The owner adds the new key next to the old one.
+			if !wait(200 * time.Millisecond) {
+				return
+			}
+			s.Env.SetSecret(secretName, oldKey+", "+newKey)
+			// 2. Once every sandbox has read it (SECRET_REFRESH), the
+			// platform is switched to the new key.
+			if !wait(refresh + 300*time.Millisecond) {
+				return
+			}
+			platform.Rotate(newKey)
+			rotated.Store(true)
+			// 3. After the platform's retry window, the old key goes.
+			if !wait(4 * opts.Backoff) {
+				return
+			}
+			sentBeforeRemoval.Store(platform.SentSinceRotation())
+			s.Env.SetSecret(secretName, newKey)
+			removed.Store(true)
+		},
+		Check: func(rep *Report, s *stack.Stack, _ *platform.Files) (string, error) {
+			sentAfterRemoval := client.Load().SentSinceRotation() - sentBeforeRemoval.Load()
+			if !removed.Load() || sentAfterRemoval == 0 {
+				return "", fmt.Errorf("the load ended before the runbook did (rotated: %v, old key removed: %v)", rotated.Load(), removed.Load())
+			}
+			if rep.Retries != 0 || rep.FinalNon200 != 0 || rep.GaveUp != 0 {
+				return "", fmt.Errorf("callbacks were refused: %d retries, %d final answers other than 200, %d given up", rep.Retries, rep.FinalNon200, rep.GaveUp)
+			}
+			return fmt.Sprintf("key rotated mid-load: %d callbacks signed with the new key while both were held, %d after the old one was removed; %d secret reads by 3 warm sandboxes; retries %d, lost %d",
+				sentBeforeRemoval.Load(), sentAfterRemoval, s.Env.SecretReads.Load(), rep.Retries, rep.Lost), nil
+		},
+	}
 }

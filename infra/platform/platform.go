@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -156,6 +157,27 @@ type Client struct {
 	// Pace is the share of the platform's gaps between a task's stages
 	// that SendStages waits: 1 for real time, 0 for none.
 	Pace float64
+
+	rotated   atomic.Pointer[string] // the key the owner rotated to
+	sentSince atomic.Int64           // callbacks signed since the last rotation
+}
+
+// Rotate makes the platform sign every callback from now on with key, as
+// it does the moment its owner rotates the account's webhook key.
+func (c *Client) Rotate(key string) {
+	c.rotated.Store(&key)
+	c.sentSince.Store(0)
+}
+
+// SentSinceRotation counts the callbacks signed with the key of the last
+// Rotate.
+func (c *Client) SentSinceRotation() int64 { return c.sentSince.Load() }
+
+func (c *Client) key() string {
+	if k := c.rotated.Load(); k != nil {
+		return *k
+	}
+	return c.Key
 }
 
 // Delivery is what became of one callback.
@@ -232,10 +254,11 @@ func (c *Client) post(ctx context.Context, hc *http.Client, taskID string, body 
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "kie-webhook/1.0")
-	if c.Key != "" {
+	if key := c.key(); key != "" {
 		ts := strconv.FormatInt(at.Unix(), 10)
 		req.Header.Set("X-Webhook-Timestamp", ts)
-		req.Header.Set("X-Webhook-Signature", Sign(c.Key, taskID, ts))
+		req.Header.Set("X-Webhook-Signature", Sign(key, taskID, ts))
+		c.sentSince.Add(1)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -52,6 +52,9 @@ type Options struct {
 	// Faults, when set, puts a faulty proxy before each emulator; the
 	// functions reach DynamoDB, SQS and S3 through them.
 	Faults *faults.Rates
+	// Secrets are Secrets Manager's secrets, by name, from before the
+	// functions start (a webhook key read through WEBHOOK_HMAC_KEY_SECRET).
+	Secrets map[string]string
 }
 
 // Stack is the running system.
@@ -126,6 +129,9 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	builds.Wait()
 	if err != nil {
 		return nil, err
+	}
+	for name, value := range opts.Secrets {
+		env.SetSecret(name, value)
 	}
 	s := &Stack{Env: env, log: opts.Log, Token: local["CALLBACK_TOKEN"], Key: local["WEBHOOK_HMAC_KEY"]}
 	if buildErr != nil {

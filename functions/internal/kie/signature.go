@@ -3,11 +3,15 @@ package kie
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"hash"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kiehook/kiehook/functions/internal/task"
@@ -39,19 +43,49 @@ func write(m hash.Hash, taskID, timestamp string) {
 	io.WriteString(m, timestamp)
 }
 
-// Verifier checks webhook signatures with one key.
+// Verifier checks webhook signatures against the keys it holds: several
+// while the platform's key is being rotated. Keys may be replaced at any
+// time, concurrently with checks.
 type Verifier struct {
-	key       []byte
+	keys      atomic.Pointer[[]*keyMAC]
 	tolerance time.Duration
-	macs      sync.Pool // keyed HMACs, reused across calls
 }
 
-// NewVerifier returns a Verifier for key that refuses timestamps farther
-// than tolerance from the time of the check.
-func NewVerifier(key []byte, tolerance time.Duration) *Verifier {
-	v := &Verifier{key: key, tolerance: tolerance}
-	v.macs.New = func() any { return hmac.New(sha256.New, key) }
+// keyMAC is one key's pool of keyed HMACs, reused across calls.
+type keyMAC struct{ pool sync.Pool }
+
+// ErrNoKeyMatches is the cause of a refused signature that is well formed
+// but valid under none of the keys held: the key may have been rotated.
+var ErrNoKeyMatches = errors.New("the signature matches none of the keys held")
+
+// NewVerifier returns a Verifier that refuses timestamps farther than
+// tolerance from the time of the check. It holds no key, and so refuses
+// every signature, until SetKeys gives it some.
+func NewVerifier(tolerance time.Duration) *Verifier {
+	v := &Verifier{tolerance: tolerance}
+	v.keys.Store(&[]*keyMAC{})
 	return v
+}
+
+// SetKeys replaces the keys held with list: one key, or several separated
+// by commas, white space around each trimmed. A list without a key is
+// refused and the keys held are kept.
+func (v *Verifier) SetKeys(list string) error {
+	var macs []*keyMAC
+	for k := range strings.SplitSeq(list, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		key := []byte(k)
+		m := &keyMAC{}
+		m.pool.New = func() any { return hmac.New(sha256.New, key) }
+		macs = append(macs, m)
+	}
+	if len(macs) == 0 {
+		return errors.New("no webhook key in the list")
+	}
+	v.keys.Store(&macs)
+	return nil
 }
 
 // CheckTimestamp refuses a missing, malformed or stale timestamp. It needs
@@ -78,18 +112,24 @@ func (v *Verifier) Verify(taskID, timestamp, signature string, now time.Time) er
 	if signature == "" {
 		return task.Errorf(task.EUNAUTHORIZED, "missing %s", HeaderSignature)
 	}
-	var got, want [sha256.Size]byte
+	var got [sha256.Size]byte
 	n, err := base64.StdEncoding.Decode(got[:], []byte(signature))
 	if err != nil || len(signature) != base64.StdEncoding.EncodedLen(sha256.Size) {
 		return task.Errorf(task.EUNAUTHORIZED, "invalid %s", HeaderSignature)
 	}
-	m := v.macs.Get().(hash.Hash)
-	m.Reset()
-	write(m, taskID, timestamp)
-	m.Sum(want[:0])
-	v.macs.Put(m)
-	if !hmac.Equal(got[:n], want[:]) {
-		return task.Errorf(task.EUNAUTHORIZED, "invalid %s", HeaderSignature)
+	// Every key is tried, each compared in constant time.
+	var want [sha256.Size]byte
+	match := 0
+	for _, k := range *v.keys.Load() {
+		m := k.pool.Get().(hash.Hash)
+		m.Reset()
+		write(m, taskID, timestamp)
+		m.Sum(want[:0])
+		k.pool.Put(m)
+		match |= subtle.ConstantTimeCompare(got[:n], want[:])
+	}
+	if match != 1 {
+		return task.Wrap(task.EUNAUTHORIZED, "invalid "+HeaderSignature, ErrNoKeyMatches)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package kie_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -26,7 +27,10 @@ func TestSignMatchesThePlatformsKnownVector(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	at := time.Unix(1764300000, 0)
-	v := kie.NewVerifier([]byte(vectorKey), 5*time.Minute)
+	v := kie.NewVerifier(5 * time.Minute)
+	if err := v.SetKeys(vectorKey); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name                  string
 		taskID, ts, signature string
@@ -61,4 +65,58 @@ func TestVerify(t *testing.T) {
 func ExampleSign() {
 	fmt.Println(kie.Sign([]byte("test-key"), "fluxk_7f3a9c2e", "1764300000"))
 	// Output: FicixvKYdhX5/Z7eOFcOsxMG5ToCMQX1WkVX22if0BY=
+}
+
+func TestVerifyWithSeveralKeys(t *testing.T) {
+	at := time.Unix(1764300000, 0)
+	sign := func(key string) string { return kie.Sign([]byte(key), vectorTaskID, vectorTimestamp) }
+	tests := []struct {
+		name, keys, signature string
+		ok                    bool
+	}{
+		{"a signature under the first key passes", "test-key,new-key", sign("test-key"), true},
+		{"a signature under the second key passes", "test-key,new-key", sign("new-key"), true},
+		{"white space around each key is trimmed", " old-key ,\n test-key\t", vectorSignature, true},
+		{"empty entries are skipped", ",,test-key,", vectorSignature, true},
+		{"a signature under a key not held is refused", "old-key,new-key", vectorSignature, false},
+		{"a signature under the whole list as one key is refused", "test-key,new-key", sign("test-key,new-key"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := kie.NewVerifier(5 * time.Minute)
+			if err := v.SetKeys(tt.keys); err != nil {
+				t.Fatal(err)
+			}
+			err := v.Verify(vectorTaskID, vectorTimestamp, tt.signature, at)
+			if (err == nil) != tt.ok {
+				t.Fatalf("Verify error = %v, want ok %v", err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, kie.ErrNoKeyMatches) {
+				t.Errorf("error %v does not say that no key matches", err)
+			}
+		})
+	}
+	t.Run("a list without a key is refused and the keys held are kept", func(t *testing.T) {
+		v := kie.NewVerifier(5 * time.Minute)
+		v.SetKeys(vectorKey)
+		if err := v.SetKeys(" , "); err == nil {
+			t.Error("want an error")
+		}
+		if err := v.Verify(vectorTaskID, vectorTimestamp, vectorSignature, at); err != nil {
+			t.Errorf("the held key was dropped: %v", err)
+		}
+	})
+	t.Run("a verifier without keys refuses every signature", func(t *testing.T) {
+		err := kie.NewVerifier(5*time.Minute).Verify(vectorTaskID, vectorTimestamp, vectorSignature, at)
+		if !errors.Is(err, kie.ErrNoKeyMatches) {
+			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("a malformed signature is not taken for a rotated key", func(t *testing.T) {
+		v := kie.NewVerifier(5 * time.Minute)
+		v.SetKeys(vectorKey)
+		if err := v.Verify(vectorTaskID, vectorTimestamp, "%%%", at); err == nil || errors.Is(err, kie.ErrNoKeyMatches) {
+			t.Errorf("error %v", err)
+		}
+	})
 }
