@@ -19,6 +19,7 @@ type config struct {
 	SignatureTolerance   time.Duration
 	RecordTTL            time.Duration
 	MetricsNamespace     string
+	EventBus             string
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
@@ -34,6 +35,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		SignatureTolerance:   env.Duration("SIGNATURE_TOLERANCE", 5*time.Minute),
 		RecordTTL:            env.Duration("RECORD_TTL", 720*time.Hour),
 		MetricsNamespace:     env.String("METRICS_NAMESPACE", "kiehook"),
+		EventBus:             env.String("EVENT_BUS_NAME", ""),
 	}
 	err := env.Err()
 	if c.HMACKey != "" && c.HMACKeySecret != "" {

@@ -31,7 +31,7 @@ func FuzzHandle(f *testing.F) {
 	}
 	f.Add("GET", "text/plain", "", true, "/tasks", false)
 	f.Add("POST", "application/json; charset=utf-8", `{"taskId":"t1","api":"veo"}`, false, "/tasks", true)
-	r := &task.Receiver{Store: dynamo.New(noopDB{}, "tasks"), Queue: queue.New(noopSQS{}, "https://sqs/q"), TTL: time.Hour, Now: time.Now}
+	r := &task.Receiver{Store: dynamo.New(noopDB{}, "tasks", false), Queue: queue.New(noopSQS{}, "https://sqs/q"), TTL: time.Hour, Now: time.Now}
 	h := NewHandler(r, signed(), slog.New(slog.DiscardHandler), metrics.New(io.Discard, "kiehook", time.Now), func() time.Time { return testNow })
 	allowed := map[int]bool{200: true, 201: true, 400: true, 401: true, 405: true, 413: true, 415: true}
 	f.Fuzz(func(t *testing.T, method, contentType, body string, base64Body bool, path string, sign bool) {

@@ -16,10 +16,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
@@ -61,11 +63,16 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	if !auth.configured() {
 		logger.Error(errUnconfigured.Error())
 	}
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, c.EventBus != "")
 	r := &task.Receiver{
-		Store: dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table),
+		Store: store,
 		Queue: queue.New(sqs.NewFromConfig(awsCfg), c.QueueURL),
 		TTL:   c.RecordTTL,
 		Now:   time.Now,
+	}
+	if c.EventBus != "" {
+		// Only failures end here; they have no objects, so no bucket.
+		r.Notifier = eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, "", store, time.Now)
 	}
 	return NewHandler(r, auth, logger, metrics.New(os.Stdout, c.MetricsNamespace, time.Now), time.Now), nil
 }

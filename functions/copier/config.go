@@ -20,6 +20,7 @@ type config struct {
 	Namespace    string
 	Verify       bool
 	API          kieapi.Settings
+	EventBus     string
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
@@ -35,6 +36,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		Namespace:    env.String("METRICS_NAMESPACE", "kiehook"),
 		Verify:       env.Bool("VERIFY_WITH_PLATFORM", false),
 		API:          kieapi.ReadSettings(env),
+		EventBus:     env.String("EVENT_BUS_NAME", ""),
 	}
 	err := env.Err()
 	if c.Verify && !c.API.HasKey() {

@@ -45,6 +45,8 @@ type Copier struct {
 	// Verifier, when set, is asked before any download: only URLs the
 	// platform itself reports for the task are copied (VERIFY_WITH_PLATFORM).
 	Verifier recorder
+	// Notifier, when set, announces every task the copier ends (EVENT_BUS_NAME).
+	Notifier task.Notifier
 	Prefix   string
 	Metrics  *metrics.Writer
 	Logger   *slog.Logger
@@ -56,7 +58,8 @@ const (
 	outcomeStored     = "stored"
 	outcomeCopyFailed = "copy_failed"
 	outcomeSkipped    = "skipped" // already finished, or nothing to copy
-	outcomeRetried    = "retried" // returned to the queue
+	outcomeRetried    = "retried"  // returned to the queue
+	outcomeNotified   = "notified" // already finished; only its event was missing
 )
 
 // Copy copies the task named id. It returns nil when the task is done with
@@ -91,7 +94,15 @@ func (c *Copier) copy(ctx context.Context, id string) (outcome string, bytes int
 	switch t.Status {
 	case task.StatusReceived, task.StatusQueued:
 	case task.StatusStored, task.StatusCopyFailed:
-		return outcomeSkipped, 0, nil // a redelivery or a duplicate message
+		// A redelivery or a duplicate message; if the copier that ended the
+		// task died before its event, this one puts it.
+		if c.Notifier == nil || !t.NotifiedAt.IsZero() {
+			return outcomeSkipped, 0, nil
+		}
+		if err := c.Notifier.Notify(ctx, t); err != nil {
+			return "", 0, err
+		}
+		return outcomeNotified, 0, nil
 	default:
 		c.Logger.WarnContext(ctx, "nothing to copy", "taskId", id, "status", string(t.Status))
 		return outcomeSkipped, 0, nil
@@ -102,10 +113,7 @@ func (c *Copier) copy(ctx context.Context, id string) (outcome string, bytes int
 			return "", 0, err
 		}
 		if !confirmed {
-			if _, err := c.Store.CopyFailed(context.WithoutCancel(ctx), id, unconfirmed, c.Now().UTC()); err != nil && !errors.Is(err, task.ErrStale) {
-				return "", 0, fmt.Errorf("record copy failure of task %s: %w", id, err)
-			}
-			return outcomeCopyFailed, 0, nil
+			return outcomeCopyFailed, 0, c.copyFailed(ctx, id, unconfirmed)
 		}
 	}
 	objects := make([]task.Object, 0, len(t.Sources))
@@ -113,11 +121,8 @@ func (c *Copier) copy(ctx context.Context, id string) (outcome string, bytes int
 		obj, err := c.copyOne(ctx, t.ID, i, src)
 		if task.ErrorCode(err) == task.EPERMANENT {
 			reason := fmt.Sprintf("source %d: %s", i, task.ErrorMessage(err))
-			if _, err := c.Store.CopyFailed(context.WithoutCancel(ctx), id, reason, c.Now().UTC()); err != nil && !errors.Is(err, task.ErrStale) {
-				return "", 0, fmt.Errorf("record copy failure of task %s: %w", id, err)
-			}
 			c.Logger.WarnContext(ctx, "copy failed for good", "taskId", id, "error", reason)
-			return outcomeCopyFailed, 0, nil
+			return outcomeCopyFailed, 0, c.copyFailed(ctx, id, reason)
 		}
 		if err != nil {
 			return "", 0, fmt.Errorf("task %s source %d: %w", id, i, err)
@@ -126,10 +131,30 @@ func (c *Copier) copy(ctx context.Context, id string) (outcome string, bytes int
 		bytes += obj.Bytes
 	}
 	// The copies are in the bucket; recording them must not be cut short.
-	if _, err := c.Store.Stored(context.WithoutCancel(ctx), id, objects, c.Now().UTC()); err != nil && !errors.Is(err, task.ErrStale) {
+	stored, err := c.Store.Stored(context.WithoutCancel(ctx), id, objects, c.Now().UTC())
+	if err != nil && !errors.Is(err, task.ErrStale) {
 		return "", 0, fmt.Errorf("record stored task %s: %w", id, err)
 	}
-	return outcomeStored, bytes, nil
+	return outcomeStored, bytes, c.notify(ctx, stored, err)
+}
+
+// copyFailed records why the task can never be copied, and announces it.
+func (c *Copier) copyFailed(ctx context.Context, id, reason string) error {
+	failed, err := c.Store.CopyFailed(context.WithoutCancel(ctx), id, reason, c.Now().UTC())
+	if err != nil && !errors.Is(err, task.ErrStale) {
+		return fmt.Errorf("record copy failure of task %s: %w", id, err)
+	}
+	return c.notify(ctx, failed, err)
+}
+
+// notify announces a task this copier just ended; a stale change means
+// another copier ended it and announces it. An error returns the message,
+// whose redelivery puts the event.
+func (c *Copier) notify(ctx context.Context, t task.Task, changeErr error) error {
+	if c.Notifier == nil || changeErr != nil {
+		return nil
+	}
+	return c.Notifier.Notify(ctx, t)
 }
 
 func (c *Copier) copyOne(ctx context.Context, id string, index int, src string) (task.Object, error) {

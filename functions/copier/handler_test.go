@@ -158,7 +158,7 @@ func newHarness(tb testing.TB) *harness {
 // newHarnessOn is a harness on env, which the caller may share.
 func newHarnessOn(tb testing.TB, env *emulators.Env) *harness {
 	tb.Helper()
-	h := &harness{env: env, src: newSource(tb), store: dynamo.New(env.DynamoDB, env.Table), metrics: &capture.Buffer{}}
+	h := &harness{env: env, src: newSource(tb), store: dynamo.New(env.DynamoDB, env.Table, true), metrics: &capture.Buffer{}}
 	h.copier = &Copier{
 		Store:   h.store,
 		Sources: download.New(download.Options{Hosts: download.ParseHosts("127.0.0.1"), AllowPrivate: true, MaxBytes: 32 << 20, IdleTimeout: 300 * time.Millisecond}),
@@ -355,7 +355,7 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 		}},
 		{"a DynamoDB failure", "/img.png", func(t *testing.T, h *harness) {
 			down := dynamodb.NewFromConfig(emulators.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String("http://127.0.0.1:1") })
-			h.copier.Store = dynamo.New(down, h.env.Table)
+			h.copier.Store = dynamo.New(down, h.env.Table, true)
 		}},
 	}
 	for _, tt := range tests {

@@ -13,10 +13,12 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/kiehook/kiehook/functions/internal/download"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/objects"
@@ -52,14 +54,18 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	if err := checkSpoolSpace(bucket, c.MaxBytes); err != nil {
 		return nil, err
 	}
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, c.EventBus != "")
 	cp := &Copier{
-		Store:   dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table),
+		Store:   store,
 		Sources: download.New(download.Options{Hosts: c.Hosts, AllowPrivate: c.AllowPrivate, MaxBytes: c.MaxBytes}),
 		Objects: bucket,
 		Prefix:  c.Prefix,
 		Metrics: metrics.New(os.Stdout, c.Namespace, time.Now),
 		Logger:  logger,
 		Now:     time.Now,
+	}
+	if c.EventBus != "" {
+		cp.Notifier = eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, c.Bucket, store, time.Now)
 	}
 	if c.Verify {
 		// loadConfig made sure a key is configured, so the client is not nil.

@@ -17,6 +17,8 @@ type config struct {
 	RecordTTL                time.Duration
 	Limit                    int64
 	Namespace                string
+	EventBus, Bucket         string
+	NotifyAfter              time.Duration
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
@@ -32,8 +34,14 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		RecordTTL:    env.Duration("RECORD_TTL", 720*time.Hour),
 		Limit:        env.Int64("RECONCILE_LIMIT", 50),
 		Namespace:    env.String("METRICS_NAMESPACE", "kiehook"),
+		EventBus:     env.String("EVENT_BUS_NAME", ""),
+		Bucket:       env.String("BUCKET_NAME", ""),
+		NotifyAfter:  env.Duration("NOTIFY_SWEEP_AFTER", 2*time.Minute),
 	}
 	err := env.Err()
+	if c.EventBus != "" && c.Bucket == "" {
+		err = errors.Join(err, errors.New("BUCKET_NAME: required with EVENT_BUS_NAME, for the objects of the events the sweep puts"))
+	}
 	if c.Limit > 1000 {
 		err = errors.Join(err, errors.New("RECONCILE_LIMIT: at most 1000 tasks of each kind per run"))
 	}

@@ -13,9 +13,11 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
@@ -46,11 +48,12 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table)
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, c.EventBus != "")
 	q := queue.New(sqs.NewFromConfig(awsCfg), c.QueueURL)
+	receiver := &task.Receiver{Store: store, Queue: q, TTL: c.RecordTTL, Now: time.Now}
 	r := &Reconciler{
 		Tasks:        store,
-		Receiver:     &task.Receiver{Store: store, Queue: q, TTL: c.RecordTTL, Now: time.Now},
+		Receiver:     receiver,
 		Queue:        q,
 		Metrics:      metrics.New(os.Stdout, c.Namespace, time.Now),
 		Logger:       logger,
@@ -60,6 +63,11 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 		QueuedAlert:  c.QueuedAlert,
 		Retention:    c.Retention,
 		Limit:        int32(c.Limit),
+		NotifyAfter:  c.NotifyAfter,
+	}
+	if c.EventBus != "" {
+		bus := eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, c.Bucket, store, time.Now)
+		r.Notifier, receiver.Notifier = bus, bus
 	}
 	if platform != nil {
 		r.Platform = platform

@@ -30,6 +30,11 @@ type receiver interface {
 	Receive(ctx context.Context, cb task.Callback) (task.Outcome, error)
 }
 
+// unnotified lists the ended tasks whose event the bus has not accepted.
+type unnotified interface {
+	Unnotified(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error)
+}
+
 // enqueuer hands a task to the copier.
 type enqueuer interface {
 	Enqueue(ctx context.Context, taskID string) error
@@ -38,10 +43,14 @@ type enqueuer interface {
 // Reconciler closes the gaps callbacks leave: tasks whose callback never
 // came, records stuck before the queue, copies waiting too long.
 type Reconciler struct {
-	Tasks    openTasks
+	Tasks    interface {
+		openTasks
+		unnotified
+	}
 	Platform recorder // nil when no API key is configured: no polling
 	Receiver receiver
 	Queue    enqueuer
+	Notifier task.Notifier // nil when no bus is configured: no events
 	Metrics  *metrics.Writer
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -51,6 +60,7 @@ type Reconciler struct {
 	QueuedAlert  time.Duration // a queued record this old is counted and logged
 	Retention    time.Duration // the platform keeps results this long
 	Limit        int32         // tasks of each kind handled per run
+	NotifyAfter  time.Duration // an ended task still unannounced this long after its change is announced by the sweep
 }
 
 // minPollInterval is the platform's documented polling interval.
@@ -58,8 +68,8 @@ const minPollInterval = 30 * time.Second
 
 // Report is what one run did.
 type Report struct {
-	Polled, Finished, Expired, Requeued, StaleQueued int
-	RateLimited                                      bool
+	Polled, Finished, Expired, Requeued, StaleQueued, Notified int
+	RateLimited                                                bool
 }
 
 // Run does one bounded pass. Overlapping runs are safe: each task is
@@ -68,13 +78,14 @@ type Report struct {
 func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 	now := r.Now().UTC()
 	var rep Report
-	errs := []error{r.pending(ctx, now, &rep), r.received(ctx, now, &rep), r.queued(ctx, now, &rep)}
+	errs := []error{r.pending(ctx, now, &rep), r.received(ctx, now, &rep), r.queued(ctx, now, &rep), r.sweep(ctx, now, &rep)}
 	r.Metrics.Emit("reconciled",
 		metrics.Metric{Name: "PendingPolled", Unit: metrics.Count, Value: int64(rep.Polled)},
 		metrics.Metric{Name: "PendingFinished", Unit: metrics.Count, Value: int64(rep.Finished)},
 		metrics.Metric{Name: "PendingExpired", Unit: metrics.Count, Value: int64(rep.Expired)},
 		metrics.Metric{Name: "StuckRequeued", Unit: metrics.Count, Value: int64(rep.Requeued)},
-		metrics.Metric{Name: "StaleQueued", Unit: metrics.Count, Value: int64(rep.StaleQueued)})
+		metrics.Metric{Name: "StaleQueued", Unit: metrics.Count, Value: int64(rep.StaleQueued)},
+		metrics.Metric{Name: "EventsSwept", Unit: metrics.Count, Value: int64(rep.Notified)})
 	return rep, errors.Join(errs...)
 }
 
@@ -83,7 +94,7 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 func (r *Reconciler) Handle(ctx context.Context, _ events.EventBridgeEvent) error {
 	rep, err := r.Run(ctx)
 	r.Logger.InfoContext(ctx, "reconciled", "polled", rep.Polled, "finished", rep.Finished, "expired", rep.Expired,
-		"requeued", rep.Requeued, "staleQueued", rep.StaleQueued, "rateLimited", rep.RateLimited)
+		"requeued", rep.Requeued, "staleQueued", rep.StaleQueued, "notified", rep.Notified, "rateLimited", rep.RateLimited)
 	return err
 }
 
@@ -148,11 +159,44 @@ func (r *Reconciler) pending(ctx context.Context, now time.Time, rep *Report) er
 // expire fails a pending task the platform can no longer have results for.
 func (r *Reconciler) expire(ctx context.Context, t task.Task, now time.Time) error {
 	cb := task.Callback{TaskID: t.ID, API: t.API, Msg: "no callback and no result within the platform's retention of " + r.Retention.String()}
-	_, err := r.Tasks.Update(ctx, task.Change{ID: t.ID, From: task.StatusPending, To: task.StatusFailed, Callback: &cb, IfUpdatedAt: t.UpdatedAt, Now: now})
+	failed, err := r.Tasks.Update(ctx, task.Change{ID: t.ID, From: task.StatusPending, To: task.StatusFailed, Callback: &cb, IfUpdatedAt: t.UpdatedAt, Now: now})
 	if errors.Is(err, task.ErrStale) {
 		return nil
 	}
-	return err
+	if err != nil || r.Notifier == nil {
+		return err
+	}
+	if err := r.Notifier.Notify(ctx, failed); err != nil {
+		// The task is failed for good; the sweep puts its event later.
+		r.Logger.WarnContext(ctx, "task event not put", "taskId", t.ID, "error", err.Error())
+	}
+	return nil
+}
+
+// sweep puts the events that a function died (or failed) before putting:
+// every ended task still in the unnotified index NotifyAfter after its
+// change. A consumer may then see an event twice; it dedupes on the task
+// id and status.
+func (r *Reconciler) sweep(ctx context.Context, now time.Time, rep *Report) error {
+	if r.Notifier == nil {
+		return nil
+	}
+	var errs []error
+	for _, status := range []task.Status{task.StatusStored, task.StatusFailed, task.StatusCopyFailed} {
+		tasks, err := r.Tasks.Unnotified(ctx, status, now.Add(-r.NotifyAfter), r.Limit)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, t := range tasks {
+			if err := r.Notifier.Notify(ctx, t); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			rep.Notified++
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // received queues again the records whose callback died before queueing

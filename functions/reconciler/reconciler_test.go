@@ -43,7 +43,7 @@ func newHarness(tb testing.TB) *harness {
 	env := emulators.New(tb, emulators.Options{})
 	api := platform.ServeAPI("api-key")
 	tb.Cleanup(api.Close)
-	h := &harness{env: env, store: dynamo.New(env.DynamoDB, env.Table), platform: api, metrics: &capture.Buffer{}}
+	h := &harness{env: env, store: dynamo.New(env.DynamoDB, env.Table, true), platform: api, metrics: &capture.Buffer{}}
 	clock := func() time.Time { return testNow }
 	q := queue.New(env.SQS, env.QueueURL)
 	h.r = &Reconciler{

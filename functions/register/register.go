@@ -7,7 +7,7 @@
 //
 // It writes the same record as POST /tasks on the callback URL: status
 // pending, the API, submittedAt. A task kiehook already knows is left as it
-// is. It is the one package of kiehook meant to be imported.
+// is. It and taskevent are the packages of kiehook meant to be imported.
 package register
 
 import (
@@ -27,7 +27,7 @@ type DynamoDB = dynamo.Client
 const TTL = 720 * time.Hour
 
 // Pending records taskID of api (flux-kontext, 4o-image, midjourney, veo,
-// runway, suno or market) as pending in table. It returns the task's
+// runway, runway-aleph, suno or market) as pending in table. It returns the task's
 // status and whether this call created its record.
 func Pending(ctx context.Context, db DynamoDB, table, taskID, api string) (status string, created bool, err error) {
 	if !kie.ValidTaskID(taskID) {
@@ -36,7 +36,7 @@ func Pending(ctx context.Context, db DynamoDB, table, taskID, api string) (statu
 	if !kie.KnownAPI(api) {
 		return "", false, fmt.Errorf("register: unknown api %q", api)
 	}
-	r := &task.Receiver{Store: dynamo.New(db, table), TTL: TTL, Now: time.Now}
+	r := &task.Receiver{Store: dynamo.New(db, table, false), TTL: TTL, Now: time.Now}
 	t, created, err := r.Register(ctx, taskID, api)
 	if err != nil {
 		return "", false, fmt.Errorf("register %s: %w", taskID, err)

@@ -8,8 +8,9 @@
 //   - goaws keeps its queues in package globals, so one SQS server serves the
 //     whole process; each Env gets queues with names of its own.
 //   - gofakes3 serves plain HTTP with path-style addressing only.
-//   - No emulator package serves Secrets Manager: this package answers
-//     GetSecretValue itself, with no versions, stages or rotation.
+//   - No emulator package serves Secrets Manager or EventBridge: this package
+//     answers GetSecretValue (no versions, stages or rotation) and PutEvents
+//     (any bus name, no rules or archives: it keeps what it accepted).
 package emulators
 
 import (
@@ -33,6 +34,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dynamotypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -65,14 +67,17 @@ type Options struct {
 // Env is one set of emulated resources and the SDK clients that reach them.
 type Env struct {
 	DynamoDBURL, SQSURL, S3URL string
-	JSONURL                    string // Secrets Manager
+	JSONURL                    string // Secrets Manager and EventBridge
 	*jsonAPI
 	Table, QueueURL, DLQURL    string
 	QueueName, DLQName, Bucket string
+	Bus                        string // the EventBridge bus the functions put events on
 
 	DynamoDB *dynamodb.Client
 	SQS      *sqs.Client
 	S3       *s3.Client
+	// EventBridge reaches this package's own PutEvents.
+	EventBridge *eventbridge.Client
 
 	servers []*httptest.Server
 }
@@ -132,7 +137,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		opts.VisibilityTimeout = 30 * time.Second
 	}
 
-	env := &Env{Table: opts.Table, QueueName: opts.Queue, DLQName: opts.DLQ, Bucket: opts.Bucket}
+	env := &Env{Table: opts.Table, QueueName: opts.Queue, DLQName: opts.DLQ, Bucket: opts.Bucket, Bus: "kiehook-events"}
 	var err error
 	if env.SQSURL, err = sharedSQS(opts.SQSAddr); err != nil {
 		return nil, err
@@ -159,6 +164,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		o.DisableValidateResponseChecksum = true
 	})
 	env.SQS = sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(env.SQSURL) })
+	env.EventBridge = eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.BaseEndpoint = aws.String(env.JSONURL) })
 	env.S3 = s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.BaseEndpoint = aws.String(env.S3URL)
 		o.UsePathStyle = true
@@ -194,6 +200,7 @@ func (e *Env) provision(ctx context.Context, opts Options) error {
 			{AttributeName: aws.String("taskId"), AttributeType: dynamotypes.ScalarAttributeTypeS},
 			{AttributeName: aws.String("openStatus"), AttributeType: dynamotypes.ScalarAttributeTypeS},
 			{AttributeName: aws.String("updatedAt"), AttributeType: dynamotypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String("notifyStatus"), AttributeType: dynamotypes.ScalarAttributeTypeS},
 		},
 		KeySchema: []dynamotypes.KeySchemaElement{{AttributeName: aws.String("taskId"), KeyType: dynamotypes.KeyTypeHash}},
 		// The template's sparse index of open tasks, for the reconciler.
@@ -201,6 +208,14 @@ func (e *Env) provision(ctx context.Context, opts Options) error {
 			IndexName: aws.String("open-tasks"),
 			KeySchema: []dynamotypes.KeySchemaElement{
 				{AttributeName: aws.String("openStatus"), KeyType: dynamotypes.KeyTypeHash},
+				{AttributeName: aws.String("updatedAt"), KeyType: dynamotypes.KeyTypeRange},
+			},
+			Projection: &dynamotypes.Projection{ProjectionType: dynamotypes.ProjectionTypeAll},
+		}, {
+			// The template's sparse index of ended tasks not yet announced.
+			IndexName: aws.String("unnotified-tasks"),
+			KeySchema: []dynamotypes.KeySchemaElement{
+				{AttributeName: aws.String("notifyStatus"), KeyType: dynamotypes.KeyTypeHash},
 				{AttributeName: aws.String("updatedAt"), KeyType: dynamotypes.KeyTypeRange},
 			},
 			Projection: &dynamotypes.Projection{ProjectionType: dynamotypes.ProjectionTypeAll},
@@ -270,10 +285,12 @@ func (e *Env) Vars() map[string]string {
 		"AWS_ENDPOINT_URL_SQS":             e.SQSURL,
 		"AWS_ENDPOINT_URL_S3":              e.S3URL,
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER": e.JSONURL,
+		"AWS_ENDPOINT_URL_EVENTBRIDGE":     e.JSONURL,
 		"S3_USE_PATH_STYLE":                "true",
 		"TABLE_NAME":                       e.Table,
 		"QUEUE_URL":                        e.QueueURL,
 		"BUCKET_NAME":                      e.Bucket,
+		"EVENT_BUS_NAME":                   e.Bus,
 	}
 }
 

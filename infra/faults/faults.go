@@ -38,6 +38,7 @@ const (
 	DynamoDB Service = iota
 	SQS
 	S3
+	EventBridge
 )
 
 // Proxy is one faulty proxy on loopback.
@@ -146,6 +147,15 @@ func (p *Proxy) answer(w http.ResponseWriter, throttle bool) {
 		}
 		w.WriteHeader(http.StatusInternalServerError)
 		w.Write([]byte(`{"__type":"com.amazonaws.sqs#InternalError","message":"injected fault"}`))
+	case EventBridge:
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		if throttle {
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"__type":"ThrottlingException","message":"injected throttling"}`))
+			return
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte(`{"__type":"InternalException","message":"injected fault"}`))
 	default:
 		w.Header().Set("Content-Type", "application/xml")
 		code, status := "InternalError", http.StatusInternalServerError

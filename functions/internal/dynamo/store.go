@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,15 +33,25 @@ type Client interface {
 // reconciler never scans the table.
 const IndexOpen = "open-tasks"
 
+// IndexUnnotified is the table's sparse global secondary index of ended
+// tasks whose event the bus has not accepted yet: partition key
+// notifyStatus (the final status), sort key updatedAt. A record joins it
+// when it reaches a final status and leaves it when notifiedAt is set, so
+// the reconciler's sweep finds what a crash left unannounced.
+const IndexUnnotified = "unnotified-tasks"
+
 // Store implements task.Store on one table.
 type Store struct {
 	client Client
 	table  *string
+	// events: ended records join the unnotified index (EVENT_BUS_NAME is set).
+	events bool
 }
 
-// New returns a Store for table.
-func New(client Client, table string) *Store {
-	return &Store{client: client, table: aws.String(table)}
+// New returns a Store for table. With events, every record that ends is
+// listed in the unnotified index until Notified.
+func New(client Client, table string, events bool) *Store {
+	return &Store{client: client, table: aws.String(table), events: events}
 }
 
 var createCondition = aws.String("attribute_not_exists(taskId)")
@@ -50,7 +61,7 @@ var createCondition = aws.String("attribute_not_exists(taskId)")
 func (s *Store) Create(ctx context.Context, t task.Task) (task.Task, bool, error) {
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                           s.table,
-		Item:                                item(t),
+		Item:                                s.item(t),
 		ConditionExpression:                 createCondition,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
@@ -87,7 +98,7 @@ func (s *Store) Get(ctx context.Context, id string) (task.Task, bool, error) {
 // Update applies c while the record's status is c.From; otherwise it returns
 // task.ErrStale with the current record, when there is one.
 func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
-	b := newUpdate(c.From, c.Now)
+	b := s.newUpdate(c.From, c.Now)
 	if c.To != "" {
 		b.setStatus(c.To)
 	}
@@ -116,7 +127,7 @@ func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 // Stored records the copied objects of a task that is still received or
 // queued; any other status means another copier finished it first.
 func (s *Store) Stored(ctx context.Context, id string, objects []task.Object, now time.Time) (task.Task, error) {
-	b := newUpdate(task.StatusQueued, now)
+	b := s.newUpdate(task.StatusQueued, now)
 	b.orStatus(task.StatusReceived)
 	b.setStatus(task.StatusStored)
 	b.set("storedAt", ":storedAt", str(timestamp(now)))
@@ -128,28 +139,65 @@ func (s *Store) Stored(ctx context.Context, id string, objects []task.Object, no
 // CopyFailed records why a task that is still received or queued can never
 // be copied.
 func (s *Store) CopyFailed(ctx context.Context, id, reason string, now time.Time) (task.Task, error) {
-	b := newUpdate(task.StatusQueued, now)
+	b := s.newUpdate(task.StatusQueued, now)
 	b.orStatus(task.StatusReceived)
 	b.setStatus(task.StatusCopyFailed)
 	b.set("error", ":error", str(reason))
 	return s.apply(ctx, id, b)
 }
 
+// Notified records that the event of the task's final status was
+// accepted, taking it out of the unnotified index. A record that has moved
+// on since (a success after a failure) is left alone: its new status has
+// an event of its own.
+func (s *Store) Notified(ctx context.Context, id string, status task.Status, at time.Time) error {
+	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 s.table,
+		Key:                       key(id),
+		UpdateExpression:          aws.String("SET notifiedAt = :at REMOVE notifyStatus"),
+		ConditionExpression:       aws.String("#status = :status"),
+		ExpressionAttributeNames:  map[string]string{"#status": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":at": str(timestamp(at)), ":status": str(string(status))},
+	})
+	var stale *types.ConditionalCheckFailedException
+	if errors.As(err, &stale) {
+		return nil
+	}
+	return err
+}
+
+// Unnotified lists at most limit tasks that ended in status before before
+// and whose event was not accepted, oldest first.
+func (s *Store) Unnotified(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error) {
+	tasks, err := s.query(ctx, IndexUnnotified, "notifyStatus", status, before, limit)
+	if err != nil {
+		return nil, err
+	}
+	// As in Open: an entry may lag a record that has since been notified.
+	return slices.DeleteFunc(tasks, func(t task.Task) bool { return !t.NotifiedAt.IsZero() }), nil
+}
+
 // Open lists at most limit tasks in status that were last updated before
 // before, oldest first, from the sparse index. Index reads are eventually
 // consistent: callers claim each task with a conditional Change.
 func (s *Store) Open(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error) {
+	return s.query(ctx, IndexOpen, "openStatus", status, before, limit)
+}
+
+// query lists at most limit records of a sparse index whose key attribute
+// is status and whose updatedAt is before before, oldest first.
+func (s *Store) query(ctx context.Context, index, attr string, status task.Status, before time.Time, limit int32) ([]task.Task, error) {
 	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
 		TableName:              s.table,
-		IndexName:              aws.String(IndexOpen),
-		KeyConditionExpression: aws.String("openStatus = :status AND updatedAt < :before"),
+		IndexName:              aws.String(index),
+		KeyConditionExpression: aws.String(attr + " = :status AND updatedAt < :before"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":status": str(string(status)), ":before": str(timestamp(before)),
 		},
 		Limit: aws.Int32(limit),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("query open %s tasks: %w", status, err)
+		return nil, fmt.Errorf("query %s %s tasks: %w", index, status, err)
 	}
 	tasks := make([]task.Task, 0, len(out.Items))
 	for _, item := range out.Items {
@@ -167,16 +215,21 @@ func (s *Store) Open(ctx context.Context, status task.Status, before time.Time, 
 	return tasks, nil
 }
 
+// apply runs b on the record id and returns the record as it is after.
 func (s *Store) apply(ctx context.Context, id string, b *update) (task.Task, error) {
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           s.table,
 		Key:                                 key(id),
 		UpdateExpression:                    aws.String(b.expression()),
 		ConditionExpression:                 aws.String(b.condition),
 		ExpressionAttributeNames:            b.names,
 		ExpressionAttributeValues:           b.values,
+		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
+	if err == nil {
+		return decode(out.Attributes)
+	}
 	var stale *types.ConditionalCheckFailedException
 	if !errors.As(err, &stale) {
 		return task.Task{}, err
@@ -197,10 +250,12 @@ type update struct {
 	condition           string
 	names               map[string]string
 	values              map[string]types.AttributeValue
+	events              bool // an ended record joins the unnotified index
 }
 
-func newUpdate(from task.Status, now time.Time) *update {
+func (s *Store) newUpdate(from task.Status, now time.Time) *update {
 	b := &update{
+		events:    s.events,
 		condition: "#status = :from",
 		sets:      make([]string, 0, 8),
 		names:     make(map[string]string, 8),
@@ -212,7 +267,8 @@ func newUpdate(from task.Status, now time.Time) *update {
 	return b
 }
 
-// setStatus moves the record to s, in or out of the open-task index.
+// setStatus moves the record to s, in or out of the sparse indexes. Each
+// status change owes a new event, so notifiedAt goes.
 func (b *update) setStatus(s task.Status) {
 	b.set("status", ":to", str(string(s)))
 	if task.Open(s) {
@@ -220,6 +276,12 @@ func (b *update) setStatus(s task.Status) {
 	} else {
 		b.remove("openStatus")
 	}
+	if b.events && task.Final(s) {
+		b.set("notifyStatus", ":to", str(string(s)))
+	} else {
+		b.remove("notifyStatus")
+	}
+	b.remove("notifiedAt")
 }
 
 func (b *update) orStatus(s task.Status) {
@@ -272,7 +334,7 @@ func key(id string) map[string]types.AttributeValue {
 }
 
 // item is the record of a new task, built by hand: it is on the hot path.
-func item(t task.Task) map[string]types.AttributeValue {
+func (s *Store) item(t task.Task) map[string]types.AttributeValue {
 	m := map[string]types.AttributeValue{
 		"taskId":     str(t.ID),
 		"status":     str(string(t.Status)),
@@ -291,6 +353,9 @@ func item(t task.Task) map[string]types.AttributeValue {
 	}
 	if task.Open(t.Status) {
 		m["openStatus"] = str(string(t.Status))
+	}
+	if s.events && task.Final(t.Status) {
+		m["notifyStatus"] = str(string(t.Status))
 	}
 	if len(t.Sources) > 0 {
 		m["sources"] = strList(t.Sources)
@@ -314,6 +379,7 @@ type record struct {
 	StoredAt   string   `dynamodbav:"storedAt"`
 	ExpiresAt  int64    `dynamodbav:"expiresAt"`
 	Error      string   `dynamodbav:"error"`
+	NotifiedAt string   `dynamodbav:"notifiedAt"`
 }
 
 type object struct {
@@ -333,7 +399,7 @@ func decode(m map[string]types.AttributeValue) (task.Task, error) {
 		ID: r.TaskID, Status: task.Status(r.Status), Code: r.Code, Msg: r.Msg, API: r.API,
 		Sources: r.Sources, Deliveries: r.Deliveries, Error: r.Error,
 		ReceivedAt: parseTime(r.ReceivedAt), UpdatedAt: parseTime(r.UpdatedAt), StoredAt: parseTime(r.StoredAt),
-		SubmittedAt: parseTime(r.Submitted),
+		SubmittedAt: parseTime(r.Submitted), NotifiedAt: parseTime(r.NotifiedAt),
 	}
 	if r.ExpiresAt != 0 {
 		t.ExpiresAt = time.Unix(r.ExpiresAt, 0).UTC()

@@ -15,8 +15,9 @@ type Store interface {
 	// Create writes t unless a record with its id exists; then it returns
 	// that record and created=false.
 	Create(ctx context.Context, t Task) (existing Task, created bool, err error)
-	// Update applies c. When the record's status is no longer c.From it
-	// returns ErrStale and, when it can, the current record.
+	// Update applies c and returns the record as it is then. When the
+	// record's status is no longer c.From it returns ErrStale and, when it
+	// can, the current record.
 	Update(ctx context.Context, c Change) (current Task, err error)
 }
 
@@ -25,12 +26,20 @@ type Queue interface {
 	Enqueue(ctx context.Context, taskID string) error
 }
 
+// Notifier tells the user's application that a task ended. It is called
+// only once the task's final status is durable, and again (by a later
+// attempt or the reconciler's sweep) until it succeeds.
+type Notifier interface {
+	Notify(ctx context.Context, t Task) error
+}
+
 // Receiver applies the task life cycle to authenticated, parsed callbacks.
 type Receiver struct {
-	Store Store
-	Queue Queue
-	TTL   time.Duration
-	Now   func() time.Time
+	Store    Store
+	Queue    Queue
+	Notifier Notifier // nil: no events
+	TTL      time.Duration
+	Now      func() time.Time
 }
 
 // maxRaces bounds how often a repeat is re-decided after losing a race to a
@@ -52,7 +61,7 @@ func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
 		if fresh.Status == StatusReceived {
 			return r.enqueue(ctx, cb.TaskID, now, Accepted)
 		}
-		return Accepted, nil
+		return Accepted, r.notify(ctx, fresh)
 	}
 	for range maxRaces {
 		change, outcome, queue := Repeat(existing, cb, now, r.TTL)
@@ -66,6 +75,9 @@ func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
 		}
 		if queue {
 			return r.enqueue(ctx, cb.TaskID, now, outcome)
+		}
+		if change.To != "" {
+			return outcome, r.notify(ctx, current)
 		}
 		return outcome, nil
 	}
@@ -86,6 +98,18 @@ func (r *Receiver) enqueue(ctx context.Context, id string, now time.Time, outcom
 		return outcome, Wrap(EINTERNAL, "marking queued failed after send", err)
 	}
 	return outcome, nil
+}
+
+// notify announces t when it has ended. A failure is only for the log: the
+// task is safe, and the reconciler's sweep announces it later.
+func (r *Receiver) notify(ctx context.Context, t Task) error {
+	if r.Notifier == nil || !Final(t.Status) {
+		return nil
+	}
+	if err := r.Notifier.Notify(ctx, t); err != nil {
+		return Wrap(EUNAVAILABLE, "task event not put; the sweep will", err)
+	}
+	return nil
 }
 
 // Register records a task as pending before its callback, so that the

@@ -65,6 +65,14 @@ type Task struct {
 	StoredAt    time.Time
 	ExpiresAt   time.Time
 	Error       string
+	// NotifiedAt is when the event of the record's final status was
+	// accepted by the bus; zero until then.
+	NotifiedAt time.Time
+}
+
+// Final reports whether a task in status s has ended: its event is due.
+func Final(s Status) bool {
+	return s == StatusStored || s == StatusFailed || s == StatusCopyFailed
 }
 
 // New is the record that the first callback for a task creates: received

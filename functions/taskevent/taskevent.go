@@ -1,0 +1,78 @@
+// Package taskevent is the event kiehook puts on EventBridge when a task
+// ends, for your application to decode without copying its shape:
+//
+//	var ev taskevent.Event
+//	if err := json.Unmarshal(body, &ev); err != nil { … } // an SQS message body, say
+//	if ev.DetailType == taskevent.Stored {
+//		for _, o := range ev.Detail.Objects { … o.Bucket, o.Key, o.SHA256 … }
+//	}
+//
+// Delivery is at least once and in no particular order: dedupe on
+// Detail.TaskID + Detail.Status. It and register are the packages of
+// kiehook meant to be imported.
+package taskevent
+
+import "time"
+
+// Source is the Source of every kiehook event.
+const Source = "kiehook"
+
+// The DetailType of each event, by the task's final status.
+const (
+	Stored     = "Task Stored"      // status stored: every result is in the bucket
+	Failed     = "Task Failed"      // status failed: the platform reported no usable result
+	CopyFailed = "Task Copy Failed" // status copy_failed: a result can never be copied
+)
+
+// DetailType is the DetailType of the event for a task that ended in
+// status, and false for a status that is not final.
+func DetailType(status string) (string, bool) {
+	switch status {
+	case "stored":
+		return Stored, true
+	case "failed":
+		return Failed, true
+	case "copy_failed":
+		return CopyFailed, true
+	}
+	return "", false
+}
+
+// Detail is what an event says of its task: the task record's attributes.
+type Detail struct {
+	TaskID     string   `json:"taskId"`
+	API        string   `json:"api"`
+	Status     string   `json:"status"` // stored, failed or copy_failed
+	Code       int      `json:"code"`   // the platform's code
+	Msg        string   `json:"msg"`    // the platform's message
+	Deliveries int      `json:"deliveries"`
+	ReceivedAt string   `json:"receivedAt,omitempty"` // RFC 3339 UTC; absent for a registered task that never called back
+	UpdatedAt  string   `json:"updatedAt"`
+	StoredAt   string   `json:"storedAt,omitempty"` // for stored
+	Error      string   `json:"error,omitempty"`    // for copy_failed: why
+	Objects    []Object `json:"objects,omitempty"`  // for stored: one per result, in the platform's order
+}
+
+// Object is one stored result.
+type Object struct {
+	Bucket      string `json:"bucket"`
+	Key         string `json:"key"`
+	Bytes       int64  `json:"bytes"`
+	SHA256      string `json:"sha256"` // hex
+	ContentType string `json:"contentType"`
+	Source      string `json:"source"` // the URL it was copied from
+}
+
+// Event is an event as an EventBridge rule's target receives it: the
+// envelope around the Detail.
+type Event struct {
+	Version    string    `json:"version"`
+	ID         string    `json:"id"`
+	DetailType string    `json:"detail-type"`
+	Source     string    `json:"source"`
+	Account    string    `json:"account"`
+	Time       time.Time `json:"time"`
+	Region     string    `json:"region"`
+	Resources  []string  `json:"resources"`
+	Detail     Detail    `json:"detail"`
+}
