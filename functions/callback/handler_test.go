@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
@@ -79,7 +80,8 @@ func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, auth Auth
 	tb.Helper()
 	h := &harness{env: env, store: dynamo.New(db, env.Table, true), send: &switchableSender{real: env.SQS}, logs: captureLogs(tb), metrics: &capture.Buffer{}}
 	clock := func() time.Time { return testNow }
-	r := &task.Receiver{Store: h.store, Queue: queue.New(h.send, env.QueueURL), TTL: 720 * time.Hour, Now: clock}
+	r := &task.Receiver{Store: h.store, Queue: queue.New(h.send, env.QueueURL), TTL: 720 * time.Hour, Now: clock,
+		Notifier: eventbus.New(env.EventBridge, env.Bus, "", h.store, clock)}
 	h.handler = NewHandler(r, auth, h.logs.logger, metrics.New(h.metrics, "kiehook", clock), clock)
 	return h
 }

@@ -57,7 +57,7 @@ type Copier struct {
 const (
 	outcomeStored     = "stored"
 	outcomeCopyFailed = "copy_failed"
-	outcomeSkipped    = "skipped" // already finished, or nothing to copy
+	outcomeSkipped    = "skipped"  // already finished, or nothing to copy
 	outcomeRetried    = "retried"  // returned to the queue
 	outcomeNotified   = "notified" // already finished; only its event was missing
 )

@@ -43,7 +43,7 @@ type enqueuer interface {
 // Reconciler closes the gaps callbacks leave: tasks whose callback never
 // came, records stuck before the queue, copies waiting too long.
 type Reconciler struct {
-	Tasks    interface {
+	Tasks interface {
 		openTasks
 		unnotified
 	}

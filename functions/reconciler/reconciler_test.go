@@ -19,6 +19,7 @@ import (
 	sample "github.com/kiehook/kiehook/events"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/envconf"
+	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
@@ -46,10 +47,13 @@ func newHarness(tb testing.TB) *harness {
 	h := &harness{env: env, store: dynamo.New(env.DynamoDB, env.Table, true), platform: api, metrics: &capture.Buffer{}}
 	clock := func() time.Time { return testNow }
 	q := queue.New(env.SQS, env.QueueURL)
+	bus := eventbus.New(env.EventBridge, env.Bus, env.Bucket, h.store, clock)
 	h.r = &Reconciler{
 		Tasks:        h.store,
 		Platform:     kieapi.New(api.URL, "api-key"),
-		Receiver:     &task.Receiver{Store: h.store, Queue: q, TTL: 720 * time.Hour, Now: clock},
+		Receiver:     &task.Receiver{Store: h.store, Queue: q, Notifier: bus, TTL: 720 * time.Hour, Now: clock},
+		Notifier:     bus,
+		NotifyAfter:  2 * time.Minute,
 		Queue:        q,
 		Metrics:      metrics.New(h.metrics, "kiehook", clock),
 		Logger:       slog.New(slog.DiscardHandler),

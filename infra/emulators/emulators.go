@@ -5,6 +5,8 @@
 // Known differences from AWS, which callers code around and never for:
 //   - minidyn returns no old item when a conditional PutItem fails, and has no
 //     TTL API; tables are created directly because the TableExists waiter fails.
+//     An UpdateItem that gives a record an index key it lacked corrupts the
+//     index; an index key that an update REMOVEs stays listed.
 //   - goaws keeps its queues in package globals, so one SQS server serves the
 //     whole process; each Env gets queues with names of its own.
 //   - gofakes3 serves plain HTTP with path-style addressing only.
@@ -200,22 +202,14 @@ func (e *Env) provision(ctx context.Context, opts Options) error {
 			{AttributeName: aws.String("taskId"), AttributeType: dynamotypes.ScalarAttributeTypeS},
 			{AttributeName: aws.String("openStatus"), AttributeType: dynamotypes.ScalarAttributeTypeS},
 			{AttributeName: aws.String("updatedAt"), AttributeType: dynamotypes.ScalarAttributeTypeS},
-			{AttributeName: aws.String("notifyStatus"), AttributeType: dynamotypes.ScalarAttributeTypeS},
 		},
 		KeySchema: []dynamotypes.KeySchemaElement{{AttributeName: aws.String("taskId"), KeyType: dynamotypes.KeyTypeHash}},
-		// The template's sparse index of open tasks, for the reconciler.
+		// The template's sparse index of the tasks that still need work, for
+		// the reconciler.
 		GlobalSecondaryIndexes: []dynamotypes.GlobalSecondaryIndex{{
 			IndexName: aws.String("open-tasks"),
 			KeySchema: []dynamotypes.KeySchemaElement{
 				{AttributeName: aws.String("openStatus"), KeyType: dynamotypes.KeyTypeHash},
-				{AttributeName: aws.String("updatedAt"), KeyType: dynamotypes.KeyTypeRange},
-			},
-			Projection: &dynamotypes.Projection{ProjectionType: dynamotypes.ProjectionTypeAll},
-		}, {
-			// The template's sparse index of ended tasks not yet announced.
-			IndexName: aws.String("unnotified-tasks"),
-			KeySchema: []dynamotypes.KeySchemaElement{
-				{AttributeName: aws.String("notifyStatus"), KeyType: dynamotypes.KeyTypeHash},
 				{AttributeName: aws.String("updatedAt"), KeyType: dynamotypes.KeyTypeRange},
 			},
 			Projection: &dynamotypes.Projection{ProjectionType: dynamotypes.ProjectionTypeAll},

@@ -27,29 +27,29 @@ type Client interface {
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
 
-// IndexOpen is the table's sparse global secondary index of open tasks
-// (pending, received, queued): partition key openStatus, sort key
-// updatedAt. A record leaves it when it reaches a final status, so the
-// reconciler never scans the table.
+// IndexOpen is the table's sparse global secondary index of the tasks that
+// still need kiehook's work: partition key openStatus (the status), sort
+// key updatedAt. Open tasks (pending, received, queued) are in it, and,
+// when events are on, ended tasks whose event the bus has not accepted. A
+// record leaves it when it ends (or is notified), so the reconciler never
+// scans the table.
+//
+// One index serves both, rather than a second one that records join by an
+// update: minidyn (v0.8.2) corrupts an index when an update gives a record
+// the key it lacked, and every record here has its key from its creation.
 const IndexOpen = "open-tasks"
-
-// IndexUnnotified is the table's sparse global secondary index of ended
-// tasks whose event the bus has not accepted yet: partition key
-// notifyStatus (the final status), sort key updatedAt. A record joins it
-// when it reaches a final status and leaves it when notifiedAt is set, so
-// the reconciler's sweep finds what a crash left unannounced.
-const IndexUnnotified = "unnotified-tasks"
 
 // Store implements task.Store on one table.
 type Store struct {
 	client Client
 	table  *string
-	// events: ended records join the unnotified index (EVENT_BUS_NAME is set).
+	// events: ended records stay in the open index until Notified
+	// (EVENT_BUS_NAME is set).
 	events bool
 }
 
-// New returns a Store for table. With events, every record that ends is
-// listed in the unnotified index until Notified.
+// New returns a Store for table. With events, every record that ends stays
+// in the open index until Notified.
 func New(client Client, table string, events bool) *Store {
 	return &Store{client: client, table: aws.String(table), events: events}
 }
@@ -147,14 +147,14 @@ func (s *Store) CopyFailed(ctx context.Context, id, reason string, now time.Time
 }
 
 // Notified records that the event of the task's final status was
-// accepted, taking it out of the unnotified index. A record that has moved
+// accepted, taking it out of the open index. A record that has moved
 // on since (a success after a failure) is left alone: its new status has
 // an event of its own.
 func (s *Store) Notified(ctx context.Context, id string, status task.Status, at time.Time) error {
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table,
 		Key:                       key(id),
-		UpdateExpression:          aws.String("SET notifiedAt = :at REMOVE notifyStatus"),
+		UpdateExpression:          aws.String("SET notifiedAt = :at REMOVE openStatus"),
 		ConditionExpression:       aws.String("#status = :status"),
 		ExpressionAttributeNames:  map[string]string{"#status": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":at": str(timestamp(at)), ":status": str(string(status))},
@@ -169,7 +169,7 @@ func (s *Store) Notified(ctx context.Context, id string, status task.Status, at 
 // Unnotified lists at most limit tasks that ended in status before before
 // and whose event was not accepted, oldest first.
 func (s *Store) Unnotified(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error) {
-	tasks, err := s.query(ctx, IndexUnnotified, "notifyStatus", status, before, limit)
+	tasks, err := s.Open(ctx, status, before, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -181,23 +181,17 @@ func (s *Store) Unnotified(ctx context.Context, status task.Status, before time.
 // before, oldest first, from the sparse index. Index reads are eventually
 // consistent: callers claim each task with a conditional Change.
 func (s *Store) Open(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error) {
-	return s.query(ctx, IndexOpen, "openStatus", status, before, limit)
-}
-
-// query lists at most limit records of a sparse index whose key attribute
-// is status and whose updatedAt is before before, oldest first.
-func (s *Store) query(ctx context.Context, index, attr string, status task.Status, before time.Time, limit int32) ([]task.Task, error) {
 	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
 		TableName:              s.table,
-		IndexName:              aws.String(index),
-		KeyConditionExpression: aws.String(attr + " = :status AND updatedAt < :before"),
+		IndexName:              aws.String(IndexOpen),
+		KeyConditionExpression: aws.String("openStatus = :status AND updatedAt < :before"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":status": str(string(status)), ":before": str(timestamp(before)),
 		},
 		Limit: aws.Int32(limit),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("query %s %s tasks: %w", index, status, err)
+		return nil, fmt.Errorf("query open %s tasks: %w", status, err)
 	}
 	tasks := make([]task.Task, 0, len(out.Items))
 	for _, item := range out.Items {
@@ -250,7 +244,7 @@ type update struct {
 	condition           string
 	names               map[string]string
 	values              map[string]types.AttributeValue
-	events              bool // an ended record joins the unnotified index
+	events              bool // an ended record stays in the open index until notified
 }
 
 func (s *Store) newUpdate(from task.Status, now time.Time) *update {
@@ -267,21 +261,22 @@ func (s *Store) newUpdate(from task.Status, now time.Time) *update {
 	return b
 }
 
-// setStatus moves the record to s, in or out of the sparse indexes. Each
-// status change owes a new event, so notifiedAt goes.
+// setStatus moves the record to s, in or out of the open index. Each status
+// change owes a new event, so notifiedAt goes.
 func (b *update) setStatus(s task.Status) {
 	b.set("status", ":to", str(string(s)))
-	if task.Open(s) {
+	if indexed(s, b.events) {
 		b.set("openStatus", ":to", str(string(s)))
 	} else {
 		b.remove("openStatus")
 	}
-	if b.events && task.Final(s) {
-		b.set("notifyStatus", ":to", str(string(s)))
-	} else {
-		b.remove("notifyStatus")
-	}
 	b.remove("notifiedAt")
+}
+
+// indexed reports whether a record in status s is in the open index: while
+// it is open, and, with events, while its event is due.
+func indexed(s task.Status, events bool) bool {
+	return task.Open(s) || events && task.Final(s)
 }
 
 func (b *update) orStatus(s task.Status) {
@@ -351,11 +346,8 @@ func (s *Store) item(t task.Task) map[string]types.AttributeValue {
 	if !t.SubmittedAt.IsZero() {
 		m["submittedAt"] = str(timestamp(t.SubmittedAt))
 	}
-	if task.Open(t.Status) {
+	if indexed(t.Status, s.events) {
 		m["openStatus"] = str(string(t.Status))
-	}
-	if s.events && task.Final(t.Status) {
-		m["notifyStatus"] = str(string(t.Status))
 	}
 	if len(t.Sources) > 0 {
 		m["sources"] = strList(t.Sources)
