@@ -102,6 +102,9 @@ func TestBuildWiresAFunctionFromItsEnvironment(t *testing.T) {
 		t.Fatalf("failures %v", resp.BatchItemFailures)
 	}
 	h.assertStored(t, "built", "/img.png")
+	if evs := h.env.Events(); len(evs) != 1 || evs[0].DetailType != "Task Stored" || evs[0].Bus != h.env.Vars()["EVENT_BUS_NAME"] {
+		t.Errorf("with EVENT_BUS_NAME set, the copier put %+v", evs)
+	}
 	t.Run("a missing variable stops it with the variable's name", func(t *testing.T) {
 		t.Setenv("TABLE_NAME", "")
 		if _, err := build(context.Background(), h.copier.Logger); err == nil || !strings.Contains(err.Error(), "TABLE_NAME") {

@@ -289,6 +289,8 @@ func TestLoadConfig(t *testing.T) {
 		{"QUEUE_URL": "q"},
 		{"TABLE_NAME": "t", "QUEUE_URL": "q", "PLATFORM_RETENTION": "14d"},
 		{"TABLE_NAME": "t", "QUEUE_URL": "q", "RECONCILE_LIMIT": "5000"},
+		{"TABLE_NAME": "t", "QUEUE_URL": "q", "EVENT_BUS_NAME": "kiehook"}, // the sweep's Task Stored events need the bucket
+		{"TABLE_NAME": "t", "QUEUE_URL": "q", "NOTIFY_SWEEP_AFTER": "soon"},
 	} {
 		if _, err := loadConfig(envconf.Map(bad)); err == nil {
 			t.Errorf("%v: want an error", bad)
@@ -341,6 +343,9 @@ func TestBuildWiresTheFunctionFromItsEnvironment(t *testing.T) {
 	}
 	if rec := h.record(t, "built_pending"); rec.Status != task.StatusFailed {
 		t.Errorf("status %s", rec.Status)
+	}
+	if evs := h.env.Events(); len(evs) != 1 || evs[0].DetailType != "Task Failed" {
+		t.Errorf("with EVENT_BUS_NAME set, the reconciler put %+v", evs)
 	}
 	t.Setenv("QUEUE_URL", "")
 	if _, err := build(context.Background(), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "QUEUE_URL") {
