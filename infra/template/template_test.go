@@ -156,7 +156,7 @@ func TestCallbackFunction(t *testing.T) {
 	if timeout, _ := strconv.Atoi(p.at("Timeout").str()); timeout <= 10 || timeout >= 15 {
 		t.Errorf("Timeout %d: must exceed the 10 s request budget and stay under the platform's 15 s", timeout)
 	}
-	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "secretsmanager:GetSecretValue", "sqs:SendMessage"}) {
+	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "events:PutEvents", "secretsmanager:GetSecretValue", "sqs:SendMessage"}) {
 		t.Errorf("actions %v", got)
 	}
 	secret := statement(p, "ReadWebhookKey")
@@ -185,7 +185,7 @@ func TestCopierFunction(t *testing.T) {
 	if got := ev.at("Properties", "FunctionResponseTypes").strs(); !slices.Equal(got, []string{"ReportBatchItemFailures"}) {
 		t.Errorf("FunctionResponseTypes = %v", got)
 	}
-	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "s3:AbortMultipartUpload", "s3:PutObject", "secretsmanager:GetSecretValue"}) {
+	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents", "s3:AbortMultipartUpload", "s3:PutObject", "secretsmanager:GetSecretValue"}) {
 		t.Errorf("actions %v", got)
 	}
 	if res := statement(p, "WriteCopies").at("Resource"); res.Tag != "!Sub" || res.Value != "${ObjectsBucket.Arn}/${ObjectPrefix}*" {
@@ -264,7 +264,7 @@ func TestReconcilerFunction(t *testing.T) {
 	ev := p.at("Events", "EveryMinute")
 	expect(t, ev, "Schedule", "Type")
 	expect(t, ev, "rate(1 minute)", "Properties", "Schedule")
-	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "secretsmanager:GetSecretValue", "sqs:SendMessage"}) {
+	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", "secretsmanager:GetSecretValue", "sqs:SendMessage"}) {
 		t.Errorf("actions %v", got)
 	}
 	if res := statement(p, "ListOpenTasks").at("Resource"); res.Value != "${TasksTable.Arn}/index/open-tasks" {
@@ -367,6 +367,7 @@ var contractVariables = []string{
 	// kiehook's own additions, documented in the README:
 	"METRICS_NAMESPACE", "KIE_API_KEY", "KIE_API_KEY_SECRET", "KIE_API_BASE_URL", "VERIFY_WITH_PLATFORM",
 	"PENDING_POLL_AFTER", "STUCK_RECEIVED_AFTER", "QUEUED_ALERT_AFTER", "PLATFORM_RETENTION", "RECONCILE_LIMIT",
+	"SECRET_REFRESH", "EVENT_BUS_NAME", "AWS_ENDPOINT_URL_EVENTBRIDGE", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "NOTIFY_SWEEP_AFTER",
 }
 
 func TestEnvironmentFollowsTheContract(t *testing.T) {
@@ -387,7 +388,7 @@ func TestEnvironmentFollowsTheContract(t *testing.T) {
 	}
 	// The deployed way sets every production setting; the plain key, the
 	// private-source switch and the emulator overrides stay local.
-	for _, name := range []string{"TABLE_NAME", "QUEUE_URL", "BUCKET_NAME", "OBJECT_PREFIX", "WEBHOOK_HMAC_KEY_SECRET", "CALLBACK_TOKEN", "ALLOW_UNAUTHENTICATED", "SIGNATURE_TOLERANCE", "RECORD_TTL", "SOURCE_HOSTS", "MAX_OBJECT_BYTES", "METRICS_NAMESPACE"} {
+	for _, name := range []string{"TABLE_NAME", "QUEUE_URL", "BUCKET_NAME", "OBJECT_PREFIX", "WEBHOOK_HMAC_KEY_SECRET", "CALLBACK_TOKEN", "ALLOW_UNAUTHENTICATED", "SIGNATURE_TOLERANCE", "RECORD_TTL", "SOURCE_HOSTS", "MAX_OBJECT_BYTES", "METRICS_NAMESPACE", "EVENT_BUS_NAME", "NOTIFY_SWEEP_AFTER"} {
 		if !set[name] {
 			t.Errorf("the template does not set %s", name)
 		}
@@ -397,9 +398,54 @@ func TestEnvironmentFollowsTheContract(t *testing.T) {
 	}
 }
 
+func TestTaskEventBus(t *testing.T) {
+	tpl := load(t)
+	busArn := tpl.at("Outputs", "EventBusArn", "Value")
+	t.Run("the stack creates a bus unless one is named", func(t *testing.T) {
+		bus := tpl.at("Resources", "TaskEventBus")
+		expect(t, bus, "AWS::Events::EventBus", "Type")
+		expect(t, bus, "CreatesEventBus", "Condition")
+		if c := tpl.at("Conditions", "CreatesEventBus"); c.Tag != "!Equals" || c.items()[0].Value != "EventBusName" || c.items()[1].Value != "" {
+			t.Error("CreatesEventBus must be EventBusName = \"\"")
+		}
+		if name := tpl.at("Globals", "Function", "Environment", "Variables", "EVENT_BUS_NAME"); name.Tag != "!If" || name.items()[0].Value != "CreatesEventBus" {
+			t.Error("every function's EVENT_BUS_NAME must be the created or the named bus")
+		}
+		if busArn.Tag != "!If" || busArn.items()[1].Value != "TaskEventBus.Arn" {
+			t.Errorf("EventBusArn output %s %v", busArn.Tag, busArn.items())
+		}
+	})
+	t.Run("an archive keeps kiehook's events for a configurable time", func(t *testing.T) {
+		a := tpl.at("Resources", "TaskEventArchive")
+		expect(t, a, "AWS::Events::Archive", "Type")
+		refersToParameter(t, tpl, a.at("Properties", "RetentionDays"), "RetentionDays")
+		if got := a.at("Properties", "EventPattern", "source").strs(); !slices.Equal(got, []string{"kiehook"}) {
+			t.Errorf("archive pattern source %v", got)
+		}
+		if src := a.at("Properties", "SourceArn"); src.Tag != "!If" || src.items()[1].Value != busArn.items()[1].Value {
+			t.Error("the archive must be of the task event bus")
+		}
+	})
+	t.Run("each function may put events on that bus only", func(t *testing.T) {
+		for _, fn := range []string{"CallbackFunction", "CopierFunction", "ReconcilerFunction"} {
+			s := statement(tpl.at("Resources", fn, "Properties"), "PutTaskEvents")
+			if got := s.at("Action").strs(); !slices.Equal(got, []string{"events:PutEvents"}) {
+				t.Errorf("%s: actions %v", fn, got)
+			}
+			res := s.at("Resource")
+			if res.Tag != "!If" || res.items()[1].Value != busArn.items()[1].Value || res.items()[2].Value != busArn.items()[2].Value {
+				t.Errorf("%s may put events elsewhere than the task event bus", fn)
+			}
+		}
+	})
+	t.Run("the reconciler's sweep knows the bucket of the Task Stored events it puts", func(t *testing.T) {
+		expect(t, tpl, "ObjectsBucket", "Resources", "ReconcilerFunction", "Properties", "Environment", "Variables", "BUCKET_NAME")
+	})
+}
+
 func TestOutputs(t *testing.T) {
 	tpl := load(t)
-	for _, name := range []string{"CallbackUrl", "TasksTableName", "ObjectsBucketName", "CopyQueueUrl", "CopyDeadLetterQueueUrl"} {
+	for _, name := range []string{"CallbackUrl", "TasksTableName", "ObjectsBucketName", "CopyQueueUrl", "CopyDeadLetterQueueUrl", "EventBusName", "EventBusArn"} {
 		if !tpl.at("Outputs", name, "Value").ok() {
 			t.Errorf("no output %s", name)
 		}
