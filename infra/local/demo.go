@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/platform"
 	"github.com/kiehook/kiehook/infra/stack"
 )
@@ -85,8 +88,45 @@ func runDemo(ctx context.Context, s *stack.Stack, out io.Writer) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", t.TaskID, t.API, t.Status, t.Deliveries, strings.Join(keys, ", "))
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "\nsee them at %s/_local/tasks\n", s.URL)
+
+	// The copier puts a task's event just after marking it stored.
+	fmt.Fprintln(out, "\nevents on the bus:")
+	for _, ev := range waitEvents(ctx, s, run, len(waiting)+1, 10*time.Second) {
+		var d struct {
+			TaskID  string `json:"taskId"`
+			Objects []struct{ Key string }
+			Msg     string `json:"msg"`
+		}
+		json.Unmarshal(ev.Detail, &d)
+		what := fmt.Sprintf("%d objects", len(d.Objects))
+		if len(d.Objects) == 0 {
+			what = d.Msg
+		}
+		fmt.Fprintf(out, "  %-17s %-33s %s\n", ev.DetailType, d.TaskID, what)
+	}
+	fmt.Fprintf(out, "\nsee them at %s/_local/tasks and %s/_local/events\n", s.URL, s.URL)
 	return nil
+}
+
+// waitEvents polls until n events of this run's tasks arrived, or limit.
+func waitEvents(ctx context.Context, s *stack.Stack, run string, n int, limit time.Duration) []emulators.Event {
+	deadline := time.Now().Add(limit)
+	for {
+		var mine []emulators.Event
+		for _, ev := range s.Env.Events() {
+			if bytes.Contains(ev.Detail, []byte(run+`"`)) {
+				mine = append(mine, ev)
+			}
+		}
+		if len(mine) >= n || time.Now().After(deadline) {
+			return mine
+		}
+		select {
+		case <-ctx.Done():
+			return mine
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // waitStored polls until every task in ids has finished copying.

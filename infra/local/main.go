@@ -90,12 +90,14 @@ kiehook is running locally.
   webhook key    %s   (sign X-Webhook-Signature with it)
   tasks          %s/_local/tasks
   objects        %s/_local/objects/<key>
+  task events    %s/_local/events   (bus %s)
   DynamoDB       %s   table %s
   SQS            %s   queue %s, dead letters %s
   S3             %s   bucket %s (path-style)
+  EventBridge    %s   and Secrets Manager, PutEvents and GetSecretValue only
 
 Press Ctrl-C to stop.
-`, s.CallbackURL, s.Key, s.URL, s.URL, s.Env.DynamoDBURL, s.Env.Table, s.Env.SQSURL, s.Env.QueueName, s.Env.DLQName, s.Env.S3URL, s.Env.Bucket)
+`, s.CallbackURL, s.Key, s.URL, s.URL, s.URL, s.Env.Bus, s.Env.DynamoDBURL, s.Env.Table, s.Env.SQSURL, s.Env.QueueName, s.Env.DLQName, s.Env.S3URL, s.Env.Bucket, s.Env.JSONURL)
 	if demo {
 		if err := runDemo(ctx, s, out); err != nil {
 			return err

@@ -53,11 +53,14 @@ func TestDemoPlaysThePlatformAndStopsOnCancel(t *testing.T) {
 			t.Errorf("the output lacks %q:\n%s", want, report)
 		}
 	}
+	if n := strings.Count(report, "Task Stored "); n != len(platform.APIs) {
+		t.Errorf("%d Task Stored events, want one per API:\n%s", n, report)
+	}
 	if n := strings.Count(report, " stored "); n != len(platform.APIs) {
 		t.Errorf("%d tasks stored, want one per API:\n%s", n, report)
 	}
 	// Suno calls back three times; its final callback brings both tracks.
-	for _, want := range []string{"suno text ", "suno first ", "suno complete ", "tasks/demo-suno-", "/3.jpg"} {
+	for _, want := range []string{"suno text ", "suno first ", "suno complete ", "tasks/demo-suno-", "/3.jpg", "events on the bus:", "Task Failed"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the output lacks %q:\n%s", want, report)
 		}

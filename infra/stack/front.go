@@ -28,6 +28,7 @@ func (s *Stack) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_local/tasks", s.listTasks)
 	mux.HandleFunc("GET /_local/objects/{key...}", s.getObject)
+	mux.HandleFunc("GET /_local/events", s.listEvents)
 	mux.HandleFunc("/", s.functionURL)
 	return mux
 }
@@ -161,6 +162,7 @@ type Task struct {
 	ReceivedAt string   `json:"receivedAt,omitempty" dynamodbav:"receivedAt"`
 	StoredAt   string   `json:"storedAt,omitempty" dynamodbav:"storedAt"`
 	Error      string   `json:"error,omitempty" dynamodbav:"error"`
+	NotifiedAt string   `json:"notifiedAt,omitempty" dynamodbav:"notifiedAt"`
 }
 
 // Object is one copy of a task's result.
@@ -201,6 +203,15 @@ func (s *Stack) listTasks(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(tasks)
+}
+
+// listEvents serves every event the bus accepted, in order, as an
+// EventBridge rule's target receives them.
+func (s *Stack) listEvents(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(s.Env.Events())
 }
 
 func (s *Stack) getObject(w http.ResponseWriter, r *http.Request) {

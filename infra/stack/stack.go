@@ -1,8 +1,9 @@
 // Package stack runs kiehook locally on real wire protocols: the in-process
-// DynamoDB, SQS and S3 emulators with the template's resources, both
-// functions built as bootstrap binaries and run under the Runtime Interface
-// Emulator (as `sam local invoke` does), an HTTP front that plays the
-// Function URL, and a poller that plays the SQS event source mapping.
+// DynamoDB, SQS, S3, Secrets Manager and EventBridge emulators with the
+// template's resources, the three functions built as bootstrap binaries and
+// run under the Runtime Interface Emulator (as `sam local invoke` does), an
+// HTTP front that plays the Function URL, a poller that plays the SQS event
+// source mapping, and a clock that plays the reconciler's schedule.
 //
 // It never imports functions/: it builds and runs them as Lambda would.
 package stack
@@ -43,6 +44,9 @@ type Options struct {
 	CopierTimeout time.Duration
 	// CopierBatchSize is the event source mapping's batch size; default 4.
 	CopierBatchSize int32
+	// ReconcileEvery is how often the reconciler runs; default 1 s (a
+	// minute when deployed). Its event sweep takes tasks ended 2 s ago.
+	ReconcileEvery time.Duration
 	// Callback and Copier are extra environment variables of each function,
 	// over the ones the stack sets (the emulators' endpoints and resources)
 	// and events/env.json's key, token and signature tolerance.
@@ -50,7 +54,7 @@ type Options struct {
 	// Log hears the stack's own problems; default os.Stderr.
 	Log io.Writer
 	// Faults, when set, puts a faulty proxy before each emulator; the
-	// functions reach DynamoDB, SQS and S3 through them.
+	// functions reach DynamoDB, SQS, S3 and EventBridge through them.
 	Faults *faults.Rates
 	// Secrets are Secrets Manager's secrets, by name, from before the
 	// functions start (a webhook key read through WEBHOOK_HMAC_KEY_SECRET).
@@ -64,17 +68,18 @@ type Stack struct {
 	CallbackURL string // the URL to give the platform, with the token
 	Token, Key  string // what the platform must send
 
-	// Proxies are the faulty proxies before DynamoDB, SQS and S3, when
-	// Options.Faults is set.
-	Proxies struct{ DynamoDB, SQS, S3 *faults.Proxy }
+	// Proxies are the faulty proxies before DynamoDB, SQS, S3 and
+	// EventBridge, when Options.Faults is set.
+	Proxies struct{ DynamoDB, SQS, S3, EventBridge *faults.Proxy }
 
-	callbacks chan *function
-	copier    *function
-	functions []*function
-	server    *http.Server
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	log       io.Writer
+	callbacks  chan *function
+	copier     *function
+	reconciler *function
+	functions  []*function
+	server     *http.Server
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	log        io.Writer
 }
 
 // Start builds and starts everything; Close stops it.
@@ -93,6 +98,9 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	}
 	if opts.CopierBatchSize == 0 {
 		opts.CopierBatchSize = 4
+	}
+	if opts.ReconcileEvery == 0 {
+		opts.ReconcileEvery = time.Second
 	}
 	if opts.Log == nil {
 		opts.Log = os.Stderr
@@ -115,15 +123,20 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	}
 
 	// Build while the emulators start.
-	var rie, callbackBin, copierBin string
+	var rie string
+	bins := map[string]string{}
 	var buildErr error
 	var builds sync.WaitGroup
 	builds.Go(func() {
-		var errs [3]error
-		rie, errs[0] = emulatorPath(ctx, root)
-		callbackBin, errs[1] = build(ctx, root, opts.Dir, "callback")
-		copierBin, errs[2] = build(ctx, root, opts.Dir, "copier")
-		buildErr = errors.Join(errs[:]...)
+		var errs []error
+		var err error
+		rie, err = emulatorPath(ctx, root)
+		errs = append(errs, err)
+		for _, name := range []string{"callback", "copier", "reconciler"} {
+			bins[name], err = build(ctx, root, opts.Dir, name)
+			errs = append(errs, err)
+		}
+		buildErr = errors.Join(errs...)
 	})
 	env, err := emulators.Start(ctx, opts.Emulators)
 	builds.Wait()
@@ -138,7 +151,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		s.Close()
 		return nil, buildErr
 	}
-	if err := s.startFunctions(ctx, opts, rie, callbackBin, copierBin, local); err != nil {
+	if err := s.startFunctions(ctx, opts, rie, bins, local); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -155,10 +168,33 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		OnError:  func(err error) { fmt.Fprintf(s.log, "copier poller: %v\n", err) },
 	}
 	s.wg.Go(func() { p.Run(pollCtx) })
+	s.wg.Go(func() { s.schedule(pollCtx, opts.ReconcileEvery) })
 	return s, nil
 }
 
-func (s *Stack) startFunctions(ctx context.Context, opts Options, rie, callbackBin, copierBin string, local map[string]string) error {
+// schedule runs the reconciler every period, as its one-minute schedule
+// does when deployed.
+func (s *Stack) schedule(ctx context.Context, period time.Duration) {
+	event, err := events.Files.ReadFile("reconciler-schedule.json")
+	if err != nil {
+		fmt.Fprintf(s.log, "reconciler: %v\n", err)
+		return
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := s.reconciler.invoke(ctx, newID(), event); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(s.log, "reconciler: %v\n", err)
+		}
+	}
+}
+
+func (s *Stack) startFunctions(ctx context.Context, opts Options, rie string, bins map[string]string, local map[string]string) error {
 	if err := os.MkdirAll(filepath.Join(opts.Dir, "logs"), 0o755); err != nil {
 		return err
 	}
@@ -183,7 +219,7 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, rie, callbackB
 		if err != nil {
 			return err
 		}
-		f, err := startFunction(ctx, rie, callbackBin, "CallbackFunction", callbackEnv, 12*time.Second, log)
+		f, err := startFunction(ctx, rie, bins["callback"], "CallbackFunction", callbackEnv, 12*time.Second, log)
 		if err != nil {
 			return err
 		}
@@ -194,11 +230,22 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, rie, callbackB
 	if err != nil {
 		return err
 	}
-	s.copier, err = startFunction(ctx, rie, copierBin, "CopierFunction", copierEnv, opts.CopierTimeout, log)
+	s.copier, err = startFunction(ctx, rie, bins["copier"], "CopierFunction", copierEnv, opts.CopierTimeout, log)
 	if err != nil {
 		return err
 	}
 	s.functions = append(s.functions, s.copier)
+	if log, err = logFile(opts.Dir, "reconciler.log"); err != nil {
+		return err
+	}
+	// No API key: nothing is polled. The sweep puts, within seconds, the
+	// events of tasks whose function died before putting them.
+	reconcilerEnv := merge(common, map[string]string{"NOTIFY_SWEEP_AFTER": "2s"})
+	s.reconciler, err = startFunction(ctx, rie, bins["reconciler"], "ReconcilerFunction", reconcilerEnv, 60*time.Second, log)
+	if err != nil {
+		return err
+	}
+	s.functions = append(s.functions, s.reconciler)
 	return nil
 }
 
@@ -214,6 +261,7 @@ func (s *Stack) startProxies(rates faults.Rates, vars map[string]string) error {
 		{&s.Proxies.DynamoDB, faults.DynamoDB, s.Env.DynamoDBURL, "AWS_ENDPOINT_URL_DYNAMODB"},
 		{&s.Proxies.SQS, faults.SQS, s.Env.SQSURL, "AWS_ENDPOINT_URL_SQS"},
 		{&s.Proxies.S3, faults.S3, s.Env.S3URL, "AWS_ENDPOINT_URL_S3"},
+		{&s.Proxies.EventBridge, faults.EventBridge, s.Env.JSONURL, "AWS_ENDPOINT_URL_EVENTBRIDGE"},
 	} {
 		proxy, err := faults.New(p.service, p.target, rates)
 		if err != nil {
@@ -265,7 +313,7 @@ func (s *Stack) Close() {
 	for _, f := range s.functions {
 		f.stop()
 	}
-	for _, p := range []*faults.Proxy{s.Proxies.DynamoDB, s.Proxies.SQS, s.Proxies.S3} {
+	for _, p := range []*faults.Proxy{s.Proxies.DynamoDB, s.Proxies.SQS, s.Proxies.S3, s.Proxies.EventBridge} {
 		if p != nil {
 			p.Close()
 		}

@@ -115,6 +115,37 @@ func TestEverySampleCallbackThroughTheLocalStack(t *testing.T) {
 			checkObject(t, s, o.Key, digest)
 		}
 	}
+	t.Run("GET /_local/events serves one event for each ended task, and none for the pending one", func(t *testing.T) {
+		resp, err := http.Get(s.URL + "/_local/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var events []struct {
+			DetailType string `json:"detail-type"`
+			Source     string
+			Detail     struct{ TaskID, Status string }
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&events); err != nil {
+			t.Fatal(err)
+		}
+		types := map[string]string{}
+		for _, ev := range events {
+			if ev.Source != "kiehook" {
+				t.Errorf("event from %q", ev.Source)
+			}
+			types[ev.Detail.TaskID] = ev.DetailType
+		}
+		for _, task := range tasks {
+			want := map[string]string{"stored": "Task Stored", "failed": "Task Failed", "copy_failed": "Task Copy Failed"}[task.Status]
+			if types[task.TaskID] != want {
+				t.Errorf("%s (%s): event %q, want %q", task.TaskID, task.Status, types[task.TaskID], want)
+			}
+		}
+		if len(events) != len(want) {
+			t.Errorf("%d events for %d ended tasks", len(events), len(want))
+		}
+	})
 }
 
 // expectedSources are the result paths of each success sample, in order.
