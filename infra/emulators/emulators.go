@@ -6,7 +6,8 @@
 //   - minidyn returns no old item when a conditional PutItem fails, and has no
 //     TTL API; tables are created directly because the TableExists waiter fails.
 //     An UpdateItem that gives a record an index key it lacked corrupts the
-//     index; an index key that an update REMOVEs stays listed.
+//     index; an index key that an update REMOVEs stays listed. Its REMOVE
+//     deletes nothing: removeFix does it for top-level attributes.
 //   - goaws keeps its queues in package globals, so one SQS server serves the
 //     whole process; each Env gets queues with names of its own.
 //   - gofakes3 serves plain HTTP with path-style addressing only.
@@ -144,7 +145,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	if env.SQSURL, err = sharedSQS(opts.SQSAddr); err != nil {
 		return nil, err
 	}
-	dynamoSrv, err := serve(opts.DynamoDBAddr, server.NewServer())
+	dynamoSrv, err := serve(opts.DynamoDBAddr, &removeFix{next: server.NewServer()})
 	if err != nil {
 		return nil, fmt.Errorf("start DynamoDB emulator: %w", err)
 	}

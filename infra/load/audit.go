@@ -24,6 +24,10 @@ func audit(ctx context.Context, s *stack.Stack, tasks []*Task, firstOK map[strin
 		return err
 	}
 	rep.DrainSeconds = time.Since(start).Seconds()
+	if records, err = awaitEvents(ctx, s, records, time.Now().Add(min(wait, 30*time.Second))); err != nil {
+		return err
+	}
+	rep.auditEvents(s, records)
 	objects, err := listObjects(ctx, s)
 	if err != nil {
 		return err

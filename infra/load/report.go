@@ -22,6 +22,8 @@ type Report struct {
 	DLQUnexpected                                               int
 	BytesCopied                                                 int64
 
+	Events, EventsMissing, EventsWrong, EventsForOpen, EventRepeats int
+
 	SendSeconds, DrainSeconds, CopySeconds float64
 	PeakRSS                                map[string]int64
 	Faults                                 string
@@ -40,6 +42,8 @@ func (r *Report) Problems() []string {
 		{r.Lost, "lost tasks"}, {r.Corrupt, "objects that differ from their source"},
 		{r.UnacceptedObjects, "objects of tasks never accepted"}, {r.QueueLeft, "messages left in the queue"},
 		{r.DLQUnexpected, "dead-letter messages the scenario did not cause"},
+		{r.EventsMissing, "ended tasks without their event"}, {r.EventsWrong, "events that do not describe their task"},
+		{r.EventsForOpen, "events of tasks that have not ended"},
 	} {
 		if c.n != 0 {
 			p = append(p, fmt.Sprintf("%d %s", c.n, c.what))
@@ -78,6 +82,7 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "  lost             %d\n", r.Lost)
 	fmt.Fprintf(&b, "  duplicates       %d absorbed\n", r.DuplicatesAbsorbed)
 	fmt.Fprintf(&b, "  audit            %d objects intact, %d corrupt, %d of unaccepted tasks, %d left in queue, %d in DLQ (%d unexpected)\n", r.Objects, r.Corrupt, r.UnacceptedObjects, r.QueueLeft, r.DLQ, r.DLQUnexpected)
+	fmt.Fprintf(&b, "  task events      %d put, %d missing, %d wrong, %d of unended tasks, %d repeats (at least once)\n", r.Events, r.EventsMissing, r.EventsWrong, r.EventsForOpen, r.EventRepeats)
 	fmt.Fprintf(&b, "  throughput       %.0f callbacks/s; %.1f MB/s copied (%.0f MiB in %.0f s)\n", r.CallbacksPerSecond(), float64(r.BytesCopied)/1e6/math.Max(r.CopySeconds, 1), mib(r.BytesCopied), r.CopySeconds)
 	fmt.Fprintf(&b, "  callback latency p50 %v, p95 %v, p99 %v, max %v\n", ms(r.Latency(0.5)), ms(r.Latency(0.95)), ms(r.Latency(0.99)), ms(r.MaxLatency()))
 	fmt.Fprintf(&b, "  callback→stored  p50 %v, p99 %v (storedAt has 1 s resolution)\n", quantile(r.toStored, 0.5), quantile(r.toStored, 0.99))

@@ -51,6 +51,7 @@ func Scenarios() []Scenario {
 	noBackground.BigVideos, noBackground.MaxFile = 2, 0 // two 100+ MiB videos keep the copier busy
 	return []Scenario{
 		keyRotation(),
+		killedBeforeTheEvent(),
 		{
 			Name:         "five percent of every fault on every dependency loses nothing",
 			Faults:       &everyFault,
@@ -58,8 +59,8 @@ func Scenarios() []Scenario {
 			Visibility:   3 * time.Second,
 			Options:      Small(60),
 			Check: func(rep *Report, s *stack.Stack, files *platform.Files) (string, error) {
-				counts := []int64{s.Proxies.DynamoDB.Injected.Load(), s.Proxies.SQS.Injected.Load(), s.Proxies.S3.Injected.Load(), files.Injected.Load()}
-				injected := fmt.Sprintf("faults injected: DynamoDB %d, SQS %d, S3 %d, source %d", counts[0], counts[1], counts[2], counts[3])
+				counts := []int64{s.Proxies.DynamoDB.Injected.Load(), s.Proxies.SQS.Injected.Load(), s.Proxies.S3.Injected.Load(), s.Proxies.EventBridge.Injected.Load(), files.Injected.Load()}
+				injected := fmt.Sprintf("faults injected: DynamoDB %d, SQS %d, S3 %d, EventBridge %d, source %d", counts[0], counts[1], counts[2], counts[3], counts[4])
 				if slices.Contains(counts, 0) {
 					return "", errors.New("some dependency met no fault: " + injected)
 				}
@@ -247,6 +248,45 @@ func keyRotation() Scenario {
 			}
 			return fmt.Sprintf("key rotated mid-load: %d callbacks signed with the new key while both were held, %d after the old one was removed; %d secret reads by 3 warm sandboxes; retries %d, lost %d",
 				sentBeforeRemoval.Load(), sentAfterRemoval, s.Env.SecretReads.Load(), rep.Retries, rep.Lost), nil
+		},
+	}
+}
+
+// killedBeforeTheEvent kills the copier after it marked a task stored and
+// before the bus took the task's event: the event must still arrive, by the
+// message's redelivery or the reconciler's sweep, and the audit checks that
+// every ended task has its event.
+func killedBeforeTheEvent() Scenario {
+	var killed atomic.Int32
+	var victim atomic.Value
+	opts := Small(8)
+	opts.Duplicates, opts.Failures, opts.FailThenWin = 0, 0, 0
+	return Scenario{
+		Name:       "a copier killed between marking a task stored and its event still delivers the event",
+		Faults:     &faults.Rates{},
+		Visibility: 3 * time.Second,
+		Options:    opts,
+		During: func(ctx context.Context, s *stack.Stack, _ *platform.Client) {
+			// Every PutEvents hangs, so a stored task waits for its event.
+			s.Proxies.EventBridge.SetRates(faults.Rates{Latency: 1, Delay: 5 * time.Second})
+			defer s.Proxies.EventBridge.SetRates(faults.Rates{})
+			for killed.Load() == 0 && ctx.Err() == nil {
+				tasks, _ := s.Tasks(ctx)
+				for _, t := range tasks {
+					if t.Status == "stored" && t.NotifiedAt == "" {
+						victim.Store(t.TaskID)
+						killed.Store(int32(s.KillCopier()))
+						break
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		},
+		Check: func(rep *Report, _ *stack.Stack, _ *platform.Files) (string, error) {
+			if killed.Load() == 0 {
+				return "", errors.New("the copier was never killed between a stored task and its event")
+			}
+			return fmt.Sprintf("copier killed after storing %s, before its event; %d tasks stored, %d events, none missing", victim.Load(), rep.Stored, rep.Events), nil
 		},
 	}
 }

@@ -1,0 +1,97 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/kiehook/kiehook/infra/stack"
+)
+
+// detailTypes are the task events' detail types, by final status.
+var detailTypes = map[string]string{"stored": "Task Stored", "failed": "Task Failed", "copy_failed": "Task Copy Failed"}
+
+// eventDetail is what the audit reads of an event's detail.
+type eventDetail struct {
+	TaskID  string        `json:"taskId"`
+	Status  string        `json:"status"`
+	Objects []eventObject `json:"objects"`
+}
+
+type eventObject struct {
+	Bucket, Key, SHA256 string
+	Bytes               int64
+}
+
+// awaitEvents waits, at most until deadline, for every ended record to be
+// notified: its function puts the event at once, the reconciler's sweep
+// seconds later when a fault stopped it.
+func awaitEvents(ctx context.Context, s *stack.Stack, records map[string]stack.Task, deadline time.Time) (map[string]stack.Task, error) {
+	for {
+		waiting := 0
+		for _, r := range records {
+			if detailTypes[r.Status] != "" && r.NotifiedAt == "" {
+				waiting++
+			}
+		}
+		if waiting == 0 || time.Now().After(deadline) {
+			return records, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+		list, err := s.Tasks(ctx)
+		if err != nil {
+			return nil, err
+		}
+		records = make(map[string]stack.Task, len(list))
+		for _, r := range list {
+			records[r.TaskID] = r
+		}
+	}
+}
+
+// auditEvents checks the bus against the records: every ended task has an
+// event of its final status whose detail is its record; a task that has not
+// ended has none. Repeats of one task and status are counted, not faults:
+// delivery is at least once.
+func (r *Report) auditEvents(s *stack.Stack, records map[string]stack.Task) {
+	seen := map[[2]string]int{}
+	for _, ev := range s.Env.Events() {
+		r.Events++
+		var d eventDetail
+		if err := json.Unmarshal(ev.Detail, &d); err != nil || ev.Source != "kiehook" || ev.Bus != s.Env.Bus || detailTypes[d.Status] != ev.DetailType {
+			r.EventsWrong++
+			r.note("event %s of %s: %s", ev.DetailType, d.TaskID, ev.Detail)
+			continue
+		}
+		key := [2]string{d.TaskID, d.Status}
+		if seen[key]++; seen[key] > 1 {
+			r.EventRepeats++
+		}
+		rec, ok := records[d.TaskID]
+		switch {
+		case !ok || detailTypes[rec.Status] == "":
+			r.EventsForOpen++
+			r.note("event %s of %s, whose record is %q", ev.DetailType, d.TaskID, rec.Status)
+		case d.Status == rec.Status && !sameObjects(d, rec, s.Env.Bucket):
+			r.EventsWrong++
+			r.note("event %s of %s does not describe its record's objects", ev.DetailType, d.TaskID)
+		}
+	}
+	for id, rec := range records {
+		if detailTypes[rec.Status] != "" && seen[[2]string{id, rec.Status}] == 0 {
+			r.EventsMissing++
+			r.note("no %s event for %s", detailTypes[rec.Status], id)
+		}
+	}
+}
+
+func sameObjects(d eventDetail, rec stack.Task, bucket string) bool {
+	return slices.EqualFunc(d.Objects, rec.Objects, func(e eventObject, o stack.Object) bool {
+		return e.Bucket == bucket && e.Key == o.Key && e.SHA256 == o.SHA256 && e.Bytes == o.Bytes
+	})
+}
