@@ -2,10 +2,12 @@ package main
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/kiehook/kiehook/functions/internal/download"
 	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
+	"github.com/kiehook/kiehook/functions/internal/objects"
 )
 
 // config is the copier function's environment, as the contract names it.
@@ -39,6 +41,9 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		EventBus:     env.String("EVENT_BUS_NAME", ""),
 	}
 	err := env.Err()
+	if most := int64(objects.MaxParts) * objects.PartSize; c.MaxBytes > most {
+		err = errors.Join(err, fmt.Errorf("MAX_OBJECT_BYTES: at most %d (S3's %d parts of %d bytes)", most, objects.MaxParts, objects.PartSize))
+	}
 	if c.Verify && !c.API.HasKey() {
 		err = errors.Join(err, errors.New("VERIFY_WITH_PLATFORM: needs KIE_API_KEY or KIE_API_KEY_SECRET"))
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/kiehook/kiehook/functions/internal/download"
@@ -15,11 +16,14 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
-// taskStore reads a task and records how its copy ended.
+// taskStore reads a task, keeps its open uploads, and records how its copy
+// ended.
 type taskStore interface {
 	Get(ctx context.Context, id string) (task.Task, bool, error)
 	Stored(ctx context.Context, id string, objects []task.Object, now time.Time) (task.Task, error)
 	CopyFailed(ctx context.Context, id, reason string, now time.Time) (task.Task, error)
+	AddUpload(ctx context.Context, id string, up task.Upload) error
+	ClearUploads(ctx context.Context, id string) error
 }
 
 // opener opens a download of a source URL.
@@ -27,10 +31,17 @@ type opener interface {
 	Open(ctx context.Context, rawURL string) (*download.Download, error)
 }
 
-// putter streams an object into the bucket.
+// putter streams an object into the bucket; sum, called once body ended,
+// is its SHA-256, and track is told of a multipart upload before its parts.
+// Abort ends an upload a dead copier left open.
 type putter interface {
-	Put(ctx context.Context, key, contentType string, body io.Reader, meta func() map[string]string) error
+	Put(ctx context.Context, key, contentType string, body io.Reader, meta map[string]string, sum func() []byte, track func(uploadID string) error) error
+	Abort(ctx context.Context, key, uploadID string) error
 }
+
+// sourceConcurrency bounds the sources of one task copied at once (a
+// Midjourney task has four).
+const sourceConcurrency = 4
 
 // recorder says what became of a task, from the platform's own records.
 type recorder interface {
@@ -116,19 +127,21 @@ func (c *Copier) copy(ctx context.Context, id string) (outcome string, bytes int
 			return outcomeCopyFailed, 0, c.copyFailed(ctx, id, unconfirmed)
 		}
 	}
-	objects := make([]task.Object, 0, len(t.Sources))
-	for i, src := range t.Sources {
-		obj, err := c.copyOne(ctx, t.ID, i, src)
-		if task.ErrorCode(err) == task.EPERMANENT {
-			reason := fmt.Sprintf("source %d: %s", i, task.ErrorMessage(err))
-			c.Logger.WarnContext(ctx, "copy failed for good", "taskId", id, "error", reason)
-			return outcomeCopyFailed, 0, c.copyFailed(ctx, id, reason)
-		}
-		if err != nil {
-			return "", 0, fmt.Errorf("task %s source %d: %w", id, i, err)
-		}
-		objects = append(objects, obj)
-		bytes += obj.Bytes
+	if err := c.abortStale(ctx, t); err != nil {
+		return "", 0, err
+	}
+	objects, err := c.copyAll(ctx, t)
+	var failed *sourceError
+	if errors.As(err, &failed) && task.ErrorCode(failed.err) == task.EPERMANENT {
+		reason := fmt.Sprintf("source %d: %s", failed.index, task.ErrorMessage(failed.err))
+		c.Logger.WarnContext(ctx, "copy failed for good", "taskId", id, "error", reason)
+		return outcomeCopyFailed, 0, c.copyFailed(ctx, id, reason)
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("task %s %w", id, err)
+	}
+	for _, o := range objects {
+		bytes += o.Bytes
 	}
 	// The copies are in the bucket; recording them must not be cut short.
 	stored, err := c.Store.Stored(context.WithoutCancel(ctx), id, objects, c.Now().UTC())
@@ -157,6 +170,76 @@ func (c *Copier) notify(ctx context.Context, t task.Task, changeErr error) error
 	return c.Notifier.Notify(ctx, t)
 }
 
+// abortStale aborts the multipart uploads that an earlier copy of t started
+// and never finished (its process died): without it they would stay open,
+// and billed, until the bucket's lifecycle rule removes them.
+func (c *Copier) abortStale(ctx context.Context, t task.Task) error {
+	if len(t.Uploads) == 0 {
+		return nil
+	}
+	for _, up := range t.Uploads {
+		if err := c.Objects.Abort(ctx, up.Key, up.ID); err != nil {
+			return fmt.Errorf("task %s: %w", t.ID, err)
+		}
+	}
+	if err := c.Store.ClearUploads(ctx, t.ID); err != nil && !errors.Is(err, task.ErrStale) {
+		return fmt.Errorf("task %s: forget aborted uploads: %w", t.ID, err)
+	}
+	c.Logger.InfoContext(ctx, "aborted uploads an earlier copy left open", "taskId", t.ID, "uploads", len(t.Uploads))
+	return nil
+}
+
+// sourceError is the failure of one source of a task.
+type sourceError struct {
+	index int
+	err   error
+}
+
+func (e *sourceError) Error() string { return fmt.Sprintf("source %d: %v", e.index, e.err) }
+func (e *sourceError) Unwrap() error { return e.err }
+
+// copyAll copies a task's sources, sourceConcurrency at once, into objects
+// in the sources' order. A permanent failure wins over the others and
+// cancels the copies still running; otherwise the first failure is
+// returned.
+func (c *Copier) copyAll(ctx context.Context, t task.Task) ([]task.Object, error) {
+	objects := make([]task.Object, len(t.Sources))
+	errs := make([]error, len(t.Sources))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	slots := make(chan struct{}, sourceConcurrency)
+	var wg sync.WaitGroup
+	for i, src := range t.Sources {
+		wg.Go(func() {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			defer func() { <-slots }()
+			objects[i], errs[i] = c.copyOne(ctx, t.ID, i, src)
+			if task.ErrorCode(errs[i]) == task.EPERMANENT {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	first := -1
+	for i, err := range errs {
+		if task.ErrorCode(err) == task.EPERMANENT {
+			return nil, &sourceError{i, err}
+		}
+		if err != nil && first < 0 {
+			first = i
+		}
+	}
+	if first >= 0 {
+		return nil, &sourceError{first, errs[first]}
+	}
+	return objects, nil
+}
+
 func (c *Copier) copyOne(ctx context.Context, id string, index int, src string) (task.Object, error) {
 	dl, err := c.Sources.Open(ctx, src)
 	if err != nil {
@@ -164,9 +247,8 @@ func (c *Copier) copyOne(ctx context.Context, id string, index int, src string) 
 	}
 	defer dl.Close()
 	key := c.Prefix + id + "/" + strconv.Itoa(index) + dl.Ext
-	err = c.Objects.Put(ctx, key, dl.ContentType, dl, func() map[string]string {
-		return map[string]string{"task-id": id, "source-url": src, "sha256": dl.SHA256()}
-	})
+	track := func(uploadID string) error { return c.Store.AddUpload(ctx, id, task.Upload{Key: key, ID: uploadID}) }
+	err = c.Objects.Put(ctx, key, dl.ContentType, dl, map[string]string{"task-id": id, "source-url": src}, dl.Sum, track)
 	if err != nil {
 		// When the source failed, that is the cause, whatever the upload made
 		// of it: it may pass the error on wrapped, or first report a part it

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -162,7 +161,7 @@ func newHarnessOn(tb testing.TB, env *emulators.Env) *harness {
 	h.copier = &Copier{
 		Store:   h.store,
 		Sources: download.New(download.Options{Hosts: download.ParseHosts("127.0.0.1"), AllowPrivate: true, MaxBytes: 32 << 20, IdleTimeout: 300 * time.Millisecond}),
-		Objects: objects.New(env.S3, env.Bucket, tb.TempDir()),
+		Objects: objects.New(env.S3, env.Bucket),
 		Prefix:  "tasks/",
 		Metrics: metrics.New(h.metrics, "kiehook", time.Now),
 		Logger:  slog.New(slog.DiscardHandler),
@@ -261,8 +260,8 @@ func TestCopiesEveryResultAndMarksTheTaskStored(t *testing.T) {
 			t.Errorf("%s: stored bytes differ from the source", want.key)
 		}
 		meta := stored.Metadata
-		if stored.ContentType != want.ct || meta["task-id"] != "copy_all" || meta["source-url"] != h.url(paths[i]) || meta["sha256"] != sum(src) {
-			t.Errorf("%s: content type %s, metadata %v", want.key, stored.ContentType, meta)
+		if stored.ContentType != want.ct || meta["task-id"] != "copy_all" || meta["source-url"] != h.url(paths[i]) || stored.Tags["sha256"] != sum(src) {
+			t.Errorf("%s: content type %s, metadata %v, tags %v", want.key, stored.ContentType, meta, stored.Tags)
 		}
 	}
 }
@@ -348,10 +347,7 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 			down := s3.NewFromConfig(emulators.Config(), func(o *s3.Options) {
 				o.BaseEndpoint, o.UsePathStyle = aws.String("http://127.0.0.1:1"), true
 			})
-			h.copier.Objects = objects.New(down, h.env.Bucket, t.TempDir())
-		}},
-		{"a spool that cannot be written", "/img.png", func(t *testing.T, h *harness) {
-			h.copier.Objects = objects.New(h.env.S3, h.env.Bucket, filepath.Join(t.TempDir(), "gone"))
+			h.copier.Objects = objects.New(down, h.env.Bucket)
 		}},
 		{"a DynamoDB failure", "/img.png", func(t *testing.T, h *harness) {
 			down := dynamodb.NewFromConfig(emulators.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String("http://127.0.0.1:1") })
@@ -436,7 +432,7 @@ func (h *harness) assertStored(tb testing.TB, id string, paths ...string) {
 	}
 	for i, p := range paths {
 		obj := h.object(tb, rec.Objects[i].Key)
-		if !bytes.Equal(obj.Body, files()[p]) || obj.Metadata["sha256"] != sum(files()[p]) || rec.Objects[i].SHA256 != sum(files()[p]) {
+		if !bytes.Equal(obj.Body, files()[p]) || obj.Tags["sha256"] != sum(files()[p]) || rec.Objects[i].SHA256 != sum(files()[p]) {
 			tb.Errorf("%s is not intact", rec.Objects[i].Key)
 		}
 	}
@@ -615,5 +611,53 @@ func TestVerifyingWithThePlatform(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "KIE_API_KEY") {
 			t.Errorf("error %v", err)
 		}
+	})
+}
+
+func TestARedeliveryAbortsTheUploadsADeadCopierLeftOpen(t *testing.T) {
+	h := newHarness(t)
+	h.seed(t, "dead", task.StatusQueued, "/img.png")
+	// The copier that died had started a multipart upload and recorded it.
+	key := "tasks/dead/0.mp4"
+	started, err := h.env.S3.CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{Bucket: &h.env.Bucket, Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.AddUpload(context.Background(), "dead", task.Upload{Key: key, ID: *started.UploadId}); err != nil {
+		t.Fatal(err)
+	}
+	if failed := h.run(t, message("dead")); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	h.assertStored(t, "dead", "/img.png")
+	h.assertNoOpenUploads(t)
+	if rec := h.record(t, "dead"); len(rec.Uploads) != 0 {
+		t.Errorf("uploads %v are still recorded", rec.Uploads)
+	}
+}
+
+func TestTheSourcesOfATaskAreCopiedAtOnce(t *testing.T) {
+	h := newHarness(t)
+	h.seed(t, "four", task.StatusQueued, "/stall.png", "/img.png", "/img.jpg", "/song.mp3")
+	// /stall.png stalls: were the sources copied one by one, the others would
+	// wait behind it; at once, they are all copied before it gives up.
+	if failed := h.run(t, message("four")); len(failed) != 1 {
+		t.Fatalf("failed %v, want the stalled task retried", failed)
+	}
+	for _, p := range []string{"/img.png", "/img.jpg", "/song.mp3"} {
+		if n := h.src.count(p); n != 1 {
+			t.Errorf("%s downloaded %d times, want once, beside the stalled source", p, n)
+		}
+	}
+	t.Run("a permanent failure of one source wins over another's transient one: the task ends copy_failed", func(t *testing.T) {
+		h := newHarness(t)
+		h.seed(t, "perm4", task.StatusQueued, "/stall.png", "/status/404")
+		if failed := h.run(t, message("perm4")); len(failed) != 0 {
+			t.Fatalf("failed %v", failed)
+		}
+		if rec := h.record(t, "perm4"); rec.Status != task.StatusCopyFailed || !strings.Contains(rec.Error, "source 1") {
+			t.Errorf("record %s %q", rec.Status, rec.Error)
+		}
+		h.assertNoOpenUploads(t)
 	})
 }

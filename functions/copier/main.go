@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -24,9 +23,9 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/objects"
 )
 
-// batchConcurrency bounds the tasks of one batch copied at once. Each task
-// spools one file at a time, so /tmp must hold batchConcurrency files of
-// MAX_OBJECT_BYTES.
+// batchConcurrency bounds the tasks of one batch copied at once. Memory is
+// then at most batchConcurrency × sourceConcurrency × (objects.Concurrency+1)
+// parts of objects.PartSize: 160 MiB.
 const batchConcurrency = 2
 
 func main() {
@@ -50,10 +49,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		return nil, err
 	}
 	s3Client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = c.PathStyle })
-	bucket := objects.New(s3Client, c.Bucket, "")
-	if err := checkSpoolSpace(bucket, c.MaxBytes); err != nil {
-		return nil, err
-	}
+	bucket := objects.New(s3Client, c.Bucket)
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, c.EventBus != "")
 	cp := &Copier{
 		Store:   store,
@@ -74,18 +70,4 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		}
 	}
 	return NewHandler(cp.Copy, batchConcurrency, logger), nil
-}
-
-// checkSpoolSpace refuses to start when the spool directory cannot hold the
-// largest files of the tasks copied at once: better a clear start-up error
-// than copies that fail with a full disk.
-func checkSpoolSpace(bucket *objects.Store, maxBytes int64) error {
-	free, err := bucket.SpoolSpace()
-	if err != nil {
-		return err
-	}
-	if free/batchConcurrency < maxBytes {
-		return fmt.Errorf("MAX_OBJECT_BYTES: %d files of up to %d bytes are spooled at once, but the temporary storage has %d bytes free (raise the copier's ephemeral storage)", batchConcurrency, maxBytes, free)
-	}
-	return nil
 }

@@ -10,7 +10,9 @@
 //     deletes nothing: removeFix does it for top-level attributes.
 //   - goaws keeps its queues in package globals, so one SQS server serves the
 //     whole process; each Env gets queues with names of its own.
-//   - gofakes3 serves plain HTTP with path-style addressing only.
+//   - gofakes3 serves plain HTTP with path-style addressing only, and keeps
+//     no object tags: tagShim keeps them (PutObject's x-amz-tagging,
+//     PutObjectTagging, GetObjectTagging). It does not verify checksums.
 //   - No emulator package serves Secrets Manager or EventBridge: this package
 //     answers GetSecretValue (no versions, stages or rotation) and PutEvents
 //     (any bus name, no rules or archives: it keeps what it accepted).
@@ -150,7 +152,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		return nil, fmt.Errorf("start DynamoDB emulator: %w", err)
 	}
 	env.servers = append(env.servers, dynamoSrv)
-	s3Srv, err := serve(opts.S3Addr, gofakes3.New(s3mem.New()).Server())
+	s3Srv, err := serve(opts.S3Addr, &tagShim{next: gofakes3.New(s3mem.New()).Server()})
 	if err != nil {
 		env.Close()
 		return nil, fmt.Errorf("start S3 emulator: %w", err)
@@ -304,6 +306,7 @@ type Object struct {
 	Body        []byte
 	ContentType string
 	Metadata    map[string]string
+	Tags        map[string]string
 }
 
 // Object reads the object at key in the Env's bucket.
@@ -317,7 +320,15 @@ func (e *Env) Object(ctx context.Context, key string) (Object, error) {
 	if err != nil {
 		return Object{}, err
 	}
-	return Object{Body: body, ContentType: aws.ToString(out.ContentType), Metadata: out.Metadata}, nil
+	tagging, err := e.S3.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: &e.Bucket, Key: &key})
+	if err != nil {
+		return Object{}, err
+	}
+	tags := map[string]string{}
+	for _, t := range tagging.TagSet {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return Object{Body: body, ContentType: aws.ToString(out.ContentType), Metadata: out.Metadata, Tags: tags}, nil
 }
 
 // OpenUploads counts the multipart uploads left open in the Env's bucket.

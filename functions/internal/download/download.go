@@ -257,8 +257,11 @@ func (dl *Download) Err() error { return dl.err }
 // Bytes is how many bytes have been read.
 func (dl *Download) Bytes() int64 { return dl.n }
 
-// SHA256 is the hex SHA-256 of the bytes read so far.
-func (dl *Download) SHA256() string { return hex.EncodeToString(dl.hash.Sum(nil)) }
+// Sum is the SHA-256 of the bytes read so far.
+func (dl *Download) Sum() []byte { return dl.hash.Sum(nil) }
+
+// SHA256 is Sum in hex.
+func (dl *Download) SHA256() string { return hex.EncodeToString(dl.Sum()) }
 
 // Close releases the connection.
 func (dl *Download) Close() error {

@@ -133,6 +133,7 @@ func (s *Store) Stored(ctx context.Context, id string, objects []task.Object, no
 	b.set("storedAt", ":storedAt", str(timestamp(now)))
 	b.setList("objects", ":objects", objectList(objects))
 	b.remove("error")
+	b.remove("uploads")
 	return s.apply(ctx, id, b)
 }
 
@@ -143,7 +144,33 @@ func (s *Store) CopyFailed(ctx context.Context, id, reason string, now time.Time
 	b.orStatus(task.StatusReceived)
 	b.setStatus(task.StatusCopyFailed)
 	b.set("error", ":error", str(reason))
+	b.remove("uploads")
 	return s.apply(ctx, id, b)
+}
+
+// AddUpload records a multipart upload that a copy of a task still
+// received or queued has started, before any of its parts is sent.
+func (s *Store) AddUpload(ctx context.Context, id string, up task.Upload) error {
+	b := s.newUpdate(task.StatusQueued, time.Time{}) // updatedAt stays: the reconciler claims on it
+	b.orStatus(task.StatusReceived)
+	uploads := b.name("uploads")
+	b.sets = append(b.sets, uploads+" = list_append(if_not_exists("+uploads+", :none), :upload)")
+	b.values[":none"] = &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
+	b.values[":upload"] = &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+		"key": str(up.Key), "uploadId": str(up.ID),
+	}}}}
+	_, err := s.apply(ctx, id, b)
+	return err
+}
+
+// ClearUploads forgets the uploads of a task still received or queued,
+// once they are aborted.
+func (s *Store) ClearUploads(ctx context.Context, id string) error {
+	b := s.newUpdate(task.StatusQueued, time.Time{})
+	b.orStatus(task.StatusReceived)
+	b.remove("uploads")
+	_, err := s.apply(ctx, id, b)
+	return err
 }
 
 // Notified records that the event of the task's final status was
@@ -257,7 +284,9 @@ func (s *Store) newUpdate(from task.Status, now time.Time) *update {
 	}
 	b.names["#status"] = "status"
 	b.values[":from"] = str(string(from))
-	b.set("updatedAt", ":updatedAt", str(timestamp(now)))
+	if !now.IsZero() {
+		b.set("updatedAt", ":updatedAt", str(timestamp(now)))
+	}
 	return b
 }
 
@@ -314,14 +343,16 @@ func (b *update) add(attr, placeholder string, v types.AttributeValue) {
 func (b *update) remove(attr string) { b.removes = append(b.removes, b.name(attr)) }
 
 func (b *update) expression() string {
-	e := "SET " + strings.Join(b.sets, ", ")
-	if len(b.adds) > 0 {
-		e += " ADD " + strings.Join(b.adds, ", ")
+	var clauses []string
+	for _, c := range []struct {
+		verb, sep string
+		list      []string
+	}{{"SET ", ", ", b.sets}, {"ADD ", ", ", b.adds}, {"REMOVE ", ", ", b.removes}} {
+		if len(c.list) > 0 {
+			clauses = append(clauses, c.verb+strings.Join(c.list, c.sep))
+		}
 	}
-	if len(b.removes) > 0 {
-		e += " REMOVE " + strings.Join(b.removes, ", ")
-	}
-	return e
+	return strings.Join(clauses, " ")
 }
 
 func key(id string) map[string]types.AttributeValue {
@@ -372,6 +403,10 @@ type record struct {
 	ExpiresAt  int64    `dynamodbav:"expiresAt"`
 	Error      string   `dynamodbav:"error"`
 	NotifiedAt string   `dynamodbav:"notifiedAt"`
+	Uploads    []struct {
+		Key      string `dynamodbav:"key"`
+		UploadID string `dynamodbav:"uploadId"`
+	} `dynamodbav:"uploads"`
 }
 
 type object struct {
@@ -398,6 +433,9 @@ func decode(m map[string]types.AttributeValue) (task.Task, error) {
 	}
 	for _, o := range r.Objects {
 		t.Objects = append(t.Objects, task.Object(o))
+	}
+	for _, u := range r.Uploads {
+		t.Uploads = append(t.Uploads, task.Upload{Key: u.Key, ID: u.UploadID})
 	}
 	return t, nil
 }

@@ -1,116 +1,145 @@
-// Package objects writes copied files into the S3 bucket. A file is spooled
-// to local disk as it streams in, then uploaded from there with all of its
-// metadata at once.
+// Package objects streams copied files into the S3 bucket while they
+// download: parts are uploaded as the next ones arrive, so a copy takes as
+// long as the slower of the download and the upload, and memory holds only
+// the parts in flight, whatever the file's size.
 //
-// Why spool: S3 fixes an object's metadata when its upload starts, but the
-// sha256 metadata of a stream is known only when the stream ends. Streaming
-// straight into a multipart upload would need a second, in-place CopyObject
-// to stamp the hash: twice the writes, and CopyObject refuses objects over
-// 5 GiB. From the spool the upload knows its length and its metadata up
-// front, nothing reaches the bucket before the whole file has arrived, and
-// the parts are read from the spool by section, so memory stays the same
-// whatever the file's size. (The transfer manager copies every part into a
-// memory buffer even from a file, which is why the parts are sent here.)
+// A file's SHA-256 is known only once it has ended, after a multipart
+// upload has started (S3 fixes metadata then), so it goes on the object as
+// the tag sha256. S3 itself verifies what it stores: a file of one part is
+// one PutObject with its SHA-256 checksum (and its sha256 in the metadata
+// too, as it is known before the upload); a larger one carries a CRC32
+// checksum on every part.
 package objects
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
-	"os"
-	"syscall"
+	"net/url"
+	"slices"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"golang.org/x/sync/errgroup"
 )
 
-// Client is the part of the S3 API the store uses: a single PutObject, and
-// the multipart upload for files larger than one part.
+// Client is the part of the S3 API the store uses: a single PutObject, the
+// multipart upload for files larger than one part, and the tagging of the
+// completed object.
 type Client interface {
 	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 	CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
 	UploadPart(ctx context.Context, in *s3.UploadPartInput, opts ...func(*s3.Options)) (*s3.UploadPartOutput, error)
 	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
 	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, opts ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+	PutObjectTagging(ctx context.Context, in *s3.PutObjectTaggingInput, opts ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error)
 }
 
 // A file larger than PartSize goes up in parts of PartSize, Concurrency of
-// them at once. 8 MiB keeps a part's retry cheap and, with the 10,000 parts
-// S3 allows, covers 80 GiB, more than a Lambda's /tmp holds.
+// them uploading while the next one downloads. 8 MiB parts (the transfer
+// manager's default) and the 10,000 parts S3 allows cover 80 GiB; memory
+// is Concurrency+1 parts per file.
 const (
-	PartSize    = 16 << 20
-	Concurrency = 2
+	PartSize    = 8 << 20
+	Concurrency = 4
+	MaxParts    = 10000
 )
+
+// parts are part buffers, reused across files.
+var parts = sync.Pool{New: func() any { b := make([]byte, PartSize); return &b }}
 
 // Store writes objects into one bucket.
 type Store struct {
-	client   Client
-	bucket   *string
-	spoolDir string
+	client Client
+	bucket *string
 }
 
-// New returns a Store for bucket that spools files in spoolDir, or in the
-// system's temporary directory (a Lambda's /tmp) when spoolDir is empty.
-func New(client Client, bucket, spoolDir string) *Store {
-	return &Store{client: client, bucket: aws.String(bucket), spoolDir: spoolDir}
+// New returns a Store for bucket.
+func New(client Client, bucket string) *Store {
+	return &Store{client: client, bucket: aws.String(bucket)}
 }
 
-// SpoolSpace is how many bytes the spool directory's file system has free.
-func (s *Store) SpoolSpace() (int64, error) {
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(s.dir(), &fs); err != nil {
-		return 0, fmt.Errorf("spool directory: %w", err)
-	}
-	return int64(fs.Bavail) * int64(fs.Bsize), nil
-}
-
-func (s *Store) dir() string {
-	if s.spoolDir == "" {
-		return os.TempDir()
-	}
-	return s.spoolDir
-}
-
-// Put copies body to key. meta is called once body has ended, so it may
-// depend on every byte (a hash). A failed Put leaves nothing in the bucket:
-// a body that fails uploads nothing, and a failed multipart upload is
+// Put streams body to key with metadata meta. sum is called once body has
+// ended and returns the SHA-256 of every byte read (the download's own
+// hash), which becomes the object's sha256 tag. track, when set, is told a
+// multipart upload's id before any part is sent, so that a later attempt
+// can abort it should this process die (see Abort); an error from it stops
+// the Put. A failed Put leaves nothing in the bucket: a body that fails
+// within its first part uploads nothing, and a failed multipart upload is
 // aborted.
-func (s *Store) Put(ctx context.Context, key, contentType string, body io.Reader, meta func() map[string]string) error {
-	spool, err := os.CreateTemp(s.dir(), "kiehook-spool-*")
-	if err != nil {
-		return fmt.Errorf("spool %s: %w", key, err)
-	}
-	defer spool.Close()
-	// Unlinked at once, the file's space comes back when it is closed, even
-	// when the process dies mid-copy.
-	if err := os.Remove(spool.Name()); err != nil {
-		return fmt.Errorf("spool %s: %w", key, err)
-	}
-	size, err := io.Copy(spool, body)
-	if err != nil {
-		return fmt.Errorf("spool %s: %w", key, err)
-	}
-	if size <= PartSize {
-		_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
-			Bucket:        s.bucket,
-			Key:           aws.String(key),
-			Body:          io.NewSectionReader(spool, 0, size),
-			ContentLength: aws.Int64(size),
-			ContentType:   aws.String(contentType),
-			Metadata:      meta(),
-		})
-		if err != nil {
-			return fmt.Errorf("put %s: %w", key, err)
+func (s *Store) Put(ctx context.Context, key, contentType string, body io.Reader, meta map[string]string, sum func() []byte, track func(uploadID string) error) error {
+	first := parts.Get().(*[]byte)
+	n, err := io.ReadFull(body, *first)
+	if err == nil {
+		// A full part may be the whole file: one more byte tells.
+		var next [1]byte
+		m, peekErr := io.ReadFull(body, next[:])
+		switch {
+		case errors.Is(peekErr, io.EOF):
+			err = io.EOF
+		case peekErr != nil:
+			err = peekErr
+		default:
+			body = io.MultiReader(bytes.NewReader(next[:m]), body)
 		}
-		return nil
 	}
-	return s.putParts(ctx, key, contentType, spool, size, meta())
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		defer parts.Put(first)
+		return s.putOne(ctx, key, contentType, (*first)[:n], meta, sum())
+	case err != nil:
+		parts.Put(first)
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	return s.putParts(ctx, key, contentType, first, body, meta, sum, track)
 }
 
-// putParts uploads a file larger than one part as a multipart upload.
-func (s *Store) putParts(ctx context.Context, key, contentType string, file io.ReaderAt, size int64, meta map[string]string) error {
+// Abort aborts the multipart upload uploadID of key, which a process that
+// died left open; an upload that is gone already is no error.
+func (s *Store) Abort(ctx context.Context, key, uploadID string) error {
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: s.bucket, Key: aws.String(key), UploadId: aws.String(uploadID)})
+	var gone *types.NoSuchUpload
+	if err != nil && !errors.As(err, &gone) {
+		return fmt.Errorf("abort upload %s of %s: %w", uploadID, key, err)
+	}
+	return nil
+}
+
+// putOne puts a file that fits in one part, its checksum and every tag
+// with it.
+func (s *Store) putOne(ctx context.Context, key, contentType string, file []byte, meta map[string]string, sha []byte) error {
+	digest := hex.EncodeToString(sha)
+	withSum := make(map[string]string, len(meta)+1)
+	for k, v := range meta {
+		withSum[k] = v
+	}
+	withSum["sha256"] = digest
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:         s.bucket,
+		Key:            aws.String(key),
+		Body:           bytes.NewReader(file),
+		ContentLength:  aws.Int64(int64(len(file))),
+		ContentType:    aws.String(contentType),
+		Metadata:       withSum,
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sha)),
+		Tagging:        aws.String(tagging(digest)),
+	})
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+func tagging(digest string) string { return url.Values{"sha256": {digest}}.Encode() }
+
+// putParts uploads a file larger than one part, whose first part is read,
+// while the rest of it downloads. It owns first.
+func (s *Store) putParts(ctx context.Context, key, contentType string, first *[]byte, body io.Reader, meta map[string]string, sum func() []byte, track func(string) error) error {
 	started, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:            s.bucket,
 		Key:               aws.String(key),
@@ -119,55 +148,128 @@ func (s *Store) putParts(ctx context.Context, key, contentType string, file io.R
 		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
 	})
 	if err != nil {
+		parts.Put(first)
 		return fmt.Errorf("start upload of %s: %w", key, err)
 	}
-	parts, err := s.uploadParts(ctx, key, started.UploadId, file, size)
+	up := &upload{store: s, key: aws.String(key), id: started.UploadId}
+	if track != nil {
+		err = track(aws.ToString(started.UploadId))
+	}
 	if err == nil {
+		err = up.send(ctx, first, body)
+	} else {
+		parts.Put(first)
+	}
+	if err == nil {
+		slices.SortFunc(up.done, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
 		_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 			Bucket:          s.bucket,
-			Key:             aws.String(key),
-			UploadId:        started.UploadId,
-			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+			Key:             up.key,
+			UploadId:        up.id,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: up.done},
 		})
+		if err != nil {
+			err = fmt.Errorf("complete: %w", err)
+		}
 	}
-	if err == nil {
-		return nil
+	if err != nil {
+		// An open upload keeps its parts, and bills them, until it is
+		// aborted. Should the abort fail too, or the process die first,
+		// the bucket's lifecycle rule removes it.
+		_, _ = s.client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{
+			Bucket: s.bucket, Key: up.key, UploadId: up.id,
+		})
+		return fmt.Errorf("upload %s: %w", key, err)
 	}
-	// An open upload keeps its parts, and bills them, until it is aborted.
-	// Should the abort fail too, the bucket's lifecycle rule removes it.
-	_, _ = s.client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{
-		Bucket: s.bucket, Key: aws.String(key), UploadId: started.UploadId,
+	// The object is whole; only now is its hash known. A failed tagging is
+	// retried with the copy, which puts the object again.
+	_, err = s.client.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{
+		Bucket:  s.bucket,
+		Key:     up.key,
+		Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("sha256"), Value: aws.String(hex.EncodeToString(sum()))}}},
 	})
-	return fmt.Errorf("upload %s: %w", key, err)
+	if err != nil {
+		return fmt.Errorf("tag %s: %w", key, err)
+	}
+	return nil
 }
 
-// uploadParts sends the file's parts, Concurrency at once, each read from
-// the file by section: the SDK can rewind it to retry, and no part is held in
-// memory.
-func (s *Store) uploadParts(ctx context.Context, key string, uploadID *string, file io.ReaderAt, size int64) ([]types.CompletedPart, error) {
-	parts := make([]types.CompletedPart, (size+PartSize-1)/PartSize)
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(Concurrency)
-	for i := range parts {
-		g.Go(func() error {
-			number := aws.Int32(int32(i + 1))
-			offset := int64(i) * PartSize
-			length := min(PartSize, size-offset)
-			out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
-				Bucket:            s.bucket,
-				Key:               aws.String(key),
-				UploadId:          uploadID,
-				PartNumber:        number,
-				Body:              io.NewSectionReader(file, offset, length),
-				ContentLength:     aws.Int64(length),
-				ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
-			})
-			if err != nil {
-				return fmt.Errorf("part %d: %w", *number, err)
+// upload is one multipart upload in progress.
+type upload struct {
+	store *Store
+	key   *string
+	id    *string
+
+	mu   sync.Mutex
+	done []types.CompletedPart
+}
+
+// send uploads first, then reads body part by part, uploading each while
+// the next one is read; at most Concurrency parts upload at once. The first
+// error stops it; the body's error is the one returned when it has one.
+func (u *upload) send(ctx context.Context, first *[]byte, body io.Reader) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	slots := make(chan struct{}, Concurrency)
+	var wg sync.WaitGroup
+	start := func(number int32, part *[]byte, n int) {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			defer parts.Put(part)
+			if err := u.part(ctx, number, (*part)[:n]); err != nil {
+				cancel(err)
 			}
-			parts[i] = types.CompletedPart{PartNumber: number, ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32}
-			return nil
 		})
 	}
-	return parts, g.Wait()
+	start(1, first, PartSize)
+	var readErr error
+	for number := int32(2); ctx.Err() == nil; number++ {
+		part := parts.Get().(*[]byte)
+		n, err := io.ReadFull(body, *part)
+		if n > 0 && number > MaxParts {
+			err = fmt.Errorf("more than %d parts of %d bytes", MaxParts, PartSize)
+		}
+		if n > 0 && (err == nil || errors.Is(err, io.ErrUnexpectedEOF)) {
+			start(number, part, n)
+		} else {
+			parts.Put(part)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			readErr = err
+			cancel(err)
+			break
+		}
+	}
+	wg.Wait()
+	if readErr != nil {
+		return readErr
+	}
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
+
+// part uploads one part, with a CRC32 checksum that S3 verifies.
+func (u *upload) part(ctx context.Context, number int32, data []byte) error {
+	out, err := u.store.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:            u.store.bucket,
+		Key:               u.key,
+		UploadId:          u.id,
+		PartNumber:        aws.Int32(number),
+		Body:              bytes.NewReader(data),
+		ContentLength:     aws.Int64(int64(len(data))),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+	})
+	if err != nil {
+		return fmt.Errorf("part %d: %w", number, err)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.done = append(u.done, types.CompletedPart{PartNumber: aws.Int32(number), ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32})
+	return nil
 }

@@ -3,13 +3,15 @@ package objects_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -30,58 +32,121 @@ func content(n int) []byte {
 	return b
 }
 
-// endReader is a body that reports when it has been read to its end.
-type endReader struct {
+// hashing is a body that hashes what is read of it, as a download does, and
+// reports when it has been read to its end.
+type hashing struct {
 	r     io.Reader
+	h     []byte
+	all   bytes.Buffer
 	ended bool
 }
 
-func (e *endReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
+func (b *hashing) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.all.Write(p[:n])
 	if err == io.EOF {
-		e.ended = true
+		b.ended = true
 	}
 	return n, err
 }
 
-func TestPutStoresTheFileWithItsMetadata(t *testing.T) {
-	env := emulators.New(t, emulators.Options{})
-	tests := []struct {
-		name string
-		size int
-	}{
-		{"an empty file is put", 0},
-		{"a file of one part is put whole", 1 << 20},
-		{"a file of exactly one part is put whole", objects.PartSize},
-		{"a file of several parts is uploaded in parts", 2*objects.PartSize + 12345},
+func (b *hashing) sum(tb testing.TB) func() []byte {
+	return func() []byte {
+		if !b.ended {
+			tb.Error("the hash was asked for before the body ended")
+		}
+		s := sha256.Sum256(b.all.Bytes())
+		return s[:]
 	}
-	for _, tt := range tests {
+}
+
+func TestPutStoresTheFileWithItsHashAsATag(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	store := objects.New(env.S3, env.Bucket)
+	tests := []struct {
+		name      string
+		size      int
+		multipart bool
+	}{
+		{"an empty file is put whole", 0, false},
+		{"a file of one part is put whole", 1 << 20, false},
+		{"a file of exactly one part is put whole", objects.PartSize, false},
+		{"a file of a few parts is uploaded in parts", 2*objects.PartSize + 12345, true},
+		{"a file of more parts than upload at once keeps their order", (objects.Concurrency+3)*objects.PartSize + 1, true},
+	}
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			spool := t.TempDir()
-			store := objects.New(env.S3, env.Bucket, spool)
+			key := fmt.Sprintf("tasks/t%d/0.mp4", i)
 			want := content(tt.size)
-			body := &endReader{r: bytes.NewReader(want)}
-			err := store.Put(context.Background(), "tasks/t/0.mp4", "video/mp4", body, func() map[string]string {
-				if !body.ended {
-					t.Error("metadata asked for before the body ended")
-				}
-				return map[string]string{"sha256": "abc"}
-			})
+			digest := sha256.Sum256(want)
+			body := &hashing{r: bytes.NewReader(want)}
+			var tracked []string
+			err := store.Put(context.Background(), key, "video/mp4", body, map[string]string{"task-id": "t"}, body.sum(t),
+				func(id string) error { tracked = append(tracked, id); return nil })
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := env.Object(context.Background(), "tasks/t/0.mp4")
+			got, err := env.Object(context.Background(), key)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got.Body, want) {
 				t.Errorf("stored %d bytes that differ from the %d sent", len(got.Body), len(want))
 			}
-			if got.ContentType != "video/mp4" || got.Metadata["sha256"] != "abc" {
-				t.Errorf("content type %s, metadata %v", got.ContentType, got.Metadata)
+			if got.ContentType != "video/mp4" || got.Metadata["task-id"] != "t" || got.Tags["sha256"] != hex.EncodeToString(digest[:]) {
+				t.Errorf("content type %s, metadata %v, tags %v", got.ContentType, got.Metadata, got.Tags)
 			}
-			assertClean(t, env, spool)
+			if hasMeta := got.Metadata["sha256"] != ""; hasMeta == tt.multipart {
+				t.Errorf("sha256 metadata %q: it is there exactly when known before the upload starts", got.Metadata["sha256"])
+			}
+			if (len(tracked) == 1) != tt.multipart {
+				t.Errorf("tracked uploads %v", tracked)
+			}
+			assertNoOpenUpload(t, env)
 		})
+	}
+}
+
+// gate is a body that sends its first parts, then waits for an upload of a
+// part to arrive before it sends the rest: it ends only if parts upload
+// while the file still downloads.
+type gate struct {
+	first, rest io.Reader
+	open        chan struct{}
+}
+
+func (g *gate) Read(p []byte) (int, error) {
+	n, err := g.first.Read(p)
+	if err != io.EOF {
+		return n, err
+	}
+	select {
+	case <-g.open:
+	case <-time.After(10 * time.Second):
+		return 0, errors.New("no part was uploaded while the body was still downloading")
+	}
+	return g.rest.Read(p)
+}
+
+func TestPartsUploadWhileTheFileDownloads(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	want := content(4 * objects.PartSize)
+	g := &gate{first: bytes.NewReader(want[:2*objects.PartSize]), rest: bytes.NewReader(want[2*objects.PartSize:]), open: make(chan struct{})}
+	seen := false
+	client := s3.New(env.S3.Options(), func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, on("UploadPart", func() {
+			if !seen {
+				seen = true
+				close(g.open)
+			}
+		}))
+	})
+	sum := sha256.Sum256(want)
+	if err := objects.New(client, env.Bucket).Put(context.Background(), "tasks/p/0.mp4", "video/mp4", g, nil, func() []byte { return sum[:] }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := env.Object(context.Background(), "tasks/p/0.mp4"); err != nil || !bytes.Equal(got.Body, want) {
+		t.Errorf("stored object differs: %v", err)
 	}
 }
 
@@ -89,17 +154,21 @@ func TestAFailedPutLeavesNothingBehind(t *testing.T) {
 	env := emulators.New(t, emulators.Options{})
 	large := 3*objects.PartSize + 1
 	broken := errors.New("source reset")
+	noTrack := func(string) error { return nil }
 	tests := []struct {
 		name   string
 		fail   string // the S3 operation that fails, if any
 		body   io.Reader
+		track  func(string) error
 		reason string
 	}{
-		{"a body that breaks after several parts' worth uploads nothing", "", io.MultiReader(bytes.NewReader(content(large)), iotest.ErrReader(broken)), "source reset"},
-		{"a multipart upload that cannot start", "CreateMultipartUpload", bytes.NewReader(content(large)), "start upload"},
-		{"a part that fails aborts the upload", "UploadPart", bytes.NewReader(content(large)), "part "},
-		{"a completion that fails aborts the upload", "CompleteMultipartUpload", bytes.NewReader(content(large)), "upload tasks/"},
-		{"a single put that fails", "PutObject", bytes.NewReader(content(1 << 20)), "put tasks/"},
+		{"a body that breaks in its first part uploads nothing", "", io.MultiReader(bytes.NewReader(content(1<<20)), iotest.ErrReader(broken)), noTrack, "source reset"},
+		{"a body that breaks after several parts aborts the upload", "", io.MultiReader(bytes.NewReader(content(large)), iotest.ErrReader(broken)), noTrack, "source reset"},
+		{"a multipart upload that cannot start", "CreateMultipartUpload", bytes.NewReader(content(large)), noTrack, "start upload"},
+		{"an upload that cannot be tracked is aborted before any part", "", bytes.NewReader(content(large)), func(string) error { return errors.New("table down") }, "table down"},
+		{"a part that fails aborts the upload", "UploadPart", bytes.NewReader(content(large)), noTrack, "part "},
+		{"a completion that fails aborts the upload", "CompleteMultipartUpload", bytes.NewReader(content(large)), noTrack, "complete"},
+		{"a single put that fails", "PutObject", bytes.NewReader(content(1 << 20)), noTrack, "put tasks/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,34 +176,40 @@ func TestAFailedPutLeavesNothingBehind(t *testing.T) {
 			if tt.fail != "" {
 				client = s3.New(env.S3.Options(), func(o *s3.Options) { o.APIOptions = append(o.APIOptions, failing(tt.fail)) })
 			}
-			spool := t.TempDir()
-			store := objects.New(client, env.Bucket, spool)
-			err := store.Put(context.Background(), "tasks/f/0.mp4", "video/mp4", tt.body, func() map[string]string { return nil })
+			err := objects.New(client, env.Bucket).Put(context.Background(), "tasks/f/0.mp4", "video/mp4", tt.body, nil, func() []byte { return make([]byte, 32) }, tt.track)
 			if err == nil || !strings.Contains(err.Error(), tt.reason) {
 				t.Errorf("error %v, want one that says %q", err, tt.reason)
 			}
 			if _, err := env.Object(context.Background(), "tasks/f/0.mp4"); err == nil {
 				t.Error("an object was left behind")
 			}
-			assertClean(t, env, spool)
+			assertNoOpenUpload(t, env)
 		})
 	}
-	t.Run("a spool directory that does not exist fails before any upload", func(t *testing.T) {
-		store := objects.New(env.S3, env.Bucket, filepath.Join(t.TempDir(), "missing"))
-		err := store.Put(context.Background(), "tasks/m/0.png", "image/png", bytes.NewReader(content(10)), func() map[string]string { return nil })
-		if err == nil || !strings.Contains(err.Error(), "spool") {
+	t.Run("a tagging that fails is an error, for the copy to be retried", func(t *testing.T) {
+		client := s3.New(env.S3.Options(), func(o *s3.Options) { o.APIOptions = append(o.APIOptions, failing("PutObjectTagging")) })
+		err := objects.New(client, env.Bucket).Put(context.Background(), "tasks/g/0.mp4", "video/mp4", bytes.NewReader(content(large)), nil, func() []byte { return make([]byte, 32) }, noTrack)
+		if err == nil || !strings.Contains(err.Error(), "tag tasks/g/0.mp4") {
 			t.Errorf("error %v", err)
 		}
-		if _, err := store.SpoolSpace(); err == nil {
-			t.Error("SpoolSpace of a missing directory reported no error")
-		}
+		assertNoOpenUpload(t, env)
 	})
 }
 
-func TestSpoolSpaceIsTheFreeSpaceOfTheSpoolDirectory(t *testing.T) {
-	free, err := objects.New(nil, "bucket", t.TempDir()).SpoolSpace()
-	if err != nil || free <= 0 {
-		t.Errorf("free %d, error %v", free, err)
+func TestAbortEndsAnUploadADeadProcessLeftOpen(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	store := objects.New(env.S3, env.Bucket)
+	key := "tasks/k/0.mp4"
+	started, err := env.S3.CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{Bucket: &env.Bucket, Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Abort(context.Background(), key, *started.UploadId); err != nil {
+		t.Fatal(err)
+	}
+	assertNoOpenUpload(t, env)
+	if err := store.Abort(context.Background(), key, *started.UploadId); err != nil {
+		t.Errorf("aborting an upload that is gone: %v", err)
 	}
 }
 
@@ -151,14 +226,22 @@ func failing(op string) func(*middleware.Stack) error {
 	}
 }
 
-// assertClean checks that no multipart upload was left open and no spool
-// file was left on disk.
-func assertClean(tb testing.TB, env *emulators.Env, spool string) {
+// on calls seen once each operation named op has been answered.
+func on(op string, seen func()) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("onOperation", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleInitialize(ctx, in)
+			if awsmiddleware.GetOperationName(ctx) == op && err == nil {
+				seen()
+			}
+			return out, md, err
+		}), middleware.After)
+	}
+}
+
+func assertNoOpenUpload(tb testing.TB, env *emulators.Env) {
 	tb.Helper()
 	if n, err := env.OpenUploads(context.Background()); n != 0 || err != nil {
 		tb.Errorf("%d multipart uploads left open, error %v", n, err)
-	}
-	if left, err := os.ReadDir(spool); err != nil || len(left) != 0 {
-		tb.Errorf("spool files left: %v %v", left, err)
 	}
 }

@@ -68,6 +68,16 @@ type Task struct {
 	// NotifiedAt is when the event of the record's final status was
 	// accepted by the bus; zero until then.
 	NotifiedAt time.Time
+	// Uploads are the multipart uploads a copy of the task started and
+	// has not finished: a copier that died leaves them for the next one to
+	// abort.
+	Uploads []Upload
+}
+
+// Upload is one multipart upload of an object.
+type Upload struct {
+	Key string
+	ID  string
 }
 
 // Final reports whether a task in status s has ended: its event is due.
