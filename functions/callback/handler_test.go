@@ -25,6 +25,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
+	"github.com/kiehook/kiehook/functions/internal/queue/message"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/infra/capture"
 	"github.com/kiehook/kiehook/infra/emulators"
@@ -164,7 +165,7 @@ func (h *harness) messages(tb testing.TB) []string {
 			return ids
 		}
 		for _, m := range out.Messages {
-			msg, err := queue.Decode(aws.ToString(m.Body))
+			msg, err := message.Decode(aws.ToString(m.Body))
 			if err != nil {
 				tb.Fatal(err)
 			}

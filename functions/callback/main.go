@@ -14,12 +14,12 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/kiehook/kiehook/functions/internal/awsenv"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kie"
@@ -47,14 +47,15 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	}
 	// Three attempts with short back-off keep a throttled dependency inside
 	// the request budget; the platform's own retry covers the rest.
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRetryer(func() aws.Retryer {
+	awsCfg, err := awsenv.Config(os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg.Retryer = func() aws.Retryer {
 		return retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = 3
 			o.MaxBackoff = time.Second
 		})
-	}))
-	if err != nil {
-		return nil, err
 	}
 	auth, err := authFrom(ctx, c, awsCfg, logger)
 	if err != nil {

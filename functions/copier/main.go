@@ -10,12 +10,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/kiehook/kiehook/functions/internal/download"
+	"github.com/kiehook/kiehook/functions/internal/awsenv"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
@@ -25,7 +25,7 @@ import (
 
 // batchConcurrency bounds the tasks of one batch copied at once. Memory is
 // then at most batchConcurrency × sourceConcurrency × (objects.Concurrency+1)
-// parts of objects.PartSize: 160 MiB.
+// parts of objects.PartSize: 120 MiB.
 const batchConcurrency = 2
 
 func main() {
@@ -44,7 +44,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	awsCfg, err := awsenv.Config(os.LookupEnv)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
+	"github.com/kiehook/kiehook/functions/internal/queue/message"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/infra/capture"
 	"github.com/kiehook/kiehook/infra/emulators"
@@ -102,7 +103,7 @@ func (h *harness) queued(tb testing.TB) []string {
 			return ids
 		}
 		for _, m := range out.Messages {
-			msg, _ := queue.Decode(*m.Body)
+			msg, _ := message.Decode(*m.Body)
 			ids = append(ids, msg.TaskID)
 		}
 	}

@@ -185,18 +185,20 @@ func TestCopierFunction(t *testing.T) {
 	if got := ev.at("Properties", "FunctionResponseTypes").strs(); !slices.Equal(got, []string{"ReportBatchItemFailures"}) {
 		t.Errorf("FunctionResponseTypes = %v", got)
 	}
-	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents", "s3:AbortMultipartUpload", "s3:PutObject", "secretsmanager:GetSecretValue"}) {
+	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents", "s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectTagging", "secretsmanager:GetSecretValue"}) {
 		t.Errorf("actions %v", got)
 	}
 	if res := statement(p, "WriteCopies").at("Resource"); res.Tag != "!Sub" || res.Value != "${ObjectsBucket.Arn}/${ObjectPrefix}*" {
 		t.Errorf("S3 access must be limited to the prefix, is %s %q", res.Tag, res.Value)
 	}
-	t.Run("its /tmp holds the largest files of the two tasks it copies at once", func(t *testing.T) {
-		refersToParameter(t, tpl, p.at("EphemeralStorage", "Size"), "EphemeralStorage.Size")
-		storageMB, _ := strconv.ParseInt(tpl.at("Parameters", p.at("EphemeralStorage", "Size").Value, "Default").str(), 10, 64)
-		maxBytes, _ := strconv.ParseInt(tpl.at("Parameters", "MaxObjectBytes", "Default").str(), 10, 64)
-		if storageMB<<20 < 2*maxBytes {
-			t.Errorf("default ephemeral storage %d MB cannot hold two files of %d bytes", storageMB, maxBytes)
+	t.Run("it streams: no ephemeral storage beyond Lambda's default, and files up to S3's 10,000 parts", func(t *testing.T) {
+		if p.at("EphemeralStorage").ok() || tpl.at("Parameters", "CopierEphemeralStorage").ok() {
+			t.Error("the copier spools nothing: it needs no ephemeral storage setting")
+		}
+		// S3's 10,000 parts of the copier's 5 MiB (objects.MaxParts × PartSize,
+		// which the copier's configuration enforces).
+		if most := tpl.at("Parameters", "MaxObjectBytes", "MaxValue").str(); most != "52428800000" {
+			t.Errorf("MaxObjectBytes MaxValue %s, want S3's parts × the copier's part size", most)
 		}
 	})
 }

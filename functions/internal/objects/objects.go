@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -41,17 +42,45 @@ type Client interface {
 }
 
 // A file larger than PartSize goes up in parts of PartSize, Concurrency of
-// them uploading while the next one downloads. 8 MiB parts (the transfer
-// manager's default) and the 10,000 parts S3 allows cover 80 GiB; memory
-// is Concurrency+1 parts per file.
+// them uploading while the next one downloads, so memory is Concurrency+1
+// parts per file, 15 MiB: S3's smallest part keeps that low and the same
+// from a 16 MiB file up, and S3's 10,000 parts cover 50 GiB.
 const (
-	PartSize    = 8 << 20
-	Concurrency = 4
+	PartSize    = 5 << 20
+	Concurrency = 2
 	MaxParts    = 10000
 )
 
-// parts are part buffers, reused across files.
-var parts = sync.Pool{New: func() any { b := make([]byte, PartSize); return &b }}
+// parts are part buffers, reused across files. They live outside the Go
+// heap, mapped from the system: the collector lets the heap grow to twice
+// what is live before it runs, and with 20 MiB of parts on the heap the
+// garbage of a long copy would make memory grow with the file.
+var parts = freeList(make(chan *[]byte, 64))
+
+type freeList chan *[]byte
+
+// Get returns a free buffer, or maps a new one.
+func (f freeList) Get() *[]byte {
+	select {
+	case b := <-f:
+		return b
+	default:
+		b, err := syscall.Mmap(-1, 0, PartSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+		if err != nil {
+			b = make([]byte, PartSize) // no mapping to be had: the heap will do
+		}
+		return &b
+	}
+}
+
+// Put keeps b for reuse, or, when enough are kept, gives it back.
+func (f freeList) Put(b *[]byte) {
+	select {
+	case f <- b:
+	default:
+		syscall.Munmap(*b) // an error means b was on the heap: the collector frees it
+	}
+}
 
 // Store writes objects into one bucket.
 type Store struct {
@@ -73,7 +102,7 @@ func New(client Client, bucket string) *Store {
 // within its first part uploads nothing, and a failed multipart upload is
 // aborted.
 func (s *Store) Put(ctx context.Context, key, contentType string, body io.Reader, meta map[string]string, sum func() []byte, track func(uploadID string) error) error {
-	first := parts.Get().(*[]byte)
+	first := parts.Get()
 	n, err := io.ReadFull(body, *first)
 	if err == nil {
 		// A full part may be the whole file: one more byte tells.
@@ -225,7 +254,7 @@ func (u *upload) send(ctx context.Context, first *[]byte, body io.Reader) error 
 	start(1, first, PartSize)
 	var readErr error
 	for number := int32(2); ctx.Err() == nil; number++ {
-		part := parts.Get().(*[]byte)
+		part := parts.Get()
 		n, err := io.ReadFull(body, *part)
 		if n > 0 && number > MaxParts {
 			err = fmt.Errorf("more than %d parts of %d bytes", MaxParts, PartSize)
