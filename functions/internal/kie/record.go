@@ -2,6 +2,7 @@ package kie
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -88,6 +89,10 @@ type recordData struct {
 	ResultJSON string `json:"resultJson"` // Market
 }
 
+// ErrRateLimited is the platform's 429, by HTTP status or in a body's code:
+// stop asking for a while.
+var ErrRateLimited = errors.New("the platform's API is rate limiting (429)")
+
 // ParseRecord reads a record-info response of api. A response whose
 // top-level code is not 200 is an error: the platform did not answer about
 // the task.
@@ -98,6 +103,8 @@ func ParseRecord(api string, raw []byte) (Record, error) {
 	}
 	switch b.Code {
 	case 200:
+	case 429:
+		return Record{}, ErrRateLimited
 	case 400, 404, 422:
 		return Record{}, task.Errorf(task.EINVALID, "the platform has no record of the task (code %d: %.200s)", b.Code, b.Msg)
 	default:

@@ -4,7 +4,6 @@ package kieapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,7 +19,7 @@ import (
 const DefaultBaseURL = "https://api.kie.ai"
 
 // ErrRateLimited is the platform's 429: stop asking for a while.
-var ErrRateLimited = errors.New("the platform's API is rate limiting (429)")
+var ErrRateLimited = kie.ErrRateLimited
 
 // Client asks about tasks; it is safe for concurrent use.
 type Client struct {
@@ -65,9 +64,5 @@ func (c *Client) Record(ctx context.Context, api, taskID string) (kie.Record, er
 	case resp.StatusCode != http.StatusOK:
 		return kie.Record{}, fmt.Errorf("record-info of %s answered %s", taskID, resp.Status)
 	}
-	rec, err := kie.ParseRecord(api, body)
-	if err != nil && strings.Contains(err.Error(), "code 429") {
-		return kie.Record{}, ErrRateLimited
-	}
-	return rec, err
+	return kie.ParseRecord(api, body)
 }

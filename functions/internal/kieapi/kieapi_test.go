@@ -3,6 +3,8 @@ package kieapi_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
 
@@ -54,6 +56,24 @@ func TestRecordFailures(t *testing.T) {
 		p.RateLimit(true)
 		defer p.RateLimit(false)
 		if _, err := kieapi.New(p.URL, "api-key").Record(context.Background(), "veo", "v1"); !errors.Is(err, kieapi.ErrRateLimited) {
+			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("a 429 in the body's code is ErrRateLimited too", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Write([]byte(`{"code":429,"msg":"Too many requests, please slow down"}`))
+		}))
+		defer srv.Close()
+		if _, err := kieapi.New(srv.URL, "api-key").Record(context.Background(), "veo", "v1"); !errors.Is(err, kieapi.ErrRateLimited) {
+			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("a message that merely mentions code 429 is not a rate limit", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Write([]byte(`{"code":500,"msg":"upstream answered code 429"}`))
+		}))
+		defer srv.Close()
+		if _, err := kieapi.New(srv.URL, "api-key").Record(context.Background(), "veo", "v1"); err == nil || errors.Is(err, kieapi.ErrRateLimited) {
 			t.Errorf("error %v", err)
 		}
 	})
