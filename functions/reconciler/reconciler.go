@@ -72,13 +72,25 @@ type Report struct {
 	RateLimited                                                bool
 }
 
-// Run does one bounded pass. Overlapping runs are safe: each task is
-// claimed with a conditional write on its updatedAt before anything is done
-// with it, so only one run acts on it.
+// passBudget is the most each cheap pass may take, so that one slow
+// dependency cannot starve the others; polling the platform, the slow pass,
+// runs last with what remains.
+const passBudget = 10 * time.Second
+
+// Run does one bounded pass of each kind, the cheap ones first, each with a
+// budget of its own. Overlapping runs are safe: each task is claimed with a
+// conditional write on its updatedAt before anything is done with it, so
+// only one run acts on it.
 func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 	now := r.Now().UTC()
 	var rep Report
-	errs := []error{r.pending(ctx, now, &rep), r.received(ctx, now, &rep), r.queued(ctx, now, &rep), r.sweep(ctx, now, &rep)}
+	var errs []error
+	for _, pass := range []func(context.Context, time.Time, *Report) error{r.received, r.queued, r.sweep} {
+		passCtx, cancel := context.WithTimeout(ctx, passBudget)
+		errs = append(errs, pass(passCtx, now, &rep))
+		cancel()
+	}
+	errs = append(errs, r.pending(ctx, now, &rep))
 	r.Metrics.Emit("reconciled",
 		metrics.Metric{Name: "PendingPolled", Unit: metrics.Count, Value: int64(rep.Polled)},
 		metrics.Metric{Name: "PendingFinished", Unit: metrics.Count, Value: int64(rep.Finished)},
@@ -148,8 +160,13 @@ func (r *Reconciler) pending(ctx context.Context, now time.Time, rep *Report) er
 		if rec.State == kie.Succeeded {
 			cb.Code, cb.Msg = task.CodeSuccess, "result found by polling"
 		}
-		if _, err := r.Receiver.Receive(ctx, cb); err != nil {
+		outcome, err := r.Receiver.Receive(ctx, cb)
+		if outcome == "" && err != nil {
 			return err
+		}
+		if err != nil {
+			// The task moved on; what failed after (an event) is for the log.
+			r.Logger.WarnContext(ctx, "finishing a polled task", "taskId", t.ID, "error", err.Error())
 		}
 		rep.Finished++
 	}

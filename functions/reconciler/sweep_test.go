@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/taskevent"
 	"github.com/kiehook/kiehook/infra/platform"
@@ -121,6 +124,35 @@ func TestTasksTheReconcilerEndsAreAnnounced(t *testing.T) {
 		h.run(t)
 		if got := h.eventTypes(t); got["rc_failed"] != taskevent.Failed {
 			t.Errorf("events %v", got)
+		}
+	})
+}
+
+func TestEveryPassGetsItsTurn(t *testing.T) {
+	t.Run("a platform that hangs does not starve the cheap passes", func(t *testing.T) {
+		h := newHarness(t)
+		hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+		defer hang.Close()
+		h.r.Platform = kieapi.New(hang.URL, "api-key")
+		h.seed(t, "turn_pending", "veo", task.StatusPending, 3*time.Minute)
+		h.seed(t, "turn_stuck", "veo", task.StatusReceived, time.Hour)
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		rep, _ := h.r.Run(ctx)
+		if rep.Requeued != 1 || h.record(t, "turn_stuck").Status != task.StatusQueued {
+			t.Errorf("report %+v: the stuck record must be queued again before polling starts", rep)
+		}
+	})
+	t.Run("a failure that only the log needs does not end the polling", func(t *testing.T) {
+		h := newHarness(t)
+		for _, id := range []string{"turn_a", "turn_b"} {
+			h.seed(t, id, "veo", task.StatusPending, 3*time.Minute)
+			h.platform.Set("veo", id, platform.Failure)
+		}
+		h.env.RefuseEntries(true) // each failed task's event fails: for the log and the sweep
+		rep, _ := h.r.Run(context.Background())
+		if rep.Finished != 2 {
+			t.Errorf("report %+v: both pending tasks must be finished", rep)
 		}
 	})
 }
