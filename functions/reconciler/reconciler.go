@@ -30,6 +30,11 @@ type receiver interface {
 	Receive(ctx context.Context, cb task.Callback) (task.Outcome, error)
 }
 
+// copyFailer marks a task whose copy can never succeed.
+type copyFailer interface {
+	CopyFailed(ctx context.Context, id, reason string, now time.Time) (task.Task, error)
+}
+
 // unnotified lists the ended tasks whose event the bus has not accepted.
 type unnotified interface {
 	Unnotified(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error)
@@ -46,6 +51,7 @@ type Reconciler struct {
 	Tasks interface {
 		openTasks
 		unnotified
+		copyFailer
 	}
 	Platform recorder // nil when no API key is configured: no polling
 	Receiver receiver
@@ -58,9 +64,13 @@ type Reconciler struct {
 	PendingAfter time.Duration // a pending task is polled when this old, and at most this often (at least 30 s)
 	StuckAfter   time.Duration // a received record is queued again when this old
 	QueuedAlert  time.Duration // a queued record this old is counted and logged
-	Retention    time.Duration // the platform keeps results this long
-	Limit        int32         // tasks of each kind handled per run
-	NotifyAfter  time.Duration // an ended task still unannounced this long after its change is announced by the sweep
+	// CopyGivenUp is how long a copy is queued when its message has used
+	// every delivery (maxReceiveCount × the visibility timeout) and sits in
+	// the dead-letter queue: the record then becomes copy_failed. Zero: never.
+	CopyGivenUp time.Duration
+	Retention   time.Duration // the platform keeps results this long
+	Limit       int32         // tasks of each kind handled per run
+	NotifyAfter time.Duration // an ended task still unannounced this long after its change is announced by the sweep
 }
 
 // minPollInterval is the platform's documented polling interval.
@@ -68,8 +78,8 @@ const minPollInterval = 30 * time.Second
 
 // Report is what one run did.
 type Report struct {
-	Polled, Finished, Expired, Requeued, StaleQueued, Notified int
-	RateLimited                                                bool
+	Polled, Finished, Expired, Requeued, StaleQueued, Notified, GivenUp int
+	RateLimited                                                         bool
 }
 
 // passBudget is the most each cheap pass may take, so that one slow
@@ -97,7 +107,8 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 		metrics.Metric{Name: "PendingExpired", Unit: metrics.Count, Value: int64(rep.Expired)},
 		metrics.Metric{Name: "StuckRequeued", Unit: metrics.Count, Value: int64(rep.Requeued)},
 		metrics.Metric{Name: "StaleQueued", Unit: metrics.Count, Value: int64(rep.StaleQueued)},
-		metrics.Metric{Name: "EventsSwept", Unit: metrics.Count, Value: int64(rep.Notified)})
+		metrics.Metric{Name: "EventsSwept", Unit: metrics.Count, Value: int64(rep.Notified)},
+		metrics.Metric{Name: "CopiesGivenUp", Unit: metrics.Count, Value: int64(rep.GivenUp)})
 	return rep, errors.Join(errs...)
 }
 
@@ -106,7 +117,7 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 func (r *Reconciler) Handle(ctx context.Context, _ events.EventBridgeEvent) error {
 	rep, err := r.Run(ctx)
 	r.Logger.InfoContext(ctx, "reconciled", "polled", rep.Polled, "finished", rep.Finished, "expired", rep.Expired,
-		"requeued", rep.Requeued, "staleQueued", rep.StaleQueued, "notified", rep.Notified, "rateLimited", rep.RateLimited)
+		"requeued", rep.Requeued, "staleQueued", rep.StaleQueued, "givenUp", rep.GivenUp, "notified", rep.Notified, "rateLimited", rep.RateLimited)
 	return err
 }
 
@@ -251,9 +262,43 @@ func (r *Reconciler) queued(ctx context.Context, now time.Time, rep *Report) err
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, t := range tasks {
-		r.Logger.WarnContext(ctx, "task queued for too long", "taskId", t.ID, "since", t.UpdatedAt.Format(time.RFC3339))
+		if r.CopyGivenUp <= 0 || now.Sub(t.UpdatedAt) < r.CopyGivenUp {
+			r.Logger.WarnContext(ctx, "task queued for too long", "taskId", t.ID, "since", t.UpdatedAt.Format(time.RFC3339))
+			rep.StaleQueued++
+			continue
+		}
+		if err := r.giveUp(ctx, t, now); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rep.GivenUp++
 	}
-	rep.StaleQueued = len(tasks)
+	return errors.Join(errs...)
+}
+
+// retriesExhausted is the error of a task whose copy message used every
+// delivery: without a record of it, the TTL would delete a task that only
+// the dead-letter queue remembers.
+const retriesExhausted = "copy retries exhausted: the message is in the dead-letter queue; fix the cause, set the status back to queued and redrive it"
+
+// giveUp marks a task whose copy message went to the dead-letter queue as
+// copy_failed, and announces it.
+func (r *Reconciler) giveUp(ctx context.Context, t task.Task, now time.Time) error {
+	failed, err := r.Tasks.CopyFailed(ctx, t.ID, retriesExhausted, now)
+	if errors.Is(err, task.ErrStale) {
+		return nil // the copier finished it meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	r.Logger.WarnContext(ctx, "copy given up", "taskId", t.ID, "queuedSince", t.UpdatedAt.Format(time.RFC3339))
+	if r.Notifier == nil {
+		return nil
+	}
+	if err := r.Notifier.Notify(ctx, failed); err != nil {
+		r.Logger.WarnContext(ctx, "task event not put", "taskId", t.ID, "error", err.Error())
+	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,4 +156,24 @@ func TestEveryPassGetsItsTurn(t *testing.T) {
 			t.Errorf("report %+v: both pending tasks must be finished", rep)
 		}
 	})
+}
+
+func TestACopyWhoseMessageUsedEveryDeliveryEndsCopyFailed(t *testing.T) {
+	h := newHarness(t)
+	h.r.CopyGivenUp = 5 * 30 * time.Minute // maxReceiveCount × the visibility timeout
+	h.seed(t, "gave_up", "veo", task.StatusQueued, 3*time.Hour)
+	h.seed(t, "still_trying", "veo", task.StatusQueued, time.Hour)
+	rep := h.run(t)
+	if rep.GivenUp != 1 || rep.StaleQueued != 1 {
+		t.Errorf("report %+v", rep)
+	}
+	if rec := h.record(t, "gave_up"); rec.Status != task.StatusCopyFailed || !strings.Contains(rec.Error, "dead-letter queue") {
+		t.Errorf("record %s %q", rec.Status, rec.Error)
+	}
+	if rec := h.record(t, "still_trying"); rec.Status != task.StatusQueued {
+		t.Errorf("a copy still within its deliveries became %s", rec.Status)
+	}
+	if got := h.eventTypes(t); got["gave_up"] != taskevent.CopyFailed || got["still_trying"] != "" {
+		t.Errorf("events %v", got)
+	}
 }

@@ -152,7 +152,19 @@ func TestCallbackFunction(t *testing.T) {
 	tpl := load(t)
 	p := tpl.at("Resources", "CallbackFunction", "Properties")
 	expect(t, p, "NONE", "FunctionUrlConfig", "AuthType")
-	refersToParameter(t, tpl, p.at("ReservedConcurrentExecutions"), "ReservedConcurrentExecutions")
+	t.Run("reserved concurrency is off unless asked for, so that small accounts can deploy", func(t *testing.T) {
+		rc := p.at("ReservedConcurrentExecutions")
+		if rc.Tag != "!If" || rc.items()[0].Value != "ReservesCallbackConcurrency" || rc.items()[2].Value != "AWS::NoValue" {
+			t.Errorf("ReservedConcurrentExecutions must be !If [ReservesCallbackConcurrency, …, AWS::NoValue]")
+		}
+		refersToParameter(t, tpl, rc.items()[1], "ReservedConcurrentExecutions")
+		expect(t, tpl, "0", "Parameters", "CallbackReservedConcurrency", "Default")
+		for _, fn := range []string{"CopierFunction", "ReconcilerFunction"} {
+			if tpl.at("Resources", fn, "Properties", "ReservedConcurrentExecutions").ok() {
+				t.Errorf("%s reserves concurrency", fn)
+			}
+		}
+	})
 	if timeout, _ := strconv.Atoi(p.at("Timeout").str()); timeout <= 10 || timeout >= 15 {
 		t.Errorf("Timeout %d: must exceed the 10 s request budget and stay under the platform's 15 s", timeout)
 	}
@@ -289,6 +301,15 @@ func TestReconcilerFunction(t *testing.T) {
 func TestQueues(t *testing.T) {
 	tpl := load(t)
 	q := tpl.at("Resources", "CopyQueue", "Properties")
+	t.Run("the reconciler knows when a copy's deliveries are used up", func(t *testing.T) {
+		env := tpl.at("Resources", "ReconcilerFunction", "Properties", "Environment", "Variables")
+		if env.at("COPY_VISIBILITY_TIMEOUT").str() != q.at("VisibilityTimeout").str()+"s" {
+			t.Errorf("COPY_VISIBILITY_TIMEOUT %q, the queue's VisibilityTimeout %q", env.at("COPY_VISIBILITY_TIMEOUT").str(), q.at("VisibilityTimeout").str())
+		}
+		if env.at("COPY_MAX_RECEIVE_COUNT").Value != q.at("RedrivePolicy", "maxReceiveCount").Value {
+			t.Error("COPY_MAX_RECEIVE_COUNT must be the queue's maxReceiveCount")
+		}
+	})
 	dlq := tpl.at("Resources", "CopyDeadLetterQueue", "Properties")
 	expect(t, q, "CopyDeadLetterQueue.Arn", "RedrivePolicy", "deadLetterTargetArn")
 	refersToParameter(t, tpl, q.at("RedrivePolicy", "maxReceiveCount"), "maxReceiveCount")
@@ -370,6 +391,7 @@ var contractVariables = []string{
 	"METRICS_NAMESPACE", "KIE_API_KEY", "KIE_API_KEY_SECRET", "KIE_API_BASE_URL", "VERIFY_WITH_PLATFORM",
 	"PENDING_POLL_AFTER", "STUCK_RECEIVED_AFTER", "QUEUED_ALERT_AFTER", "PLATFORM_RETENTION", "RECONCILE_LIMIT",
 	"SECRET_REFRESH", "EVENT_BUS_NAME", "AWS_ENDPOINT_URL_EVENTBRIDGE", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "NOTIFY_SWEEP_AFTER",
+	"COPY_MAX_RECEIVE_COUNT", "COPY_VISIBILITY_TIMEOUT",
 }
 
 func TestEnvironmentFollowsTheContract(t *testing.T) {
