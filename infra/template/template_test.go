@@ -253,7 +253,18 @@ func allowedActions(fn node) []string {
 
 func TestNoAllowStatementHasAWildcard(t *testing.T) {
 	tpl := load(t)
-	tpl.at("Resources").walk(func(n node) {
+	resources := tpl.at("Resources")
+	for _, name := range resources.keys() {
+		if resources.at(name, "Type").str() == "AWS::KMS::Key" {
+			continue // in a key policy, "*" is the key itself
+		}
+		checkNoWildcard(t, resources.at(name))
+	}
+}
+
+func checkNoWildcard(t *testing.T, resource node) {
+	t.Helper()
+	resource.walk(func(n node) {
 		if n.Kind != yaml.MappingNode || n.at("Effect").str() != "Allow" {
 			return
 		}
@@ -379,6 +390,23 @@ func TestAlarms(t *testing.T) {
 	if subs := tpl.at("Resources", "AlarmTopic", "Properties", "Subscription").items(); len(subs) != 1 || subs[0].at("Protocol").str() != "email" || subs[0].at("Endpoint").str() != "AlarmEmail" {
 		t.Error("the topic must mail AlarmEmail")
 	}
+	t.Run("CloudWatch may use the topic's key, so the alarms arrive", func(t *testing.T) {
+		key := tpl.at("Resources", "AlarmTopic", "Properties", "KmsMasterKeyId")
+		if key.Tag != "!Ref" || tpl.at("Resources", key.Value, "Type").str() != "AWS::KMS::Key" {
+			t.Fatalf("the topic's key is %s %q: an AWS managed key (alias/aws/sns) cannot let CloudWatch publish", key.Tag, key.Value)
+		}
+		granted := false
+		for _, s := range tpl.at("Resources", key.Value, "Properties", "KeyPolicy", "Statement").items() {
+			actions := s.at("Action").strs()
+			if s.at("Effect").str() == "Allow" && s.at("Principal", "Service").str() == "cloudwatch.amazonaws.com" &&
+				slices.Contains(actions, "kms:Decrypt") && slices.Contains(actions, "kms:GenerateDataKey*") {
+				granted = true
+			}
+		}
+		if !granted {
+			t.Error("the key policy must let cloudwatch.amazonaws.com Decrypt and GenerateDataKey*")
+		}
+	})
 }
 
 // contractVariables are the configuration names of the contract.
