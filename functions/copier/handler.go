@@ -20,18 +20,20 @@ type copyFunc func(ctx context.Context, taskID string) error
 
 // Handler turns SQS batches into copies, reporting only the failed messages.
 type Handler struct {
-	copy        copyFunc
-	concurrency int
-	logger      *slog.Logger
+	copy   copyFunc
+	logger *slog.Logger
 }
 
-// NewHandler returns a Handler that copies at most concurrency tasks of a
-// batch at once.
-func NewHandler(copy copyFunc, concurrency int, logger *slog.Logger) *Handler {
-	return &Handler{copy: copy, concurrency: max(concurrency, 1), logger: logger}
+// NewHandler returns a Handler.
+func NewHandler(copy copyFunc, logger *slog.Logger) *Handler {
+	return &Handler{copy: copy, logger: logger}
 }
 
-// Handle copies every record of the batch; one bad record never fails the
+// Handle copies every record of the batch at once: all share the
+// invocation's deadline, so a copy that waited for another to finish would
+// start with what is left and could fail without a real attempt, spending
+// a delivery. The event source mapping's batch size bounds the copies at
+// once (the template allows at most 4). One bad record never fails the
 // others.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	if deadline, ok := ctx.Deadline(); ok {
@@ -43,12 +45,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		mu       sync.Mutex
 		failures []events.SQSBatchItemFailure
 		wg       sync.WaitGroup
-		slots    = make(chan struct{}, h.concurrency)
 	)
 	for _, rec := range ev.Records {
 		wg.Go(func() {
-			slots <- struct{}{}
-			defer func() { <-slots }()
 			if err := h.process(ctx, rec); err != nil {
 				h.logger.ErrorContext(ctx, "copy will be retried", "messageId", rec.MessageId, "error", err.Error())
 				mu.Lock()

@@ -167,7 +167,7 @@ func newHarnessOn(tb testing.TB, env *emulators.Env) *harness {
 		Logger:  slog.New(slog.DiscardHandler),
 		Now:     func() time.Time { return testNow },
 	}
-	h.handler = NewHandler(h.copier.Copy, 2, h.copier.Logger)
+	h.handler = NewHandler(h.copier.Copy, h.copier.Logger)
 	return h
 }
 
@@ -660,4 +660,33 @@ func TestTheSourcesOfATaskAreCopiedAtOnce(t *testing.T) {
 		}
 		h.assertNoOpenUploads(t)
 	})
+}
+
+func TestEveryCopyOfABatchStartsAtOnce(t *testing.T) {
+	// Each copy waits until every one of the batch has started: copies that
+	// waited for a slot would never start, and fail at the deadline.
+	const n = 4
+	var started sync.WaitGroup
+	started.Add(n)
+	copyAll := func(ctx context.Context, _ string) error {
+		started.Done()
+		done := make(chan struct{})
+		go func() { started.Wait(); close(done) }()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), copyMargin+2*time.Second)
+	defer cancel()
+	var batch events.SQSEvent
+	for i := range n {
+		batch.Records = append(batch.Records, message(fmt.Sprint("at_once_", i)))
+	}
+	resp, err := NewHandler(copyAll, slog.New(slog.DiscardHandler)).Handle(ctx, batch)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Errorf("failures %v, error %v: a copy waited for another", resp.BatchItemFailures, err)
+	}
 }

@@ -23,11 +23,6 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/objects"
 )
 
-// batchConcurrency bounds the tasks of one batch copied at once. Memory is
-// then at most batchConcurrency × sourceConcurrency × (objects.Concurrency+1)
-// parts of objects.PartSize: 120 MiB.
-const batchConcurrency = 2
-
 func main() {
 	logger := lambdacontext.NewLogger()
 	h, err := build(context.Background(), logger)
@@ -69,5 +64,5 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 			return nil, err
 		}
 	}
-	return NewHandler(cp.Copy, batchConcurrency, logger), nil
+	return NewHandler(cp.Copy, logger), nil
 }

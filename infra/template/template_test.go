@@ -190,6 +190,9 @@ func TestCopierFunction(t *testing.T) {
 	expect(t, ev, "SQS", "Type")
 	expect(t, ev, "CopyQueue.Arn", "Properties", "Queue")
 	refersToParameter(t, tpl, ev.at("Properties", "BatchSize"), "BatchSize")
+	if most := tpl.at("Parameters", ev.at("Properties", "BatchSize").Value, "MaxValue").str(); most != "4" {
+		t.Errorf("BatchSize MaxValue %s: every copy of a batch starts at once, and memory allows 4", most)
+	}
 	refersToParameter(t, tpl, ev.at("Properties", "ScalingConfig", "MaximumConcurrency"), "ScalingConfig.MaximumConcurrency")
 	if !ev.at("Properties", "MaximumBatchingWindowInSeconds").ok() {
 		t.Error("no MaximumBatchingWindowInSeconds")
