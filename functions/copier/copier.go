@@ -13,6 +13,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/download"
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
+	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
@@ -189,6 +190,16 @@ func (c *Copier) abortStale(ctx context.Context, t task.Task) error {
 	return nil
 }
 
+// metadata is an object's user metadata: its task, and its source URL when
+// it fits S3's limit (a URL may be 2,048 characters; the record keeps it).
+func metadata(id, src string) map[string]string {
+	meta := map[string]string{"task-id": id}
+	if len("task-id")+len(id)+len("source-url")+len(src) <= objects.MaxMetadata {
+		meta["source-url"] = src
+	}
+	return meta
+}
+
 // sourceError is the failure of one source of a task.
 type sourceError struct {
 	index int
@@ -248,7 +259,7 @@ func (c *Copier) copyOne(ctx context.Context, id string, index int, src string) 
 	defer dl.Close()
 	key := c.Prefix + id + "/" + strconv.Itoa(index) + dl.Ext
 	track := func(uploadID string) error { return c.Store.AddUpload(ctx, id, task.Upload{Key: key, ID: uploadID}) }
-	err = c.Objects.Put(ctx, key, dl.ContentType, dl, map[string]string{"task-id": id, "source-url": src}, dl.Sum, track)
+	err = c.Objects.Put(ctx, key, dl.ContentType, dl, metadata(id, src), dl.Sum, track)
 	if err != nil {
 		// When the source failed, that is the cause, whatever the upload made
 		// of it: it may pass the error on wrapped, or first report a part it

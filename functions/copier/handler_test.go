@@ -690,3 +690,33 @@ func TestEveryCopyOfABatchStartsAtOnce(t *testing.T) {
 		t.Errorf("failures %v, error %v: a copy waited for another", resp.BatchItemFailures, err)
 	}
 }
+
+func TestObjectMetadataStaysWithinS3sLimit(t *testing.T) {
+	h := newHarness(t)
+	short := "/img.png"
+	long := "/img.jpg?sig=" + strings.Repeat("a", 2048-len(h.url("/img.jpg?sig=")))
+	h.seed(t, "meta", task.StatusQueued, short, long)
+	if failed := h.run(t, message("meta")); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	rec := h.record(t, "meta")
+	if rec.Status != task.StatusStored || rec.Sources[1] != h.url(long) || len(rec.Sources[1]) != 2048 {
+		t.Fatalf("record %+v", rec)
+	}
+	for i, o := range rec.Objects {
+		meta := h.object(t, o.Key).Metadata
+		size := 0
+		for k, v := range meta {
+			size += len(k) + len(v)
+		}
+		if size > 2048 {
+			t.Errorf("object %d: %d bytes of user metadata, over S3's 2 KB", i, size)
+		}
+		if meta["task-id"] != "meta" {
+			t.Errorf("object %d: metadata %v", i, meta)
+		}
+	}
+	if got := h.object(t, rec.Objects[0].Key).Metadata["source-url"]; got != h.url(short) {
+		t.Errorf("a short source URL is kept in the metadata, got %q", got)
+	}
+}

@@ -14,11 +14,13 @@ package objects
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"slices"
 	"sync"
@@ -27,6 +29,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
 // Client is the part of the S3 API the store uses: a single PutObject, the
@@ -50,6 +55,30 @@ const (
 	Concurrency = 2
 	MaxParts    = 10000
 )
+
+// MaxMetadata is the user metadata Put may be given, in bytes of keys and
+// values: S3's 2 KB, less the sha256 entry Put adds to one-part files.
+const MaxMetadata = 2048 - len("sha256") - sha256.Size*2
+
+// refused turns S3's 4xx answers, other than 408 and 429, into permanent
+// errors: the same request can never succeed (MetadataTooLarge, a key too
+// long, access denied). Everything else may pass on a retry.
+func refused(err error) error {
+	var status interface{ HTTPStatusCode() int }
+	if !errors.As(err, &status) {
+		return err
+	}
+	code := status.HTTPStatusCode()
+	if code < 400 || code > 499 || code == 408 || code == 429 {
+		return err
+	}
+	reason := http.StatusText(code)
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		reason = apiErr.ErrorCode()
+	}
+	return task.Wrap(task.EPERMANENT, fmt.Sprintf("S3 refused the object: %d %s", code, reason), err)
+}
 
 // parts are part buffers, reused across files. They live outside the Go
 // heap, mapped from the system: the collector lets the heap grow to twice
@@ -159,7 +188,7 @@ func (s *Store) putOne(ctx context.Context, key, contentType string, file []byte
 		Tagging:        aws.String(tagging(digest)),
 	})
 	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return fmt.Errorf("put %s: %w", key, refused(err))
 	}
 	return nil
 }
@@ -178,7 +207,7 @@ func (s *Store) putParts(ctx context.Context, key, contentType string, first *[]
 	})
 	if err != nil {
 		parts.Put(first)
-		return fmt.Errorf("start upload of %s: %w", key, err)
+		return fmt.Errorf("start upload of %s: %w", key, refused(err))
 	}
 	up := &upload{store: s, key: aws.String(key), id: started.UploadId}
 	if track != nil {
@@ -208,7 +237,7 @@ func (s *Store) putParts(ctx context.Context, key, contentType string, first *[]
 		_, _ = s.client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{
 			Bucket: s.bucket, Key: up.key, UploadId: up.id,
 		})
-		return fmt.Errorf("upload %s: %w", key, err)
+		return fmt.Errorf("upload %s: %w", key, refused(err))
 	}
 	// The object is whole; only now is its hash known. A failed tagging is
 	// retried with the copy, which puts the object again.
@@ -218,7 +247,7 @@ func (s *Store) putParts(ctx context.Context, key, contentType string, first *[]
 		Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("sha256"), Value: aws.String(hex.EncodeToString(sum()))}}},
 	})
 	if err != nil {
-		return fmt.Errorf("tag %s: %w", key, err)
+		return fmt.Errorf("tag %s: %w", key, refused(err))
 	}
 	return nil
 }

@@ -8,17 +8,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/kiehook/kiehook/functions/internal/objects"
+	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/infra/emulators"
 )
 
@@ -243,5 +247,56 @@ func assertNoOpenUpload(tb testing.TB, env *emulators.Env) {
 	tb.Helper()
 	if n, err := env.OpenUploads(context.Background()); n != 0 || err != nil {
 		tb.Errorf("%d multipart uploads left open, error %v", n, err)
+	}
+}
+
+// answering makes the S3 operation named op answer status with code,
+// as S3 would, before it is sent.
+func answering(op string, status int, code string) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("answer", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if awsmiddleware.GetOperationName(ctx) != op {
+				return next.HandleInitialize(ctx, in)
+			}
+			return middleware.InitializeOutput{}, middleware.Metadata{}, &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+				Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+				Err:      &smithy.GenericAPIError{Code: code, Message: "injected"},
+			}}
+		}), middleware.Before)
+	}
+}
+
+func TestS3RefusalsArePermanentAndTheRestTransient(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	tests := []struct {
+		status    int
+		code      string
+		permanent bool
+	}{
+		{400, "MetadataTooLarge", true},
+		{403, "AccessDenied", true},
+		{400, "KeyTooLongError", true},
+		{408, "RequestTimeout", false},
+		{429, "TooManyRequests", false},
+		{503, "SlowDown", false},
+		{500, "InternalError", false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d %s is permanent: %v", tt.status, tt.code, tt.permanent), func(t *testing.T) {
+			client := s3.New(env.S3.Options(), func(o *s3.Options) {
+				o.RetryMaxAttempts = 1
+				o.APIOptions = append(o.APIOptions, answering("PutObject", tt.status, tt.code))
+			})
+			err := objects.New(client, env.Bucket).Put(context.Background(), "tasks/r/0.png", "image/png", bytes.NewReader(content(10)), nil, func() []byte { return make([]byte, 32) }, nil)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if got := task.ErrorCode(err) == task.EPERMANENT; got != tt.permanent {
+				t.Errorf("error %v: permanent %v", err, got)
+			}
+			if tt.permanent && !strings.Contains(task.ErrorMessage(err), tt.code) {
+				t.Errorf("the reason %q does not name %s", task.ErrorMessage(err), tt.code)
+			}
+		})
 	}
 }
