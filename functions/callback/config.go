@@ -15,6 +15,7 @@ type config struct {
 	HMACKeySecret        string
 	SecretRefresh        time.Duration
 	Token                string
+	TokenSecret          string
 	AllowUnauthenticated bool
 	SignatureTolerance   time.Duration
 	RecordTTL            time.Duration
@@ -31,6 +32,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		HMACKeySecret:        env.String("WEBHOOK_HMAC_KEY_SECRET", ""),
 		SecretRefresh:        env.Duration("SECRET_REFRESH", 5*time.Minute),
 		Token:                env.String("CALLBACK_TOKEN", ""),
+		TokenSecret:          env.String("CALLBACK_TOKEN_SECRET", ""),
 		AllowUnauthenticated: env.Bool("ALLOW_UNAUTHENTICATED", false),
 		SignatureTolerance:   env.Duration("SIGNATURE_TOLERANCE", 5*time.Minute),
 		RecordTTL:            env.Duration("RECORD_TTL", 720*time.Hour),
@@ -40,6 +42,9 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	err := env.Err()
 	if c.HMACKey != "" && c.HMACKeySecret != "" {
 		err = errors.Join(err, errors.New("WEBHOOK_HMAC_KEY and WEBHOOK_HMAC_KEY_SECRET: set one, not both"))
+	}
+	if c.Token != "" && c.TokenSecret != "" {
+		err = errors.Join(err, errors.New("CALLBACK_TOKEN and CALLBACK_TOKEN_SECRET: set one, not both"))
 	}
 	return c, err
 }

@@ -30,7 +30,7 @@ func TestSampleEventsRunThroughTheHandler(t *testing.T) {
 	if err != nil {
 		t.Fatalf("env.json: %v", err)
 	}
-	h := newHarness(t, Auth{Token: c.Token, Verifier: verifier(c.HMACKey, c.SignatureTolerance)})
+	h := newHarness(t, Auth{Tokens: tokens(c.Token), Verifier: verifier(c.HMACKey, c.SignatureTolerance)})
 	h.handler.now = time.Now // the events' fixed timestamps must pass env.json's window
 	// In this order: the duplicate repeats the success.
 	tests := []struct {
@@ -101,6 +101,13 @@ func TestLoadConfig(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a token and a token secret together are refused", func(t *testing.T) {
+		vars := base()
+		vars["CALLBACK_TOKEN"], vars["CALLBACK_TOKEN_SECRET"] = "t", "arn:secret"
+		if _, err := loadConfig(envconf.Map(vars)); err == nil {
+			t.Error("want an error")
+		}
+	})
 	t.Run("a key and a key secret together are refused", func(t *testing.T) {
 		vars := base()
 		vars["WEBHOOK_HMAC_KEY"], vars["WEBHOOK_HMAC_KEY_SECRET"] = "k", "arn:secret"
@@ -152,6 +159,36 @@ func TestBuildReadsTheKeysFromTheirSecret(t *testing.T) {
 			t.Errorf("error %v", err)
 		}
 	})
+}
+
+func TestBuildReadsTheTokensFromTheirSecret(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	for k, v := range env.Vars() {
+		t.Setenv(k, v)
+	}
+	env.SetSecret("kiehook/callback-token", "old-token")
+	t.Setenv("CALLBACK_TOKEN_SECRET", "kiehook/callback-token")
+	h, err := build(context.Background(), captureLogs(t).logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(id, token string) int {
+		req := callback(t, success(id, "https://tempfile.aiquickdraw.com/a.png"))
+		delete(req.Headers, "x-webhook-signature")
+		req.QueryStringParameters = map[string]string{"token": token}
+		resp, _ := h.Handle(context.Background(), req)
+		return resp.StatusCode
+	}
+	if got := send("tok_old", "old-token"); got != 200 {
+		t.Errorf("the secret's token: %d", got)
+	}
+	env.SetSecret("kiehook/callback-token", "old-token,new-token")
+	if got := send("tok_new", "new-token"); got != 200 {
+		t.Errorf("a token added to the secret is refused by a warm sandbox: %d", got)
+	}
+	if got := send("tok_wrong", "wrong"); got != 401 {
+		t.Errorf("a wrong token: %d", got)
+	}
 }
 
 func TestBuildWiresAFunctionFromItsEnvironment(t *testing.T) {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -37,13 +35,14 @@ const RegisterPath = "/tasks"
 
 // Auth is how callers prove they are the platform.
 type Auth struct {
-	Token                string        // the ?token= value, or several separated by commas; empty for none
+	Tokens               *Tokens       // the accepted ?token= values; nil for no token
+	TokenSource          keySource     // where the Tokens are read again; nil for tokens that never change
 	Verifier             *kie.Verifier // nil for no signature check
 	Keys                 keySource     // where the Verifier's keys are read again; nil for keys that never change
 	AllowUnauthenticated bool          // run with neither, deliberately
 }
 
-// keySource keeps the Verifier's keys fresh (secret.Watched).
+// keySource keeps keys or tokens fresh (secret.Watched).
 type keySource interface {
 	// Refresh reads the keys again when they are old; cheap otherwise.
 	Refresh(ctx context.Context)
@@ -54,28 +53,21 @@ type keySource interface {
 
 // configured reports whether the function may accept callbacks at all.
 func (a Auth) configured() bool {
-	return a.Token != "" || a.Verifier != nil || a.AllowUnauthenticated
+	return a.Tokens != nil || a.Verifier != nil || a.AllowUnauthenticated
 }
 
 // Handler turns Function URL requests into task callbacks.
 type Handler struct {
-	receiver  receiver
-	auth      Auth
-	tokenSums [][sha256.Size]byte
-	logger    *slog.Logger
-	metrics   *metrics.Writer
-	now       func() time.Time
+	receiver receiver
+	auth     Auth
+	logger   *slog.Logger
+	metrics  *metrics.Writer
+	now      func() time.Time
 }
 
 // NewHandler returns a Handler; now is the clock for signature windows.
 func NewHandler(r receiver, auth Auth, logger *slog.Logger, m *metrics.Writer, now func() time.Time) *Handler {
-	h := &Handler{receiver: r, auth: auth, logger: logger, metrics: m, now: now}
-	for t := range strings.SplitSeq(auth.Token, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			h.tokenSums = append(h.tokenSums, sha256.Sum256([]byte(t)))
-		}
-	}
-	return h
+	return &Handler{receiver: r, auth: auth, logger: logger, metrics: m, now: now}
 }
 
 // oneCallback is the metric every request adds to, by outcome: accepted,
@@ -113,7 +105,7 @@ func (h *Handler) Handle(ctx context.Context, req events.LambdaFunctionURLReques
 
 func (h *Handler) handle(ctx context.Context, req events.LambdaFunctionURLRequest) (task.Callback, task.Outcome, error) {
 	var cb task.Callback
-	body, err := h.admit(req)
+	body, err := h.admit(ctx, req)
 	if err != nil {
 		return cb, "", err
 	}
@@ -135,7 +127,7 @@ func (h *Handler) handle(ctx context.Context, req events.LambdaFunctionURLReques
 
 // admit applies the checks that need no body: method, size, content type,
 // configuration, token and timestamp. It returns the decoded body.
-func (h *Handler) admit(req events.LambdaFunctionURLRequest) ([]byte, error) {
+func (h *Handler) admit(ctx context.Context, req events.LambdaFunctionURLRequest) ([]byte, error) {
 	if req.RequestContext.HTTP.Method != http.MethodPost {
 		return nil, task.Errorf(task.ENOTALLOWED, "only POST is allowed")
 	}
@@ -149,7 +141,7 @@ func (h *Handler) admit(req events.LambdaFunctionURLRequest) ([]byte, error) {
 	if !h.auth.configured() {
 		return nil, task.Wrap(task.EINTERNAL, "receiver is not configured", errUnconfigured)
 	}
-	if err := h.checkToken(req.QueryStringParameters["token"]); err != nil {
+	if err := h.checkToken(ctx, req.QueryStringParameters["token"]); err != nil {
 		return nil, err
 	}
 	if v := h.auth.Verifier; v != nil {
@@ -168,12 +160,12 @@ func (h *Handler) admit(req events.LambdaFunctionURLRequest) ([]byte, error) {
 // Keys read from a secret are read again when old, and at once (at most
 // every 30 s) when a signature matches none of them: the platform signs
 // with a rotated key from the moment its owner changes it.
-func (h *Handler) authenticate(ctx context.Context, req events.LambdaFunctionURLRequest, taskID string) error {
+func (h *Handler) authenticate(ctx context.Context, req events.LambdaFunctionURLRequest, signedID string) error {
 	v := h.auth.Verifier
 	if v == nil {
 		return nil
 	}
-	if taskID == "" {
+	if signedID == "" {
 		return task.Errorf(task.EUNAUTHORIZED, "invalid %s", kie.HeaderSignature)
 	}
 	keys := h.auth.Keys
@@ -181,30 +173,29 @@ func (h *Handler) authenticate(ctx context.Context, req events.LambdaFunctionURL
 		keys.Refresh(ctx)
 	}
 	ts, sig := header(req.Headers, kie.HeaderTimestamp), header(req.Headers, kie.HeaderSignature)
-	err := v.Verify(taskID, ts, sig, h.now())
+	err := v.Verify(signedID, ts, sig, h.now())
 	if errors.Is(err, kie.ErrNoKeyMatches) && keys != nil && keys.Reload(ctx) {
-		err = v.Verify(taskID, ts, sig, h.now())
+		err = v.Verify(signedID, ts, sig, h.now())
 	}
 	return err
 }
 
 var errUnconfigured = errors.New("no WEBHOOK_HMAC_KEY, WEBHOOK_HMAC_KEY_SECRET or CALLBACK_TOKEN is set and ALLOW_UNAUTHENTICATED is not true: refusing every callback")
 
-// checkToken compares digests, with every token held, so that neither
-// content nor length nor which token matched leaks.
-func (h *Handler) checkToken(got string) error {
-	if len(h.tokenSums) == 0 {
+// checkToken accepts any token held; tokens from a secret are read again
+// when old, and at once (at most every 30 s) when got matches none.
+func (h *Handler) checkToken(ctx context.Context, got string) error {
+	tokens, source := h.auth.Tokens, h.auth.TokenSource
+	if tokens == nil {
 		return nil
 	}
-	sum := sha256.Sum256([]byte(got))
-	match := 0
-	for _, want := range h.tokenSums {
-		match |= subtle.ConstantTimeCompare(sum[:], want[:])
+	if source != nil {
+		source.Refresh(ctx)
 	}
-	if match != 1 {
-		return task.Errorf(task.EUNAUTHORIZED, "missing or invalid token")
+	if tokens.match(got) || source != nil && source.Reload(ctx) && tokens.match(got) {
+		return nil
 	}
-	return nil
+	return task.Errorf(task.EUNAUTHORIZED, "missing or invalid token")
 }
 
 func decodeBody(req events.LambdaFunctionURLRequest) ([]byte, error) {
@@ -316,7 +307,7 @@ func (h *Handler) register(ctx context.Context, req events.LambdaFunctionURLRequ
 }
 
 func (h *Handler) registerTask(ctx context.Context, req events.LambdaFunctionURLRequest, reg *registration) (task.Task, bool, error) {
-	body, err := h.admit(req)
+	body, err := h.admit(ctx, req)
 	if err != nil {
 		return task.Task{}, false, err
 	}
@@ -324,7 +315,13 @@ func (h *Handler) registerTask(ctx context.Context, req events.LambdaFunctionURL
 	if !kie.ValidTaskID(reg.TaskID) {
 		reg.TaskID = ""
 	}
-	if err := h.authenticate(ctx, req, reg.TaskID); err != nil {
+	// A registration is signed over its own text, so that no callback's
+	// signature can register a task, nor a registration's make a callback.
+	signed := ""
+	if reg.TaskID != "" {
+		signed = kie.RegistrationPrefix + reg.TaskID
+	}
+	if err := h.authenticate(ctx, req, signed); err != nil {
 		return task.Task{}, false, err
 	}
 	switch {

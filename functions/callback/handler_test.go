@@ -88,7 +88,16 @@ func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, auth Auth
 }
 
 func signed() Auth {
-	return Auth{Token: testToken, Verifier: verifier(testKey, 5*time.Minute)}
+	return Auth{Tokens: tokens(testToken), Verifier: verifier(testKey, 5*time.Minute)}
+}
+
+// tokens holds list, as CALLBACK_TOKEN gives it.
+func tokens(list string) *Tokens {
+	t := &Tokens{}
+	if err := t.Set(list); err != nil {
+		panic(err)
+	}
+	return t
 }
 
 // verifier holds keys, a list as WEBHOOK_HMAC_KEY gives it.
@@ -305,7 +314,7 @@ func TestAuthenticationModes(t *testing.T) {
 		edit   func(*events.LambdaFunctionURLRequest)
 		status int
 	}{
-		{"token only accepts a call without a signature", Auth{Token: testToken}, unsigned, 200},
+		{"token only accepts a call without a signature", Auth{Tokens: tokens(testToken)}, unsigned, 200},
 		{"signature only accepts a call without a token", Auth{Verifier: verifier(testKey, time.Minute)}, func(r *events.LambdaFunctionURLRequest) { r.QueryStringParameters = nil }, 200},
 		{"both refuse a call with the token but no signature", signed(), unsigned, 401},
 		{"an explicit opt-out accepts an anonymous call", Auth{AllowUnauthenticated: true}, func(r *events.LambdaFunctionURLRequest) { unsigned(r); r.QueryStringParameters = nil }, 200},
@@ -595,7 +604,7 @@ func signedRegistration(tb testing.TB, body string) events.LambdaFunctionURLRequ
 	var reg struct{ TaskID string }
 	json.Unmarshal([]byte(body), &reg)
 	req.RawPath = RegisterPath
-	req.Headers["x-webhook-signature"] = kie.Sign([]byte(testKey), reg.TaskID, req.Headers["x-webhook-timestamp"])
+	req.Headers["x-webhook-signature"] = kie.Sign([]byte(testKey), kie.RegistrationPrefix+reg.TaskID, req.Headers["x-webhook-timestamp"])
 	return req
 }
 
@@ -629,6 +638,13 @@ func TestRegisteringATaskBeforeItsCallback(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a registration's signature does not pass as a callback", func(t *testing.T) {
+		req := callback(t, success("reg_sig", "https://tempfile.aiquickdraw.com/a.png"))
+		req.Headers["x-webhook-signature"] = kie.Sign([]byte(testKey), kie.RegistrationPrefix+"reg_sig", req.Headers["x-webhook-timestamp"])
+		if status, a := h.call(t, req); status != 401 {
+			t.Errorf("got %d %+v", status, a)
+		}
+	})
 	t.Run("the callback of a pending task proceeds as a new one", func(t *testing.T) {
 		status, a := h.call(t, callback(t, success("reg_1", "https://tempfile.aiquickdraw.com/v.mp4")))
 		if status != 200 || a.Status != "accepted" {
@@ -643,6 +659,11 @@ func TestRegisteringATaskBeforeItsCallback(t *testing.T) {
 		req    func() events.LambdaFunctionURLRequest
 		status int
 	}{
+		{"a callback's signature does not register a task", func() events.LambdaFunctionURLRequest {
+			r := signedRegistration(t, `{"taskId":"reg_3","api":"veo"}`)
+			r.Headers["x-webhook-signature"] = kie.Sign([]byte(testKey), "reg_3", r.Headers["x-webhook-timestamp"])
+			return r
+		}, 401},
 		{"an unsigned registration is refused", func() events.LambdaFunctionURLRequest {
 			r := signedRegistration(t, `{"taskId":"reg_3","api":"veo"}`)
 			delete(r.Headers, "x-webhook-signature")

@@ -78,28 +78,39 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	return NewHandler(r, auth, logger, metrics.New(os.Stdout, c.MetricsNamespace, time.Now), time.Now), nil
 }
 
-// authFrom builds the authentication the configuration asks for. Keys from
-// a secret are watched, so that a rotation reaches warm sandboxes.
+// authFrom builds the authentication the configuration asks for. Keys and
+// tokens from a secret are watched, so that a rotation reaches warm
+// sandboxes.
 func authFrom(ctx context.Context, c config, awsCfg aws.Config, logger *slog.Logger) (Auth, error) {
-	auth := Auth{Token: c.Token, AllowUnauthenticated: c.AllowUnauthenticated}
-	switch {
-	case c.HMACKeySecret != "":
-		v := kie.NewVerifier(c.SignatureTolerance)
-		sm := secretsmanager.NewFromConfig(awsCfg)
-		read := func(ctx context.Context) (string, error) {
-			return secret.Read(ctx, sm, "WEBHOOK_HMAC_KEY_SECRET", c.HMACKeySecret)
+	auth := Auth{AllowUnauthenticated: c.AllowUnauthenticated}
+	sm := secretsmanager.NewFromConfig(awsCfg)
+	// from installs a plain value, or a secret's, watched, with set.
+	from := func(variable, value, secretVariable, id string, set func(string) error) (keySource, error) {
+		if id == "" {
+			if err := set(value); err != nil {
+				return nil, fmt.Errorf("%s: %w", variable, err)
+			}
+			return nil, nil
 		}
-		keys, err := secret.Watch(ctx, read, v.SetKeys, c.SecretRefresh, time.Now, logger)
+		read := func(ctx context.Context) (string, error) { return secret.Read(ctx, sm, secretVariable, id) }
+		w, err := secret.Watch(ctx, read, set, c.SecretRefresh, time.Now, logger)
 		if err != nil {
+			return nil, fmt.Errorf("%s: %w", secretVariable, err)
+		}
+		return w, nil
+	}
+	var err error
+	if c.HMACKey != "" || c.HMACKeySecret != "" {
+		auth.Verifier = kie.NewVerifier(c.SignatureTolerance)
+		if auth.Keys, err = from("WEBHOOK_HMAC_KEY", c.HMACKey, "WEBHOOK_HMAC_KEY_SECRET", c.HMACKeySecret, auth.Verifier.SetKeys); err != nil {
 			return Auth{}, err
 		}
-		auth.Verifier, auth.Keys = v, keys
-	case c.HMACKey != "":
-		v := kie.NewVerifier(c.SignatureTolerance)
-		if err := v.SetKeys(c.HMACKey); err != nil {
-			return Auth{}, fmt.Errorf("WEBHOOK_HMAC_KEY: %w", err)
+	}
+	if c.Token != "" || c.TokenSecret != "" {
+		auth.Tokens = &Tokens{}
+		if auth.TokenSource, err = from("CALLBACK_TOKEN", c.Token, "CALLBACK_TOKEN_SECRET", c.TokenSecret, auth.Tokens.Set); err != nil {
+			return Auth{}, err
 		}
-		auth.Verifier = v
 	}
 	return auth, nil
 }

@@ -43,7 +43,7 @@ func newRotatingHarness(tb testing.TB) *rotatingHarness {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r.harness = newHarness(tb, Auth{Token: testToken, Verifier: v, Keys: keys})
+	r.harness = newHarness(tb, Auth{Tokens: tokens(testToken), Verifier: v, Keys: keys})
 	return r
 }
 
@@ -105,7 +105,7 @@ func TestKeyRotation(t *testing.T) {
 }
 
 func TestSeveralTokensAreEachAccepted(t *testing.T) {
-	h := newHarness(t, Auth{Token: " old-token , new-token"})
+	h := newHarness(t, Auth{Tokens: tokens(" old-token , new-token")})
 	for _, tt := range []struct {
 		token  string
 		status int

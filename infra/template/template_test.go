@@ -168,9 +168,28 @@ func TestCallbackFunction(t *testing.T) {
 	if timeout, _ := strconv.Atoi(p.at("Timeout").str()); timeout <= 10 || timeout >= 15 {
 		t.Errorf("Timeout %d: must exceed the 10 s request budget and stay under the platform's 15 s", timeout)
 	}
-	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "events:PutEvents", "secretsmanager:GetSecretValue", "sqs:SendMessage"}) {
+	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "events:PutEvents", "secretsmanager:GetSecretValue", "secretsmanager:GetSecretValue", "sqs:SendMessage"}) {
 		t.Errorf("actions %v", got)
 	}
+	t.Run("the token is read from its own secret, never a plain variable", func(t *testing.T) {
+		if cond := conditionalOn(p, "ReadCallbackToken"); cond != "HasToken" {
+			t.Errorf("the token's statement is under %q", cond)
+		}
+		if res := statement(p, "ReadCallbackToken").at("Resource"); res.Tag != "!Ref" || res.Value != "CallbackTokenSecret" {
+			t.Errorf("the token's statement names %s %q", res.Tag, res.Value)
+		}
+		env := p.at("Environment", "Variables")
+		if v := env.at("CALLBACK_TOKEN_SECRET"); v.Tag != "!If" || v.items()[1].Value != "CallbackTokenSecret" {
+			t.Error("CALLBACK_TOKEN_SECRET must name the token's secret")
+		}
+		for _, section := range []string{"Globals", "Resources", "Outputs"} {
+			tpl.at(section).walk(func(n node) {
+				if n.Tag == "!Ref" && n.Value == "CallbackToken" && n != tpl.at("Resources", "CallbackTokenSecret", "Properties", "SecretString") {
+					t.Error("the CallbackToken parameter may only go into its secret")
+				}
+			})
+		}
+	})
 	secret := statement(p, "ReadWebhookKey")
 	if !secret.ok() {
 		t.Fatal("no ReadWebhookKey statement")
@@ -422,7 +441,7 @@ var contractVariables = []string{
 	"METRICS_NAMESPACE", "KIE_API_KEY", "KIE_API_KEY_SECRET", "KIE_API_BASE_URL", "VERIFY_WITH_PLATFORM",
 	"PENDING_POLL_AFTER", "STUCK_RECEIVED_AFTER", "QUEUED_ALERT_AFTER", "PLATFORM_RETENTION", "RECONCILE_LIMIT",
 	"SECRET_REFRESH", "EVENT_BUS_NAME", "AWS_ENDPOINT_URL_EVENTBRIDGE", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "NOTIFY_SWEEP_AFTER",
-	"COPY_MAX_RECEIVE_COUNT", "COPY_VISIBILITY_TIMEOUT",
+	"COPY_MAX_RECEIVE_COUNT", "COPY_VISIBILITY_TIMEOUT", "CALLBACK_TOKEN_SECRET",
 }
 
 func TestEnvironmentFollowsTheContract(t *testing.T) {
@@ -443,7 +462,7 @@ func TestEnvironmentFollowsTheContract(t *testing.T) {
 	}
 	// The deployed way sets every production setting; the plain key, the
 	// private-source switch and the emulator overrides stay local.
-	for _, name := range []string{"TABLE_NAME", "QUEUE_URL", "BUCKET_NAME", "OBJECT_PREFIX", "WEBHOOK_HMAC_KEY_SECRET", "CALLBACK_TOKEN", "ALLOW_UNAUTHENTICATED", "SIGNATURE_TOLERANCE", "RECORD_TTL", "SOURCE_HOSTS", "MAX_OBJECT_BYTES", "METRICS_NAMESPACE", "EVENT_BUS_NAME", "NOTIFY_SWEEP_AFTER"} {
+	for _, name := range []string{"TABLE_NAME", "QUEUE_URL", "BUCKET_NAME", "OBJECT_PREFIX", "WEBHOOK_HMAC_KEY_SECRET", "CALLBACK_TOKEN_SECRET", "ALLOW_UNAUTHENTICATED", "SIGNATURE_TOLERANCE", "RECORD_TTL", "SOURCE_HOSTS", "MAX_OBJECT_BYTES", "METRICS_NAMESPACE", "EVENT_BUS_NAME", "NOTIFY_SWEEP_AFTER"} {
 		if !set[name] {
 			t.Errorf("the template does not set %s", name)
 		}

@@ -24,6 +24,11 @@ const (
 	HeaderSignature = "X-Webhook-Signature"
 )
 
+// RegistrationPrefix starts the text a POST /tasks is signed over:
+// RegistrationPrefix + taskID + "." + timestamp. A task id never holds "/",
+// so no callback's signed text can equal a registration's.
+const RegistrationPrefix = "register/"
+
 // Sign is the platform's signature of a callback: standard base64 of
 // HMAC-SHA256 over taskID + "." + timestamp, keyed with the webhook key.
 func Sign(key []byte, taskID, timestamp string) string {
