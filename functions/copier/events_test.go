@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 
@@ -40,8 +41,10 @@ func TestSampleEventsRunThroughTheHandler(t *testing.T) {
 			for _, rec := range ev.Records {
 				var m struct{ TaskID string }
 				json.Unmarshal([]byte(rec.Body), &m)
-				h.seed(t, m.TaskID, task.StatusQueued, "/img.png")
-				ids = append(ids, m.TaskID)
+				if !slices.Contains(ids, m.TaskID) { // a batch may deliver a task twice
+					h.seed(t, m.TaskID, task.StatusQueued, "/img.png")
+					ids = append(ids, m.TaskID)
+				}
 			}
 			resp, err := h.handler.Handle(context.Background(), ev)
 			if err != nil || len(resp.BatchItemFailures) != 0 {

@@ -67,6 +67,8 @@ type Options struct {
 	// picks a free loopback port. SQSAddr is where the process's one SQS
 	// server listens, if this Env is the first to start it.
 	DynamoDBAddr, S3Addr, SQSAddr string
+	// JSONAddr is where Secrets Manager and EventBridge listen.
+	JSONAddr string
 }
 
 // Env is one set of emulated resources and the SDK clients that reach them.
@@ -159,7 +161,11 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	}
 	env.servers = append(env.servers, s3Srv)
 	env.jsonAPI = newJSONAPI()
-	jsonSrv := httptest.NewServer(env.jsonAPI)
+	jsonSrv, err := serve(opts.JSONAddr, env.jsonAPI)
+	if err != nil {
+		env.Close()
+		return nil, fmt.Errorf("start Secrets Manager and EventBridge emulator: %w", err)
+	}
 	env.servers = append(env.servers, jsonSrv)
 	env.DynamoDBURL, env.S3URL, env.JSONURL = dynamoSrv.URL, s3Srv.URL, jsonSrv.URL
 

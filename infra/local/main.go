@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/load"
 	"github.com/kiehook/kiehook/infra/stack"
 )
@@ -42,16 +41,10 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := stack.Options{
-		Addr: *addr,
-		Dir:  *dir,
-		// The names and ports of events/env.json, so that `sam local invoke`
-		// can reach this stack too.
-		Emulators: emulators.Options{
-			Table: "kiehook-tasks", Queue: "kiehook-copy", DLQ: "kiehook-copy-dlq", Bucket: "kiehook-objects",
-			DynamoDBAddr: "127.0.0.1:4569", SQSAddr: "127.0.0.1:4576", S3Addr: "127.0.0.1:4572",
-		},
-	}
+	// The names and ports of events/env.json, so that `sam local invoke`
+	// can reach this stack too.
+	opts := stack.SamLocal()
+	opts.Addr, opts.Dir = *addr, *dir
 	if *scenarios {
 		if err := runScenarios(ctx, os.Stdout, opts, load.Scenarios(), *reportDir); err != nil {
 			fmt.Fprintln(os.Stderr, "kiehook scenarios:", err)
@@ -95,9 +88,9 @@ kiehook is running locally.
   SQS            %s   queue %s, dead letters %s
   S3             %s   bucket %s (path-style)
   EventBridge    %s   and Secrets Manager, PutEvents and GetSecretValue only
-
+%s
 Press Ctrl-C to stop.
-`, s.CallbackURL, s.Key, s.URL, s.URL, s.URL, s.Env.Bus, s.Env.DynamoDBURL, s.Env.Table, s.Env.SQSURL, s.Env.QueueName, s.Env.DLQName, s.Env.S3URL, s.Env.Bucket, s.Env.JSONURL)
+`, s.CallbackURL, s.Key, s.URL, s.URL, s.URL, s.Env.Bus, s.Env.DynamoDBURL, s.Env.Table, s.Env.SQSURL, s.Env.QueueName, s.Env.DLQName, s.Env.S3URL, s.Env.Bucket, s.Env.JSONURL, filesLine(s))
 	if demo {
 		if err := runDemo(ctx, s, out); err != nil {
 			return err
@@ -106,4 +99,12 @@ Press Ctrl-C to stop.
 	<-ctx.Done()
 	fmt.Fprintln(out, "stopping…")
 	return nil
+}
+
+// filesLine says where the stack serves result files, if it does.
+func filesLine(s *stack.Stack) string {
+	if s.Files == nil {
+		return ""
+	}
+	return fmt.Sprintf("  result files   %s/<name>.<png|jpg|webp|mp4|mp3>   (the sample events' results)\n", s.Files.Server.URL)
 }

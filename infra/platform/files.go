@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"hash/fnv"
 	"io"
 	"math"
@@ -44,11 +45,31 @@ type Files struct {
 	Injected atomic.Int64
 }
 
-// ServeFiles starts a file server on loopback.
+// ServeFiles starts a file server on a free loopback port.
 func ServeFiles() *Files {
-	f := &Files{rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))}
-	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	f, _ := ServeFilesAt("")
 	return f
+}
+
+// ServeFilesAt starts a file server at addr, a loopback address; empty
+// picks a free port.
+func ServeFilesAt(addr string) (*Files, error) {
+	f := &Files{rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))}
+	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	if addr != "" {
+		host, _, _ := net.SplitHostPort(addr)
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return nil, fmt.Errorf("file server %q: loopback addresses only", addr)
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("file server: %w", err)
+		}
+		f.Server.Listener.Close()
+		f.Server.Listener = l
+	}
+	f.Server.Start()
+	return f, nil
 }
 
 // SetFaults makes each of three faults hit this share of downloads: a 503,

@@ -25,6 +25,7 @@ import (
 	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/esm"
 	"github.com/kiehook/kiehook/infra/faults"
+	"github.com/kiehook/kiehook/infra/platform"
 )
 
 // Options configure a Stack. Zero values take the defaults.
@@ -59,6 +60,21 @@ type Options struct {
 	// Secrets are Secrets Manager's secrets, by name, from before the
 	// functions start (a webhook key read through WEBHOOK_HMAC_KEY_SECRET).
 	Secrets map[string]string
+	// FilesAddr, when set, is where the stack serves generated-looking
+	// result files (platform.Files), as the platform's CDN would.
+	FilesAddr string
+}
+
+// SamLocal are the options of the stack that events/env.json names: its
+// resources and its ports, so that `sam local invoke` reaches it.
+func SamLocal() Options {
+	return Options{
+		Emulators: emulators.Options{
+			Table: "kiehook-tasks", Queue: "kiehook-copy", DLQ: "kiehook-copy-dlq", Bucket: "kiehook-objects",
+			DynamoDBAddr: "127.0.0.1:4569", SQSAddr: "127.0.0.1:4576", S3Addr: "127.0.0.1:4572", JSONAddr: "127.0.0.1:4583",
+		},
+		FilesAddr: "127.0.0.1:4590",
+	}
 }
 
 // Stack is the running system.
@@ -67,6 +83,8 @@ type Stack struct {
 	URL         string // the HTTP front
 	CallbackURL string // the URL to give the platform, with the token
 	Token, Key  string // what the platform must send
+	// Files serves result files at Options.FilesAddr; nil without one.
+	Files *platform.Files
 
 	// Proxies are the faulty proxies before DynamoDB, SQS, S3 and
 	// EventBridge, when Options.Faults is set.
@@ -78,6 +96,8 @@ type Stack struct {
 	functions  []*function
 	server     *http.Server
 	cancel     context.CancelFunc
+	rie, dir   string
+	bins       map[string]string // built bootstraps, by function folder
 	wg         sync.WaitGroup
 	log        io.Writer
 }
@@ -146,10 +166,16 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	for name, value := range opts.Secrets {
 		env.SetSecret(name, value)
 	}
-	s := &Stack{Env: env, log: opts.Log, Token: local["CALLBACK_TOKEN"], Key: local["WEBHOOK_HMAC_KEY"]}
+	s := &Stack{Env: env, log: opts.Log, Token: local["CALLBACK_TOKEN"], Key: local["WEBHOOK_HMAC_KEY"], rie: rie, dir: opts.Dir, bins: bins}
 	if buildErr != nil {
 		s.Close()
 		return nil, buildErr
+	}
+	if opts.FilesAddr != "" {
+		if s.Files, err = platform.ServeFilesAt(opts.FilesAddr); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	if err := s.startFunctions(ctx, opts, rie, bins, local); err != nil {
 		s.Close()
@@ -318,7 +344,32 @@ func (s *Stack) Close() {
 			p.Close()
 		}
 	}
+	if s.Files != nil {
+		s.Files.Close()
+	}
 	s.Env.Close()
+}
+
+// Run runs function (CallbackFunction, CopierFunction, ReconcilerFunction)
+// once on event, in a fresh Runtime Interface Emulator with exactly env
+// besides Lambda's own runtime variables, as `sam local invoke` does, and
+// returns the function's answer.
+func (s *Stack) Run(ctx context.Context, function string, env map[string]string, event []byte) ([]byte, error) {
+	bin, ok := s.bins[strings.ToLower(strings.TrimSuffix(function, "Function"))]
+	if !ok {
+		return nil, fmt.Errorf("no function %s", function)
+	}
+	log, err := logFile(s.dir, "sam-local-"+function+".log")
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	f, err := startFunction(ctx, s.rie, bin, function, env, 60*time.Second, log)
+	if err != nil {
+		return nil, err
+	}
+	defer f.stop()
+	return f.invoke(ctx, newID(), event)
 }
 
 // Invoke runs a function on a raw event, as `sam local invoke -e` does.

@@ -238,10 +238,12 @@ func TestEveryEventFileThroughTheBuiltBinaries(t *testing.T) {
 		raw, _ := fs.ReadFile(sample.Files, "copier-batch.json")
 		var ev events.SQSEvent
 		json.Unmarshal(raw, &ev)
+		named := map[string]bool{} // a batch may deliver a task twice
 		for _, r := range ev.Records {
 			var m struct{ TaskID string }
 			json.Unmarshal([]byte(r.Body), &m)
 			seed(t, s, m.TaskID, files.URL(m.TaskID+".png"))
+			named[m.TaskID] = true
 		}
 		out, err := s.Invoke(context.Background(), "CopierFunction", raw)
 		if err != nil {
@@ -258,8 +260,8 @@ func TestEveryEventFileThroughTheBuiltBinaries(t *testing.T) {
 				stored++
 			}
 		}
-		if stored != len(ev.Records) {
-			t.Errorf("%d stored, want %d: %+v", stored, len(ev.Records), tasks)
+		if stored != len(named) {
+			t.Errorf("%d stored, want %d: %+v", stored, len(named), tasks)
 		}
 	})
 }

@@ -1,0 +1,247 @@
+// Package samcli applies the SAM CLI's rules for a function's environment
+// under `sam local invoke --env-vars`, to kiehook's own files:
+//
+//   - the variables are the function's Environment.Variables over the
+//     template's Globals, with intrinsic functions resolved as the SAM CLI
+//     resolves them locally: parameters take their defaults, conditions are
+//     evaluated, !Ref to a resource is its logical id, !Ref AWS::NoValue
+//     drops the variable, and anything left unresolved becomes "";
+//   - the --env-vars file overrides only variables the template declares,
+//     from the function's own section and its "Parameters" section (for
+//     every function); any other is dropped without a word (the SAM CLI's
+//     maintainers in aws-sam-cli issues #381, #1553 and #6145).
+//
+// It reads the files as data, so that a test can hold the template and
+// events/env.json to those rules without Docker.
+package samcli
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// pseudo are the values the SAM CLI gives pseudo parameters locally.
+var pseudo = map[string]string{
+	"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws",
+	"AWS::StackName": "local", "AWS::StackId": "local", "AWS::URLSuffix": "amazonaws.com",
+}
+
+// Template is a parsed SAM template.
+type Template struct {
+	root   *yaml.Node
+	params map[string]string
+}
+
+// Parse reads a SAM template; parameters take their defaults.
+func Parse(raw []byte) (*Template, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("template: %w", err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, fmt.Errorf("template: empty")
+	}
+	t := &Template{root: doc.Content[0], params: map[string]string{}}
+	params := at(t.root, "Parameters")
+	for _, name := range keys(params) {
+		t.params[name] = at(params.Node, name, "Default").value()
+	}
+	return t, nil
+}
+
+// Environment is what a function sees under `sam local invoke --env-vars`
+// with envVars (the file's JSON): the resolved template variables with the
+// file's overrides; dropped are the file's variables for the function that
+// the template does not declare, which the SAM CLI silently ignores.
+func (t *Template) Environment(function string, envVars []byte) (env map[string]string, dropped []string, err error) {
+	if at(t.root, "Resources", function).Node == nil {
+		return nil, nil, fmt.Errorf("template has no resource %s", function)
+	}
+	env = map[string]string{}
+	for _, vars := range []node{at(t.root, "Globals", "Function", "Environment", "Variables"), at(t.root, "Resources", function, "Properties", "Environment", "Variables")} {
+		for _, name := range keys(vars) {
+			value, present, err := t.resolve(at(vars.Node, name))
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s.%s: %w", function, name, err)
+			}
+			if present {
+				env[name] = value
+			} else {
+				delete(env, name)
+			}
+		}
+	}
+	var file map[string]map[string]string
+	if err := json.Unmarshal(envVars, &file); err != nil {
+		return nil, nil, fmt.Errorf("env vars file: %w", err)
+	}
+	for _, section := range []string{"Parameters", function} {
+		for name, value := range file[section] {
+			if _, declared := env[name]; !declared {
+				if section == function {
+					dropped = append(dropped, name)
+				}
+				continue
+			}
+			env[name] = value
+		}
+	}
+	slices.Sort(dropped)
+	return env, dropped, nil
+}
+
+// resolve is a value as the SAM CLI resolves it locally; present is false
+// for AWS::NoValue.
+func (t *Template) resolve(n node) (value string, present bool, err error) {
+	switch n.Tag {
+	case "!Ref":
+		return t.ref(n.Value)
+	case "!If":
+		items := n.items()
+		if len(items) != 3 {
+			return "", false, fmt.Errorf("!If needs three items")
+		}
+		ok, err := t.condition(items[0].Value)
+		if err != nil {
+			return "", false, err
+		}
+		if ok {
+			return t.resolve(items[1])
+		}
+		return t.resolve(items[2])
+	case "!Sub":
+		return t.sub(n.Value), true, nil
+	case "!GetAtt", "!Join", "!Select", "!ImportValue", "!FindInMap", "!GetAZs", "!Split", "!Base64", "!Cidr":
+		return "", true, nil // unresolved locally: an empty string
+	}
+	if n.Kind != yaml.ScalarNode {
+		return "", true, nil
+	}
+	return n.Value, true, nil
+}
+
+func (t *Template) ref(name string) (string, bool, error) {
+	if name == "AWS::NoValue" {
+		return "", false, nil
+	}
+	if v, ok := pseudo[name]; ok {
+		return v, true, nil
+	}
+	if v, ok := t.params[name]; ok {
+		return v, true, nil
+	}
+	if at(t.root, "Resources", name).Node != nil {
+		return name, true, nil // a resource is its logical id locally
+	}
+	return "", false, fmt.Errorf("!Ref %s resolves to nothing", name)
+}
+
+var subVar = regexp.MustCompile(`\$\{([^}!]+)\}`)
+
+func (t *Template) sub(s string) string {
+	return subVar.ReplaceAllStringFunc(s, func(m string) string {
+		name := m[2 : len(m)-1]
+		if strings.Contains(name, ".") {
+			return "" // an attribute: unresolved locally
+		}
+		v, _, _ := t.ref(name)
+		return v
+	})
+}
+
+// condition evaluates the named condition with the parameters' defaults.
+func (t *Template) condition(name string) (bool, error) {
+	c := at(t.root, "Conditions", name)
+	if c.Node == nil {
+		return false, fmt.Errorf("no condition %s", name)
+	}
+	return t.eval(c)
+}
+
+func (t *Template) eval(n node) (bool, error) {
+	items := n.items()
+	switch n.Tag {
+	case "!Equals":
+		if len(items) != 2 {
+			return false, fmt.Errorf("!Equals needs two items")
+		}
+		a, _, err := t.resolve(items[0])
+		if err != nil {
+			return false, err
+		}
+		b, _, err := t.resolve(items[1])
+		return a == b, err
+	case "!Not":
+		if len(items) != 1 {
+			return false, fmt.Errorf("!Not needs one item")
+		}
+		v, err := t.eval(items[0])
+		return !v, err
+	case "!And", "!Or":
+		all := n.Tag == "!And"
+		for _, i := range items {
+			v, err := t.eval(i)
+			if err != nil {
+				return false, err
+			}
+			if v != all {
+				return v, nil
+			}
+		}
+		return all, nil
+	case "!Condition":
+		return t.condition(n.Value)
+	}
+	return false, fmt.Errorf("condition %s %q is not one the SAM CLI evaluates", n.Tag, n.Value)
+}
+
+// node is a YAML node with small helpers.
+type node struct{ *yaml.Node }
+
+func at(n *yaml.Node, path ...string) node {
+	for _, key := range path {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return node{}
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+			}
+		}
+		n = next
+	}
+	return node{n}
+}
+
+func keys(n node) []string {
+	var out []string
+	if n.Node != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i < len(n.Content); i += 2 {
+			out = append(out, n.Content[i].Value)
+		}
+	}
+	return out
+}
+
+func (n node) items() []node {
+	var out []node
+	if n.Node != nil && n.Kind == yaml.SequenceNode {
+		for _, c := range n.Content {
+			out = append(out, node{c})
+		}
+	}
+	return out
+}
+
+func (n node) value() string {
+	if n.Node == nil {
+		return ""
+	}
+	return n.Value
+}
