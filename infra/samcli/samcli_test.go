@@ -55,8 +55,8 @@ func TestEveryVariableOfEnvJSONReachesItsFunction(t *testing.T) {
 func TestTheLocalOnlyVariablesAreHarmlessWhenDeployed(t *testing.T) {
 	tpl := kiehookTemplate(t)
 	want := map[string]map[string]string{
-		"CallbackFunction": {"WEBHOOK_HMAC_KEY": "", "CALLBACK_TOKEN": "", "AWS_ENDPOINT_URL_DYNAMODB": "", "AWS_ENDPOINT_URL_SQS": "", "AWS_ENDPOINT_URL_EVENTBRIDGE": ""},
-		"CopierFunction":   {"ALLOW_PRIVATE_SOURCES": "false", "S3_USE_PATH_STYLE": "false", "AWS_ENDPOINT_URL_S3": "", "AWS_ENDPOINT_URL_DYNAMODB": ""},
+		"CallbackFunction":   {"WEBHOOK_HMAC_KEY": "", "CALLBACK_TOKEN": "", "AWS_ENDPOINT_URL_DYNAMODB": "", "AWS_ENDPOINT_URL_SQS": "", "AWS_ENDPOINT_URL_EVENTBRIDGE": ""},
+		"CopierFunction":     {"ALLOW_PRIVATE_SOURCES": "false", "S3_USE_PATH_STYLE": "false", "AWS_ENDPOINT_URL_S3": "", "AWS_ENDPOINT_URL_DYNAMODB": ""},
 		"ReconcilerFunction": {"AWS_ENDPOINT_URL_SQS": "", "AWS_ENDPOINT_URL_DYNAMODB": ""},
 	}
 	for function, vars := range want {
