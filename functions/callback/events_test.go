@@ -126,11 +126,19 @@ func TestBuildRefusesToStartWithoutItsVariables(t *testing.T) {
 	}
 }
 
-func TestBuildRefusesAKeyListWithoutAKey(t *testing.T) {
+// emulatedEnv starts the emulators and points the function's environment
+// at them, as the local stack does.
+func emulatedEnv(t *testing.T) *emulators.Env {
+	t.Helper()
 	env := emulators.New(t, emulators.Options{})
 	for k, v := range env.Vars() {
 		t.Setenv(k, v)
 	}
+	return env
+}
+
+func TestBuildRefusesAKeyListWithoutAKey(t *testing.T) {
+	emulatedEnv(t)
 	t.Setenv("WEBHOOK_HMAC_KEY", " , ")
 	if _, err := build(context.Background(), captureLogs(t).logger); err == nil || !strings.Contains(err.Error(), "WEBHOOK_HMAC_KEY") {
 		t.Errorf("error %v, want the variable named", err)
@@ -138,10 +146,7 @@ func TestBuildRefusesAKeyListWithoutAKey(t *testing.T) {
 }
 
 func TestBuildReadsTheKeysFromTheirSecret(t *testing.T) {
-	env := emulators.New(t, emulators.Options{})
-	for k, v := range env.Vars() {
-		t.Setenv(k, v)
-	}
+	env := emulatedEnv(t)
 	env.SetSecret("kiehook/webhook-key", "old-key,"+testKey+"\n")
 	t.Setenv("WEBHOOK_HMAC_KEY_SECRET", "kiehook/webhook-key")
 	h, err := build(context.Background(), captureLogs(t).logger)
@@ -162,10 +167,7 @@ func TestBuildReadsTheKeysFromTheirSecret(t *testing.T) {
 }
 
 func TestBuildReadsTheTokensFromTheirSecret(t *testing.T) {
-	env := emulators.New(t, emulators.Options{})
-	for k, v := range env.Vars() {
-		t.Setenv(k, v)
-	}
+	env := emulatedEnv(t)
 	env.SetSecret("kiehook/callback-token", "old-token")
 	t.Setenv("CALLBACK_TOKEN_SECRET", "kiehook/callback-token")
 	h, err := build(context.Background(), captureLogs(t).logger)
@@ -192,10 +194,7 @@ func TestBuildReadsTheTokensFromTheirSecret(t *testing.T) {
 }
 
 func TestBuildWiresAFunctionFromItsEnvironment(t *testing.T) {
-	env := emulators.New(t, emulators.Options{})
-	for k, v := range env.Vars() {
-		t.Setenv(k, v)
-	}
+	emulatedEnv(t)
 	t.Setenv("CALLBACK_TOKEN", testToken)
 	h, err := build(context.Background(), captureLogs(t).logger)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/queue/message"
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/taskevent"
 	"github.com/kiehook/kiehook/infra/capture"
 	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/platform"
@@ -172,6 +173,9 @@ func TestPendingTasksArePolledAndFinishedLikeCallbacks(t *testing.T) {
 		h.run(t)
 		if rec := h.record(t, "pend_fail"); rec.Status != task.StatusFailed || rec.Code != 501 || rec.Msg != "generation failed" {
 			t.Errorf("record %+v", rec)
+		}
+		if got := h.eventTypes(t); got["pend_fail"] != taskevent.Failed {
+			t.Errorf("events %v: the failure is announced", got)
 		}
 		if ids := h.queued(t); len(ids) != 0 {
 			t.Errorf("queued %v", ids)

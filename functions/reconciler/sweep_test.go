@@ -118,15 +118,6 @@ func TestTasksTheReconcilerEndsAreAnnounced(t *testing.T) {
 			t.Errorf("events %v", got)
 		}
 	})
-	t.Run("a pending task the platform failed puts Task Failed", func(t *testing.T) {
-		h := newHarness(t)
-		h.seed(t, "rc_failed", "veo", task.StatusPending, 3*time.Minute)
-		h.platform.Set("veo", "rc_failed", platform.Failure)
-		h.run(t)
-		if got := h.eventTypes(t); got["rc_failed"] != taskevent.Failed {
-			t.Errorf("events %v", got)
-		}
-	})
 }
 
 func TestEveryPassGetsItsTurn(t *testing.T) {

@@ -48,7 +48,9 @@ func Scenarios() []Scenario {
 	everyFault := faults.Uniform(0.05)
 	noBackground := Small(8)
 	noBackground.Duplicates, noBackground.Failures, noBackground.FailThenWin = 0, 0, 0
-	noBackground.BigVideos, noBackground.MaxFile = 2, 0 // two 100+ MiB videos keep the copier busy
+	// One 100+ MiB video keeps the copier busy; every other file fits in one
+	// part, so the video's is the one multipart upload the kill interrupts.
+	noBackground.BigVideos, noBackground.MaxFile = 1, 4<<20
 	return []Scenario{
 		keyRotation(),
 		killedBeforeTheEvent(),
@@ -77,10 +79,12 @@ func Scenarios() []Scenario {
 			Visibility: 20 * time.Second,
 			Options:    noBackground,
 			During: func(ctx context.Context, s *stack.Stack, _ *platform.Client) {
-				// Kill the copier while one of its multipart uploads is open
-				// in the bucket: mid-upload of a 100+ MiB video.
+				// Kill the copier mid-upload of a 100+ MiB video: once one of its
+				// multipart uploads is open in the bucket, and recorded in its
+				// task. (Between the upload's start and its record, a
+				// millisecond, only the bucket's lifecycle rule would end it.)
 				for killed.Load() == 0 && ctx.Err() == nil {
-					if open, err := s.Env.OpenUploads(ctx); err == nil && open > 0 {
+					if open, err := s.Env.OpenUploads(ctx); err == nil && open > 0 && recordedUpload(ctx, s) {
 						killed.Store(int32(s.KillCopier()))
 						openWhenKilled.Store(int32(open))
 					}
@@ -294,4 +298,16 @@ func killedBeforeTheEvent() Scenario {
 			return fmt.Sprintf("copier killed after storing %s, before its event; %d tasks stored, %d events, none missing", victim.Load(), rep.Stored, rep.Events), nil
 		},
 	}
+}
+
+// recordedUpload reports whether a task records a multipart upload in
+// progress.
+func recordedUpload(ctx context.Context, s *stack.Stack) bool {
+	tasks, _ := s.Tasks(ctx)
+	for _, t := range tasks {
+		if len(t.Uploads) > 0 {
+			return true
+		}
+	}
+	return false
 }

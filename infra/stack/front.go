@@ -163,6 +163,10 @@ type Task struct {
 	StoredAt   string   `json:"storedAt,omitempty" dynamodbav:"storedAt"`
 	Error      string   `json:"error,omitempty" dynamodbav:"error"`
 	NotifiedAt string   `json:"notifiedAt,omitempty" dynamodbav:"notifiedAt"`
+	Uploads    []struct {
+		Key      string `json:"key" dynamodbav:"key"`
+		UploadID string `json:"uploadId" dynamodbav:"uploadId"`
+	} `json:"uploads,omitempty" dynamodbav:"uploads"`
 }
 
 // Object is one copy of a task's result.

@@ -59,24 +59,22 @@ func TestRecordFailures(t *testing.T) {
 			t.Errorf("error %v", err)
 		}
 	})
-	t.Run("a 429 in the body's code is ErrRateLimited too", func(t *testing.T) {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.Write([]byte(`{"code":429,"msg":"Too many requests, please slow down"}`))
-		}))
-		defer srv.Close()
-		if _, err := kieapi.New(srv.URL, "api-key").Record(context.Background(), "veo", "v1"); !errors.Is(err, kieapi.ErrRateLimited) {
-			t.Errorf("error %v", err)
-		}
-	})
-	t.Run("a message that merely mentions code 429 is not a rate limit", func(t *testing.T) {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.Write([]byte(`{"code":500,"msg":"upstream answered code 429"}`))
-		}))
-		defer srv.Close()
-		if _, err := kieapi.New(srv.URL, "api-key").Record(context.Background(), "veo", "v1"); err == nil || errors.Is(err, kieapi.ErrRateLimited) {
-			t.Errorf("error %v", err)
-		}
-	})
+	for _, tt := range []struct {
+		name, body  string
+		rateLimited bool
+	}{
+		{"a 429 in the body's code is ErrRateLimited too", `{"code":429,"msg":"Too many requests, please slow down"}`, true},
+		{"a message that merely mentions code 429 is not a rate limit", `{"code":500,"msg":"upstream answered code 429"}`, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(tt.body)) }))
+			defer srv.Close()
+			_, err := kieapi.New(srv.URL, "api-key").Record(context.Background(), "veo", "v1")
+			if err == nil || errors.Is(err, kieapi.ErrRateLimited) != tt.rateLimited {
+				t.Errorf("error %v, want rate limited %v", err, tt.rateLimited)
+			}
+		})
+	}
 	t.Run("a wrong key is an error", func(t *testing.T) {
 		if _, err := kieapi.New(p.URL, "wrong").Record(context.Background(), "veo", "v1"); err == nil {
 			t.Error("want an error")
