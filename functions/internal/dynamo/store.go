@@ -236,8 +236,14 @@ func (s *Store) Open(ctx context.Context, status task.Status, before time.Time, 
 	return tasks, nil
 }
 
-// apply runs b on the record id and returns the record as it is after.
+// apply runs b on the record id. When b ends the task, it returns the
+// record as it is after, for its event; otherwise an empty Task: the hot
+// path of a callback needs no record back.
 func (s *Store) apply(ctx context.Context, id string, b *update) (task.Task, error) {
+	returns := types.ReturnValueNone
+	if b.ends {
+		returns = types.ReturnValueAllNew
+	}
 	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           s.table,
 		Key:                                 key(id),
@@ -245,11 +251,14 @@ func (s *Store) apply(ctx context.Context, id string, b *update) (task.Task, err
 		ConditionExpression:                 aws.String(b.condition),
 		ExpressionAttributeNames:            b.names,
 		ExpressionAttributeValues:           b.values,
-		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValues:                        returns,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if err == nil {
+	if err == nil && b.ends {
 		return decode(out.Attributes)
+	}
+	if err == nil {
+		return task.Task{}, nil
 	}
 	var stale *types.ConditionalCheckFailedException
 	if !errors.As(err, &stale) {
@@ -272,10 +281,13 @@ type update struct {
 	names               map[string]string
 	values              map[string]types.AttributeValue
 	events              bool // an ended record stays in the open index until notified
+	ends                bool // the update moves the record to a final status
+	from                task.Status
 }
 
 func (s *Store) newUpdate(from task.Status, now time.Time) *update {
 	b := &update{
+		from:      from,
 		events:    s.events,
 		condition: "#status = :from",
 		sets:      make([]string, 0, 8),
@@ -290,16 +302,20 @@ func (s *Store) newUpdate(from task.Status, now time.Time) *update {
 	return b
 }
 
-// setStatus moves the record to s, in or out of the open index. Each status
-// change owes a new event, so notifiedAt goes.
+// setStatus moves the record to s, in or out of the open index. A record
+// leaving a final status owes a new event, so its notifiedAt goes (an open
+// record has none).
 func (b *update) setStatus(s task.Status) {
+	b.ends = task.Final(s)
 	b.set("status", ":to", str(string(s)))
 	if indexed(s, b.events) {
 		b.set("openStatus", ":to", str(string(s)))
 	} else {
 		b.remove("openStatus")
 	}
-	b.remove("notifiedAt")
+	if task.Final(b.from) {
+		b.remove("notifiedAt")
+	}
 }
 
 // indexed reports whether a record in status s is in the open index: while
@@ -343,16 +359,17 @@ func (b *update) add(attr, placeholder string, v types.AttributeValue) {
 func (b *update) remove(attr string) { b.removes = append(b.removes, b.name(attr)) }
 
 func (b *update) expression() string {
-	var clauses []string
-	for _, c := range []struct {
-		verb, sep string
-		list      []string
-	}{{"SET ", ", ", b.sets}, {"ADD ", ", ", b.adds}, {"REMOVE ", ", ", b.removes}} {
-		if len(c.list) > 0 {
-			clauses = append(clauses, c.verb+strings.Join(c.list, c.sep))
-		}
+	var e string
+	if len(b.sets) > 0 {
+		e = " SET " + strings.Join(b.sets, ", ")
 	}
-	return strings.Join(clauses, " ")
+	if len(b.adds) > 0 {
+		e += " ADD " + strings.Join(b.adds, ", ")
+	}
+	if len(b.removes) > 0 {
+		e += " REMOVE " + strings.Join(b.removes, ", ")
+	}
+	return e[1:]
 }
 
 func key(id string) map[string]types.AttributeValue {

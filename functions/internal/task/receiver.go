@@ -15,9 +15,9 @@ type Store interface {
 	// Create writes t unless a record with its id exists; then it returns
 	// that record and created=false.
 	Create(ctx context.Context, t Task) (existing Task, created bool, err error)
-	// Update applies c and returns the record as it is then. When the
-	// record's status is no longer c.From it returns ErrStale and, when it
-	// can, the current record.
+	// Update applies c. When c ends the task (To is final) it returns the
+	// record as it is then, for its event. When the record's status is no
+	// longer c.From it returns ErrStale and, when it can, the current record.
 	Update(ctx context.Context, c Change) (current Task, err error)
 }
 
