@@ -22,6 +22,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"sync"
 	"syscall"
@@ -48,11 +49,11 @@ type Client interface {
 
 // A file larger than PartSize goes up in parts of PartSize, Concurrency of
 // them uploading while the next one downloads, so memory is Concurrency+1
-// parts per file, 15 MiB: S3's smallest part keeps that low and the same
-// from a 16 MiB file up, and S3's 10,000 parts cover 50 GiB.
+// parts per multipart file, 20 MiB, the same whatever its size; S3's
+// smallest part keeps that low, and S3's 10,000 parts cover 50 GiB.
 const (
 	PartSize    = 5 << 20
-	Concurrency = 2
+	Concurrency = 3
 	MaxParts    = 10000
 )
 
@@ -97,6 +98,11 @@ func (f freeList) Get() *[]byte {
 		b, err := syscall.Mmap(-1, 0, PartSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 		if err != nil {
 			b = make([]byte, PartSize) // no mapping to be had: the heap will do
+		}
+		// Touched at once, so that the memory a copy holds is there from
+		// its start, not taken page by page as parts first fill.
+		for i := 0; i < len(b); i += os.Getpagesize() {
+			b[i] = 0
 		}
 		return &b
 	}
@@ -268,13 +274,23 @@ type upload struct {
 func (u *upload) send(ctx context.Context, first *[]byte, body io.Reader) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	slots := make(chan struct{}, Concurrency)
+	// The upload's own Concurrency+1 parts, taken at its start: one being
+	// read while the others upload. Waiting for one back is what holds
+	// the download to the upload's pace, and memory is the same for every
+	// multipart file, whatever its size.
+	free := make(chan *[]byte, Concurrency+1)
+	for range Concurrency {
+		free <- parts.Get()
+	}
+	defer func() {
+		for range Concurrency + 1 {
+			parts.Put(<-free)
+		}
+	}()
 	var wg sync.WaitGroup
 	start := func(number int32, part *[]byte, n int) {
-		slots <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-slots }()
-			defer parts.Put(part)
+			defer func() { free <- part }()
 			if err := u.part(ctx, number, (*part)[:n]); err != nil {
 				cancel(err)
 			}
@@ -283,7 +299,12 @@ func (u *upload) send(ctx context.Context, first *[]byte, body io.Reader) error 
 	start(1, first, PartSize)
 	var readErr error
 	for number := int32(2); ctx.Err() == nil; number++ {
-		part := parts.Get()
+		var part *[]byte
+		select {
+		case part = <-free:
+		case <-ctx.Done():
+			continue
+		}
 		n, err := io.ReadFull(body, *part)
 		if n > 0 && number > MaxParts {
 			err = fmt.Errorf("more than %d parts of %d bytes", MaxParts, PartSize)
@@ -291,7 +312,7 @@ func (u *upload) send(ctx context.Context, first *[]byte, body io.Reader) error 
 		if n > 0 && (err == nil || errors.Is(err, io.ErrUnexpectedEOF)) {
 			start(number, part, n)
 		} else {
-			parts.Put(part)
+			free <- part
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			break
