@@ -23,6 +23,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kiehook/kiehook/infra/yamlnode"
 )
 
 // pseudo are the values the SAM CLI gives pseudo parameters locally.
@@ -33,23 +35,20 @@ var pseudo = map[string]string{
 
 // Template is a parsed SAM template.
 type Template struct {
-	root   *yaml.Node
+	root   yamlnode.Node
 	params map[string]string
 }
 
 // Parse reads a SAM template; parameters take their defaults.
 func Parse(raw []byte) (*Template, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
+	root, err := yamlnode.Parse(raw)
+	if err != nil {
 		return nil, fmt.Errorf("template: %w", err)
 	}
-	if len(doc.Content) == 0 {
-		return nil, fmt.Errorf("template: empty")
-	}
-	t := &Template{root: doc.Content[0], params: map[string]string{}}
-	params := at(t.root, "Parameters")
-	for _, name := range keys(params) {
-		t.params[name] = at(params.Node, name, "Default").value()
+	t := &Template{root: root, params: map[string]string{}}
+	params := root.At("Parameters")
+	for _, name := range params.Keys() {
+		t.params[name] = params.At(name, "Default").Str()
 	}
 	return t, nil
 }
@@ -59,13 +58,13 @@ func Parse(raw []byte) (*Template, error) {
 // file's overrides; dropped are the file's variables for the function that
 // the template does not declare, which the SAM CLI silently ignores.
 func (t *Template) Environment(function string, envVars []byte) (env map[string]string, dropped []string, err error) {
-	if at(t.root, "Resources", function).Node == nil {
+	if !t.root.At("Resources", function).OK() {
 		return nil, nil, fmt.Errorf("template has no resource %s", function)
 	}
 	env = map[string]string{}
-	for _, vars := range []node{at(t.root, "Globals", "Function", "Environment", "Variables"), at(t.root, "Resources", function, "Properties", "Environment", "Variables")} {
-		for _, name := range keys(vars) {
-			value, present, err := t.resolve(at(vars.Node, name))
+	for _, vars := range []yamlnode.Node{t.root.At("Globals", "Function", "Environment", "Variables"), t.root.At("Resources", function, "Properties", "Environment", "Variables")} {
+		for _, name := range vars.Keys() {
+			value, present, err := t.resolve(vars.At(name))
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s.%s: %w", function, name, err)
 			}
@@ -97,12 +96,12 @@ func (t *Template) Environment(function string, envVars []byte) (env map[string]
 
 // resolve is a value as the SAM CLI resolves it locally; present is false
 // for AWS::NoValue.
-func (t *Template) resolve(n node) (value string, present bool, err error) {
+func (t *Template) resolve(n yamlnode.Node) (value string, present bool, err error) {
 	switch n.Tag {
 	case "!Ref":
 		return t.ref(n.Value)
 	case "!If":
-		items := n.items()
+		items := n.Items()
 		if len(items) != 3 {
 			return "", false, fmt.Errorf("!If needs three items")
 		}
@@ -135,7 +134,7 @@ func (t *Template) ref(name string) (string, bool, error) {
 	if v, ok := t.params[name]; ok {
 		return v, true, nil
 	}
-	if at(t.root, "Resources", name).Node != nil {
+	if t.root.At("Resources", name).OK() {
 		return name, true, nil // a resource is its logical id locally
 	}
 	return "", false, fmt.Errorf("!Ref %s resolves to nothing", name)
@@ -156,15 +155,15 @@ func (t *Template) sub(s string) string {
 
 // condition evaluates the named condition with the parameters' defaults.
 func (t *Template) condition(name string) (bool, error) {
-	c := at(t.root, "Conditions", name)
-	if c.Node == nil {
+	c := t.root.At("Conditions", name)
+	if !c.OK() {
 		return false, fmt.Errorf("no condition %s", name)
 	}
 	return t.eval(c)
 }
 
-func (t *Template) eval(n node) (bool, error) {
-	items := n.items()
+func (t *Template) eval(n yamlnode.Node) (bool, error) {
+	items := n.Items()
 	switch n.Tag {
 	case "!Equals":
 		if len(items) != 2 {
@@ -198,50 +197,4 @@ func (t *Template) eval(n node) (bool, error) {
 		return t.condition(n.Value)
 	}
 	return false, fmt.Errorf("condition %s %q is not one the SAM CLI evaluates", n.Tag, n.Value)
-}
-
-// node is a YAML node with small helpers.
-type node struct{ *yaml.Node }
-
-func at(n *yaml.Node, path ...string) node {
-	for _, key := range path {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return node{}
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				next = n.Content[i+1]
-			}
-		}
-		n = next
-	}
-	return node{n}
-}
-
-func keys(n node) []string {
-	var out []string
-	if n.Node != nil && n.Kind == yaml.MappingNode {
-		for i := 0; i < len(n.Content); i += 2 {
-			out = append(out, n.Content[i].Value)
-		}
-	}
-	return out
-}
-
-func (n node) items() []node {
-	var out []node
-	if n.Node != nil && n.Kind == yaml.SequenceNode {
-		for _, c := range n.Content {
-			out = append(out, node{c})
-		}
-	}
-	return out
-}
-
-func (n node) value() string {
-	if n.Node == nil {
-		return ""
-	}
-	return n.Value
 }

@@ -9,10 +9,11 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kiehook/kiehook/infra/yamlnode"
 )
 
-// node is a YAML node with small helpers for walking a template.
-type node struct{ *yaml.Node }
+type node = yamlnode.Node
 
 func load(tb testing.TB) node {
 	tb.Helper()
@@ -20,81 +21,16 @@ func load(tb testing.TB) node {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
+	tpl, err := yamlnode.Parse(b)
+	if err != nil {
 		tb.Fatalf("template.yaml: %v", err)
 	}
-	return node{doc.Content[0]}
-}
-
-// at walks mapping keys; it returns a zero node when a key is missing.
-func (n node) at(path ...string) node {
-	for _, key := range path {
-		if n.Node == nil || n.Kind != yaml.MappingNode {
-			return node{}
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				next = n.Content[i+1]
-			}
-		}
-		n = node{next}
-	}
-	return n
-}
-
-func (n node) ok() bool { return n.Node != nil }
-
-func (n node) str() string {
-	if n.Node == nil {
-		return ""
-	}
-	return n.Value
-}
-
-func (n node) keys() []string {
-	var keys []string
-	if n.Node != nil && n.Kind == yaml.MappingNode {
-		for i := 0; i < len(n.Content); i += 2 {
-			keys = append(keys, n.Content[i].Value)
-		}
-	}
-	return keys
-}
-
-func (n node) items() []node {
-	var items []node
-	if n.Node != nil && n.Kind == yaml.SequenceNode {
-		for _, c := range n.Content {
-			items = append(items, node{c})
-		}
-	}
-	return items
-}
-
-func (n node) strs() []string {
-	var s []string
-	for _, i := range n.items() {
-		s = append(s, i.Value)
-	}
-	return s
-}
-
-// walk visits n and every node below it.
-func (n node) walk(visit func(node)) {
-	if n.Node == nil {
-		return
-	}
-	visit(n)
-	for _, c := range n.Content {
-		node{c}.walk(visit)
-	}
+	return tpl
 }
 
 func expect(tb testing.TB, n node, want string, path ...string) {
 	tb.Helper()
-	if got := n.at(path...).str(); got != want {
+	if got := n.At(path...).Str(); got != want {
 		tb.Errorf("%s = %q, want %q", strings.Join(path, "."), got, want)
 	}
 }
@@ -102,19 +38,19 @@ func expect(tb testing.TB, n node, want string, path ...string) {
 // refersToParameter checks that n is !Ref to one of the template's parameters.
 func refersToParameter(tb testing.TB, tpl, n node, what string) {
 	tb.Helper()
-	if n.Tag != "!Ref" || !tpl.at("Parameters", n.Value).ok() {
-		tb.Errorf("%s must be !Ref to a parameter, is %s %q", what, n.Tag, n.str())
+	if n.Tag != "!Ref" || !tpl.At("Parameters", n.Value).OK() {
+		tb.Errorf("%s must be !Ref to a parameter, is %s %q", what, n.Tag, n.Str())
 	}
 }
 
 func TestTemplateIsAServerlessApplication(t *testing.T) {
 	tpl := load(t)
 	expect(t, tpl, "AWS::Serverless-2016-10-31", "Transform")
-	fn := tpl.at("Globals", "Function")
+	fn := tpl.At("Globals", "Function")
 	expect(t, fn, "provided.al2023", "Runtime")
 	expect(t, fn, "bootstrap", "Handler")
 	expect(t, fn, "JSON", "LoggingConfig", "LogFormat")
-	if got := fn.at("Architectures").strs(); !slices.Equal(got, []string{"arm64"}) {
+	if got := fn.At("Architectures").Strs(); !slices.Equal(got, []string{"arm64"}) {
 		t.Errorf("Architectures = %v, want [arm64]", got)
 	}
 }
@@ -127,7 +63,7 @@ func TestEveryFunctionBuildsAStaticNorpcBootstrap(t *testing.T) {
 	}
 	for name, dir := range map[string]string{"CallbackFunction": "callback", "CopierFunction": "copier", "ReconcilerFunction": "reconciler"} {
 		t.Run(name+" is built by the Makefile from ./functions/"+dir, func(t *testing.T) {
-			fn := tpl.at("Resources", name)
+			fn := tpl.At("Resources", name)
 			expect(t, fn, "AWS::Serverless::Function", "Type")
 			expect(t, fn, "makefile", "Metadata", "BuildMethod")
 			expect(t, fn, "true", "Metadata", "BuildInSource")
@@ -150,22 +86,22 @@ func TestEveryFunctionBuildsAStaticNorpcBootstrap(t *testing.T) {
 
 func TestCallbackFunction(t *testing.T) {
 	tpl := load(t)
-	p := tpl.at("Resources", "CallbackFunction", "Properties")
+	p := tpl.At("Resources", "CallbackFunction", "Properties")
 	expect(t, p, "NONE", "FunctionUrlConfig", "AuthType")
 	t.Run("reserved concurrency is off unless asked for, so that small accounts can deploy", func(t *testing.T) {
-		rc := p.at("ReservedConcurrentExecutions")
-		if rc.Tag != "!If" || rc.items()[0].Value != "ReservesCallbackConcurrency" || rc.items()[2].Value != "AWS::NoValue" {
+		rc := p.At("ReservedConcurrentExecutions")
+		if rc.Tag != "!If" || rc.Items()[0].Value != "ReservesCallbackConcurrency" || rc.Items()[2].Value != "AWS::NoValue" {
 			t.Errorf("ReservedConcurrentExecutions must be !If [ReservesCallbackConcurrency, …, AWS::NoValue]")
 		}
-		refersToParameter(t, tpl, rc.items()[1], "ReservedConcurrentExecutions")
+		refersToParameter(t, tpl, rc.Items()[1], "ReservedConcurrentExecutions")
 		expect(t, tpl, "0", "Parameters", "CallbackReservedConcurrency", "Default")
 		for _, fn := range []string{"CopierFunction", "ReconcilerFunction"} {
-			if tpl.at("Resources", fn, "Properties", "ReservedConcurrentExecutions").ok() {
+			if tpl.At("Resources", fn, "Properties", "ReservedConcurrentExecutions").OK() {
 				t.Errorf("%s reserves concurrency", fn)
 			}
 		}
 	})
-	if timeout, _ := strconv.Atoi(p.at("Timeout").str()); timeout <= 10 || timeout >= 15 {
+	if timeout, _ := strconv.Atoi(p.At("Timeout").Str()); timeout <= 10 || timeout >= 15 {
 		t.Errorf("Timeout %d: must exceed the 10 s request budget and stay under the platform's 15 s", timeout)
 	}
 	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "events:PutEvents", "secretsmanager:GetSecretValue", "secretsmanager:GetSecretValue", "sqs:SendMessage"}) {
@@ -175,63 +111,63 @@ func TestCallbackFunction(t *testing.T) {
 		if cond := conditionalOn(p, "ReadCallbackToken"); cond != "HasToken" {
 			t.Errorf("the token's statement is under %q", cond)
 		}
-		if res := statement(p, "ReadCallbackToken").at("Resource"); res.Tag != "!Ref" || res.Value != "CallbackTokenSecret" {
+		if res := statement(p, "ReadCallbackToken").At("Resource"); res.Tag != "!Ref" || res.Value != "CallbackTokenSecret" {
 			t.Errorf("the token's statement names %s %q", res.Tag, res.Value)
 		}
-		env := p.at("Environment", "Variables")
-		if v := env.at("CALLBACK_TOKEN_SECRET"); v.Tag != "!If" || v.items()[1].Value != "CallbackTokenSecret" {
+		env := p.At("Environment", "Variables")
+		if v := env.At("CALLBACK_TOKEN_SECRET"); v.Tag != "!If" || v.Items()[1].Value != "CallbackTokenSecret" {
 			t.Error("CALLBACK_TOKEN_SECRET must name the token's secret")
 		}
 		for _, section := range []string{"Globals", "Resources", "Outputs"} {
-			tpl.at(section).walk(func(n node) {
-				if n.Tag == "!Ref" && n.Value == "CallbackToken" && n != tpl.at("Resources", "CallbackTokenSecret", "Properties", "SecretString") {
+			tpl.At(section).Walk(func(n node) {
+				if n.Tag == "!Ref" && n.Value == "CallbackToken" && n != tpl.At("Resources", "CallbackTokenSecret", "Properties", "SecretString") {
 					t.Error("the CallbackToken parameter may only go into its secret")
 				}
 			})
 		}
 	})
 	secret := statement(p, "ReadWebhookKey")
-	if !secret.ok() {
+	if !secret.OK() {
 		t.Fatal("no ReadWebhookKey statement")
 	}
 	if cond := conditionalOn(p, "ReadWebhookKey"); cond != "UsesKeySecret" {
 		t.Errorf("the secret statement must exist only when a key secret is used, is under %q", cond)
 	}
-	if secret.at("Resource").Tag != "!If" {
+	if secret.At("Resource").Tag != "!If" {
 		t.Error("the secret statement must name the secret, not every secret")
 	}
 }
 
 func TestCopierFunction(t *testing.T) {
 	tpl := load(t)
-	p := tpl.at("Resources", "CopierFunction", "Properties")
-	ev := p.at("Events", "CopyQueueEvent")
+	p := tpl.At("Resources", "CopierFunction", "Properties")
+	ev := p.At("Events", "CopyQueueEvent")
 	expect(t, ev, "SQS", "Type")
 	expect(t, ev, "CopyQueue.Arn", "Properties", "Queue")
-	refersToParameter(t, tpl, ev.at("Properties", "BatchSize"), "BatchSize")
-	if most := tpl.at("Parameters", ev.at("Properties", "BatchSize").Value, "MaxValue").str(); most != "4" {
+	refersToParameter(t, tpl, ev.At("Properties", "BatchSize"), "BatchSize")
+	if most := tpl.At("Parameters", ev.At("Properties", "BatchSize").Value, "MaxValue").Str(); most != "4" {
 		t.Errorf("BatchSize MaxValue %s: every copy of a batch starts at once, and memory allows 4", most)
 	}
-	refersToParameter(t, tpl, ev.at("Properties", "ScalingConfig", "MaximumConcurrency"), "ScalingConfig.MaximumConcurrency")
-	if !ev.at("Properties", "MaximumBatchingWindowInSeconds").ok() {
+	refersToParameter(t, tpl, ev.At("Properties", "ScalingConfig", "MaximumConcurrency"), "ScalingConfig.MaximumConcurrency")
+	if !ev.At("Properties", "MaximumBatchingWindowInSeconds").OK() {
 		t.Error("no MaximumBatchingWindowInSeconds")
 	}
-	if got := ev.at("Properties", "FunctionResponseTypes").strs(); !slices.Equal(got, []string{"ReportBatchItemFailures"}) {
+	if got := ev.At("Properties", "FunctionResponseTypes").Strs(); !slices.Equal(got, []string{"ReportBatchItemFailures"}) {
 		t.Errorf("FunctionResponseTypes = %v", got)
 	}
 	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents", "s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectTagging", "secretsmanager:GetSecretValue"}) {
 		t.Errorf("actions %v", got)
 	}
-	if res := statement(p, "WriteCopies").at("Resource"); res.Tag != "!Sub" || res.Value != "${ObjectsBucket.Arn}/${ObjectPrefix}*" {
+	if res := statement(p, "WriteCopies").At("Resource"); res.Tag != "!Sub" || res.Value != "${ObjectsBucket.Arn}/${ObjectPrefix}*" {
 		t.Errorf("S3 access must be limited to the prefix, is %s %q", res.Tag, res.Value)
 	}
 	t.Run("it streams: no ephemeral storage beyond Lambda's default, and files up to S3's 10,000 parts", func(t *testing.T) {
-		if p.at("EphemeralStorage").ok() || tpl.at("Parameters", "CopierEphemeralStorage").ok() {
+		if p.At("EphemeralStorage").OK() || tpl.At("Parameters", "CopierEphemeralStorage").OK() {
 			t.Error("the copier spools nothing: it needs no ephemeral storage setting")
 		}
 		// S3's 10,000 parts of the copier's 5 MiB (objects.MaxParts × PartSize,
 		// which the copier's configuration enforces).
-		if most := tpl.at("Parameters", "MaxObjectBytes", "MaxValue").str(); most != "52428800000" {
+		if most := tpl.At("Parameters", "MaxObjectBytes", "MaxValue").Str(); most != "52428800000" {
 			t.Errorf("MaxObjectBytes MaxValue %s, want S3's parts × the copier's part size", most)
 		}
 	})
@@ -240,12 +176,12 @@ func TestCopierFunction(t *testing.T) {
 // statements are the inline policy statements of a function, unwrapping !If.
 func statements(fn node) map[string]node {
 	all := map[string]node{}
-	for _, policy := range fn.at("Policies").items() {
-		for _, s := range policy.at("Statement").items() {
+	for _, policy := range fn.At("Policies").Items() {
+		for _, s := range policy.At("Statement").Items() {
 			if s.Tag == "!If" {
-				s = s.items()[1]
+				s = s.Items()[1]
 			}
-			all[s.at("Sid").str()] = s
+			all[s.At("Sid").Str()] = s
 		}
 	}
 	return all
@@ -254,10 +190,10 @@ func statements(fn node) map[string]node {
 func statement(fn node, sid string) node { return statements(fn)[sid] }
 
 func conditionalOn(fn node, sid string) string {
-	for _, policy := range fn.at("Policies").items() {
-		for _, s := range policy.at("Statement").items() {
-			if s.Tag == "!If" && s.items()[1].at("Sid").str() == sid {
-				return s.items()[0].Value
+	for _, policy := range fn.At("Policies").Items() {
+		for _, s := range policy.At("Statement").Items() {
+			if s.Tag == "!If" && s.Items()[1].At("Sid").Str() == sid {
+				return s.Items()[0].Value
 			}
 		}
 	}
@@ -267,7 +203,7 @@ func conditionalOn(fn node, sid string) string {
 func allowedActions(fn node) []string {
 	var actions []string
 	for _, s := range statements(fn) {
-		actions = append(actions, s.at("Action").strs()...)
+		actions = append(actions, s.At("Action").Strs()...)
 	}
 	slices.Sort(actions)
 	return actions
@@ -275,57 +211,57 @@ func allowedActions(fn node) []string {
 
 func TestNoAllowStatementHasAWildcard(t *testing.T) {
 	tpl := load(t)
-	resources := tpl.at("Resources")
-	for _, name := range resources.keys() {
-		if resources.at(name, "Type").str() == "AWS::KMS::Key" {
+	resources := tpl.At("Resources")
+	for _, name := range resources.Keys() {
+		if resources.At(name, "Type").Str() == "AWS::KMS::Key" {
 			continue // in a key policy, "*" is the key itself
 		}
-		checkNoWildcard(t, resources.at(name))
+		checkNoWildcard(t, resources.At(name))
 	}
 }
 
 func checkNoWildcard(t *testing.T, resource node) {
 	t.Helper()
-	resource.walk(func(n node) {
-		if n.Kind != yaml.MappingNode || n.at("Effect").str() != "Allow" {
+	resource.Walk(func(n node) {
+		if n.Kind != yaml.MappingNode || n.At("Effect").Str() != "Allow" {
 			return
 		}
-		actions := n.at("Action").strs()
-		if a := n.at("Action"); a.Kind == yaml.ScalarNode {
+		actions := n.At("Action").Strs()
+		if a := n.At("Action"); a.Kind == yaml.ScalarNode {
 			actions = []string{a.Value}
 		}
 		for _, a := range actions {
 			if strings.Contains(a, "*") {
-				t.Errorf("statement %s allows wildcard action %s", n.at("Sid").str(), a)
+				t.Errorf("statement %s allows wildcard action %s", n.At("Sid").Str(), a)
 			}
 		}
-		if n.at("Resource").str() == "*" {
-			t.Errorf("statement %s allows every resource", n.at("Sid").str())
+		if n.At("Resource").Str() == "*" {
+			t.Errorf("statement %s allows every resource", n.At("Sid").Str())
 		}
 	})
 }
 
 func TestReconcilerFunction(t *testing.T) {
 	tpl := load(t)
-	p := tpl.at("Resources", "ReconcilerFunction", "Properties")
-	ev := p.at("Events", "EveryMinute")
+	p := tpl.At("Resources", "ReconcilerFunction", "Properties")
+	ev := p.At("Events", "EveryMinute")
 	expect(t, ev, "Schedule", "Type")
 	expect(t, ev, "rate(1 minute)", "Properties", "Schedule")
 	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", "secretsmanager:GetSecretValue", "sqs:SendMessage"}) {
 		t.Errorf("actions %v", got)
 	}
-	if res := statement(p, "ListOpenTasks").at("Resource"); res.Value != "${TasksTable.Arn}/index/open-tasks" {
+	if res := statement(p, "ListOpenTasks").At("Resource"); res.Value != "${TasksTable.Arn}/index/open-tasks" {
 		t.Errorf("Query must be limited to the open-tasks index, is %q", res.Value)
 	}
 	if cond := conditionalOn(p, "ReadApiKey"); cond != "UsesApiKeySecret" {
 		t.Errorf("the API key statement must exist only with a key, is under %q", cond)
 	}
-	gsi := tpl.at("Resources", "TasksTable", "Properties", "GlobalSecondaryIndexes").items()
-	if len(gsi) != 1 || gsi[0].at("IndexName").str() != "open-tasks" {
+	gsi := tpl.At("Resources", "TasksTable", "Properties", "GlobalSecondaryIndexes").Items()
+	if len(gsi) != 1 || gsi[0].At("IndexName").Str() != "open-tasks" {
 		t.Fatal("the table needs the open-tasks index")
 	}
-	keys := gsi[0].at("KeySchema").items()
-	if len(keys) != 2 || keys[0].at("AttributeName").str() != "openStatus" || keys[1].at("AttributeName").str() != "updatedAt" {
+	keys := gsi[0].At("KeySchema").Items()
+	if len(keys) != 2 || keys[0].At("AttributeName").Str() != "openStatus" || keys[1].At("AttributeName").Str() != "updatedAt" {
 		t.Error("open-tasks is keyed by openStatus and updatedAt")
 	}
 	expect(t, tpl, "true", "Parameters", "KieApiKey", "NoEcho")
@@ -333,21 +269,21 @@ func TestReconcilerFunction(t *testing.T) {
 
 func TestQueues(t *testing.T) {
 	tpl := load(t)
-	q := tpl.at("Resources", "CopyQueue", "Properties")
+	q := tpl.At("Resources", "CopyQueue", "Properties")
 	t.Run("the reconciler knows when a copy's deliveries are used up", func(t *testing.T) {
-		env := tpl.at("Resources", "ReconcilerFunction", "Properties", "Environment", "Variables")
-		if env.at("COPY_VISIBILITY_TIMEOUT").str() != q.at("VisibilityTimeout").str()+"s" {
-			t.Errorf("COPY_VISIBILITY_TIMEOUT %q, the queue's VisibilityTimeout %q", env.at("COPY_VISIBILITY_TIMEOUT").str(), q.at("VisibilityTimeout").str())
+		env := tpl.At("Resources", "ReconcilerFunction", "Properties", "Environment", "Variables")
+		if env.At("COPY_VISIBILITY_TIMEOUT").Str() != q.At("VisibilityTimeout").Str()+"s" {
+			t.Errorf("COPY_VISIBILITY_TIMEOUT %q, the queue's VisibilityTimeout %q", env.At("COPY_VISIBILITY_TIMEOUT").Str(), q.At("VisibilityTimeout").Str())
 		}
-		if env.at("COPY_MAX_RECEIVE_COUNT").Value != q.at("RedrivePolicy", "maxReceiveCount").Value {
+		if env.At("COPY_MAX_RECEIVE_COUNT").Value != q.At("RedrivePolicy", "maxReceiveCount").Value {
 			t.Error("COPY_MAX_RECEIVE_COUNT must be the queue's maxReceiveCount")
 		}
 	})
-	dlq := tpl.at("Resources", "CopyDeadLetterQueue", "Properties")
+	dlq := tpl.At("Resources", "CopyDeadLetterQueue", "Properties")
 	expect(t, q, "CopyDeadLetterQueue.Arn", "RedrivePolicy", "deadLetterTargetArn")
-	refersToParameter(t, tpl, q.at("RedrivePolicy", "maxReceiveCount"), "maxReceiveCount")
-	visibility, _ := strconv.Atoi(q.at("VisibilityTimeout").str())
-	timeout, _ := strconv.Atoi(tpl.at("Resources", "CopierFunction", "Properties", "Timeout").str())
+	refersToParameter(t, tpl, q.At("RedrivePolicy", "maxReceiveCount"), "maxReceiveCount")
+	visibility, _ := strconv.Atoi(q.At("VisibilityTimeout").Str())
+	timeout, _ := strconv.Atoi(tpl.At("Resources", "CopierFunction", "Properties", "Timeout").Str())
 	if timeout == 0 || visibility < 6*timeout {
 		t.Errorf("VisibilityTimeout %d must be at least 6 × the copier's timeout %d", visibility, timeout)
 	}
@@ -359,43 +295,43 @@ func TestQueues(t *testing.T) {
 
 func TestTable(t *testing.T) {
 	tpl := load(t)
-	p := tpl.at("Resources", "TasksTable", "Properties")
+	p := tpl.At("Resources", "TasksTable", "Properties")
 	expect(t, p, "PAY_PER_REQUEST", "BillingMode")
-	keys := p.at("KeySchema").items()
-	if len(keys) != 1 || keys[0].at("AttributeName").str() != "taskId" || keys[0].at("KeyType").str() != "HASH" {
+	keys := p.At("KeySchema").Items()
+	if len(keys) != 1 || keys[0].At("AttributeName").Str() != "taskId" || keys[0].At("KeyType").Str() != "HASH" {
 		t.Error("the key must be taskId alone")
 	}
-	attrs := p.at("AttributeDefinitions").items()
-	if len(attrs) == 0 || attrs[0].at("AttributeName").str() != "taskId" || attrs[0].at("AttributeType").str() != "S" {
+	attrs := p.At("AttributeDefinitions").Items()
+	if len(attrs) == 0 || attrs[0].At("AttributeName").Str() != "taskId" || attrs[0].At("AttributeType").Str() != "S" {
 		t.Error("taskId must be a string")
 	}
 	expect(t, p, "expiresAt", "TimeToLiveSpecification", "AttributeName")
 	expect(t, p, "true", "TimeToLiveSpecification", "Enabled")
 	expect(t, p, "true", "PointInTimeRecoverySpecification", "PointInTimeRecoveryEnabled")
-	refersToParameter(t, tpl, p.at("DeletionProtectionEnabled"), "DeletionProtectionEnabled")
+	refersToParameter(t, tpl, p.At("DeletionProtectionEnabled"), "DeletionProtectionEnabled")
 }
 
 func TestBucket(t *testing.T) {
 	tpl := load(t)
-	p := tpl.at("Resources", "ObjectsBucket", "Properties")
+	p := tpl.At("Resources", "ObjectsBucket", "Properties")
 	for _, block := range []string{"BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"} {
 		expect(t, p, "true", "PublicAccessBlockConfiguration", block)
 	}
-	if !p.at("BucketEncryption", "ServerSideEncryptionConfiguration").ok() {
+	if !p.At("BucketEncryption", "ServerSideEncryptionConfiguration").OK() {
 		t.Error("no encryption")
 	}
-	if rules := p.at("OwnershipControls", "Rules").items(); len(rules) != 1 || rules[0].at("ObjectOwnership").str() != "BucketOwnerEnforced" {
+	if rules := p.At("OwnershipControls", "Rules").Items(); len(rules) != 1 || rules[0].At("ObjectOwnership").Str() != "BucketOwnerEnforced" {
 		t.Error("ownership must be BucketOwnerEnforced")
 	}
 	var expiry node
-	for _, r := range p.at("LifecycleConfiguration", "Rules").items() {
-		if r.Tag == "!If" && r.items()[0].Value == "HasObjectExpiration" {
-			expiry = r.items()[1]
+	for _, r := range p.At("LifecycleConfiguration", "Rules").Items() {
+		if r.Tag == "!If" && r.Items()[0].Value == "HasObjectExpiration" {
+			expiry = r.Items()[1]
 		}
 	}
-	refersToParameter(t, tpl, expiry.at("ExpirationInDays"), "the lifecycle expiry")
-	policy := tpl.at("Resources", "ObjectsBucketPolicy", "Properties", "PolicyDocument", "Statement").items()
-	if len(policy) == 0 || policy[0].at("Effect").str() != "Deny" || policy[0].at("Condition", "Bool", "aws:SecureTransport").str() != "false" {
+	refersToParameter(t, tpl, expiry.At("ExpirationInDays"), "the lifecycle expiry")
+	policy := tpl.At("Resources", "ObjectsBucketPolicy", "Properties", "PolicyDocument", "Statement").Items()
+	if len(policy) == 0 || policy[0].At("Effect").Str() != "Deny" || policy[0].At("Condition", "Bool", "aws:SecureTransport").Str() != "false" {
 		t.Error("the bucket policy must deny requests without TLS")
 	}
 }
@@ -403,24 +339,24 @@ func TestBucket(t *testing.T) {
 func TestAlarms(t *testing.T) {
 	tpl := load(t)
 	for _, name := range []string{"DeadLetterQueueAlarm", "CopierErrorsAlarm", "Callback5xxAlarm", "AuthFailuresAlarm", "StaleQueuedAlarm"} {
-		a := tpl.at("Resources", name)
+		a := tpl.At("Resources", name)
 		expect(t, a, "AWS::CloudWatch::Alarm", "Type")
-		if actions := a.at("Properties", "AlarmActions"); actions.Tag != "!If" || actions.items()[0].Value != "HasAlarmEmail" {
+		if actions := a.At("Properties", "AlarmActions"); actions.Tag != "!If" || actions.Items()[0].Value != "HasAlarmEmail" {
 			t.Errorf("%s must notify the alarm topic when an email is given", name)
 		}
 	}
-	if subs := tpl.at("Resources", "AlarmTopic", "Properties", "Subscription").items(); len(subs) != 1 || subs[0].at("Protocol").str() != "email" || subs[0].at("Endpoint").str() != "AlarmEmail" {
+	if subs := tpl.At("Resources", "AlarmTopic", "Properties", "Subscription").Items(); len(subs) != 1 || subs[0].At("Protocol").Str() != "email" || subs[0].At("Endpoint").Str() != "AlarmEmail" {
 		t.Error("the topic must mail AlarmEmail")
 	}
 	t.Run("CloudWatch may use the topic's key, so the alarms arrive", func(t *testing.T) {
-		key := tpl.at("Resources", "AlarmTopic", "Properties", "KmsMasterKeyId")
-		if key.Tag != "!Ref" || tpl.at("Resources", key.Value, "Type").str() != "AWS::KMS::Key" {
+		key := tpl.At("Resources", "AlarmTopic", "Properties", "KmsMasterKeyId")
+		if key.Tag != "!Ref" || tpl.At("Resources", key.Value, "Type").Str() != "AWS::KMS::Key" {
 			t.Fatalf("the topic's key is %s %q: an AWS managed key (alias/aws/sns) cannot let CloudWatch publish", key.Tag, key.Value)
 		}
 		granted := false
-		for _, s := range tpl.at("Resources", key.Value, "Properties", "KeyPolicy", "Statement").items() {
-			actions := s.at("Action").strs()
-			if s.at("Effect").str() == "Allow" && s.at("Principal", "Service").str() == "cloudwatch.amazonaws.com" &&
+		for _, s := range tpl.At("Resources", key.Value, "Properties", "KeyPolicy", "Statement").Items() {
+			actions := s.At("Action").Strs()
+			if s.At("Effect").Str() == "Allow" && s.At("Principal", "Service").Str() == "cloudwatch.amazonaws.com" &&
 				slices.Contains(actions, "kms:Decrypt") && slices.Contains(actions, "kms:GenerateDataKey*") {
 				granted = true
 			}
@@ -448,12 +384,12 @@ func TestEnvironmentFollowsTheContract(t *testing.T) {
 	tpl := load(t)
 	set := map[string]bool{}
 	for _, vars := range []node{
-		tpl.at("Globals", "Function", "Environment", "Variables"),
-		tpl.at("Resources", "CallbackFunction", "Properties", "Environment", "Variables"),
-		tpl.at("Resources", "CopierFunction", "Properties", "Environment", "Variables"),
-		tpl.at("Resources", "ReconcilerFunction", "Properties", "Environment", "Variables"),
+		tpl.At("Globals", "Function", "Environment", "Variables"),
+		tpl.At("Resources", "CallbackFunction", "Properties", "Environment", "Variables"),
+		tpl.At("Resources", "CopierFunction", "Properties", "Environment", "Variables"),
+		tpl.At("Resources", "ReconcilerFunction", "Properties", "Environment", "Variables"),
 	} {
-		for _, name := range vars.keys() {
+		for _, name := range vars.Keys() {
 			if !slices.Contains(contractVariables, name) {
 				t.Errorf("%s is not a contract variable", name)
 			}
@@ -474,40 +410,40 @@ func TestEnvironmentFollowsTheContract(t *testing.T) {
 
 func TestTaskEventBus(t *testing.T) {
 	tpl := load(t)
-	busArn := tpl.at("Outputs", "EventBusArn", "Value")
+	busArn := tpl.At("Outputs", "EventBusArn", "Value")
 	t.Run("the stack creates a bus unless one is named", func(t *testing.T) {
-		bus := tpl.at("Resources", "TaskEventBus")
+		bus := tpl.At("Resources", "TaskEventBus")
 		expect(t, bus, "AWS::Events::EventBus", "Type")
 		expect(t, bus, "CreatesEventBus", "Condition")
-		if c := tpl.at("Conditions", "CreatesEventBus"); c.Tag != "!Equals" || c.items()[0].Value != "EventBusName" || c.items()[1].Value != "" {
+		if c := tpl.At("Conditions", "CreatesEventBus"); c.Tag != "!Equals" || c.Items()[0].Value != "EventBusName" || c.Items()[1].Value != "" {
 			t.Error("CreatesEventBus must be EventBusName = \"\"")
 		}
-		if name := tpl.at("Globals", "Function", "Environment", "Variables", "EVENT_BUS_NAME"); name.Tag != "!If" || name.items()[0].Value != "CreatesEventBus" {
+		if name := tpl.At("Globals", "Function", "Environment", "Variables", "EVENT_BUS_NAME"); name.Tag != "!If" || name.Items()[0].Value != "CreatesEventBus" {
 			t.Error("every function's EVENT_BUS_NAME must be the created or the named bus")
 		}
-		if busArn.Tag != "!If" || busArn.items()[1].Value != "TaskEventBus.Arn" {
-			t.Errorf("EventBusArn output %s %v", busArn.Tag, busArn.items())
+		if busArn.Tag != "!If" || busArn.Items()[1].Value != "TaskEventBus.Arn" {
+			t.Errorf("EventBusArn output %s %v", busArn.Tag, busArn.Items())
 		}
 	})
 	t.Run("an archive keeps kiehook's events for a configurable time", func(t *testing.T) {
-		a := tpl.at("Resources", "TaskEventArchive")
+		a := tpl.At("Resources", "TaskEventArchive")
 		expect(t, a, "AWS::Events::Archive", "Type")
-		refersToParameter(t, tpl, a.at("Properties", "RetentionDays"), "RetentionDays")
-		if got := a.at("Properties", "EventPattern", "source").strs(); !slices.Equal(got, []string{"kiehook"}) {
+		refersToParameter(t, tpl, a.At("Properties", "RetentionDays"), "RetentionDays")
+		if got := a.At("Properties", "EventPattern", "source").Strs(); !slices.Equal(got, []string{"kiehook"}) {
 			t.Errorf("archive pattern source %v", got)
 		}
-		if src := a.at("Properties", "SourceArn"); src.Tag != "!If" || src.items()[1].Value != busArn.items()[1].Value {
+		if src := a.At("Properties", "SourceArn"); src.Tag != "!If" || src.Items()[1].Value != busArn.Items()[1].Value {
 			t.Error("the archive must be of the task event bus")
 		}
 	})
 	t.Run("each function may put events on that bus only", func(t *testing.T) {
 		for _, fn := range []string{"CallbackFunction", "CopierFunction", "ReconcilerFunction"} {
-			s := statement(tpl.at("Resources", fn, "Properties"), "PutTaskEvents")
-			if got := s.at("Action").strs(); !slices.Equal(got, []string{"events:PutEvents"}) {
+			s := statement(tpl.At("Resources", fn, "Properties"), "PutTaskEvents")
+			if got := s.At("Action").Strs(); !slices.Equal(got, []string{"events:PutEvents"}) {
 				t.Errorf("%s: actions %v", fn, got)
 			}
-			res := s.at("Resource")
-			if res.Tag != "!If" || res.items()[1].Value != busArn.items()[1].Value || res.items()[2].Value != busArn.items()[2].Value {
+			res := s.At("Resource")
+			if res.Tag != "!If" || res.Items()[1].Value != busArn.Items()[1].Value || res.Items()[2].Value != busArn.Items()[2].Value {
 				t.Errorf("%s may put events elsewhere than the task event bus", fn)
 			}
 		}
@@ -520,11 +456,11 @@ func TestTaskEventBus(t *testing.T) {
 func TestOutputs(t *testing.T) {
 	tpl := load(t)
 	for _, name := range []string{"CallbackUrl", "TasksTableName", "ObjectsBucketName", "CopyQueueUrl", "CopyDeadLetterQueueUrl", "EventBusName", "EventBusArn"} {
-		if !tpl.at("Outputs", name, "Value").ok() {
+		if !tpl.At("Outputs", name, "Value").OK() {
 			t.Errorf("no output %s", name)
 		}
 	}
-	if d := tpl.at("Outputs", "CallbackUrl", "Description").str(); !strings.Contains(d, "?token=") {
+	if d := tpl.At("Outputs", "CallbackUrl", "Description").Str(); !strings.Contains(d, "?token=") {
 		t.Errorf("the callback URL's description must explain the token: %q", d)
 	}
 }
@@ -537,14 +473,14 @@ var pseudo = regexp.MustCompile(`^AWS::(AccountId|NoValue|NotificationARNs|Parti
 func TestEveryReferenceResolves(t *testing.T) {
 	tpl := load(t)
 	known := func(name string) bool {
-		return pseudo.MatchString(name) || tpl.at("Parameters", name).ok() || tpl.at("Resources", name).ok() || slices.Contains(generated, name)
+		return pseudo.MatchString(name) || tpl.At("Parameters", name).OK() || tpl.At("Resources", name).OK() || slices.Contains(generated, name)
 	}
 	condition := func(name string) {
-		if !tpl.at("Conditions", name).ok() {
+		if !tpl.At("Conditions", name).OK() {
 			t.Errorf("condition %s is not defined", name)
 		}
 	}
-	tpl.walk(func(n node) {
+	tpl.Walk(func(n node) {
 		switch n.Tag {
 		case "!Ref":
 			if !known(n.Value) {
@@ -561,20 +497,20 @@ func TestEveryReferenceResolves(t *testing.T) {
 				}
 			}
 		case "!If":
-			condition(n.items()[0].Value)
+			condition(n.Items()[0].Value)
 		case "!Condition":
 			condition(n.Value)
 		}
 	})
 	for _, section := range []string{"Resources", "Outputs"} {
-		for _, name := range tpl.at(section).keys() {
-			if c := tpl.at(section, name, "Condition"); c.ok() {
+		for _, name := range tpl.At(section).Keys() {
+			if c := tpl.At(section, name, "Condition"); c.OK() {
 				condition(c.Value)
 			}
 		}
 	}
-	for _, name := range tpl.at("Resources").keys() {
-		if typ := tpl.at("Resources", name, "Type").str(); !regexp.MustCompile(`^AWS::[A-Za-z0-9]+::[A-Za-z0-9]+$`).MatchString(typ) {
+	for _, name := range tpl.At("Resources").Keys() {
+		if typ := tpl.At("Resources", name, "Type").Str(); !regexp.MustCompile(`^AWS::[A-Za-z0-9]+::[A-Za-z0-9]+$`).MatchString(typ) {
 			t.Errorf("resource %s has type %q", name, typ)
 		}
 	}
