@@ -3,9 +3,10 @@
 //	go run ./infra/local          # the stack, until Ctrl-C
 //	go run ./infra/local -demo    # and play the platform once through it
 //
-// DynamoDB, SQS and S3 run in-process (127.0.0.1:4569, :4576, :4572); both
-// functions are built and run under the Runtime Interface Emulator; the
-// callback URL is an HTTP front on 127.0.0.1:3000.
+// DynamoDB, SQS, S3, EventBridge and Secrets Manager run in-process
+// (127.0.0.1:4569, :4576, :4572, :4583) beside a result file server
+// (:4590); the three functions are built and run under the Runtime
+// Interface Emulator; the callback URL is an HTTP front on 127.0.0.1:3000.
 package main
 
 import (
@@ -35,7 +36,7 @@ func main() {
 	flag.IntVar(&lo.BigVideos, "big-videos", -1, "with -load: videos of 100 MiB or more (default n/500)")
 	flag.Int64Var(&lo.MaxFile, "max-file", 0, "with -load: cap on the other files' size in bytes (0: realistic sizes up to 20 MiB)")
 	faultRate := flag.Float64("faults", 0, "with -load: share of requests to DynamoDB, SQS, S3 and the file source that meet each fault")
-	scenarios := flag.Bool("scenarios", false, "run each fault scenario (5% faults everywhere, a killed copier, SQS down, DynamoDB throttling) on a stack of its own, write scenarios.txt, and exit")
+	scenarios := flag.Bool("scenarios", false, "run each fault scenario (a key rotation, killed copiers, 5% faults everywhere, SQS down, DynamoDB throttling) on a stack of its own, write scenarios.txt, and exit")
 	reportDir := flag.String("report", "", "with -load or -scenarios: folder for the report (default .kiehook/load)")
 	flag.Parse()
 
