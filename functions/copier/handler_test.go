@@ -160,7 +160,10 @@ func newHarnessOn(tb testing.TB, env *emulators.Env) *harness {
 	h := &harness{env: env, src: newSource(tb), store: dynamo.New(env.DynamoDB, env.Table, true), metrics: &capture.Buffer{}}
 	h.copier = &Copier{
 		Store:   h.store,
-		Sources: download.New(download.Options{Hosts: download.ParseHosts("127.0.0.1"), AllowPrivate: true, MaxBytes: 32 << 20, IdleTimeout: 300 * time.Millisecond}),
+		// The idle timeout is short for the stall tests, yet long enough for
+		// a race build on two busy cores, where a source can starve for
+		// hundreds of milliseconds while parts upload.
+		Sources: download.New(download.Options{Hosts: download.ParseHosts("127.0.0.1"), AllowPrivate: true, MaxBytes: 32 << 20, IdleTimeout: 1500 * time.Millisecond}),
 		Objects: objects.New(env.S3, env.Bucket),
 		Prefix:  "tasks/",
 		Metrics: metrics.New(h.metrics, "kiehook", time.Now),
