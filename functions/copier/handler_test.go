@@ -159,7 +159,7 @@ func newHarnessOn(tb testing.TB, env *emulators.Env) *harness {
 	tb.Helper()
 	h := &harness{env: env, src: newSource(tb), store: dynamo.New(env.DynamoDB, env.Table, true), metrics: &capture.Buffer{}}
 	h.copier = &Copier{
-		Store:   h.store,
+		Store: h.store,
 		// The idle timeout is short for the stall tests, yet long enough for
 		// a race build on two busy cores, where a source can starve for
 		// hundreds of milliseconds while parts upload.
