@@ -180,7 +180,7 @@ func (h *Handler) authenticate(ctx context.Context, req events.LambdaFunctionURL
 	return err
 }
 
-var errUnconfigured = errors.New("no WEBHOOK_HMAC_KEY, WEBHOOK_HMAC_KEY_SECRET or CALLBACK_TOKEN is set and ALLOW_UNAUTHENTICATED is not true: refusing every callback")
+var errUnconfigured = errors.New("no WEBHOOK_HMAC_KEY, WEBHOOK_HMAC_KEY_SECRET, CALLBACK_TOKEN or CALLBACK_TOKEN_SECRET is set and ALLOW_UNAUTHENTICATED is not true: refusing every callback")
 
 // checkToken accepts any token held; tokens from a secret are read again
 // when old, and at once (at most every 30 s) when got matches none.
