@@ -4,8 +4,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
-	"strings"
 	"sync/atomic"
+
+	"github.com/kiehook/kiehook/functions/internal/kie"
 )
 
 // Tokens are the accepted ?token= values: one, or several while the token
@@ -19,10 +20,8 @@ type Tokens struct {
 // refused and the tokens held are kept.
 func (t *Tokens) Set(list string) error {
 	var sums [][sha256.Size]byte
-	for tok := range strings.SplitSeq(list, ",") {
-		if tok = strings.TrimSpace(tok); tok != "" {
-			sums = append(sums, sha256.Sum256([]byte(tok)))
-		}
+	for _, tok := range kie.Values(list) {
+		sums = append(sums, sha256.Sum256([]byte(tok)))
 	}
 	if len(sums) == 0 {
 		return errors.New("no callback token in the list")

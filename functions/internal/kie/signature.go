@@ -29,6 +29,19 @@ const (
 // so no callback's signed text can equal a registration's.
 const RegistrationPrefix = "register/"
 
+// Values are the entries of a setting that may hold several, separated by
+// commas (webhook keys, callback tokens): each trimmed of white space,
+// empty ones skipped.
+func Values(list string) []string {
+	var out []string
+	for v := range strings.SplitSeq(list, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // Sign is the platform's signature of a callback: standard base64 of
 // HMAC-SHA256 over taskID + "." + timestamp, keyed with the webhook key.
 func Sign(key []byte, taskID, timestamp string) string {
@@ -77,10 +90,7 @@ func NewVerifier(tolerance time.Duration) *Verifier {
 // refused and the keys held are kept.
 func (v *Verifier) SetKeys(list string) error {
 	var macs []*keyMAC
-	for k := range strings.SplitSeq(list, ",") {
-		if k = strings.TrimSpace(k); k == "" {
-			continue
-		}
+	for _, k := range Values(list) {
 		key := []byte(k)
 		m := &keyMAC{}
 		m.pool.New = func() any { return hmac.New(sha256.New, key) }
