@@ -178,19 +178,13 @@ func (s *Store) ClearUploads(ctx context.Context, id string) error {
 // on since (a success after a failure) is left alone: its new status has
 // an event of its own.
 func (s *Store) Notified(ctx context.Context, id string, status task.Status, at time.Time) error {
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 s.table,
-		Key:                       key(id),
-		UpdateExpression:          aws.String("SET notifiedAt = :at REMOVE openStatus"),
-		ConditionExpression:       aws.String("#status = :status"),
-		ExpressionAttributeNames:  map[string]string{"#status": "status"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":at": str(timestamp(at)), ":status": str(string(status))},
-	})
-	var stale *types.ConditionalCheckFailedException
-	if errors.As(err, &stale) {
-		return nil
+	b := s.newUpdate(status, time.Time{}) // updatedAt stays: the sweep's age is the status change's
+	b.set("notifiedAt", ":notifiedAt", str(timestamp(at)))
+	b.remove("openStatus")
+	if _, err := s.apply(ctx, id, b); err != nil && !errors.Is(err, task.ErrStale) {
+		return err
 	}
-	return err
+	return nil
 }
 
 // Unnotified lists at most limit tasks that ended in status before before
