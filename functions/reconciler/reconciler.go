@@ -191,14 +191,22 @@ func (r *Reconciler) expire(ctx context.Context, t task.Task, now time.Time) err
 	if errors.Is(err, task.ErrStale) {
 		return nil
 	}
-	if err != nil || r.Notifier == nil {
+	if err != nil {
 		return err
 	}
-	if err := r.Notifier.Notify(ctx, failed); err != nil {
-		// The task is failed for good; the sweep puts its event later.
+	r.announce(ctx, failed)
+	return nil
+}
+
+// announce puts the event of a task this run ended. A failure is only
+// logged: the task has ended for good, and the sweep puts its event later.
+func (r *Reconciler) announce(ctx context.Context, t task.Task) {
+	if r.Notifier == nil {
+		return
+	}
+	if err := r.Notifier.Notify(ctx, t); err != nil {
 		r.Logger.WarnContext(ctx, "task event not put", "taskId", t.ID, "error", err.Error())
 	}
-	return nil
 }
 
 // sweep puts the events that a function died (or failed) before putting:
@@ -294,11 +302,6 @@ func (r *Reconciler) giveUp(ctx context.Context, t task.Task, now time.Time) err
 		return err
 	}
 	r.Logger.WarnContext(ctx, "copy given up", "taskId", t.ID, "queuedSince", t.UpdatedAt.Format(time.RFC3339))
-	if r.Notifier == nil {
-		return nil
-	}
-	if err := r.Notifier.Notify(ctx, failed); err != nil {
-		r.Logger.WarnContext(ctx, "task event not put", "taskId", t.ID, "error", err.Error())
-	}
+	r.announce(ctx, failed)
 	return nil
 }
