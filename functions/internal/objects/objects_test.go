@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -136,14 +137,9 @@ func TestPartsUploadWhileTheFileDownloads(t *testing.T) {
 	env := emulators.New(t, emulators.Options{})
 	want := content(4 * objects.PartSize)
 	g := &gate{first: bytes.NewReader(want[:2*objects.PartSize]), rest: bytes.NewReader(want[2*objects.PartSize:]), open: make(chan struct{})}
-	seen := false
+	var opened sync.Once // parts upload concurrently
 	client := s3.New(env.S3.Options(), func(o *s3.Options) {
-		o.APIOptions = append(o.APIOptions, on("UploadPart", func() {
-			if !seen {
-				seen = true
-				close(g.open)
-			}
-		}))
+		o.APIOptions = append(o.APIOptions, on("UploadPart", func() { opened.Do(func() { close(g.open) }) }))
 	})
 	sum := sha256.Sum256(want)
 	if err := objects.New(client, env.Bucket).Put(context.Background(), "tasks/p/0.mp4", "video/mp4", g, nil, func() []byte { return sum[:] }, nil); err != nil {
