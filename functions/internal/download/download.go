@@ -134,6 +134,7 @@ type Download struct {
 	hash   hash.Hash
 	n      int64
 	max    int64
+	length int64 // the length the source declared, -1 when it declared none
 	idle   *time.Timer
 	cancel context.CancelFunc
 	cause  func() error
@@ -186,9 +187,10 @@ func (d *Downloader) start(ctx context.Context, resp *http.Response, cancel cont
 		return nil, permanent("file of %d bytes is larger than MAX_OBJECT_BYTES (%d)", resp.ContentLength, d.opts.MaxBytes)
 	}
 	dl := &Download{
-		body: resp.Body,
-		hash: sha256.New(),
-		max:  d.opts.MaxBytes,
+		body:   resp.Body,
+		hash:   sha256.New(),
+		max:    d.opts.MaxBytes,
+		length: resp.ContentLength,
 	}
 	// A stalled source is cut off when one read waits IdleTimeout for a
 	// byte. The watchdog runs only inside reads, so a slow consumer never
@@ -240,6 +242,16 @@ func (r *idleReader) read(p []byte) (int, error) {
 		// A cancelled request may surface as a clean end of body; the
 		// file is then truncated, whatever the transport says.
 		return n, r.dl.readErr(r.dl.cause())
+	}
+	if err == io.EOF && r.dl.length >= 0 && r.dl.n != r.dl.length {
+		// net/http checks this too (io.ErrUnexpectedEOF); a file stored
+		// short is the one outcome that must never happen, so the copy
+		// does not rest on one layer.
+		return n, fmt.Errorf("reading source: it ended after %d of the %d bytes it declared", r.dl.n, r.dl.length)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) && r.dl.cause() == nil {
+		// Not wrapped: a consumer must not take a cut-off body for its end.
+		return n, fmt.Errorf("reading source: the connection closed after %d bytes, before the body ended (%v)", r.dl.n, err)
 	}
 	if err != nil && err != io.EOF {
 		err = r.dl.readErr(err)

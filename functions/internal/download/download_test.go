@@ -76,6 +76,17 @@ func source(tb testing.TB) (*httptest.Server, *Downloader) {
 		conn.(*tls.Conn).NetConn().(*net.TCPConn).SetLinger(0)
 		conn.Close()
 	})
+	// The source closes the connection halfway through a body whose
+	// length it declared, or through a chunked body before its last chunk.
+	mux.HandleFunc("/cut-declared", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(2*len(png)))
+		w.Write(png)
+		cutOff(w)
+	})
+	mux.HandleFunc("/cut-chunked", func(w http.ResponseWriter, r *http.Request) {
+		w.Write(png)
+		cutOff(w)
+	})
 	mux.HandleFunc("/redirect/{n}", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.PathValue("n"))
 		if n == 0 {
@@ -100,6 +111,14 @@ func source(tb testing.TB) (*httptest.Server, *Downloader) {
 	port := netip.MustParseAddrPort(srv.Listener.Addr().String()).Port()
 	d.allowAddr = func(ap netip.AddrPort) bool { return ap.Port() == port || PublicAddr(ap.Addr()) }
 	return srv, d
+}
+
+// cutOff sends what w holds and closes the connection, as a source that
+// goes away mid-body does.
+func cutOff(w http.ResponseWriter) {
+	w.(http.Flusher).Flush()
+	conn, _, _ := w.(http.Hijacker).Hijack()
+	conn.Close()
 }
 
 func readAll(tb testing.TB, d *Downloader, url string) (*Download, []byte, error) {
@@ -193,6 +212,8 @@ func TestOpenRefuses(t *testing.T) {
 		{"429 is transient", srv.URL + "/status/429", false, "429"},
 		{"a stalled source is transient", srv.URL + "/stall", false, "stalled"},
 		{"a connection reset is transient", srv.URL + "/reset", false, "reading source"},
+		{"a body cut short of its Content-Length is transient", srv.URL + "/cut-declared", false, "closed after"},
+		{"a chunked body cut off is transient", srv.URL + "/cut-chunked", false, "closed after"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,6 +226,9 @@ func TestOpenRefuses(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.message) {
 				t.Errorf("error %q does not mention %q", err, tt.message)
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("error %q reads as an end of file: a consumer would store the file short", err)
 			}
 		})
 	}
@@ -338,5 +362,23 @@ func TestErrRemembersWhyTheSourceFailed(t *testing.T) {
 	io.Copy(io.Discard, dl)
 	if task.ErrorCode(dl.Err()) != task.EPERMANENT || !strings.Contains(dl.Err().Error(), "MAX_OBJECT_BYTES") {
 		t.Errorf("Err = %v, want the size limit", dl.Err())
+	}
+}
+
+func TestABodyShorterThanItsDeclaredLengthIsNoEndOfFile(t *testing.T) {
+	// A transport that reports a clean end before the declared length (a
+	// proxy, an HTTP/2 stream reset read as END_STREAM) must not make a
+	// short file look whole.
+	d := New(Options{Hosts: ParseHosts("example.com")})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	resp := &http.Response{StatusCode: 200, ContentLength: int64(2 * len(png)), Body: io.NopCloser(bytes.NewReader(png))}
+	dl, err := d.start(ctx, resp, cancel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	_, err = io.ReadAll(dl)
+	if err == nil || task.ErrorCode(err) == task.EPERMANENT || !strings.Contains(err.Error(), "ended after") {
+		t.Errorf("error %v, want a transient short body", err)
 	}
 }

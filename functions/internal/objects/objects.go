@@ -133,34 +133,48 @@ func New(client Client, bucket string) *Store {
 // hash), which becomes the object's sha256 tag. track, when set, is told a
 // multipart upload's id before any part is sent, so that a later attempt
 // can abort it should this process die (see Abort); an error from it stops
-// the Put. A failed Put leaves nothing in the bucket: a body that fails
-// within its first part uploads nothing, and a failed multipart upload is
-// aborted.
+// the Put. Only io.EOF ends the body: any other error, io.ErrUnexpectedEOF
+// of a source cut off included, fails the Put. A failed Put leaves nothing
+// in the bucket: a body that fails within its first part uploads nothing,
+// and a failed multipart upload is aborted.
 func (s *Store) Put(ctx context.Context, key, contentType string, body io.Reader, meta map[string]string, sum func() []byte, track func(uploadID string) error) error {
 	first := parts.Get()
-	n, err := io.ReadFull(body, *first)
-	if err == nil {
+	n, end, err := fill(body, *first)
+	if err == nil && !end {
 		// A full part may be the whole file: one more byte tells.
 		var next [1]byte
-		m, peekErr := io.ReadFull(body, next[:])
-		switch {
-		case errors.Is(peekErr, io.EOF):
-			err = io.EOF
-		case peekErr != nil:
-			err = peekErr
-		default:
-			body = io.MultiReader(bytes.NewReader(next[:m]), body)
-		}
+		var m int
+		m, end, err = fill(body, next[:])
+		body = io.MultiReader(bytes.NewReader(next[:m]), body)
 	}
 	switch {
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		defer parts.Put(first)
-		return s.putOne(ctx, key, contentType, (*first)[:n], meta, sum())
 	case err != nil:
 		parts.Put(first)
 		return fmt.Errorf("read %s: %w", key, err)
+	case end:
+		defer parts.Put(first)
+		return s.putOne(ctx, key, contentType, (*first)[:n], meta, sum())
 	}
 	return s.putParts(ctx, key, contentType, first, body, meta, sum, track)
+}
+
+// fill reads body into buf until buf is full or body ends. Unlike
+// io.ReadFull it tells the end of the body (io.EOF, and nothing else) from
+// a failure: net/http reports a body cut short of its Content-Length, or a
+// chunked stream cut off, as io.ErrUnexpectedEOF, which must never pass
+// for a file's end.
+func fill(body io.Reader, buf []byte) (n int, end bool, err error) {
+	for n < len(buf) {
+		m, err := body.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			return n, true, nil
+		}
+		if err != nil {
+			return n, false, err
+		}
+	}
+	return n, false, nil
 }
 
 // Abort aborts the multipart upload uploadID of key, which a process that
@@ -305,21 +319,22 @@ func (u *upload) send(ctx context.Context, first *[]byte, body io.Reader) error 
 		case <-ctx.Done():
 			continue
 		}
-		n, err := io.ReadFull(body, *part)
-		if n > 0 && number > MaxParts {
+		n, end, err := fill(body, *part)
+		if err == nil && n > 0 && number > MaxParts {
 			err = fmt.Errorf("more than %d parts of %d bytes", MaxParts, PartSize)
 		}
-		if n > 0 && (err == nil || errors.Is(err, io.ErrUnexpectedEOF)) {
+		if err != nil {
+			free <- part
+			readErr = err
+			cancel(err)
+			break
+		}
+		if n > 0 {
 			start(number, part, n)
 		} else {
 			free <- part
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			break
-		}
-		if err != nil {
-			readErr = err
-			cancel(err)
+		if end {
 			break
 		}
 	}

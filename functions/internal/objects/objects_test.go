@@ -164,6 +164,11 @@ func TestAFailedPutLeavesNothingBehind(t *testing.T) {
 	}{
 		{"a body that breaks in its first part uploads nothing", "", io.MultiReader(bytes.NewReader(content(1<<20)), iotest.ErrReader(broken)), noTrack, "source reset"},
 		{"a body that breaks after several parts aborts the upload", "", io.MultiReader(bytes.NewReader(content(large)), iotest.ErrReader(broken)), noTrack, "source reset"},
+		// net/http's report of a connection closed before the declared
+		// length: a failure, never the file's end.
+		{"a body cut off within its first part uploads nothing", "", io.MultiReader(bytes.NewReader(content(1<<20)), iotest.ErrReader(io.ErrUnexpectedEOF)), noTrack, "unexpected EOF"},
+		{"a body cut off at a part's end uploads nothing", "", io.MultiReader(bytes.NewReader(content(objects.PartSize)), iotest.ErrReader(io.ErrUnexpectedEOF)), noTrack, "unexpected EOF"},
+		{"a body cut off after several parts aborts the upload", "", io.MultiReader(bytes.NewReader(content(large)), iotest.ErrReader(io.ErrUnexpectedEOF)), noTrack, "unexpected EOF"},
 		{"a multipart upload that cannot start", "CreateMultipartUpload", bytes.NewReader(content(large)), noTrack, "start upload"},
 		{"an upload that cannot be tracked is aborted before any part", "", bytes.NewReader(content(large)), func(string) error { return errors.New("table down") }, "table down"},
 		{"a part that fails aborts the upload", "UploadPart", bytes.NewReader(content(large)), noTrack, "part "},
