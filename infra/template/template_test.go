@@ -338,7 +338,7 @@ func TestBucket(t *testing.T) {
 
 func TestAlarms(t *testing.T) {
 	tpl := load(t)
-	for _, name := range []string{"DeadLetterQueueAlarm", "CopierErrorsAlarm", "Callback5xxAlarm", "AuthFailuresAlarm", "StaleQueuedAlarm"} {
+	for _, name := range []string{"DeadLetterQueueAlarm", "CopierErrorsAlarm", "CallbackErrorsAlarm", "ReconcilerErrorsAlarm", "Callback5xxAlarm", "AuthFailuresAlarm", "StaleQueuedAlarm"} {
 		a := tpl.At("Resources", name)
 		expect(t, a, "AWS::CloudWatch::Alarm", "Type")
 		if actions := a.At("Properties", "AlarmActions"); actions.Tag != "!If" || actions.Items()[0].Value != "HasAlarmEmail" {
@@ -348,6 +348,27 @@ func TestAlarms(t *testing.T) {
 	if subs := tpl.At("Resources", "AlarmTopic", "Properties", "Subscription").Items(); len(subs) != 1 || subs[0].At("Protocol").Str() != "email" || subs[0].At("Endpoint").Str() != "AlarmEmail" {
 		t.Error("the topic must mail AlarmEmail")
 	}
+	t.Run("every function's Lambda Errors raise an alarm: a crash is never silent", func(t *testing.T) {
+		watched := map[string]bool{}
+		resources := tpl.At("Resources")
+		for _, name := range resources.Keys() {
+			r := resources.At(name)
+			for _, m := range append([]node{r.At("Properties")}, r.At("Properties", "Metrics").Items()...) {
+				stat := m.At("MetricStat", "Metric")
+				if !stat.OK() {
+					stat = m
+				}
+				if stat.At("Namespace").Str() == "AWS/Lambda" && stat.At("MetricName").Str() == "Errors" {
+					watched[stat.At("Dimensions").Items()[0].At("Value").Value] = true
+				}
+			}
+		}
+		for _, name := range resources.Keys() {
+			if resources.At(name, "Type").Str() == "AWS::Serverless::Function" && !watched[name] {
+				t.Errorf("no alarm on the Errors of %s", name)
+			}
+		}
+	})
 	t.Run("CloudWatch may use the topic's key, so the alarms arrive", func(t *testing.T) {
 		key := tpl.At("Resources", "AlarmTopic", "Properties", "KmsMasterKeyId")
 		if key.Tag != "!Ref" || tpl.At("Resources", key.Value, "Type").Str() != "AWS::KMS::Key" {

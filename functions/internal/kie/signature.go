@@ -127,10 +127,16 @@ func (v *Verifier) Verify(taskID, timestamp, signature string, now time.Time) er
 	if signature == "" {
 		return task.Errorf(task.EUNAUTHORIZED, "missing %s", HeaderSignature)
 	}
-	var got [sha256.Size]byte
-	n, err := base64.StdEncoding.Decode(got[:], []byte(signature))
-	if err != nil || len(signature) != base64.StdEncoding.EncodedLen(sha256.Size) {
-		return task.Errorf(task.EUNAUTHORIZED, "invalid %s", HeaderSignature)
+	// The length is checked before decoding: Decode writes as many bytes
+	// as its input holds and panics past its buffer (44 characters
+	// without padding decode to 33 bytes).
+	invalid := task.Errorf(task.EUNAUTHORIZED, "invalid %s", HeaderSignature)
+	if len(signature) != base64.StdEncoding.EncodedLen(sha256.Size) {
+		return invalid
+	}
+	var got [sha256.Size + 1]byte
+	if n, err := base64.StdEncoding.Decode(got[:], []byte(signature)); err != nil || n != sha256.Size {
+		return invalid
 	}
 	// Every key is tried, each compared in constant time.
 	var want [sha256.Size]byte
@@ -141,7 +147,7 @@ func (v *Verifier) Verify(taskID, timestamp, signature string, now time.Time) er
 		write(m, taskID, timestamp)
 		m.Sum(want[:0])
 		k.pool.Put(m)
-		match |= subtle.ConstantTimeCompare(got[:n], want[:])
+		match |= subtle.ConstantTimeCompare(got[:sha256.Size], want[:])
 	}
 	if match != 1 {
 		return task.Wrap(task.EUNAUTHORIZED, "invalid "+HeaderSignature, ErrNoKeyMatches)

@@ -3,6 +3,7 @@ package kie_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +48,9 @@ func TestVerify(t *testing.T) {
 		{"a missing timestamp is refused", vectorTaskID, "", vectorSignature, at, true},
 		{"a non-numeric timestamp is refused", vectorTaskID, "17643e5", vectorSignature, at, true},
 		{"a signature that is not base64 is refused", vectorTaskID, vectorTimestamp, "%%%", at, true},
+		{"44 base64 characters without padding are refused", vectorTaskID, vectorTimestamp, "FicixvKYdhX5/Z7eOFcOsxMG5ToCMQX1WkVX22if0BYA", at, true},
+		{"a hex digest is refused", vectorTaskID, vectorTimestamp, strings.Repeat("ab", 32), at, true},
+		{"a header of 8 KiB is refused", vectorTaskID, vectorTimestamp, strings.Repeat("A", 8<<10), at, true},
 		{"a signature in URL-safe base64 is refused", vectorTaskID, vectorTimestamp, "FicixvKYdhX5_Z7eOFcOsxMG5ToCMQX1WkVX22if0BY=", at, true},
 	}
 	for _, tt := range tests {
