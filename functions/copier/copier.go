@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,14 +19,16 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
-// taskStore reads a task, keeps its open uploads, and records how its copy
-// ended.
+// taskStore reads a task, leases it, keeps its open uploads, and records
+// how its copy ended; every change but the lease is the lease owner's.
 type taskStore interface {
 	Get(ctx context.Context, id string) (task.Task, bool, error)
-	Stored(ctx context.Context, id string, objects []task.Object, now time.Time) (task.Task, error)
-	CopyFailed(ctx context.Context, id, reason string, now time.Time) (task.Task, error)
-	AddUpload(ctx context.Context, id string, up task.Upload) error
-	ClearUploads(ctx context.Context, id string) error
+	Lease(ctx context.Context, id string, l task.Lease, receives int, now time.Time) error
+	Release(ctx context.Context, id, owner string) error
+	Stored(ctx context.Context, id, owner string, objects []task.Object, now time.Time) (task.Task, error)
+	CopyFailed(ctx context.Context, id, owner, reason string, now time.Time) (task.Task, error)
+	AddUpload(ctx context.Context, id, owner string, up task.Upload) error
+	ClearUploads(ctx context.Context, id, owner string) error
 }
 
 // opener opens a download of a source URL.
@@ -74,13 +78,14 @@ const (
 	outcomeNotified   = "notified" // already finished; only its event was missing
 )
 
-// Copy copies the task named id. It returns nil when the task is done with
-// (stored, or failed for good), and an error when the message must be
-// retried. Every call adds to the Copies metric by outcome; a stored task
-// adds its bytes to BytesCopied and its duration to CopyLatency.
-func (c *Copier) Copy(ctx context.Context, id string) error {
+// Copy copies the task named id for a message SQS has delivered receives
+// times. It returns nil when the task is done with (stored, or failed for
+// good), and an error when the message must be retried. Every call adds to
+// the Copies metric by outcome; a stored task adds its bytes to
+// BytesCopied and its duration to CopyLatency.
+func (c *Copier) Copy(ctx context.Context, id string, receives int) error {
 	start := c.Now()
-	outcome, bytes, err := c.copy(ctx, id)
+	outcome, bytes, err := c.copy(ctx, id, receives)
 	if err != nil {
 		outcome = outcomeRetried
 	}
@@ -95,7 +100,7 @@ func (c *Copier) Copy(ctx context.Context, id string) error {
 	return nil
 }
 
-func (c *Copier) copy(ctx context.Context, id string) (outcome string, bytes int64, err error) {
+func (c *Copier) copy(ctx context.Context, id string, receives int) (outcome string, bytes int64, err error) {
 	t, found, err := c.Store.Get(ctx, id)
 	if err != nil {
 		return "", 0, fmt.Errorf("load task %s: %w", id, err)
@@ -119,42 +124,93 @@ func (c *Copier) copy(ctx context.Context, id string) (outcome string, bytes int
 		c.Logger.WarnContext(ctx, "nothing to copy", "taskId", id, "status", string(t.Status))
 		return outcomeSkipped, 0, nil
 	}
+	lease, err := c.lease(ctx, t, receives)
+	if err != nil {
+		return "", 0, err
+	}
+	outcome, bytes, err = c.copyLeased(ctx, t, lease.Owner)
+	if err != nil {
+		// Another delivery may try at once; the uploads this one recorded
+		// are aborted (or were never opened), which it will see to.
+		if relErr := c.Store.Release(context.WithoutCancel(ctx), id, lease.Owner); relErr != nil && !errors.Is(relErr, task.ErrStale) {
+			c.Logger.WarnContext(ctx, "releasing the lease failed; it expires by itself", "taskId", id, "error", relErr.Error())
+		}
+	}
+	return outcome, bytes, err
+}
+
+// leaseMargin outlasts the holder's deadline by the clock skew that
+// copiers on different hosts may have.
+const leaseMargin = 5 * time.Second
+
+// lease claims t for this copy until its invocation's deadline. A live
+// lease of another delivery is an error: the message comes back later,
+// when that copy has ended one way or the other.
+func (c *Copier) lease(ctx context.Context, t task.Task, receives int) (task.Lease, error) {
+	now := c.Now()
+	if t.Lease.Live(now) {
+		return task.Lease{}, fmt.Errorf("task %s is being copied by another delivery until %s: retried later", t.ID, t.Lease.Until.Format(time.RFC3339))
+	}
+	remaining := 15 * time.Minute // Lambda's longest run, for a context without a deadline
+	if deadline, ok := ctx.Deadline(); ok {
+		remaining = time.Until(deadline)
+	}
+	l := task.Lease{Owner: leaseOwner(), Until: now.Add(remaining + leaseMargin)}
+	err := c.Store.Lease(ctx, t.ID, l, receives, now)
+	if errors.Is(err, task.ErrStale) {
+		return task.Lease{}, fmt.Errorf("task %s was taken by another delivery first: retried later", t.ID)
+	}
+	if err != nil {
+		return task.Lease{}, fmt.Errorf("lease task %s: %w", t.ID, err)
+	}
+	return l, nil
+}
+
+// leaseOwner names one copy attempt.
+func leaseOwner() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// copyLeased copies t under owner's lease.
+func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string) (outcome string, bytes int64, err error) {
 	if c.Verifier != nil {
 		confirmed, err := c.confirmed(ctx, t)
 		if err != nil {
 			return "", 0, err
 		}
 		if !confirmed {
-			return outcomeCopyFailed, 0, c.copyFailed(ctx, id, unconfirmed)
+			return outcomeCopyFailed, 0, c.copyFailed(ctx, t.ID, owner, unconfirmed)
 		}
 	}
-	if err := c.abortStale(ctx, t); err != nil {
+	if err := c.abortStale(ctx, t, owner); err != nil {
 		return "", 0, err
 	}
-	objects, err := c.copyAll(ctx, t)
+	objects, err := c.copyAll(ctx, t, owner)
 	var failed *sourceError
 	if errors.As(err, &failed) && task.ErrorCode(failed.err) == task.EPERMANENT {
 		reason := fmt.Sprintf("source %d: %s", failed.index, task.ErrorMessage(failed.err))
-		c.Logger.WarnContext(ctx, "copy failed for good", "taskId", id, "error", reason)
-		return outcomeCopyFailed, 0, c.copyFailed(ctx, id, reason)
+		c.Logger.WarnContext(ctx, "copy failed for good", "taskId", t.ID, "error", reason)
+		return outcomeCopyFailed, 0, c.copyFailed(ctx, t.ID, owner, reason)
 	}
 	if err != nil {
-		return "", 0, fmt.Errorf("task %s %w", id, err)
+		return "", 0, fmt.Errorf("task %s %w", t.ID, err)
 	}
 	for _, o := range objects {
 		bytes += o.Bytes
 	}
 	// The copies are in the bucket; recording them must not be cut short.
-	stored, err := c.Store.Stored(context.WithoutCancel(ctx), id, objects, c.Now().UTC())
+	stored, err := c.Store.Stored(context.WithoutCancel(ctx), t.ID, owner, objects, c.Now().UTC())
 	if err != nil && !errors.Is(err, task.ErrStale) {
-		return "", 0, fmt.Errorf("record stored task %s: %w", id, err)
+		return "", 0, fmt.Errorf("record stored task %s: %w", t.ID, err)
 	}
 	return outcomeStored, bytes, c.notify(ctx, stored, err)
 }
 
 // copyFailed records why the task can never be copied, and announces it.
-func (c *Copier) copyFailed(ctx context.Context, id, reason string) error {
-	failed, err := c.Store.CopyFailed(context.WithoutCancel(ctx), id, reason, c.Now().UTC())
+func (c *Copier) copyFailed(ctx context.Context, id, owner, reason string) error {
+	failed, err := c.Store.CopyFailed(context.WithoutCancel(ctx), id, owner, reason, c.Now().UTC())
 	if err != nil && !errors.Is(err, task.ErrStale) {
 		return fmt.Errorf("record copy failure of task %s: %w", id, err)
 	}
@@ -172,9 +228,10 @@ func (c *Copier) notify(ctx context.Context, t task.Task, changeErr error) error
 }
 
 // abortStale aborts the multipart uploads that an earlier copy of t started
-// and never finished (its process died): without it they would stay open,
-// and billed, until the bucket's lifecycle rule removes them.
-func (c *Copier) abortStale(ctx context.Context, t task.Task) error {
+// and never finished: without it they would stay open, and billed, until
+// the bucket's lifecycle rule removes them. Its lease has expired, or this
+// one could not have been taken, so that copy is dead.
+func (c *Copier) abortStale(ctx context.Context, t task.Task, owner string) error {
 	if len(t.Uploads) == 0 {
 		return nil
 	}
@@ -183,7 +240,7 @@ func (c *Copier) abortStale(ctx context.Context, t task.Task) error {
 			return fmt.Errorf("task %s: %w", t.ID, err)
 		}
 	}
-	if err := c.Store.ClearUploads(ctx, t.ID); err != nil && !errors.Is(err, task.ErrStale) {
+	if err := c.Store.ClearUploads(ctx, t.ID, owner); err != nil {
 		return fmt.Errorf("task %s: forget aborted uploads: %w", t.ID, err)
 	}
 	c.Logger.InfoContext(ctx, "aborted uploads an earlier copy left open", "taskId", t.ID, "uploads", len(t.Uploads))
@@ -213,7 +270,7 @@ func (e *sourceError) Unwrap() error { return e.err }
 // in the sources' order. A permanent failure wins over the others and
 // cancels the copies still running; otherwise the first failure is
 // returned.
-func (c *Copier) copyAll(ctx context.Context, t task.Task) ([]task.Object, error) {
+func (c *Copier) copyAll(ctx context.Context, t task.Task, owner string) ([]task.Object, error) {
 	objects := make([]task.Object, len(t.Sources))
 	errs := make([]error, len(t.Sources))
 	ctx, cancel := context.WithCancel(ctx)
@@ -229,7 +286,7 @@ func (c *Copier) copyAll(ctx context.Context, t task.Task) ([]task.Object, error
 				return
 			}
 			defer func() { <-slots }()
-			objects[i], errs[i] = c.copyOne(ctx, t.ID, i, src)
+			objects[i], errs[i] = c.copyOne(ctx, t.ID, owner, i, src)
 			if task.ErrorCode(errs[i]) == task.EPERMANENT {
 				cancel()
 			}
@@ -251,14 +308,16 @@ func (c *Copier) copyAll(ctx context.Context, t task.Task) ([]task.Object, error
 	return objects, nil
 }
 
-func (c *Copier) copyOne(ctx context.Context, id string, index int, src string) (task.Object, error) {
+func (c *Copier) copyOne(ctx context.Context, id, owner string, index int, src string) (task.Object, error) {
 	dl, err := c.Sources.Open(ctx, src)
 	if err != nil {
 		return task.Object{}, err
 	}
 	defer dl.Close()
 	key := c.Prefix + id + "/" + strconv.Itoa(index) + dl.Ext
-	track := func(uploadID string) error { return c.Store.AddUpload(ctx, id, task.Upload{Key: key, ID: uploadID}) }
+	track := func(uploadID string) error {
+		return c.Store.AddUpload(ctx, id, owner, task.Upload{Key: key, ID: uploadID})
+	}
 	err = c.Objects.Put(ctx, key, dl.ContentType, dl, metadata(id, src), dl.Sum, track)
 	if err != nil {
 		// When the source failed, that is the cause, whatever the upload made

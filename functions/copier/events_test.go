@@ -30,7 +30,7 @@ func TestSampleEventsRunThroughTheHandler(t *testing.T) {
 		t.Fatal("no copier events")
 	}
 	for _, file := range files {
-		t.Run(file+" copies every task it names", func(t *testing.T) {
+		t.Run(file+" copies every task it names, once", func(t *testing.T) {
 			b, _ := fs.ReadFile(sample.Files, file)
 			var ev events.SQSEvent
 			if err := json.Unmarshal(b, &ev); err != nil {
@@ -46,9 +46,11 @@ func TestSampleEventsRunThroughTheHandler(t *testing.T) {
 					ids = append(ids, m.TaskID)
 				}
 			}
+			// A second delivery of a task in the same batch finds the
+			// first one's lease and comes back later.
 			resp, err := h.handler.Handle(context.Background(), ev)
-			if err != nil || len(resp.BatchItemFailures) != 0 {
-				t.Fatalf("failures %v %v", resp.BatchItemFailures, err)
+			if err != nil || len(resp.BatchItemFailures) != len(ev.Records)-len(ids) {
+				t.Fatalf("failures %v %v, want one per repeated delivery", resp.BatchItemFailures, err)
 			}
 			for _, id := range ids {
 				h.assertStored(t, id, "/img.png")

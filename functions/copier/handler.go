@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -15,8 +16,8 @@ import (
 // still has time to report its message as failed.
 const copyMargin = 5 * time.Second
 
-// copyFunc copies one task.
-type copyFunc func(ctx context.Context, taskID string) error
+// copyFunc copies one task, for a message SQS has delivered receives times.
+type copyFunc func(ctx context.Context, taskID string, receives int) error
 
 // Handler turns SQS batches into copies, reporting only the failed messages.
 type Handler struct {
@@ -67,5 +68,8 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 	if err != nil {
 		return err
 	}
-	return h.copy(ctx, msg.TaskID)
+	// Lambda's SQS events always carry the count; a message without one
+	// counts as a first delivery.
+	receives, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
+	return h.copy(ctx, msg.TaskID, max(receives, 1))
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/taskevent"
 	"github.com/kiehook/kiehook/infra/capture"
 	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/esm"
@@ -71,11 +72,12 @@ type sourceServer struct {
 	mu    sync.Mutex
 	hits  map[string]int
 	fails map[string]int // path -> how many more times to answer 503
+	gate  chan struct{}  // /gated.mp4 sends the rest of its bytes once this closes
 }
 
 func newSource(tb testing.TB) *sourceServer {
 	tb.Helper()
-	s := &sourceServer{hits: map[string]int{}, fails: map[string]int{}}
+	s := &sourceServer{hits: map[string]int{}, fails: map[string]int{}, gate: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	tb.Cleanup(s.Close)
 	return s
@@ -103,6 +105,15 @@ func (s *sourceServer) serve(w http.ResponseWriter, r *http.Request) {
 			if _, err := w.Write(make([]byte, 1<<20)); err != nil {
 				return
 			}
+		}
+	case r.URL.Path == "/gated.mp4":
+		clip := files()["/clip.mp4"]
+		w.Write(clip[:6<<20]) // more than a part: the upload is multipart
+		w.(http.Flusher).Flush()
+		select {
+		case <-s.gate:
+			w.Write(clip[6<<20:])
+		case <-r.Context().Done():
 		}
 	case r.URL.Path == "/stall.png":
 		w.Write(files()["/img.png"][:4096])
@@ -381,11 +392,11 @@ type flakyStored struct {
 	failed atomic.Bool
 }
 
-func (f *flakyStored) Stored(ctx context.Context, id string, objects []task.Object, now time.Time) (task.Task, error) {
+func (f *flakyStored) Stored(ctx context.Context, id, owner string, objects []task.Object, now time.Time) (task.Task, error) {
 	if f.failed.CompareAndSwap(false, true) {
 		return task.Task{}, errors.New("connection reset by peer")
 	}
-	return f.Store.Stored(ctx, id, objects, now)
+	return f.Store.Stored(ctx, id, owner, objects, now)
 }
 
 func TestRedeliveryAfterACrashEndsWithTheSameObjects(t *testing.T) {
@@ -411,17 +422,83 @@ func TestRedeliveryAfterACrashEndsWithTheSameObjects(t *testing.T) {
 		h.run(t, message("late"))
 		h.assertStored(t, "late", "/img.png")
 	})
-	t.Run("two copies of one message at once", func(t *testing.T) {
-		h := newHarness(t)
+	t.Run("two copies of one message at once: one copies, the other comes back later", func(t *testing.T) {
+		h := newHarness(t).withEvents()
 		h.seed(t, "twice", task.StatusQueued, "/img.png", "/song.mp3")
 		m := message("twice")
 		m2 := m
 		m2.MessageId = "msg-twice-2"
-		if failed := h.run(t, m, m2); len(failed) != 0 {
-			t.Fatalf("failed %v", failed)
+		if failed := h.run(t, m, m2); len(failed) != 1 {
+			t.Fatalf("failed %v, want the second delivery returned while the first holds the task", failed)
+		}
+		if failed := h.run(t, m2); len(failed) != 0 {
+			t.Fatalf("the returned delivery failed again: %v", failed)
 		}
 		h.assertStored(t, "twice", "/img.png", "/song.mp3")
+		if evs := h.events(t); len(evs) != 1 || evs[0].Type != taskevent.Stored {
+			t.Errorf("events %+v, want one Task Stored", evs)
+		}
 	})
+}
+
+func TestTwoCopiersOfOneTaskNeverRuinEachOther(t *testing.T) {
+	h := newHarness(t).withEvents()
+	// A waits on the gate for as long as the test takes: no stall.
+	h.copier.Sources = download.New(download.Options{Hosts: download.ParseHosts("127.0.0.1"), AllowPrivate: true, MaxBytes: 32 << 20})
+	h.seed(t, "shared", task.StatusQueued, "/gated.mp4")
+	// Copier A holds the task mid-upload: its multipart upload is open and
+	// recorded, its source waits.
+	a := make(chan []string)
+	go func() { a <- h.run(t, message("shared")) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.record(t, "shared").Uploads) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("copier A never recorded its upload")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Copier B gets a second delivery of the task's message.
+	second := message("shared")
+	second.MessageId = "msg-shared-2"
+	if failed := h.run(t, second); len(failed) != 1 {
+		t.Errorf("copier B: failed %v, want its message left for later", failed)
+	}
+	if n, err := h.env.OpenUploads(context.Background()); n != 1 || err != nil {
+		t.Errorf("%d uploads open (%v): copier B must leave copier A's upload alone", n, err)
+	}
+	close(h.src.gate)
+	if failed := <-a; len(failed) != 0 {
+		t.Fatalf("copier A failed %v", failed)
+	}
+	h.assertStored(t, "shared", "/clip.mp4") // the bytes /gated.mp4 sends
+	if failed := h.run(t, second); len(failed) != 0 {
+		t.Errorf("copier B's redelivery failed %v", failed)
+	}
+	if evs := h.events(t); len(evs) != 1 || evs[0].Type != taskevent.Stored {
+		t.Errorf("events %+v, want one Task Stored", evs)
+	}
+	h.assertNoOpenUploads(t)
+}
+
+func TestADeliveryRecordsItsReceiveCountAndReleasesItsLease(t *testing.T) {
+	h := newHarness(t)
+	h.seed(t, "counted", task.StatusQueued, "/img.png")
+	h.src.failNext("/img.png", 1)
+	m := message("counted")
+	m.Attributes = map[string]string{"ApproximateReceiveCount": "3"}
+	if failed := h.run(t, m); len(failed) != 1 {
+		t.Fatalf("failed %v", failed)
+	}
+	rec := h.record(t, "counted")
+	if rec.Receives != 3 || rec.Lease.Owner != "" {
+		t.Errorf("receives %d, lease %+v: a failed copy records its delivery and gives its lease back", rec.Receives, rec.Lease)
+	}
+	if failed := h.run(t, m); len(failed) != 0 {
+		t.Fatalf("the retry failed %v", failed)
+	}
+	if rec := h.record(t, "counted"); rec.Status != task.StatusStored || rec.Lease.Owner != "" {
+		t.Errorf("status %s, lease %+v", rec.Status, rec.Lease)
+	}
 }
 
 func (h *harness) assertStored(tb testing.TB, id string, paths ...string) {
@@ -626,7 +703,7 @@ func TestARedeliveryAbortsTheUploadsADeadCopierLeftOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.store.AddUpload(context.Background(), "dead", task.Upload{Key: key, ID: *started.UploadId}); err != nil {
+	if err := h.store.AddUpload(context.Background(), "dead", "", task.Upload{Key: key, ID: *started.UploadId}); err != nil {
 		t.Fatal(err)
 	}
 	if failed := h.run(t, message("dead")); len(failed) != 0 {
@@ -671,7 +748,7 @@ func TestEveryCopyOfABatchStartsAtOnce(t *testing.T) {
 	const n = 4
 	var started sync.WaitGroup
 	started.Add(n)
-	copyAll := func(ctx context.Context, _ string) error {
+	copyAll := func(ctx context.Context, _ string, _ int) error {
 		started.Done()
 		done := make(chan struct{})
 		go func() { started.Wait(); close(done) }()

@@ -20,7 +20,6 @@ type config struct {
 	EventBus, Bucket         string
 	NotifyAfter              time.Duration
 	MaxReceives              int64
-	Visibility               time.Duration
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
@@ -40,7 +39,6 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		Bucket:       env.String("BUCKET_NAME", ""),
 		NotifyAfter:  env.Duration("NOTIFY_SWEEP_AFTER", 2*time.Minute),
 		MaxReceives:  env.Int64("COPY_MAX_RECEIVE_COUNT", 0),
-		Visibility:   env.Duration("COPY_VISIBILITY_TIMEOUT", 0),
 	}
 	err := env.Err()
 	if c.EventBus != "" && c.Bucket == "" {

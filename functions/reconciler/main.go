@@ -64,8 +64,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 		Retention:    c.Retention,
 		Limit:        int32(c.Limit),
 		NotifyAfter:  c.NotifyAfter,
-		// The last delivery's visibility timeout ends, then the message moves.
-		CopyGivenUp: time.Duration(c.MaxReceives) * c.Visibility,
+		MaxReceives:  int(c.MaxReceives),
 	}
 	if c.EventBus != "" {
 		bus := eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, c.Bucket, store, time.Now)

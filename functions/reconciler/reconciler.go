@@ -30,9 +30,10 @@ type receiver interface {
 	Receive(ctx context.Context, cb task.Callback) (task.Outcome, error)
 }
 
-// copyFailer marks a task whose copy can never succeed.
+// copyFailer marks a task whose copy can never succeed; with no owner,
+// only while no copier's lease is live.
 type copyFailer interface {
-	CopyFailed(ctx context.Context, id, reason string, now time.Time) (task.Task, error)
+	CopyFailed(ctx context.Context, id, owner, reason string, now time.Time) (task.Task, error)
 }
 
 // unnotified lists the ended tasks whose event the bus has not accepted.
@@ -64,10 +65,10 @@ type Reconciler struct {
 	PendingAfter time.Duration // a pending task is polled when this old, and at most this often (at least 30 s)
 	StuckAfter   time.Duration // a received record is queued again when this old
 	QueuedAlert  time.Duration // a queued record this old is counted and logged
-	// CopyGivenUp is how long a copy is queued when its message has used
-	// every delivery (maxReceiveCount × the visibility timeout) and sits in
-	// the dead-letter queue: the record then becomes copy_failed. Zero: never.
-	CopyGivenUp time.Duration
+	// MaxReceives is the copy queue's maxReceiveCount: a task whose message
+	// was delivered that many times, and whose last copy has ended, is in
+	// the dead-letter queue and becomes copy_failed. Zero: never.
+	MaxReceives int
 	Retention   time.Duration // the platform keeps results this long
 	Limit       int32         // tasks of each kind handled per run
 	NotifyAfter time.Duration // an ended task still unannounced this long after its change is announced by the sweep
@@ -272,7 +273,9 @@ func (r *Reconciler) queued(ctx context.Context, now time.Time, rep *Report) err
 	}
 	var errs []error
 	for _, t := range tasks {
-		if r.CopyGivenUp <= 0 || now.Sub(t.UpdatedAt) < r.CopyGivenUp {
+		// Deliveries really made, never the time queued: in a backlog a
+		// message waits longer than all its retries would take.
+		if r.MaxReceives <= 0 || t.Receives < r.MaxReceives || t.Lease.Live(now) {
 			r.Logger.WarnContext(ctx, "task queued for too long", "taskId", t.ID, "since", t.UpdatedAt.Format(time.RFC3339))
 			rep.StaleQueued++
 			continue
@@ -289,19 +292,19 @@ func (r *Reconciler) queued(ctx context.Context, now time.Time, rep *Report) err
 // retriesExhausted is the error of a task whose copy message used every
 // delivery: without a record of it, the TTL would delete a task that only
 // the dead-letter queue remembers.
-const retriesExhausted = "copy retries exhausted: the message is in the dead-letter queue; fix the cause, set the status back to queued and redrive it"
+const retriesExhausted = "copy retries exhausted: the message is in the dead-letter queue; fix the cause, then go run ./infra/ops requeue <taskId>"
 
 // giveUp marks a task whose copy message went to the dead-letter queue as
 // copy_failed, and announces it.
 func (r *Reconciler) giveUp(ctx context.Context, t task.Task, now time.Time) error {
-	failed, err := r.Tasks.CopyFailed(ctx, t.ID, retriesExhausted, now)
+	failed, err := r.Tasks.CopyFailed(ctx, t.ID, "", retriesExhausted, now)
 	if errors.Is(err, task.ErrStale) {
 		return nil // the copier finished it meanwhile
 	}
 	if err != nil {
 		return err
 	}
-	r.Logger.WarnContext(ctx, "copy given up", "taskId", t.ID, "queuedSince", t.UpdatedAt.Format(time.RFC3339))
+	r.Logger.WarnContext(ctx, "copy given up", "taskId", t.ID, "queuedSince", t.UpdatedAt.Format(time.RFC3339), "receives", t.Receives)
 	r.announce(ctx, failed)
 	return nil
 }

@@ -31,9 +31,9 @@ func (h *harness) ended(tb testing.TB, id string, status task.Status, age time.D
 	var err error
 	switch status {
 	case task.StatusStored:
-		_, err = h.store.Stored(ctx, id, []task.Object{{Key: "tasks/" + id + "/0.mp4", Bytes: 7, SHA256: "ab", ContentType: "video/mp4", Source: "https://tempfile.aiquickdraw.com/v.mp4"}}, at)
+		_, err = h.store.Stored(ctx, id, "", []task.Object{{Key: "tasks/" + id + "/0.mp4", Bytes: 7, SHA256: "ab", ContentType: "video/mp4", Source: "https://tempfile.aiquickdraw.com/v.mp4"}}, at)
 	case task.StatusCopyFailed:
-		_, err = h.store.CopyFailed(ctx, id, "source 0: source answered 404 Not Found", at)
+		_, err = h.store.CopyFailed(ctx, id, "", "source 0: source answered 404 Not Found", at)
 	}
 	if err != nil {
 		tb.Fatal(err)
@@ -149,22 +149,40 @@ func TestEveryPassGetsItsTurn(t *testing.T) {
 	})
 }
 
-func TestACopyWhoseMessageUsedEveryDeliveryEndsCopyFailed(t *testing.T) {
+func TestACopyIsGivenUpOnDeliveriesNeverOnTimeQueued(t *testing.T) {
 	h := newHarness(t)
-	h.r.CopyGivenUp = 5 * 30 * time.Minute // maxReceiveCount × the visibility timeout
+	h.r.MaxReceives = 5
+	// lease records the copy that a delivery of the task's message made,
+	// its lease ending at until.
+	lease := func(id string, receives int, until time.Time) {
+		t.Helper()
+		if err := h.store.Lease(context.Background(), id, task.Lease{Owner: "copier-" + id, Until: until}, receives, until.Add(-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h.seed(t, "gave_up", "veo", task.StatusQueued, 3*time.Hour)
-	h.seed(t, "still_trying", "veo", task.StatusQueued, time.Hour)
+	lease("gave_up", 5, testNow.Add(-time.Minute))
+	// A backlog: queued for hours, longer than all five deliveries could
+	// take, yet delivered once.
+	h.seed(t, "backlog", "veo", task.StatusQueued, 3*time.Hour)
+	lease("backlog", 1, testNow.Add(-time.Minute))
+	h.seed(t, "never_delivered", "veo", task.StatusQueued, 3*time.Hour)
+	// The last delivery's copy is still running.
+	h.seed(t, "last_try", "veo", task.StatusQueued, 3*time.Hour)
+	lease("last_try", 5, testNow.Add(time.Minute))
 	rep := h.run(t)
-	if rep.GivenUp != 1 || rep.StaleQueued != 1 {
+	if rep.GivenUp != 1 || rep.StaleQueued != 3 {
 		t.Errorf("report %+v", rep)
 	}
-	if rec := h.record(t, "gave_up"); rec.Status != task.StatusCopyFailed || !strings.Contains(rec.Error, "dead-letter queue") {
+	if rec := h.record(t, "gave_up"); rec.Status != task.StatusCopyFailed || !strings.Contains(rec.Error, "dead-letter queue") || !strings.Contains(rec.Error, "infra/ops requeue") {
 		t.Errorf("record %s %q", rec.Status, rec.Error)
 	}
-	if rec := h.record(t, "still_trying"); rec.Status != task.StatusQueued {
-		t.Errorf("a copy still within its deliveries became %s", rec.Status)
+	for _, id := range []string{"backlog", "never_delivered", "last_try"} {
+		if rec := h.record(t, id); rec.Status != task.StatusQueued {
+			t.Errorf("%s became %s: its message still has deliveries to come", id, rec.Status)
+		}
 	}
-	if got := h.eventTypes(t); got["gave_up"] != taskevent.CopyFailed || got["still_trying"] != "" {
+	if got := h.eventTypes(t); got["gave_up"] != taskevent.CopyFailed || len(got) != 1 {
 		t.Errorf("events %v", got)
 	}
 }

@@ -76,7 +76,10 @@ func TestTheREADMEsSamLocalInvokeCommands(t *testing.T) {
 		"callback-bad-signature.json": func(t *testing.T, out []byte) { answered(t, out, 401, `invalid X-Webhook-Signature`) },
 		"copier-batch.json": func(t *testing.T, out []byte) {
 			var resp events.SQSEventResponse
-			if err := json.Unmarshal(out, &resp); err != nil || len(resp.BatchItemFailures) != 0 {
+			// The batch's second delivery of the task finds the first's
+			// lease and comes back, unless the stack's own poller had
+			// stored the task already.
+			if err := json.Unmarshal(out, &resp); err != nil || len(resp.BatchItemFailures) > 1 {
 				t.Errorf("answer %s: %v", out, err)
 			}
 			if st := status(t, s, "fluxk_7f3a9c2e"); st != "stored" {

@@ -272,9 +272,6 @@ func TestQueues(t *testing.T) {
 	q := tpl.At("Resources", "CopyQueue", "Properties")
 	t.Run("the reconciler knows when a copy's deliveries are used up", func(t *testing.T) {
 		env := tpl.At("Resources", "ReconcilerFunction", "Properties", "Environment", "Variables")
-		if env.At("COPY_VISIBILITY_TIMEOUT").Str() != q.At("VisibilityTimeout").Str()+"s" {
-			t.Errorf("COPY_VISIBILITY_TIMEOUT %q, the queue's VisibilityTimeout %q", env.At("COPY_VISIBILITY_TIMEOUT").Str(), q.At("VisibilityTimeout").Str())
-		}
 		if env.At("COPY_MAX_RECEIVE_COUNT").Value != q.At("RedrivePolicy", "maxReceiveCount").Value {
 			t.Error("COPY_MAX_RECEIVE_COUNT must be the queue's maxReceiveCount")
 		}
@@ -398,7 +395,7 @@ var contractVariables = []string{
 	"METRICS_NAMESPACE", "KIE_API_KEY", "KIE_API_KEY_SECRET", "KIE_API_BASE_URL", "VERIFY_WITH_PLATFORM",
 	"PENDING_POLL_AFTER", "STUCK_RECEIVED_AFTER", "QUEUED_ALERT_AFTER", "PLATFORM_RETENTION", "RECONCILE_LIMIT",
 	"SECRET_REFRESH", "EVENT_BUS_NAME", "AWS_ENDPOINT_URL_EVENTBRIDGE", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "NOTIFY_SWEEP_AFTER",
-	"COPY_MAX_RECEIVE_COUNT", "COPY_VISIBILITY_TIMEOUT", "CALLBACK_TOKEN_SECRET",
+	"COPY_MAX_RECEIVE_COUNT", "CALLBACK_TOKEN_SECRET",
 }
 
 func TestEnvironmentFollowsTheContract(t *testing.T) {

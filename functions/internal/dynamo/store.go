@@ -124,35 +124,66 @@ func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 	return s.apply(ctx, c.ID, b)
 }
 
-// Stored records the copied objects of a task that is still received or
-// queued; any other status means another copier finished it first.
-func (s *Store) Stored(ctx context.Context, id string, objects []task.Object, now time.Time) (task.Task, error) {
+// Lease gives a task still received or queued to the copier l names,
+// unless another copier's lease is live at now; receives is the delivery
+// count of the message that takes it. A lease held is task.ErrStale.
+func (s *Store) Lease(ctx context.Context, id string, l task.Lease, receives int, now time.Time) error {
+	b := s.newUpdate(task.StatusQueued, time.Time{}) // updatedAt stays: the reconciler claims on it
+	b.orStatus(task.StatusReceived)
+	b.unleased(now)
+	b.set("leaseOwner", ":leaseOwner", str(l.Owner))
+	b.set("leaseUntil", ":leaseUntil", num(l.Until.UnixMilli()))
+	b.set("receives", ":receives", num(int64(receives)))
+	_, err := s.apply(ctx, id, b)
+	return err
+}
+
+// Release gives up owner's lease on a task whose copy failed and will be
+// retried, so that another delivery need not wait for it to expire.
+func (s *Store) Release(ctx context.Context, id, owner string) error {
+	b := s.newUpdate(task.StatusQueued, time.Time{})
+	b.orStatus(task.StatusReceived)
+	b.heldBy(owner, time.Time{})
+	b.remove("leaseOwner")
+	b.remove("leaseUntil")
+	_, err := s.apply(ctx, id, b)
+	return err
+}
+
+// Stored records the copied objects of a task still received or queued
+// and leased by owner; anything else means another copier finished it.
+func (s *Store) Stored(ctx context.Context, id, owner string, objects []task.Object, now time.Time) (task.Task, error) {
 	b := s.newUpdate(task.StatusQueued, now)
 	b.orStatus(task.StatusReceived)
+	b.heldBy(owner, now)
 	b.setStatus(task.StatusStored)
 	b.set("storedAt", ":storedAt", str(timestamp(now)))
 	b.setList("objects", ":objects", objectList(objects))
 	b.remove("error")
-	b.remove("uploads")
+	b.endLease()
 	return s.apply(ctx, id, b)
 }
 
-// CopyFailed records why a task that is still received or queued can never
-// be copied.
-func (s *Store) CopyFailed(ctx context.Context, id, reason string, now time.Time) (task.Task, error) {
+// CopyFailed records why a task still received or queued can never be
+// copied: by the copier whose lease owner names, or, with no owner (the
+// reconciler), while no copier's lease is live at now.
+func (s *Store) CopyFailed(ctx context.Context, id, owner, reason string, now time.Time) (task.Task, error) {
 	b := s.newUpdate(task.StatusQueued, now)
 	b.orStatus(task.StatusReceived)
+	b.heldBy(owner, now)
 	b.setStatus(task.StatusCopyFailed)
 	b.set("error", ":error", str(reason))
-	b.remove("uploads")
+	b.endLease()
 	return s.apply(ctx, id, b)
 }
 
-// AddUpload records a multipart upload that a copy of a task still
-// received or queued has started, before any of its parts is sent.
-func (s *Store) AddUpload(ctx context.Context, id string, up task.Upload) error {
-	b := s.newUpdate(task.StatusQueued, time.Time{}) // updatedAt stays: the reconciler claims on it
+// AddUpload records a multipart upload that owner, the copier leasing a
+// task still received or queued, has started, before any of its parts is
+// sent.
+func (s *Store) AddUpload(ctx context.Context, id, owner string, up task.Upload) error {
+	b := s.newUpdate(task.StatusQueued, time.Time{})
 	b.orStatus(task.StatusReceived)
+	b.heldBy(owner, time.Time{})
 	uploads := b.name("uploads")
 	b.sets = append(b.sets, uploads+" = list_append(if_not_exists("+uploads+", :none), :upload)")
 	b.values[":none"] = &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
@@ -163,11 +194,12 @@ func (s *Store) AddUpload(ctx context.Context, id string, up task.Upload) error 
 	return err
 }
 
-// ClearUploads forgets the uploads of a task still received or queued,
-// once they are aborted.
-func (s *Store) ClearUploads(ctx context.Context, id string) error {
+// ClearUploads forgets the uploads of a task that owner leases, once it
+// has aborted them.
+func (s *Store) ClearUploads(ctx context.Context, id, owner string) error {
 	b := s.newUpdate(task.StatusQueued, time.Time{})
 	b.orStatus(task.StatusReceived)
+	b.heldBy(owner, time.Time{})
 	b.remove("uploads")
 	_, err := s.apply(ctx, id, b)
 	return err
@@ -323,6 +355,31 @@ func (b *update) orStatus(s task.Status) {
 	b.values[":from2"] = str(string(s))
 }
 
+// heldBy requires the lease of owner; with no owner, that no lease is
+// live at now.
+func (b *update) heldBy(owner string, now time.Time) {
+	if owner == "" {
+		b.unleased(now)
+		return
+	}
+	b.condition += " AND " + b.name("leaseOwner") + " = :owner"
+	b.values[":owner"] = str(owner)
+}
+
+// unleased requires that no copier's lease is live at now.
+func (b *update) unleased(now time.Time) {
+	until := b.name("leaseUntil")
+	b.condition += " AND (attribute_not_exists(" + until + ") OR " + until + " <= :now)"
+	b.values[":now"] = num(now.UnixMilli())
+}
+
+// endLease drops the lease and the uploads of a task whose copy ended.
+func (b *update) endLease() {
+	b.remove("leaseOwner")
+	b.remove("leaseUntil")
+	b.remove("uploads")
+}
+
 // Every attribute goes through a name placeholder: status and error are
 // reserved words, and the list grows.
 func (b *update) name(attr string) string {
@@ -418,6 +475,9 @@ type record struct {
 		Key      string `dynamodbav:"key"`
 		UploadID string `dynamodbav:"uploadId"`
 	} `dynamodbav:"uploads"`
+	LeaseOwner string `dynamodbav:"leaseOwner"`
+	LeaseUntil int64  `dynamodbav:"leaseUntil"`
+	Receives   int    `dynamodbav:"receives"`
 }
 
 type object struct {
@@ -438,6 +498,10 @@ func decode(m map[string]types.AttributeValue) (task.Task, error) {
 		Sources: r.Sources, Deliveries: r.Deliveries, Error: r.Error,
 		ReceivedAt: parseTime(r.ReceivedAt), UpdatedAt: parseTime(r.UpdatedAt), StoredAt: parseTime(r.StoredAt),
 		SubmittedAt: parseTime(r.Submitted), NotifiedAt: parseTime(r.NotifiedAt),
+		Receives: r.Receives,
+	}
+	if r.LeaseOwner != "" {
+		t.Lease = task.Lease{Owner: r.LeaseOwner, Until: time.UnixMilli(r.LeaseUntil).UTC()}
 	}
 	if r.ExpiresAt != 0 {
 		t.ExpiresAt = time.Unix(r.ExpiresAt, 0).UTC()

@@ -87,17 +87,17 @@ func TestStoreOnTheEmulator(t *testing.T) {
 	})
 	t.Run("stored records the objects once", func(t *testing.T) {
 		objects := []task.Object{{Key: "tasks/t1/0.png", Bytes: 10, SHA256: "ab", ContentType: "image/png", Source: "u0"}}
-		if _, err := s.Stored(ctx, "t1", objects, now); err != nil {
+		if _, err := s.Stored(ctx, "t1", "", objects, now); err != nil {
 			t.Fatal(err)
 		}
 		got, _, _ := s.Get(ctx, "t1")
 		if got.Status != task.StatusStored || len(got.Objects) != 1 || got.Objects[0] != objects[0] || !got.StoredAt.Equal(now) {
 			t.Errorf("got %+v", got)
 		}
-		if _, err := s.Stored(ctx, "t1", objects, now); !errors.Is(err, task.ErrStale) {
+		if _, err := s.Stored(ctx, "t1", "", objects, now); !errors.Is(err, task.ErrStale) {
 			t.Errorf("a second store must be stale, got %v", err)
 		}
-		if _, err := s.CopyFailed(ctx, "t1", "too late", now); !errors.Is(err, task.ErrStale) {
+		if _, err := s.CopyFailed(ctx, "t1", "", "too late", now); !errors.Is(err, task.ErrStale) {
 			t.Errorf("a stored task must not become copy_failed, got %v", err)
 		}
 	})
@@ -136,7 +136,7 @@ func TestTheOpenIndexFollowsEveryStatusChange(t *testing.T) {
 	if got := open(task.StatusQueued); len(got) != 1 || got[0] != "r" {
 		t.Errorf("queued %v", got)
 	}
-	s.Stored(ctx, "r", []task.Object{{Key: "k"}}, now)
+	s.Stored(ctx, "r", "", []task.Object{{Key: "k"}}, now)
 	if got := open(task.StatusQueued); len(got) != 0 {
 		t.Errorf("a stored task is still open: %v", got)
 	}
@@ -149,4 +149,46 @@ func TestTheOpenIndexFollowsEveryStatusChange(t *testing.T) {
 			t.Errorf("a second claim with the same updatedAt: %v", err)
 		}
 	})
+}
+
+func TestALeaseKeepsOtherCopiersOff(t *testing.T) {
+	ctx := context.Background()
+	env := emulators.New(t, emulators.Options{})
+	s := dynamo.New(env.DynamoDB, env.Table, true)
+	now := time.Unix(1764300000, 0).UTC()
+	if _, _, err := s.Create(ctx, task.Task{ID: "l1", Status: task.StatusQueued, UpdatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	a := task.Lease{Owner: "a", Until: now.Add(time.Minute)}
+	objects := []task.Object{{Key: "tasks/l1/0.png", Bytes: 1, SHA256: "ab"}}
+	steps := []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"the first copier takes the lease", func() error { return s.Lease(ctx, "l1", a, 2, now) }, nil},
+		{"a second copier cannot take a live lease", func() error {
+			return s.Lease(ctx, "l1", task.Lease{Owner: "b", Until: now.Add(2 * time.Minute)}, 3, now)
+		}, task.ErrStale},
+		{"another copier cannot record an upload", func() error { return s.AddUpload(ctx, "l1", "b", task.Upload{Key: "k", ID: "u"}) }, task.ErrStale},
+		{"the reconciler cannot give up a task under a live lease", func() error { _, err := s.CopyFailed(ctx, "l1", "", "given up", now); return err }, task.ErrStale},
+		{"another copier cannot mark it stored", func() error { _, err := s.Stored(ctx, "l1", "b", objects, now); return err }, task.ErrStale},
+		{"the holder records its upload", func() error { return s.AddUpload(ctx, "l1", "a", task.Upload{Key: "k", ID: "u"}) }, nil},
+		{"once expired, the lease goes to the next copier", func() error {
+			return s.Lease(ctx, "l1", task.Lease{Owner: "c", Until: now.Add(3 * time.Minute)}, 4, now.Add(time.Minute))
+		}, nil},
+		{"the expired holder can no longer mark it stored", func() error { _, err := s.Stored(ctx, "l1", "a", objects, now); return err }, task.ErrStale},
+		{"the new holder marks it stored", func() error { _, err := s.Stored(ctx, "l1", "c", objects, now); return err }, nil},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if err := st.do(); !errors.Is(err, st.want) || (st.want == nil && err != nil) {
+				t.Fatalf("error %v, want %v", err, st.want)
+			}
+		})
+	}
+	got, _, _ := s.Get(ctx, "l1")
+	if got.Status != task.StatusStored || got.Lease != (task.Lease{}) || len(got.Uploads) != 0 || got.Receives != 4 {
+		t.Errorf("record %+v: stored, with no lease and no uploads left, after 4 deliveries", got)
+	}
 }

@@ -61,8 +61,8 @@ const (
 // values: S3's 2 KB, less the sha256 entry Put adds to one-part files.
 const MaxMetadata = 2048 - len("sha256") - sha256.Size*2
 
-// refused turns S3's 4xx answers, other than 408 and 429, into permanent
-// errors: the same request can never succeed (MetadataTooLarge, a key too
+// refused turns S3's 4xx answers, other than 408, 429 and NoSuchUpload,
+// into permanent errors: the same request can never succeed (MetadataTooLarge, a key too
 // long, access denied). Everything else may pass on a retry.
 func refused(err error) error {
 	var status interface{ HTTPStatusCode() int }
@@ -77,6 +77,11 @@ func refused(err error) error {
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		reason = apiErr.ErrorCode()
+	}
+	if reason == "NoSuchUpload" {
+		// Someone aborted the upload (a copier that took it for a dead
+		// one's): the next attempt starts a new one.
+		return err
 	}
 	return task.Wrap(task.EPERMANENT, fmt.Sprintf("S3 refused the object: %d %s", code, reason), err)
 }

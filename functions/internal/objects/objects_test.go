@@ -278,6 +278,7 @@ func TestS3RefusalsArePermanentAndTheRestTransient(t *testing.T) {
 		{403, "AccessDenied", true},
 		{400, "KeyTooLongError", true},
 		{408, "RequestTimeout", false},
+		{404, "NoSuchUpload", false},
 		{429, "TooManyRequests", false},
 		{503, "SlowDown", false},
 		{500, "InternalError", false},
@@ -286,9 +287,13 @@ func TestS3RefusalsArePermanentAndTheRestTransient(t *testing.T) {
 		t.Run(fmt.Sprintf("%d %s is permanent: %v", tt.status, tt.code, tt.permanent), func(t *testing.T) {
 			client := s3.New(env.S3.Options(), func(o *s3.Options) {
 				o.RetryMaxAttempts = 1
-				o.APIOptions = append(o.APIOptions, answering("PutObject", tt.status, tt.code))
+				o.APIOptions = append(o.APIOptions, answering("PutObject", tt.status, tt.code), answering("UploadPart", tt.status, tt.code))
 			})
-			err := objects.New(client, env.Bucket).Put(context.Background(), "tasks/r/0.png", "image/png", bytes.NewReader(content(10)), nil, func() []byte { return make([]byte, 32) }, nil)
+			size := 10
+			if tt.code == "NoSuchUpload" { // an answer to a part
+				size = objects.PartSize + 1
+			}
+			err := objects.New(client, env.Bucket).Put(context.Background(), "tasks/r/0.png", "image/png", bytes.NewReader(content(size)), nil, func() []byte { return make([]byte, 32) }, nil)
 			if err == nil {
 				t.Fatal("want an error")
 			}

@@ -70,9 +70,27 @@ type Task struct {
 	NotifiedAt time.Time
 	// Uploads are the multipart uploads a copy of the task started and
 	// has not finished: a copier that died leaves them for the next one to
-	// abort.
+	// abort once its lease has expired.
 	Uploads []Upload
+	// Lease is the claim of the copier working on the task, if any.
+	Lease Lease
+	// Receives is how many times SQS had delivered the copy message that
+	// last took the lease (its ApproximateReceiveCount): the copies really
+	// tried, which the reconciler gives up on, never the time queued.
+	Receives int
 }
+
+// Lease is a copier's claim on a task: SQS delivers at least once, so two
+// copiers may hold messages of one task at once. Until it expires no
+// other copier starts, nor aborts the holder's uploads; it lasts as long
+// as the holder's invocation can, so an expired lease is a dead copier's.
+type Lease struct {
+	Owner string
+	Until time.Time
+}
+
+// Live reports whether the lease still holds at now.
+func (l Lease) Live(now time.Time) bool { return l.Owner != "" && now.Before(l.Until) }
 
 // Upload is one multipart upload of an object.
 type Upload struct {
