@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"time"
 
 	"github.com/kiehook/kiehook/functions/internal/envconf"
@@ -11,11 +10,9 @@ import (
 type config struct {
 	Table                string
 	QueueURL             string
-	HMACKey              string
-	HMACKeySecret        string
+	Key                  envconf.Credential // WEBHOOK_HMAC_KEY
+	Token                envconf.Credential // CALLBACK_TOKEN
 	SecretRefresh        time.Duration
-	Token                string
-	TokenSecret          string
 	AllowUnauthenticated bool
 	SignatureTolerance   time.Duration
 	RecordTTL            time.Duration
@@ -28,23 +25,14 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	c := config{
 		Table:                env.Required("TABLE_NAME"),
 		QueueURL:             env.Required("QUEUE_URL"),
-		HMACKey:              env.String("WEBHOOK_HMAC_KEY", ""),
-		HMACKeySecret:        env.String("WEBHOOK_HMAC_KEY_SECRET", ""),
+		Key:                  env.Credential("WEBHOOK_HMAC_KEY"),
+		Token:                env.Credential("CALLBACK_TOKEN"),
 		SecretRefresh:        env.Duration("SECRET_REFRESH", 5*time.Minute),
-		Token:                env.String("CALLBACK_TOKEN", ""),
-		TokenSecret:          env.String("CALLBACK_TOKEN_SECRET", ""),
 		AllowUnauthenticated: env.Bool("ALLOW_UNAUTHENTICATED", false),
 		SignatureTolerance:   env.Duration("SIGNATURE_TOLERANCE", 5*time.Minute),
 		RecordTTL:            env.Duration("RECORD_TTL", 720*time.Hour),
 		MetricsNamespace:     env.String("METRICS_NAMESPACE", "kiehook"),
 		EventBus:             env.String("EVENT_BUS_NAME", ""),
 	}
-	err := env.Err()
-	if c.HMACKey != "" && c.HMACKeySecret != "" {
-		err = errors.Join(err, errors.New("WEBHOOK_HMAC_KEY and WEBHOOK_HMAC_KEY_SECRET: set one, not both"))
-	}
-	if c.Token != "" && c.TokenSecret != "" {
-		err = errors.Join(err, errors.New("CALLBACK_TOKEN and CALLBACK_TOKEN_SECRET: set one, not both"))
-	}
-	return c, err
+	return c, env.Err()
 }

@@ -30,7 +30,7 @@ func TestSampleEventsRunThroughTheHandler(t *testing.T) {
 	if err != nil {
 		t.Fatalf("env.json: %v", err)
 	}
-	h := newHarness(t, Auth{Tokens: tokens(c.Token), Verifier: verifier(c.HMACKey, c.SignatureTolerance)})
+	h := newHarness(t, Auth{Tokens: tokens(c.Token.Value), Verifier: verifier(c.Key.Value, c.SignatureTolerance)})
 	h.handler.now = time.Now // the events' fixed timestamps must pass env.json's window
 	// In this order: the duplicate repeats the success.
 	tests := []struct {
@@ -158,10 +158,19 @@ func TestBuildReadsTheKeysFromTheirSecret(t *testing.T) {
 	if resp, _ := h.Handle(context.Background(), req); resp.StatusCode != 200 {
 		t.Errorf("got %d %s", resp.StatusCode, resp.Body)
 	}
-	t.Run("a secret that cannot be read stops the start with its variable named", func(t *testing.T) {
+	t.Run("a secret that cannot be read starts all the same, answers 503 and logs its variable", func(t *testing.T) {
 		t.Setenv("WEBHOOK_HMAC_KEY_SECRET", "kiehook/missing")
-		if _, err := build(context.Background(), captureLogs(t).logger); err == nil || !strings.Contains(err.Error(), "WEBHOOK_HMAC_KEY_SECRET") {
-			t.Errorf("error %v", err)
+		logs := captureLogs(t)
+		h, err := build(context.Background(), logs.logger)
+		if err != nil {
+			t.Fatalf("build: %v: a sandbox that cannot start answers 502 to every callback", err)
+		}
+		h.now = func() time.Time { return testNow }
+		if resp, _ := h.Handle(context.Background(), req); resp.StatusCode != 503 {
+			t.Errorf("got %d %s", resp.StatusCode, resp.Body)
+		}
+		if !strings.Contains(logs.String(), "WEBHOOK_HMAC_KEY_SECRET") {
+			t.Errorf("log %s does not name the variable", logs.String())
 		}
 	})
 }

@@ -44,11 +44,36 @@ type Auth struct {
 
 // keySource keeps keys or tokens fresh (secret.Watched).
 type keySource interface {
-	// Refresh reads the keys again when they are old; cheap otherwise.
+	// Refresh reads the keys again when they are old, or while none is
+	// held; cheap otherwise.
 	Refresh(ctx context.Context)
 	// Reload reads them at once, at most every 30 s, and reports whether
 	// new keys were installed.
 	Reload(ctx context.Context) bool
+	// Ready reports whether keys are held: a secret that could not be
+	// read yet has none.
+	Ready() bool
+}
+
+// withFresh runs check against the keys src holds (nil: keys that never
+// change). Keys from a secret are read again when old, and at once (at
+// most every 30 s) when check finds that none matches: the platform signs
+// with a rotated key from the moment its owner changes it. While the
+// secret cannot be read, the answer is unavailable, which the platform
+// retries, rather than a refusal.
+func withFresh(ctx context.Context, src keySource, check func() error) error {
+	if src == nil {
+		return check()
+	}
+	src.Refresh(ctx)
+	if !src.Ready() {
+		return task.Errorf(task.EUNAVAILABLE, "credentials cannot be read yet; try again")
+	}
+	err := check()
+	if errors.Is(err, kie.ErrNoKeyMatches) && src.Reload(ctx) {
+		err = check()
+	}
+	return err
 }
 
 // configured reports whether the function may accept callbacks at all.
@@ -156,10 +181,6 @@ func (h *Handler) admit(ctx context.Context, req events.LambdaFunctionURLRequest
 // authenticate checks the signature, which covers the task id: it is
 // checked as soon as the id is known and before any other verdict on the
 // body is given. An id that could not be read cannot be verified.
-//
-// Keys read from a secret are read again when old, and at once (at most
-// every 30 s) when a signature matches none of them: the platform signs
-// with a rotated key from the moment its owner changes it.
 func (h *Handler) authenticate(ctx context.Context, req events.LambdaFunctionURLRequest, signedID string) error {
 	v := h.auth.Verifier
 	if v == nil {
@@ -168,34 +189,24 @@ func (h *Handler) authenticate(ctx context.Context, req events.LambdaFunctionURL
 	if signedID == "" {
 		return task.Errorf(task.EUNAUTHORIZED, "invalid %s", kie.HeaderSignature)
 	}
-	keys := h.auth.Keys
-	if keys != nil {
-		keys.Refresh(ctx)
-	}
 	ts, sig := header(req.Headers, kie.HeaderTimestamp), header(req.Headers, kie.HeaderSignature)
-	err := v.Verify(signedID, ts, sig, h.now())
-	if errors.Is(err, kie.ErrNoKeyMatches) && keys != nil && keys.Reload(ctx) {
-		err = v.Verify(signedID, ts, sig, h.now())
-	}
-	return err
+	return withFresh(ctx, h.auth.Keys, func() error { return v.Verify(signedID, ts, sig, h.now()) })
 }
 
 var errUnconfigured = errors.New("no WEBHOOK_HMAC_KEY, WEBHOOK_HMAC_KEY_SECRET, CALLBACK_TOKEN or CALLBACK_TOKEN_SECRET is set and ALLOW_UNAUTHENTICATED is not true: refusing every callback")
 
-// checkToken accepts any token held; tokens from a secret are read again
-// when old, and at once (at most every 30 s) when got matches none.
+// checkToken accepts any token held.
 func (h *Handler) checkToken(ctx context.Context, got string) error {
-	tokens, source := h.auth.Tokens, h.auth.TokenSource
+	tokens := h.auth.Tokens
 	if tokens == nil {
 		return nil
 	}
-	if source != nil {
-		source.Refresh(ctx)
-	}
-	if tokens.match(got) || source != nil && source.Reload(ctx) && tokens.match(got) {
-		return nil
-	}
-	return task.Errorf(task.EUNAUTHORIZED, "missing or invalid token")
+	return withFresh(ctx, h.auth.TokenSource, func() error {
+		if tokens.match(got) {
+			return nil
+		}
+		return task.Wrap(task.EUNAUTHORIZED, "missing or invalid token", kie.ErrNoKeyMatches)
+	})
 }
 
 func decodeBody(req events.LambdaFunctionURLRequest) ([]byte, error) {

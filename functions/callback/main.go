@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -84,31 +83,16 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 func authFrom(ctx context.Context, c config, awsCfg aws.Config, logger *slog.Logger) (Auth, error) {
 	auth := Auth{AllowUnauthenticated: c.AllowUnauthenticated}
 	sm := secretsmanager.NewFromConfig(awsCfg)
-	// from installs a plain value, or a secret's, watched, with set.
-	from := func(variable, value, secretVariable, id string, set func(string) error) (keySource, error) {
-		if id == "" {
-			if err := set(value); err != nil {
-				return nil, fmt.Errorf("%s: %w", variable, err)
-			}
-			return nil, nil
-		}
-		read := func(ctx context.Context) (string, error) { return secret.Read(ctx, sm, secretVariable, id) }
-		w, err := secret.Watch(ctx, read, set, c.SecretRefresh, time.Now, logger)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", secretVariable, err)
-		}
-		return w, nil
-	}
 	var err error
-	if c.HMACKey != "" || c.HMACKeySecret != "" {
+	if c.Key.Set() {
 		auth.Verifier = kie.NewVerifier(c.SignatureTolerance)
-		if auth.Keys, err = from("WEBHOOK_HMAC_KEY", c.HMACKey, "WEBHOOK_HMAC_KEY_SECRET", c.HMACKeySecret, auth.Verifier.SetKeys); err != nil {
+		if auth.Keys, err = secret.Install(ctx, sm, c.Key, auth.Verifier.SetKeys, c.SecretRefresh, logger); err != nil {
 			return Auth{}, err
 		}
 	}
-	if c.Token != "" || c.TokenSecret != "" {
+	if c.Token.Set() {
 		auth.Tokens = &Tokens{}
-		if auth.TokenSource, err = from("CALLBACK_TOKEN", c.Token, "CALLBACK_TOKEN_SECRET", c.TokenSecret, auth.Tokens.Set); err != nil {
+		if auth.TokenSource, err = secret.Install(ctx, sm, c.Token, auth.Tokens.Set, c.SecretRefresh, logger); err != nil {
 			return Auth{}, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,12 +38,15 @@ type rotatingHarness struct {
 
 func newRotatingHarness(tb testing.TB) *rotatingHarness {
 	tb.Helper()
-	r := &rotatingHarness{secret: &keySecret{value: "old-key"}, clock: testNow}
+	return newSecretHarness(tb, &keySecret{value: "old-key"})
+}
+
+// newSecretHarness is a sandbox that started with the key secret s.
+func newSecretHarness(tb testing.TB, s *keySecret) *rotatingHarness {
+	tb.Helper()
+	r := &rotatingHarness{secret: s, clock: testNow}
 	v := kie.NewVerifier(5 * time.Minute)
-	keys, err := secret.Watch(context.Background(), r.secret.read, v.SetKeys, 5*time.Minute, func() time.Time { return r.clock }, slog.New(slog.DiscardHandler))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	keys := secret.Watch(context.Background(), r.secret.read, v.SetKeys, 5*time.Minute, func() time.Time { return r.clock }, slog.New(slog.DiscardHandler))
 	r.harness = newHarness(tb, Auth{Tokens: tokens(testToken), Verifier: v, Keys: keys})
 	return r
 }
@@ -102,6 +106,25 @@ func TestKeyRotation(t *testing.T) {
 			t.Errorf("a key the sandbox could not read passed: %d", status)
 		}
 	})
+}
+
+func TestAColdStartWithoutSecretsManagerAnswersUnavailableUntilItCan(t *testing.T) {
+	const url = "https://tempfile.aiquickdraw.com/a.png"
+	// Secrets Manager throttles or cannot be reached while the sandbox
+	// starts: it must not crash (every new sandbox would answer 502), but
+	// answer 503, which the platform retries, until the key can be read.
+	r := newSecretHarness(t, &keySecret{err: errors.New("secretsmanager: ThrottlingException")})
+	if status, a := r.call(t, signedWith(t, "old-key", success("cold_down", url))); status != 503 {
+		t.Fatalf("got %d %+v, want 503 while the key cannot be read", status, a)
+	}
+	if got := r.metrics.String(); !strings.Contains(got, `"Outcome":"unavailable"`) {
+		t.Errorf("metrics %s: the 503 must count as unavailable, which the 5xx alarm watches", got)
+	}
+	r.secret.err, r.secret.value = nil, "old-key"
+	r.clock = r.clock.Add(secret.MinRetry)
+	if status, a := r.call(t, signedWith(t, "old-key", success("cold_down", url))); status != 200 || a.Status != "accepted" {
+		t.Errorf("got %d %+v once the secret could be read", status, a)
+	}
 }
 
 func TestSeveralTokensAreEachAccepted(t *testing.T) {

@@ -44,7 +44,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	if most := int64(objects.MaxParts) * objects.PartSize; c.MaxBytes > most {
 		err = errors.Join(err, fmt.Errorf("MAX_OBJECT_BYTES: at most %d (S3's %d parts of %d bytes)", most, objects.MaxParts, objects.PartSize))
 	}
-	if c.Verify && !c.API.HasKey() {
+	if c.Verify && !c.API.Key.Set() {
 		err = errors.Join(err, errors.New("VERIFY_WITH_PLATFORM: needs KIE_API_KEY or KIE_API_KEY_SECRET"))
 	}
 	return c, err

@@ -60,7 +60,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	}
 	if c.Verify {
 		// loadConfig made sure a key is configured, so the client is not nil.
-		if cp.Verifier, err = kieapi.Connect(ctx, awsCfg, c.API); err != nil {
+		if cp.Verifier, err = kieapi.Connect(ctx, awsCfg, c.API, logger); err != nil {
 			return nil, err
 		}
 	}

@@ -44,7 +44,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
-	platform, err := kieapi.Connect(ctx, awsCfg, c.API)
+	platform, err := kieapi.Connect(ctx, awsCfg, c.API, logger)
 	if err != nil {
 		return nil, err
 	}

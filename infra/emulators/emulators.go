@@ -79,6 +79,7 @@ type Env struct {
 	Table, QueueURL, DLQURL    string
 	QueueName, DLQName, Bucket string
 	Bus                        string // the EventBridge bus the functions put events on
+	MaxReceiveCount            int    // the copy queue's redrive threshold
 
 	DynamoDB *dynamodb.Client
 	SQS      *sqs.Client
@@ -144,7 +145,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		opts.VisibilityTimeout = 30 * time.Second
 	}
 
-	env := &Env{Table: opts.Table, QueueName: opts.Queue, DLQName: opts.DLQ, Bucket: opts.Bucket, Bus: "kiehook-events"}
+	env := &Env{Table: opts.Table, QueueName: opts.Queue, DLQName: opts.DLQ, Bucket: opts.Bucket, Bus: "kiehook-events", MaxReceiveCount: opts.MaxReceiveCount}
 	var err error
 	if env.SQSURL, err = sharedSQS(opts.SQSAddr); err != nil {
 		return nil, err

@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -37,11 +39,28 @@ type Poller struct {
 	Invoke    Invoke
 	// OnError, when set, hears about failed receives, invocations and deletes.
 	OnError func(error)
+	// Duplicates is the share of batches in which one message is handed
+	// over twice at once (under another message id, with the same receipt
+	// handle), as SQS's at-least-once delivery may.
+	Duplicates float64
+
+	paused atomic.Bool
 }
+
+// Pause stops receiving until Resume, as a throttled or backed-up
+// event source mapping does: messages wait in the queue, undelivered.
+func (p *Poller) Pause() { p.paused.Store(true) }
+
+// Resume receives again.
+func (p *Poller) Resume() { p.paused.Store(false) }
 
 // Run polls until ctx ends.
 func (p *Poller) Run(ctx context.Context) {
 	for ctx.Err() == nil {
+		if p.paused.Load() {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		if _, err := p.Once(ctx); err != nil && ctx.Err() == nil {
 			p.report(err)
 			time.Sleep(100 * time.Millisecond)
@@ -87,6 +106,11 @@ func (p *Poller) Once(ctx context.Context) (int, error) {
 			AWSRegion:      p.Region,
 		}
 	}
+	if len(ev.Records) > 0 && p.Duplicates > 0 && rand.Float64() < p.Duplicates {
+		again := ev.Records[rand.IntN(len(ev.Records))]
+		again.MessageId += "-again"
+		ev.Records = append(ev.Records, again)
+	}
 	resp, err := p.Invoke(ctx, ev)
 	if err != nil {
 		// A function error returns the whole batch to the queue.
@@ -106,9 +130,10 @@ func (p *Poller) Once(ctx context.Context) (int, error) {
 	return len(ev.Records), err
 }
 
-// completed are the messages to delete: all those not reported failed. A
-// report naming a message outside the batch fails the whole batch, as the
-// real event source mapping does.
+// completed are the messages to delete: all those not reported failed,
+// each once (a message handed over twice is deleted when either copy
+// succeeded). A report naming a message outside the batch fails the whole
+// batch, as the real event source mapping does.
 func completed(ev events.SQSEvent, resp events.SQSEventResponse) ([]types.DeleteMessageBatchRequestEntry, error) {
 	failed := make(map[string]bool, len(resp.BatchItemFailures))
 	inBatch := make(map[string]bool, len(ev.Records))
@@ -122,8 +147,10 @@ func completed(ev events.SQSEvent, resp events.SQSEventResponse) ([]types.Delete
 		failed[f.ItemIdentifier] = true
 	}
 	var done []types.DeleteMessageBatchRequestEntry
+	deleted := make(map[string]bool, len(ev.Records))
 	for i, r := range ev.Records {
-		if !failed[r.MessageId] {
+		if !failed[r.MessageId] && !deleted[r.ReceiptHandle] {
+			deleted[r.ReceiptHandle] = true
 			done = append(done, types.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: aws.String(r.ReceiptHandle)})
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,4 +87,30 @@ func ExamplePoller() {
 	}}
 	p.Once(context.Background())
 	// Output: {"taskId":"t1"}
+}
+
+func TestADuplicatedDeliveryIsDeletedOnce(t *testing.T) {
+	for name, failing := range map[string]string{"both copies succeed": "", "one copy is returned": "-again"} {
+		t.Run(name, func(t *testing.T) {
+			env := emulators.New(t, emulators.Options{VisibilityTimeout: time.Second})
+			send(t, env, "only")
+			var records int
+			p := &esm.Poller{SQS: env.SQS, QueueURL: env.QueueURL, Duplicates: 1, Invoke: func(_ context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+				records = len(ev.Records)
+				var resp events.SQSEventResponse
+				for _, r := range ev.Records {
+					if failing != "" && strings.HasSuffix(r.MessageId, failing) {
+						resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+					}
+				}
+				return resp, nil
+			}}
+			if _, err := p.Once(context.Background()); err != nil {
+				t.Fatalf("a message handed over twice failed its deletion: %v", err)
+			}
+			if records != 2 || emulators.QueueDepth(env.QueueName) != 0 {
+				t.Errorf("%d records delivered, %d left in the queue", records, emulators.QueueDepth(env.QueueName))
+			}
+		})
+	}
 }

@@ -24,11 +24,15 @@ type Rates struct {
 	Drop     float64       // the connection is closed without an answer
 	Latency  float64       // the request is delayed by Delay first
 	Delay    time.Duration // default 200 ms
+	// Duplicate is the share of copy batches in which the event source
+	// mapping hands one message over twice at once, as SQS's at-least-once
+	// delivery may.
+	Duplicate float64
 }
 
 // Uniform is the same rate for every fault, as -faults sets it.
 func Uniform(rate float64) Rates {
-	return Rates{Error: rate, Throttle: rate, Drop: rate, Latency: rate}
+	return Rates{Error: rate, Throttle: rate, Drop: rate, Latency: rate, Duplicate: rate}
 }
 
 // Service names the answers a proxy gives in its service's own dialect.

@@ -54,6 +54,7 @@ func Scenarios() []Scenario {
 	return []Scenario{
 		keyRotation(),
 		killedBeforeTheEvent(),
+		backlog(),
 		{
 			Name:         "five percent of every fault on every dependency loses nothing",
 			Faults:       &everyFault,
@@ -310,4 +311,46 @@ func recordedUpload(ctx context.Context, s *stack.Stack) bool {
 		}
 	}
 	return false
+}
+
+// backlog holds the copy queue back for longer than every delivery of a
+// message would take (maxReceiveCount x the visibility timeout), as a
+// throttled copier or a queue that backs up does: a copy that waited is
+// not a copy that failed, so none may be given up.
+func backlog() Scenario {
+	const (
+		visibility = 2 * time.Second
+		held       = 2 * 5 * visibility // twice what maxReceiveCount (5) deliveries take
+	)
+	var waited atomic.Int64
+	opts := Small(30)
+	opts.Failures, opts.FailThenWin = 0, 0
+	opts.Wait = held + 60*time.Second
+	return Scenario{
+		Name:       "a backlog longer than every delivery would take gives no copy up",
+		Visibility: visibility,
+		Options:    opts,
+		Configure: func(o *stack.Options) {
+			// The reconciler looks at every queued copy within seconds.
+			o.Reconciler = map[string]string{"QUEUED_ALERT_AFTER": "1s"}
+		},
+		Setup: func(s *stack.Stack) { s.PauseCopies() },
+		During: func(ctx context.Context, s *stack.Stack, _ *platform.Client) {
+			start := time.Now()
+			select {
+			case <-time.After(held):
+			case <-ctx.Done():
+			}
+			waited.Store(int64(time.Since(start)))
+			s.ResumeCopies()
+		},
+		Check: func(rep *Report, _ *stack.Stack, _ *platform.Files) (string, error) {
+			accepted := rep.Planned.Success + rep.Planned.FailThenWin - rep.NeverAccepted
+			if rep.CopyFailed != 0 || rep.InDLQ != 0 || rep.Stored != accepted {
+				return "", fmt.Errorf("%d accepted successes: %d stored, %d copy_failed, %d in the DLQ", accepted, rep.Stored, rep.CopyFailed, rep.InDLQ)
+			}
+			return fmt.Sprintf("copies held back %v (every delivery of a message would take %v): %d of %d stored, none given up; lost %d",
+				time.Duration(waited.Load()).Round(time.Second), 5*visibility, rep.Stored, accepted, rep.Lost), nil
+		},
+	}
 }

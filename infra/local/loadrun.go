@@ -34,7 +34,7 @@ func runLoad(ctx context.Context, out io.Writer, opts stack.Options, lo load.Opt
 		return err
 	}
 	if faultRate > 0 {
-		rep.Faults = fmt.Sprintf("%.0f%% of requests to DynamoDB, SQS, S3 and EventBridge meet each of error, throttling, drop and latency; %.0f%% of downloads each of 503, reset and stall", 100*faultRate, 100*faultRate)
+		rep.Faults = fmt.Sprintf("%.0f%% of requests to DynamoDB, SQS, S3 and EventBridge meet each of error, throttling, drop and latency; %.0f%% of copy batches deliver a message twice at once; %.0f%% of downloads each of 503, reset, stall, and cut off halfway (with Content-Length, and chunked)", 100*faultRate, 100*faultRate, 100*faultRate)
 	}
 	fmt.Fprint(out, rep.String())
 	dir = reportFolder(dir, opts.Dir)

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kiehook/kiehook/infra/faults"
 )
 
 // magic are the first bytes of each kind of file the platform generates.
@@ -72,8 +74,10 @@ func ServeFilesAt(addr string) (*Files, error) {
 	return f, nil
 }
 
-// SetFaults makes each of three faults hit this share of downloads: a 503,
-// a connection reset mid-body, and a 2 s stall mid-body.
+// SetFaults makes each of five faults hit this share of downloads: a 503,
+// a connection reset mid-body, a 2 s stall mid-body, and the connection
+// closed halfway through the body, with its Content-Length declared or
+// chunked.
 func (f *Files) SetFaults(rate float64) { f.faults.Store(math.Float64bits(rate)) }
 
 func (f *Files) roll() bool {
@@ -120,6 +124,12 @@ func (f *Files) serve(w http.ResponseWriter, r *http.Request) {
 		io.CopyN(w, body, half)
 		w.(http.Flusher).Flush()
 		time.Sleep(2 * time.Second)
+	case f.roll():
+		faults.CutOff(w, body, size, false)
+		return
+	case f.roll():
+		faults.CutOff(w, body, size, true)
+		return
 	}
 	io.Copy(w, body)
 }

@@ -118,6 +118,14 @@ func (a *API) Set(api, taskID, state string, urls ...string) {
 	a.tasks[taskID] = apiTask{api: api, state: state, urls: urls}
 }
 
+// RotateKey makes the API accept key alone from now on, as after its owner
+// rotated the account's API key.
+func (a *API) RotateKey(key string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.key = key
+}
+
 // RateLimit makes every call answer 429 until turned off.
 func (a *API) RateLimit(on bool) {
 	a.mu.Lock()
@@ -133,7 +141,10 @@ func (a *API) Polls(taskID string) int {
 }
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Bearer "+a.key {
+	a.mu.Lock()
+	key := a.key
+	a.mu.Unlock()
+	if r.Header.Get("Authorization") != "Bearer "+key {
 		w.WriteHeader(http.StatusUnauthorized)
 		w.Write([]byte(`{"code":401,"msg":"You do not have access permissions"}`))
 		return

@@ -48,10 +48,11 @@ type Options struct {
 	// ReconcileEvery is how often the reconciler runs; default 1 s (a
 	// minute when deployed). Its event sweep takes tasks ended 2 s ago.
 	ReconcileEvery time.Duration
-	// Callback and Copier are extra environment variables of each function,
-	// over the ones the stack sets (the emulators' endpoints and resources)
-	// and events/env.json's key, token and signature tolerance.
-	Callback, Copier map[string]string
+	// Callback, Copier and Reconciler are extra environment variables of
+	// each function, over the ones the stack sets (the emulators' endpoints
+	// and resources) and events/env.json's key, token and signature
+	// tolerance.
+	Callback, Copier, Reconciler map[string]string
 	// Log hears the stack's own problems; default os.Stderr.
 	Log io.Writer
 	// Faults, when set, puts a faulty proxy before each emulator; the
@@ -91,6 +92,7 @@ type Stack struct {
 	Proxies struct{ DynamoDB, SQS, S3, EventBridge *faults.Proxy }
 
 	callbacks  chan *function
+	poller     *esm.Poller
 	copier     *function
 	reconciler *function
 	functions  []*function
@@ -187,16 +189,26 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	}
 	pollCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	p := &esm.Poller{
+	s.poller = &esm.Poller{
 		SQS: env.SQS, QueueURL: env.QueueURL, Region: emulators.Region, BatchSize: opts.CopierBatchSize,
 		QueueARN: "arn:aws:sqs:" + emulators.Region + ":000000000000:" + env.QueueName,
 		Invoke:   s.invokeCopier,
 		OnError:  func(err error) { fmt.Fprintf(s.log, "copier poller: %v\n", err) },
 	}
-	s.wg.Go(func() { p.Run(pollCtx) })
+	if opts.Faults != nil {
+		s.poller.Duplicates = opts.Faults.Duplicate
+	}
+	s.wg.Go(func() { s.poller.Run(pollCtx) })
 	s.wg.Go(func() { s.schedule(pollCtx, opts.ReconcileEvery) })
 	return s, nil
 }
+
+// PauseCopies holds the copy queue's messages back from the copier, as a
+// throttled event source mapping or a backlog does, until ResumeCopies.
+func (s *Stack) PauseCopies() { s.poller.Pause() }
+
+// ResumeCopies delivers the copy queue's messages again.
+func (s *Stack) ResumeCopies() { s.poller.Resume() }
 
 // schedule runs the reconciler every period, as its one-minute schedule
 // does when deployed.
@@ -266,7 +278,10 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, rie string, bi
 	}
 	// No API key: nothing is polled. The sweep puts, within seconds, the
 	// events of tasks whose function died before putting them.
-	reconcilerEnv := merge(common, map[string]string{"NOTIFY_SWEEP_AFTER": "2s"})
+	reconcilerEnv := merge(common, map[string]string{
+		"NOTIFY_SWEEP_AFTER":     "2s",
+		"COPY_MAX_RECEIVE_COUNT": fmt.Sprint(s.Env.MaxReceiveCount),
+	}, opts.Reconciler)
 	s.reconciler, err = startFunction(ctx, rie, bins["reconciler"], "ReconcilerFunction", reconcilerEnv, 60*time.Second, log)
 	if err != nil {
 		return err

@@ -94,3 +94,27 @@ func (e *Env) Int64(name string, def int64) int64 {
 
 // Err is every problem found so far, or nil.
 func (e *Env) Err() error { return errors.Join(e.errs...) }
+
+// Credential is a setting given either as its value (NAME) or, the deployed
+// way, as the name or ARN of a Secrets Manager secret holding it
+// (NAME_SECRET): a webhook key, a token, an API key.
+type Credential struct {
+	Name     string // NAME; the secret's variable is NAME_SECRET
+	Value    string
+	SecretID string
+}
+
+// Set reports whether the credential is given, in either form.
+func (c Credential) Set() bool { return c.Value != "" || c.SecretID != "" }
+
+// SecretVariable is the variable that names the credential's secret.
+func (c Credential) SecretVariable() string { return c.Name + "_SECRET" }
+
+// Credential reads NAME and NAME_SECRET; setting both is an error.
+func (e *Env) Credential(name string) Credential {
+	c := Credential{Name: name, Value: e.String(name, ""), SecretID: e.String(name+"_SECRET", "")}
+	if c.Value != "" && c.SecretID != "" {
+		e.fail(name, "set %s or %s, not both", name, c.SecretVariable())
+	}
+	return c
+}

@@ -3,14 +3,21 @@ package kieapi_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/kiehook/kiehook/functions/internal/awsenv"
+	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
+	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/platform"
 )
 
@@ -100,8 +107,9 @@ func TestRecordFailures(t *testing.T) {
 }
 
 func TestConnect(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
 	t.Run("no key means no client", func(t *testing.T) {
-		c, err := kieapi.Connect(context.Background(), aws.Config{}, kieapi.Settings{BaseURL: kieapi.DefaultBaseURL})
+		c, err := kieapi.Connect(context.Background(), aws.Config{}, kieapi.Settings{BaseURL: kieapi.DefaultBaseURL}, logger)
 		if c != nil || err != nil {
 			t.Errorf("%v %v", c, err)
 		}
@@ -110,12 +118,46 @@ func TestConnect(t *testing.T) {
 		p := platform.ServeAPI("api-key")
 		defer p.Close()
 		p.Set("veo", "v1", platform.Generating)
-		c, err := kieapi.Connect(context.Background(), aws.Config{}, kieapi.Settings{Key: "api-key", BaseURL: p.URL})
+		c, err := kieapi.Connect(context.Background(), aws.Config{}, kieapi.Settings{Key: envconf.Credential{Name: "KIE_API_KEY", Value: "api-key"}, BaseURL: p.URL}, logger)
 		if err != nil || c == nil {
 			t.Fatalf("%v %v", c, err)
 		}
 		if _, err := c.Record(context.Background(), "veo", "v1"); err != nil {
 			t.Error(err)
+		}
+	})
+	t.Run("a key from its secret is read again when the platform refuses it", func(t *testing.T) {
+		env := emulators.New(t, emulators.Options{})
+		cfg, err := awsenv.Config(envconf.Map(env.Vars()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.SetSecret("kiehook/api-key", "old-key")
+		p := platform.ServeAPI("old-key")
+		defer p.Close()
+		p.Set("veo", "v1", platform.Generating)
+		key := envconf.Credential{Name: "KIE_API_KEY", SecretID: "kiehook/api-key"}
+		c, err := kieapi.Connect(context.Background(), cfg, kieapi.Settings{Key: key, BaseURL: p.URL, Refresh: time.Hour}, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The owner rotates the account's key, and the secret with it.
+		p.RotateKey("new-key")
+		env.SetSecret("kiehook/api-key", "new-key")
+		if _, err := c.Record(context.Background(), "veo", "v1"); err != nil {
+			t.Errorf("after the rotation: %v", err)
+		}
+	})
+	t.Run("a key secret that cannot be read yet fails the call, not the start", func(t *testing.T) {
+		env := emulators.New(t, emulators.Options{})
+		cfg, _ := awsenv.Config(envconf.Map(env.Vars()))
+		key := envconf.Credential{Name: "KIE_API_KEY", SecretID: "kiehook/missing"}
+		c, err := kieapi.Connect(context.Background(), cfg, kieapi.Settings{Key: key, BaseURL: "http://127.0.0.1:1", Refresh: time.Hour}, logger)
+		if err != nil || c == nil {
+			t.Fatalf("%v %v: a sandbox that cannot start copies nothing", c, err)
+		}
+		if _, err := c.Record(context.Background(), "veo", "v1"); err == nil || task.ErrorCode(err) == task.EPERMANENT {
+			t.Errorf("error %v, want a transient one", err)
 		}
 	})
 }

@@ -2,8 +2,11 @@ package kieapi
 
 import (
 	"context"
+	"log/slog"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/secret"
@@ -12,32 +15,32 @@ import (
 // Settings are the variables that reach the platform's API, shared by the
 // copier and the reconciler.
 type Settings struct {
-	Key       string // KIE_API_KEY
-	KeySecret string // KIE_API_KEY_SECRET: a secret holding the key instead
-	BaseURL   string // KIE_API_BASE_URL
+	Key     envconf.Credential // KIE_API_KEY, or the secret KIE_API_KEY_SECRET names
+	BaseURL string             // KIE_API_BASE_URL
+	Refresh time.Duration      // SECRET_REFRESH: how long a key from a secret is trusted
 }
 
 // ReadSettings reads the platform API's variables from env.
 func ReadSettings(env *envconf.Env) Settings {
 	return Settings{
-		Key:       env.String("KIE_API_KEY", ""),
-		KeySecret: env.String("KIE_API_KEY_SECRET", ""),
-		BaseURL:   env.String("KIE_API_BASE_URL", DefaultBaseURL),
+		Key:     env.Credential("KIE_API_KEY"),
+		BaseURL: env.String("KIE_API_BASE_URL", DefaultBaseURL),
+		Refresh: env.Duration("SECRET_REFRESH", 5*time.Minute),
 	}
 }
 
-// HasKey reports whether an API key is configured, in either form.
-func (s Settings) HasKey() bool { return s.Key != "" || s.KeySecret != "" }
-
-// Connect returns a Client with the configured key, read from Secrets
-// Manager when it lives there; nil when no key is configured.
-func Connect(ctx context.Context, cfg aws.Config, s Settings) (*Client, error) {
-	if !s.HasKey() {
+// Connect returns a Client with the configured key; nil when no key is
+// configured. A key from Secrets Manager is read again every Refresh, and
+// at once when the platform refuses it (a rotated key).
+func Connect(ctx context.Context, cfg aws.Config, s Settings, logger *slog.Logger) (*Client, error) {
+	if !s.Key.Set() {
 		return nil, nil
 	}
-	key, err := secret.Resolve(ctx, cfg, "KIE_API_KEY_SECRET", s.Key, s.KeySecret)
+	c := New(s.BaseURL, s.Key.Value)
+	keys, err := secret.Install(ctx, secretsmanager.NewFromConfig(cfg), s.Key, c.setKey, s.Refresh, logger)
 	if err != nil {
 		return nil, err
 	}
-	return New(s.BaseURL, key), nil
+	c.keys = keys
+	return c, nil
 }

@@ -1,14 +1,19 @@
-// Package secret reads a string secret from Secrets Manager, once per cold
-// start: the webhook HMAC key, the platform's API key.
+// Package secret reads string secrets from Secrets Manager (the webhook
+// HMAC key, the callback token, the platform's API key) and keeps them
+// fresh: read again every refresh, and on demand after a rotation.
 package secret
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/kiehook/kiehook/functions/internal/envconf"
 )
 
 // Getter is the part of the Secrets Manager API that is used.
@@ -31,12 +36,17 @@ func Read(ctx context.Context, client Getter, variable, id string) (string, erro
 	return value, nil
 }
 
-// Resolve is value, or, when id is set, the string value of the secret id
-// names (variable names it in errors). A Secrets Manager client is made
-// only then.
-func Resolve(ctx context.Context, cfg aws.Config, variable, value, id string) (string, error) {
-	if id == "" {
-		return value, nil
+// Install gives apply the credential's value: a plain value at once, for
+// good (the Watched is nil, which never changes), or its secret's, watched
+// (see Watch). A plain value that apply refuses is an error naming its
+// variable; a secret that cannot be read yet is not (see Watch).
+func Install(ctx context.Context, client Getter, c envconf.Credential, apply func(string) error, refresh time.Duration, logger *slog.Logger) (*Watched, error) {
+	if c.SecretID == "" {
+		if err := apply(c.Value); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Name, err)
+		}
+		return nil, nil
 	}
-	return Read(ctx, secretsmanager.NewFromConfig(cfg), variable, id)
+	read := func(ctx context.Context) (string, error) { return Read(ctx, client, c.SecretVariable(), c.SecretID) }
+	return Watch(ctx, read, apply, refresh, time.Now, logger), nil
 }

@@ -2,12 +2,15 @@ package secret_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/secret"
 )
 
@@ -46,9 +49,26 @@ func TestReadKeyFromSecretsManager(t *testing.T) {
 	})
 }
 
-func TestResolveKeepsAPlainValueWithoutASecret(t *testing.T) {
-	v, err := secret.Resolve(context.Background(), aws.Config{}, "WEBHOOK_HMAC_KEY_SECRET", "plain-key", "")
-	if v != "plain-key" || err != nil {
-		t.Errorf("%q %v", v, err)
+func TestInstall(t *testing.T) {
+	var got []string
+	apply := func(v string) error {
+		if v == "" {
+			return errors.New("no key")
+		}
+		got = append(got, v)
+		return nil
 	}
+	t.Run("a plain value is installed for good", func(t *testing.T) {
+		w, err := secret.Install(context.Background(), nil, envconf.Credential{Name: "WEBHOOK_HMAC_KEY", Value: "plain-key"}, apply, time.Minute, slog.New(slog.DiscardHandler))
+		if err != nil || got[len(got)-1] != "plain-key" || !w.Ready() || w.Reload(context.Background()) {
+			t.Errorf("%v %v: want the value held, ready, never read again", got, err)
+		}
+		w.Refresh(context.Background()) // a nil Watched does nothing
+	})
+	t.Run("a plain value refused names its variable", func(t *testing.T) {
+		_, err := secret.Install(context.Background(), nil, envconf.Credential{Name: "WEBHOOK_HMAC_KEY", Value: ""}, apply, time.Minute, slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), "WEBHOOK_HMAC_KEY") {
+			t.Errorf("error %v", err)
+		}
+	})
 }

@@ -15,7 +15,8 @@ const MinReload = 30 * time.Second
 // Watched is a secret's value, read again every refresh and, on demand,
 // when a caller finds the value held out of date (a rotated key). A read
 // that fails, or a value that apply refuses, keeps the value held: it is
-// logged and never fails the caller.
+// logged and never fails the caller. A nil Watched is a plain value, held
+// for good: its methods do nothing and it is always ready.
 type Watched struct {
 	read    func(context.Context) (string, error)
 	apply   func(string) error
@@ -24,29 +25,52 @@ type Watched struct {
 	logger  *slog.Logger
 
 	mu       sync.Mutex
+	held     bool      // a value has been installed
 	due      time.Time // when the value is read again
 	reloaded time.Time // when a caller last asked for a read
 }
 
-// Watch reads the secret once, installs its value with apply, and returns
-// the Watched that keeps it fresh. The first read must succeed: without a
-// value the function cannot start.
-func Watch(ctx context.Context, read func(context.Context) (string, error), apply func(string) error, refresh time.Duration, now func() time.Time, logger *slog.Logger) (*Watched, error) {
+// startBackoff are the waits between the reads a cold start tries: a
+// throttled or briefly unreachable Secrets Manager must not crash every
+// new sandbox.
+var startBackoff = []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 900 * time.Millisecond}
+
+// MinRetry is the shortest gap between two reads while no value is held.
+const MinRetry = time.Second
+
+// Watch reads the secret, trying again with backoff, installs its value
+// with apply, and returns the Watched that keeps it fresh. When no read
+// succeeds it logs why and returns all the same: Ready is false, and each
+// Refresh tries again (at most every MinRetry) until a value is held, so
+// that the function answers "unavailable" meanwhile rather than crash.
+func Watch(ctx context.Context, read func(context.Context) (string, error), apply func(string) error, refresh time.Duration, now func() time.Time, logger *slog.Logger) *Watched {
 	w := &Watched{read: read, apply: apply, refresh: refresh, now: now, logger: logger}
-	value, err := read(ctx)
-	if err == nil {
-		err = apply(value)
+	for attempt := 0; !w.load(ctx, now()) && attempt < len(startBackoff); attempt++ {
+		select {
+		case <-time.After(startBackoff[attempt]):
+		case <-ctx.Done():
+			return w
+		}
 	}
-	if err != nil {
-		return nil, err
+	return w
+}
+
+// Ready reports whether a value is held.
+func (w *Watched) Ready() bool {
+	if w == nil {
+		return true
 	}
-	w.due = now().Add(refresh)
-	return w, nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.held
 }
 
 // Refresh reads the secret again once the value held is older than the
 // refresh interval. It is cheap when the value is fresh.
 func (w *Watched) Refresh(ctx context.Context) {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if now := w.now(); !now.Before(w.due) {
@@ -57,6 +81,9 @@ func (w *Watched) Refresh(ctx context.Context) {
 // Reload reads the secret at once, unless a caller asked less than
 // MinReload ago; it reports whether a new value was installed.
 func (w *Watched) Reload(ctx context.Context) bool {
+	if w == nil {
+		return false
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := w.now()
@@ -68,17 +95,24 @@ func (w *Watched) Reload(ctx context.Context) bool {
 }
 
 // load reads and installs the value. After a failure the next periodic
-// read comes no later than MinReload, not on every call.
+// read comes no later than MinReload (MinRetry while nothing is held),
+// not on every call.
 func (w *Watched) load(ctx context.Context, now time.Time) bool {
 	value, err := w.read(ctx)
 	if err == nil {
 		err = w.apply(value)
 	}
 	if err != nil {
-		w.due = now.Add(min(w.refresh, MinReload))
-		w.logger.ErrorContext(ctx, "reading the secret again failed; the value held is kept", "error", err.Error())
+		if w.held {
+			w.due = now.Add(min(w.refresh, MinReload))
+			w.logger.ErrorContext(ctx, "reading the secret again failed; the value held is kept", "error", err.Error())
+		} else {
+			w.due = now.Add(MinRetry)
+			w.logger.ErrorContext(ctx, "the secret cannot be read: requests are answered unavailable until it can", "error", err.Error())
+		}
 		return false
 	}
+	w.held = true
 	w.due = now.Add(w.refresh)
 	return true
 }

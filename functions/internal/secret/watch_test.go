@@ -43,11 +43,10 @@ func newWatch(tb testing.TB, value string) *watchHarness {
 		h.applied = append(h.applied, v)
 		return nil
 	}
-	w, err := secret.Watch(context.Background(), h.store.read, apply, 5*time.Minute, func() time.Time { return h.now }, slog.New(slog.NewTextHandler(&h.logs, nil)))
-	if err != nil {
-		tb.Fatal(err)
+	h.w = secret.Watch(context.Background(), h.store.read, apply, 5*time.Minute, func() time.Time { return h.now }, slog.New(slog.NewTextHandler(&h.logs, nil)))
+	if !h.w.Ready() {
+		tb.Fatal("no value held")
 	}
-	h.w = w
 	return h
 }
 
@@ -125,11 +124,21 @@ func TestWatchedReadsTheSecretAgain(t *testing.T) {
 			t.Errorf("applied %v, log %q", h.applied, h.logs.String())
 		}
 	})
-	t.Run("a secret that cannot be read at start-up is an error", func(t *testing.T) {
-		s := &store{err: errors.New("AccessDenied")}
-		_, err := secret.Watch(ctx, s.read, func(string) error { return nil }, time.Minute, time.Now, slog.New(slog.DiscardHandler))
-		if err == nil {
-			t.Error("want an error")
+	t.Run("a secret that cannot be read at start-up is tried again, then waited for", func(t *testing.T) {
+		s := &store{err: errors.New("ThrottlingException")}
+		var logs bytes.Buffer
+		now := time.Unix(1764300000, 0)
+		w := secret.Watch(ctx, s.read, func(string) error { return nil }, time.Minute, func() time.Time { return now }, slog.New(slog.NewTextHandler(&logs, nil)))
+		if w.Ready() || s.reads < 3 || !strings.Contains(logs.String(), "ThrottlingException") {
+			t.Fatalf("ready %v after %d reads, log %q: want a few reads with backoff, then a logged wait", w.Ready(), s.reads, logs.String())
+		}
+		reads := s.reads
+		w.Refresh(ctx) // within MinRetry of the last read: no flood
+		now = now.Add(secret.MinRetry)
+		s.err, s.value = nil, "k1"
+		w.Refresh(ctx)
+		if !w.Ready() || s.reads != reads+1 {
+			t.Errorf("ready %v after %d more reads, want the value once Secrets Manager answers", w.Ready(), s.reads-reads)
 		}
 	})
 }
