@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+)
+
+// Resources are the deployed stack's table and copy queues.
+type Resources struct {
+	Table, QueueURL, DLQURL string
+}
+
+// dynamoAPI is the part of DynamoDB recovery uses.
+type dynamoAPI interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+}
+
+// sqsAPI is the part of SQS recovery uses.
+type sqsAPI interface {
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+}
+
+// Recovery puts tasks whose copy failed back in the copier's hands.
+type Recovery struct {
+	DynamoDB dynamoAPI
+	SQS      sqsAPI
+	Resources
+	Now func() time.Time
+}
+
+// errEnded is a task that ended otherwise than copy_failed: there is no
+// copy to retry.
+var errEnded = errors.New("nothing to requeue")
+
+// Requeue gives the task id to the copier again. A copy_failed record
+// becomes queued first, as new: its error, its event's notifiedAt (so
+// that Task Stored is put once the copy succeeds), its lease, uploads and
+// delivery count go, and it is back in the open index. A queued record is
+// only sent again (a Requeue whose send failed is safe to repeat); any
+// other status is refused, naming it.
+func (r *Recovery) Requeue(ctx context.Context, id string) error {
+	status, err := r.status(ctx, id)
+	if err != nil {
+		return err
+	}
+	switch status {
+	case "copy_failed":
+		if err := r.reset(ctx, id); err != nil {
+			return err
+		}
+	case "queued":
+	case "":
+		return fmt.Errorf("task %s: no record", id)
+	case "stored", "failed":
+		return fmt.Errorf("task %s is %s: %w", id, status, errEnded)
+	default:
+		return fmt.Errorf("task %s is %s: only copy_failed and queued tasks are requeued", id, status)
+	}
+	body, _ := json.Marshal(map[string]string{"taskId": id}) // the copier's message
+	if _, err := r.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(r.QueueURL), MessageBody: aws.String(string(body))}); err != nil {
+		return fmt.Errorf("task %s is queued, but sending it failed (run requeue again): %w", id, err)
+	}
+	return nil
+}
+
+func (r *Recovery) status(ctx context.Context, id string) (string, error) {
+	out, err := r.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(r.Table), Key: key(id), ConsistentRead: aws.Bool(true),
+		ProjectionExpression: aws.String("#status"), ExpressionAttributeNames: map[string]string{"#status": "status"},
+	})
+	if err != nil {
+		return "", fmt.Errorf("task %s: %w", id, err)
+	}
+	s, _ := out.Item["status"].(*types.AttributeValueMemberS)
+	if s == nil {
+		return "", nil
+	}
+	return s.Value, nil
+}
+
+// reset moves a copy_failed record back to queued, as the record of a
+// task the callback has just queued.
+func (r *Recovery) reset(ctx context.Context, id string) error {
+	now := &types.AttributeValueMemberS{Value: r.Now().UTC().Format(time.RFC3339)}
+	_, err := r.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(r.Table),
+		Key:                 key(id),
+		ConditionExpression: aws.String("#status = :failed"),
+		UpdateExpression: aws.String("SET #status = :queued, #openStatus = :queued, #updatedAt = :now " +
+			"REMOVE #error, #notifiedAt, #leaseOwner, #leaseUntil, #receives, #uploads"),
+		ExpressionAttributeNames: map[string]string{
+			"#status": "status", "#openStatus": "openStatus", "#updatedAt": "updatedAt", "#error": "error", "#notifiedAt": "notifiedAt",
+			"#leaseOwner": "leaseOwner", "#leaseUntil": "leaseUntil",
+			"#receives": "receives", "#uploads": "uploads",
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":failed": &types.AttributeValueMemberS{Value: "copy_failed"},
+			":queued": &types.AttributeValueMemberS{Value: "queued"},
+			":now":    now,
+		},
+	})
+	var changed *types.ConditionalCheckFailedException
+	if errors.As(err, &changed) {
+		return fmt.Errorf("task %s changed while it was requeued; run requeue again", id)
+	}
+	if err != nil {
+		return fmt.Errorf("task %s: %w", id, err)
+	}
+	return nil
+}
+
+// Redrive moves every message of the dead-letter queue back to the copy
+// queue, requeueing its task, and returns the task ids moved. The message
+// of a task that has ended otherwise (stored since) is dropped; one whose
+// task cannot be requeued stays in the dead-letter queue, and the errors
+// say why.
+func (r *Recovery) Redrive(ctx context.Context) ([]string, error) {
+	var moved []string
+	var errs []error
+	kept := map[string]bool{} // messages left in the queue, seen again
+	for {
+		out, err := r.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(r.DLQURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60,
+		})
+		if err != nil {
+			return moved, errors.Join(append(errs, err)...)
+		}
+		fresh := 0
+		for _, m := range out.Messages {
+			if kept[aws.ToString(m.MessageId)] {
+				continue
+			}
+			fresh++
+			var msg struct{ TaskID string }
+			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &msg); err != nil || msg.TaskID == "" {
+				errs = append(errs, fmt.Errorf("message %s names no task: %q", aws.ToString(m.MessageId), aws.ToString(m.Body)))
+				kept[aws.ToString(m.MessageId)] = true
+				continue
+			}
+			err := r.Requeue(ctx, msg.TaskID)
+			if err != nil && !errors.Is(err, errEnded) {
+				errs = append(errs, err)
+				kept[aws.ToString(m.MessageId)] = true
+				continue
+			}
+			if _, err := r.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(r.DLQURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				errs = append(errs, fmt.Errorf("task %s is requeued; its old message stays in the dead-letter queue: %w", msg.TaskID, err))
+			}
+			if err == nil {
+				moved = append(moved, msg.TaskID)
+			}
+		}
+		if fresh == 0 {
+			return moved, errors.Join(errs...)
+		}
+	}
+}
+
+func key(id string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"taskId": &types.AttributeValueMemberS{Value: id}}
+}

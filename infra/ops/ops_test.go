@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/kiehook/kiehook/infra/platform"
+	"github.com/kiehook/kiehook/infra/stack"
+)
+
+// TestRecoveryOnTheLocalStack fails copies the way the reconciler leaves
+// them (copy_failed, their Task Copy Failed event accepted, the message in
+// the dead-letter queue), recovers them with the commands, and checks that
+// the copier stores them and that Task Stored arrives for each.
+func TestRecoveryOnTheLocalStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the functions")
+	}
+	ctx := context.Background()
+	s, err := stack.Start(ctx, stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), CopierTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	files := platform.ServeFiles()
+	defer files.Close()
+	r, err := recoveryAt(ctx, s.Env.DynamoDBURL, s.Env.SQSURL, Resources{Table: s.Env.Table, QueueURL: s.Env.QueueURL, DLQURL: s.Env.DLQURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := func(id string) {
+		t.Helper()
+		item := map[string]types.AttributeValue{
+			"taskId": str(id), "status": str("copy_failed"), "api": str("veo"), "code": &types.AttributeValueMemberN{Value: "200"}, "msg": str("success"),
+			"sources":  &types.AttributeValueMemberL{Value: []types.AttributeValue{str(files.URL(id + ".png"))}},
+			"receives": &types.AttributeValueMemberN{Value: "5"}, "error": str("copy retries exhausted"),
+			"updatedAt": str("2026-11-30T00:00:00Z"), "notifiedAt": str("2026-11-30T00:01:00Z"), "expiresAt": &types.AttributeValueMemberN{Value: "4102444800"},
+		}
+		if _, err := s.Env.DynamoDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.Env.Table, Item: item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("requeue stores a copy_failed task and puts its Task Stored", func(t *testing.T) {
+		failed("ops_requeued")
+		var out bytes.Buffer
+		if err := run(ctx, r, []string{"requeue", "ops_requeued"}, &out); err != nil {
+			t.Fatal(err)
+		}
+		waitStored(t, s, "ops_requeued")
+	})
+	t.Run("redrive requeues every task of the dead-letter queue", func(t *testing.T) {
+		failed("ops_redriven")
+		if _, err := s.Env.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &s.Env.DLQURL, MessageBody: aws.String(`{"taskId":"ops_redriven"}`)}); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := run(ctx, r, []string{"redrive"}, &out); err != nil || !strings.Contains(out.String(), "1 tasks moved") {
+			t.Fatalf("%v: %s", err, out.String())
+		}
+		waitStored(t, s, "ops_redriven")
+	})
+	t.Run("a stored task is not requeued, and its message leaves the dead-letter queue", func(t *testing.T) {
+		if err := r.Requeue(ctx, "ops_requeued"); !errors.Is(err, errEnded) {
+			t.Errorf("error %v", err)
+		}
+		s.Env.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &s.Env.DLQURL, MessageBody: aws.String(`{"taskId":"ops_requeued"}`)})
+		if moved, err := r.Redrive(ctx); len(moved) != 0 || err != nil {
+			t.Errorf("moved %v, error %v", moved, err)
+		}
+	})
+	t.Run("an unknown task and an unknown command are errors", func(t *testing.T) {
+		var out bytes.Buffer
+		if err := run(ctx, r, []string{"requeue", "ops_nobody"}, &out); err == nil || !strings.Contains(err.Error(), "no record") {
+			t.Errorf("error %v", err)
+		}
+		if err := run(ctx, r, []string{"requeue"}, &out); err == nil {
+			t.Error("requeue without a task id must fail")
+		}
+	})
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+// waitStored waits for id to be stored and its Task Stored event put.
+func waitStored(tb testing.TB, s *stack.Stack, id string) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, ev := range s.Env.Events() {
+			var d struct{ TaskID, Status string }
+			json.Unmarshal(ev.Detail, &d)
+			if ev.DetailType == "Task Stored" && d.TaskID == id && d.Status == "stored" {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tasks, _ := s.Tasks(context.Background())
+	tb.Fatalf("%s: no Task Stored within 30 s; records %+v", id, tasks)
+}
