@@ -24,6 +24,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/download"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/infra/emulators"
+	"github.com/kiehook/kiehook/infra/faults"
 )
 
 // benchIDs names tasks uniquely across a benchmark's runs.
@@ -166,26 +167,48 @@ func settle(tb testing.TB, env *emulators.Env, key string) {
 	runtime.GC()
 }
 
-// BenchmarkCopyPeakRSS copies one file in a child process built from the
-// real main wiring, and reports that process's peak RSS, for sizes from one
-// part to 256 MiB. The emulators stay in this process, so the figure is the
-// copier's alone.
+// BenchmarkCopyPeakRSS copies in a child process built from the real main
+// wiring, and reports that process's peak RSS: one file of each size from
+// one part to 256 MiB, and the worst batch, 4 tasks of 4 sources of 64 MiB
+// each, with an S3 slower than the sources (every request held 200 ms), so
+// that every upload wants all the part buffers it may take. The emulators
+// stay in this process, so the figure is the copier's alone; the function
+// has the template's 512 MB.
 func BenchmarkCopyPeakRSS(b *testing.B) {
 	for _, size := range []int64{4 << 20, 16 << 20, 64 << 20, 256 << 20} {
-		b.Run(fmt.Sprintf("%d MiB", size>>20), func(b *testing.B) { benchmarkPeakRSS(b, size) })
+		b.Run(fmt.Sprintf("%d MiB", size>>20), func(b *testing.B) { benchmarkPeakRSS(b, 1, 1, size, 0) })
 	}
+	b.Run("4 tasks x 4 sources x 64 MiB, slow S3", func(b *testing.B) { benchmarkPeakRSS(b, 4, 4, 64<<20, 200*time.Millisecond) })
 }
 
-func benchmarkPeakRSS(b *testing.B, size int64) {
+func benchmarkPeakRSS(b *testing.B, tasks, sources int, size int64, s3Delay time.Duration) {
+	const memoryMB = 512
 	h := newHarness(b)
 	src := streamSource(b, size, 0)
+	vars := h.env.Vars()
+	if s3Delay > 0 {
+		slow, err := faults.New(faults.S3, h.env.S3URL, faults.Rates{Latency: 1, Delay: s3Delay})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(slow.Close)
+		vars["AWS_ENDPOINT_URL_S3"] = slow.URL
+	}
 	for range b.N {
-		id := fmt.Sprint("rss_", benchIDs.Add(1))
-		rec := task.Task{ID: id, Status: task.StatusQueued, Code: 200, Deliveries: 1, Sources: []string{src.URL + "/v.mp4"}}
-		h.store.Create(context.Background(), rec)
+		var ids []string
+		for range tasks {
+			id := fmt.Sprint("rss_", benchIDs.Add(1))
+			rec := task.Task{ID: id, Status: task.StatusQueued, Code: 200, Deliveries: 1}
+			for i := range sources {
+				rec.Sources = append(rec.Sources, fmt.Sprintf("%s/%d.mp4", src.URL, i))
+			}
+			h.store.Create(context.Background(), rec)
+			ids = append(ids, id)
+		}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCopyInChildProcess$", "-test.v")
-		cmd.Env = append(os.Environ(), "KIEHOOK_COPY_CHILD="+id, "ALLOW_PRIVATE_SOURCES=true", "SOURCE_HOSTS=127.0.0.1", "MAX_OBJECT_BYTES="+fmt.Sprint(size))
-		for k, v := range h.env.Vars() {
+		cmd.Env = append(os.Environ(), "KIEHOOK_COPY_CHILD="+strings.Join(ids, ","), "ALLOW_PRIVATE_SOURCES=true", "SOURCE_HOSTS=127.0.0.1",
+			"MAX_OBJECT_BYTES="+fmt.Sprint(size), "AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+fmt.Sprint(memoryMB))
+		for k, v := range vars {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 		out, err := cmd.CombinedOutput()
@@ -194,8 +217,11 @@ func benchmarkPeakRSS(b *testing.B, size int64) {
 		}
 		kib := peakRSS(b, out)
 		b.ReportMetric(float64(kib)/1024, "peak-RSS-MiB")
-		if got := h.record(b, id); got.Status != task.StatusStored || got.Objects[0].Bytes != size {
-			b.Fatalf("record %+v", got)
+		b.ReportMetric(100*float64(kib)/1024/memoryMB, "%-of-MemorySize")
+		for _, id := range ids {
+			if got := h.record(b, id); got.Status != task.StatusStored || len(got.Objects) != sources || got.Objects[0].Bytes != size {
+				b.Fatalf("record %+v", got)
+			}
 		}
 	}
 }
@@ -213,18 +239,23 @@ func peakRSS(tb testing.TB, out []byte) int64 {
 	return 0
 }
 
-// TestCopyInChildProcess is BenchmarkCopyPeakRSS's child; it does nothing in
-// an ordinary test run.
+// TestCopyInChildProcess is BenchmarkCopyPeakRSS's child: it copies the
+// tasks KIEHOOK_COPY_CHILD names, as one batch. It does nothing in an
+// ordinary test run.
 func TestCopyInChildProcess(t *testing.T) {
-	id := os.Getenv("KIEHOOK_COPY_CHILD")
-	if id == "" {
+	ids := os.Getenv("KIEHOOK_COPY_CHILD")
+	if ids == "" {
 		t.Skip("runs only as BenchmarkCopyPeakRSS's child process")
 	}
 	h, err := build(context.Background(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, _ := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{message(id)}})
+	var batch events.SQSEvent
+	for _, id := range strings.Split(ids, ",") {
+		batch.Records = append(batch.Records, message(id))
+	}
+	resp, _ := h.Handle(context.Background(), batch)
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatal("copy failed")
 	}

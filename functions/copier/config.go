@@ -23,6 +23,7 @@ type config struct {
 	Verify       bool
 	API          kieapi.Settings
 	EventBus     string
+	MemoryMB     int64 // AWS_LAMBDA_FUNCTION_MEMORY_SIZE, which Lambda sets
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
@@ -39,6 +40,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		Verify:       env.Bool("VERIFY_WITH_PLATFORM", false),
 		API:          kieapi.ReadSettings(env),
 		EventBus:     env.String("EVENT_BUS_NAME", ""),
+		MemoryMB:     env.Int64("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 512),
 	}
 	err := env.Err()
 	if most := int64(objects.MaxParts) * objects.PartSize; c.MaxBytes > most {
@@ -48,4 +50,13 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		err = errors.Join(err, errors.New("VERIFY_WITH_PLATFORM: needs KIE_API_KEY or KIE_API_KEY_SECRET"))
 	}
 	return c, err
+}
+
+// memoryPlan shares the function's memory: a quarter for the part buffers
+// every upload shares (outside the Go heap), and a soft limit on the Go
+// heap at half, so that the collector works harder before the sandbox,
+// with the HTTP buffers, the runtime and the binary, nears its size.
+func memoryPlan(memoryMB int64) (parts int, heapLimit int64) {
+	memory := memoryMB << 20
+	return max(int(memory/4/objects.PartSize), 2), memory / 2
 }

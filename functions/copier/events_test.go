@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	sample "github.com/kiehook/kiehook/events"
 	"github.com/kiehook/kiehook/functions/internal/envconf"
+	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
@@ -119,6 +122,43 @@ func TestBuildWiresAFunctionFromItsEnvironment(t *testing.T) {
 		t.Setenv("MAX_OBJECT_BYTES", "4611686018427387903")
 		if _, err := build(context.Background(), h.copier.Logger); err == nil || !strings.Contains(err.Error(), "MAX_OBJECT_BYTES") {
 			t.Errorf("error %v", err)
+		}
+	})
+}
+
+func TestMemoryIsPlannedFromTheFunctionsSize(t *testing.T) {
+	for _, tt := range []struct {
+		memoryMB  int64
+		parts     int
+		heapLimit int64
+	}{
+		{512, 25, 256 << 20},
+		{1024, 51, 512 << 20},
+		{128, 6, 64 << 20},
+	} {
+		t.Run(fmt.Sprintf("%d MB: %d part buffers, a %d MiB heap", tt.memoryMB, tt.parts, tt.heapLimit>>20), func(t *testing.T) {
+			parts, limit := memoryPlan(tt.memoryMB)
+			if parts != tt.parts || limit != tt.heapLimit {
+				t.Errorf("got %d parts, %d bytes", parts, limit)
+			}
+			// Parts and heap together leave room for the runtime and the binary.
+			if int64(parts)*objects.PartSize+limit > tt.memoryMB<<20*4/5 {
+				t.Error("the plan leaves too little of the function's memory")
+			}
+		})
+	}
+	t.Run("build sets the Go memory limit from AWS_LAMBDA_FUNCTION_MEMORY_SIZE", func(t *testing.T) {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+		h := newHarness(t)
+		for k, v := range h.env.Vars() {
+			t.Setenv(k, v)
+		}
+		t.Setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+		if _, err := build(context.Background(), h.copier.Logger); err != nil {
+			t.Fatal(err)
+		}
+		if got := debug.SetMemoryLimit(-1); got != 512<<20 {
+			t.Errorf("memory limit %d", got)
 		}
 	})
 }

@@ -159,6 +159,9 @@ type harness struct {
 
 var testNow = time.Unix(1764300000, 0).UTC()
 
+// testParts is the part budget of the tests' copiers, a 512 MB copier's.
+var testParts = objects.NewBudget(func() int { n, _ := memoryPlan(512); return n }())
+
 func newHarness(tb testing.TB) *harness {
 	tb.Helper()
 	env := emulators.New(tb, emulators.Options{})
@@ -175,7 +178,7 @@ func newHarnessOn(tb testing.TB, env *emulators.Env) *harness {
 		// a race build on two busy cores, where a source can starve for
 		// hundreds of milliseconds while parts upload.
 		Sources: download.New(download.Options{Hosts: download.ParseHosts("127.0.0.1"), AllowPrivate: true, MaxBytes: 32 << 20, IdleTimeout: 1500 * time.Millisecond}),
-		Objects: objects.New(env.S3, env.Bucket),
+		Objects: objects.New(env.S3, env.Bucket, testParts),
 		Prefix:  "tasks/",
 		Metrics: metrics.New(h.metrics, "kiehook", time.Now),
 		Logger:  slog.New(slog.DiscardHandler),
@@ -361,7 +364,7 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 			down := s3.NewFromConfig(emulators.Config(), func(o *s3.Options) {
 				o.BaseEndpoint, o.UsePathStyle = aws.String("http://127.0.0.1:1"), true
 			})
-			h.copier.Objects = objects.New(down, h.env.Bucket)
+			h.copier.Objects = objects.New(down, h.env.Bucket, testParts)
 		}},
 		{"a DynamoDB failure", "/img.png", func(t *testing.T, h *harness) {
 			down := dynamodb.NewFromConfig(emulators.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String("http://127.0.0.1:1") })

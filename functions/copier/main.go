@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -43,8 +44,12 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	parts, heapLimit := memoryPlan(c.MemoryMB)
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(heapLimit)
+	}
 	s3Client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = c.PathStyle })
-	bucket := objects.New(s3Client, c.Bucket)
+	bucket := objects.New(s3Client, c.Bucket, objects.NewBudget(parts))
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, c.EventBus != "")
 	cp := &Copier{
 		Store:   store,

@@ -41,6 +41,10 @@ type Options struct {
 // MaxRedirects is how many redirects one download follows.
 const MaxRedirects = 5
 
+// MaxReceiveWindow is the most an HTTP/2 source may send of one file
+// before the copier reads it.
+const MaxReceiveWindow = 1 << 20
+
 // Downloader opens downloads; it is safe for concurrent use.
 type Downloader struct {
 	client    *http.Client
@@ -91,6 +95,14 @@ func New(opts Options) *Downloader {
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
+		// What a source may send ahead of the copier's reads sits on the
+		// Go heap; when S3 is slower than the source, that is the whole
+		// window, for every file at once. 1 MiB a stream still allows
+		// 10 MB/s per file at 100 ms from the CDN.
+		HTTP2: &http.HTTP2Config{
+			MaxReceiveBufferPerStream:     MaxReceiveWindow,
+			MaxReceiveBufferPerConnection: 4 * MaxReceiveWindow,
+		},
 	}
 	d.client = &http.Client{Transport: transport, CheckRedirect: d.checkRedirect}
 	return d

@@ -382,3 +382,12 @@ func TestABodyShorterThanItsDeclaredLengthIsNoEndOfFile(t *testing.T) {
 		t.Errorf("error %v, want a transient short body", err)
 	}
 }
+
+func TestHTTP2WindowsAreBounded(t *testing.T) {
+	// A source faster than S3 fills its receive window, on the Go heap, for
+	// every file being copied.
+	h2 := New(Options{}).client.Transport.(*http.Transport).HTTP2
+	if h2 == nil || h2.MaxReceiveBufferPerStream != MaxReceiveWindow || h2.MaxReceiveBufferPerConnection > 4*MaxReceiveWindow {
+		t.Errorf("HTTP/2 config %+v: the receive windows must be capped", h2)
+	}
+}

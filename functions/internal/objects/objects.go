@@ -47,10 +47,10 @@ type Client interface {
 	PutObjectTagging(ctx context.Context, in *s3.PutObjectTaggingInput, opts ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error)
 }
 
-// A file larger than PartSize goes up in parts of PartSize, Concurrency of
-// them uploading while the next one downloads, so memory is Concurrency+1
-// parts per multipart file, 20 MiB, the same whatever its size; S3's
-// smallest part keeps that low, and S3's 10,000 parts cover 50 GiB.
+// A file larger than PartSize goes up in parts of PartSize, up to
+// Concurrency of them uploading while the next one downloads, as far as
+// the Budget allows; S3's smallest part keeps memory low, and S3's 10,000
+// parts cover 50 GiB.
 const (
 	PartSize    = 5 << 20
 	Concurrency = 3
@@ -86,51 +86,88 @@ func refused(err error) error {
 	return task.Wrap(task.EPERMANENT, fmt.Sprintf("S3 refused the object: %d %s", code, reason), err)
 }
 
-// parts are part buffers, reused across files. They live outside the Go
-// heap, mapped from the system: the collector lets the heap grow to twice
-// what is live before it runs, and with 20 MiB of parts on the heap the
-// garbage of a long copy would make memory grow with the file.
-var parts = freeList(make(chan *[]byte, 64))
+// Budget is the part buffers a process may hold, shared by all its
+// uploads, whatever the batch size and the number of sources: memory is
+// bounded by design, not by how many copies happen to run at once. Every
+// Put needs one buffer to start; a multipart upload takes more (up to
+// Concurrency+1) only while the budget has them free, and can always go on
+// with the one it holds, so uploads that share a budget never deadlock.
+//
+// Buffers live outside the Go heap, mapped from the system: the collector
+// lets the heap grow to twice what is live before it runs, and with parts
+// on the heap the garbage of a long copy would make memory grow with the
+// file. Released buffers are kept for reuse, within the budget.
+type Budget struct {
+	slots chan struct{} // one token per buffer that may exist
+	free  chan *[]byte  // buffers made and not in use
+}
 
-type freeList chan *[]byte
+// NewBudget returns a budget of n part buffers (at least 1).
+func NewBudget(n int) *Budget {
+	n = max(n, 1)
+	b := &Budget{slots: make(chan struct{}, n), free: make(chan *[]byte, n)}
+	for range n {
+		b.slots <- struct{}{}
+	}
+	return b
+}
 
-// Get returns a free buffer, or maps a new one.
-func (f freeList) Get() *[]byte {
+// Get returns a buffer, waiting for one when the budget is spent.
+func (b *Budget) Get(ctx context.Context) (*[]byte, error) {
 	select {
-	case b := <-f:
-		return b
-	default:
-		b, err := syscall.Mmap(-1, 0, PartSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-		if err != nil {
-			b = make([]byte, PartSize) // no mapping to be had: the heap will do
-		}
-		// Touched at once, so that the memory a copy holds is there from
-		// its start, not taken page by page as parts first fill.
-		for i := 0; i < len(b); i += os.Getpagesize() {
-			b[i] = 0
-		}
-		return &b
+	case <-b.slots:
+		return b.buffer(), nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
 	}
 }
 
-// Put keeps b for reuse, or, when enough are kept, gives it back.
-func (f freeList) Put(b *[]byte) {
+// TryGet returns a buffer if the budget has one free, else nil.
+func (b *Budget) TryGet() *[]byte {
 	select {
-	case f <- b:
+	case <-b.slots:
+		return b.buffer()
 	default:
-		syscall.Munmap(*b) // an error means b was on the heap: the collector frees it
+		return nil
 	}
+}
+
+// Put gives a buffer back to the budget.
+func (b *Budget) Put(p *[]byte) {
+	b.free <- p // never blocks: at most one buffer per slot exists
+	b.slots <- struct{}{}
+}
+
+// buffer is a kept buffer, or a newly mapped one.
+func (b *Budget) buffer() *[]byte {
+	select {
+	case p := <-b.free:
+		return p
+	default:
+	}
+	p, err := syscall.Mmap(-1, 0, PartSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		p = make([]byte, PartSize) // no mapping to be had: the heap will do
+	}
+	// Touched at once, so that the memory a copy holds is there from its
+	// start, not taken page by page as parts first fill.
+	for i := 0; i < len(p); i += os.Getpagesize() {
+		p[i] = 0
+	}
+	return &p
 }
 
 // Store writes objects into one bucket.
 type Store struct {
 	client Client
 	bucket *string
+	parts  *Budget
 }
 
-// New returns a Store for bucket.
-func New(client Client, bucket string) *Store {
-	return &Store{client: client, bucket: aws.String(bucket)}
+// New returns a Store for bucket whose uploads share the part buffers of
+// parts.
+func New(client Client, bucket string, parts *Budget) *Store {
+	return &Store{client: client, bucket: aws.String(bucket), parts: parts}
 }
 
 // Put streams body to key with metadata meta. sum is called once body has
@@ -143,7 +180,10 @@ func New(client Client, bucket string) *Store {
 // in the bucket: a body that fails within its first part uploads nothing,
 // and a failed multipart upload is aborted.
 func (s *Store) Put(ctx context.Context, key, contentType string, body io.Reader, meta map[string]string, sum func() []byte, track func(uploadID string) error) error {
-	first := parts.Get()
+	first, err := s.parts.Get(ctx)
+	if err != nil {
+		return fmt.Errorf("put %s: waiting for a part buffer: %w", key, err)
+	}
 	n, end, err := fill(body, *first)
 	if err == nil && !end {
 		// A full part may be the whole file: one more byte tells.
@@ -154,10 +194,10 @@ func (s *Store) Put(ctx context.Context, key, contentType string, body io.Reader
 	}
 	switch {
 	case err != nil:
-		parts.Put(first)
+		s.parts.Put(first)
 		return fmt.Errorf("read %s: %w", key, err)
 	case end:
-		defer parts.Put(first)
+		defer s.parts.Put(first)
 		return s.putOne(ctx, key, contentType, (*first)[:n], meta, sum())
 	}
 	return s.putParts(ctx, key, contentType, first, body, meta, sum, track)
@@ -231,7 +271,7 @@ func (s *Store) putParts(ctx context.Context, key, contentType string, first *[]
 		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
 	})
 	if err != nil {
-		parts.Put(first)
+		s.parts.Put(first)
 		return fmt.Errorf("start upload of %s: %w", key, refused(err))
 	}
 	up := &upload{store: s, key: aws.String(key), id: started.UploadId}
@@ -241,7 +281,7 @@ func (s *Store) putParts(ctx context.Context, key, contentType string, first *[]
 	if err == nil {
 		err = up.send(ctx, first, body)
 	} else {
-		parts.Put(first)
+		s.parts.Put(first)
 	}
 	if err == nil {
 		slices.SortFunc(up.done, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
@@ -288,25 +328,23 @@ type upload struct {
 }
 
 // send uploads first, then reads body part by part, uploading each while
-// the next one is read; at most Concurrency parts upload at once. The first
-// error stops it; the body's error is the one returned when it has one.
+// the next one is read: up to Concurrency parts upload at once, from
+// buffers the budget has free; with none free, the upload goes on with the
+// buffers it holds. The first error stops it; the body's error is the one
+// returned when it has one.
 func (u *upload) send(ctx context.Context, first *[]byte, body io.Reader) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	// The upload's own Concurrency+1 parts, taken at its start: one being
-	// read while the others upload. Waiting for one back is what holds
-	// the download to the upload's pace, and memory is the same for every
-	// multipart file, whatever its size.
-	free := make(chan *[]byte, Concurrency+1)
-	for range Concurrency {
-		free <- parts.Get()
-	}
+	parts := u.store.parts
+	free := make(chan *[]byte, Concurrency+1) // the buffers held, when not in use
+	held := 1
+	var wg sync.WaitGroup
 	defer func() {
-		for range Concurrency + 1 {
+		wg.Wait()
+		for range held {
 			parts.Put(<-free)
 		}
 	}()
-	var wg sync.WaitGroup
 	start := func(number int32, part *[]byte, n int) {
 		wg.Go(func() {
 			defer func() { free <- part }()
@@ -318,10 +356,8 @@ func (u *upload) send(ctx context.Context, first *[]byte, body io.Reader) error 
 	start(1, first, PartSize)
 	var readErr error
 	for number := int32(2); ctx.Err() == nil; number++ {
-		var part *[]byte
-		select {
-		case part = <-free:
-		case <-ctx.Done():
+		part := u.next(ctx, free, &held)
+		if part == nil {
 			continue
 		}
 		n, end, err := fill(body, *part)
@@ -351,6 +387,30 @@ func (u *upload) send(ctx context.Context, first *[]byte, body io.Reader) error 
 		return err
 	}
 	return ctx.Err()
+}
+
+// next is a buffer to read the next part into: one of the upload's own
+// that is free, else a new one while the budget has one and the upload
+// holds fewer than Concurrency+1, else the first of its own to come back.
+// It is nil once ctx ends.
+func (u *upload) next(ctx context.Context, free chan *[]byte, held *int) *[]byte {
+	select {
+	case part := <-free:
+		return part
+	default:
+	}
+	if *held < Concurrency+1 {
+		if part := u.store.parts.TryGet(); part != nil {
+			*held++
+			return part
+		}
+	}
+	select {
+	case part := <-free:
+		return part
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 // part uploads one part, with a CRC32 checksum that S3 verifies.

@@ -67,7 +67,7 @@ func (b *hashing) sum(tb testing.TB) func() []byte {
 
 func TestPutStoresTheFileWithItsHashAsATag(t *testing.T) {
 	env := emulators.New(t, emulators.Options{})
-	store := objects.New(env.S3, env.Bucket)
+	store := objects.New(env.S3, env.Bucket, testParts)
 	tests := []struct {
 		name      string
 		size      int
@@ -142,7 +142,7 @@ func TestPartsUploadWhileTheFileDownloads(t *testing.T) {
 		o.APIOptions = append(o.APIOptions, on("UploadPart", func() { opened.Do(func() { close(g.open) }) }))
 	})
 	sum := sha256.Sum256(want)
-	if err := objects.New(client, env.Bucket).Put(context.Background(), "tasks/p/0.mp4", "video/mp4", g, nil, func() []byte { return sum[:] }, nil); err != nil {
+	if err := objects.New(client, env.Bucket, testParts).Put(context.Background(), "tasks/p/0.mp4", "video/mp4", g, nil, func() []byte { return sum[:] }, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := env.Object(context.Background(), "tasks/p/0.mp4"); err != nil || !bytes.Equal(got.Body, want) {
@@ -181,7 +181,7 @@ func TestAFailedPutLeavesNothingBehind(t *testing.T) {
 			if tt.fail != "" {
 				client = s3.New(env.S3.Options(), func(o *s3.Options) { o.APIOptions = append(o.APIOptions, failing(tt.fail)) })
 			}
-			err := objects.New(client, env.Bucket).Put(context.Background(), "tasks/f/0.mp4", "video/mp4", tt.body, nil, func() []byte { return make([]byte, 32) }, tt.track)
+			err := objects.New(client, env.Bucket, testParts).Put(context.Background(), "tasks/f/0.mp4", "video/mp4", tt.body, nil, func() []byte { return make([]byte, 32) }, tt.track)
 			if err == nil || !strings.Contains(err.Error(), tt.reason) {
 				t.Errorf("error %v, want one that says %q", err, tt.reason)
 			}
@@ -193,7 +193,7 @@ func TestAFailedPutLeavesNothingBehind(t *testing.T) {
 	}
 	t.Run("a tagging that fails is an error, for the copy to be retried", func(t *testing.T) {
 		client := s3.New(env.S3.Options(), func(o *s3.Options) { o.APIOptions = append(o.APIOptions, failing("PutObjectTagging")) })
-		err := objects.New(client, env.Bucket).Put(context.Background(), "tasks/g/0.mp4", "video/mp4", bytes.NewReader(content(large)), nil, func() []byte { return make([]byte, 32) }, noTrack)
+		err := objects.New(client, env.Bucket, testParts).Put(context.Background(), "tasks/g/0.mp4", "video/mp4", bytes.NewReader(content(large)), nil, func() []byte { return make([]byte, 32) }, noTrack)
 		if err == nil || !strings.Contains(err.Error(), "tag tasks/g/0.mp4") {
 			t.Errorf("error %v", err)
 		}
@@ -203,7 +203,7 @@ func TestAFailedPutLeavesNothingBehind(t *testing.T) {
 
 func TestAbortEndsAnUploadADeadProcessLeftOpen(t *testing.T) {
 	env := emulators.New(t, emulators.Options{})
-	store := objects.New(env.S3, env.Bucket)
+	store := objects.New(env.S3, env.Bucket, testParts)
 	key := "tasks/k/0.mp4"
 	started, err := env.S3.CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{Bucket: &env.Bucket, Key: &key})
 	if err != nil {
@@ -293,7 +293,7 @@ func TestS3RefusalsArePermanentAndTheRestTransient(t *testing.T) {
 			if tt.code == "NoSuchUpload" { // an answer to a part
 				size = objects.PartSize + 1
 			}
-			err := objects.New(client, env.Bucket).Put(context.Background(), "tasks/r/0.png", "image/png", bytes.NewReader(content(size)), nil, func() []byte { return make([]byte, 32) }, nil)
+			err := objects.New(client, env.Bucket, testParts).Put(context.Background(), "tasks/r/0.png", "image/png", bytes.NewReader(content(size)), nil, func() []byte { return make([]byte, 32) }, nil)
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -305,4 +305,65 @@ func TestS3RefusalsArePermanentAndTheRestTransient(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testParts is the part budget the tests' uploads share, as a copier's do.
+var testParts = objects.NewBudget(16)
+
+func TestUploadsShareOneBudgetOfParts(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	t.Run("uploads that share a budget of one buffer all complete, one part at a time", func(t *testing.T) {
+		budget := objects.NewBudget(1)
+		store := objects.New(env.S3, env.Bucket, budget)
+		want := content(3*objects.PartSize + 7)
+		sum := sha256.Sum256(want)
+		errs := make(chan error, 4)
+		for i := range 4 {
+			go func() {
+				errs <- store.Put(context.Background(), fmt.Sprintf("tasks/b/%d.mp4", i), "video/mp4", bytes.NewReader(want), nil, func() []byte { return sum[:] }, nil)
+			}()
+		}
+		for range 4 {
+			select {
+			case err := <-errs:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("uploads sharing one buffer deadlocked")
+			}
+		}
+		for i := range 4 {
+			if got, err := env.Object(context.Background(), fmt.Sprintf("tasks/b/%d.mp4", i)); err != nil || !bytes.Equal(got.Body, want) {
+				t.Errorf("object %d differs: %v", i, err)
+			}
+		}
+		if budget.TryGet() == nil {
+			t.Error("the buffer was not given back")
+		}
+	})
+	t.Run("every buffer comes back to the budget after uploads that fail", func(t *testing.T) {
+		budget := objects.NewBudget(4)
+		client := s3.New(env.S3.Options(), func(o *s3.Options) { o.APIOptions = append(o.APIOptions, failing("UploadPart")) })
+		store := objects.New(client, env.Bucket, budget)
+		for i := range 3 {
+			store.Put(context.Background(), fmt.Sprintf("tasks/c/%d.mp4", i), "video/mp4", bytes.NewReader(content(3*objects.PartSize)), nil, func() []byte { return make([]byte, 32) }, nil)
+		}
+		for i := range 4 {
+			if budget.TryGet() == nil {
+				t.Fatalf("only %d of 4 buffers came back", i)
+			}
+		}
+	})
+	t.Run("a Put that waits for a buffer stops with its context", func(t *testing.T) {
+		budget := objects.NewBudget(1)
+		held := budget.TryGet()
+		defer budget.Put(held)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		err := objects.New(env.S3, env.Bucket, budget).Put(ctx, "tasks/d/0.png", "image/png", bytes.NewReader(content(10)), nil, func() []byte { return make([]byte, 32) }, nil)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("error %v", err)
+		}
+	})
 }
