@@ -85,8 +85,12 @@ type Report struct {
 
 // passBudget is the most each cheap pass may take, so that one slow
 // dependency cannot starve the others; polling the platform, the slow pass,
-// runs last with what remains.
-const passBudget = 10 * time.Second
+// runs last with what remains but runMargin, so that the run's metrics and
+// log are always written before Lambda's deadline.
+const (
+	passBudget = 10 * time.Second
+	runMargin  = 5 * time.Second
+)
 
 // Run does one bounded pass of each kind, the cheap ones first, each with a
 // budget of its own. Overlapping runs are safe: each task is claimed with a
@@ -101,7 +105,12 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 		errs = append(errs, pass(passCtx, now, &rep))
 		cancel()
 	}
-	errs = append(errs, r.pending(ctx, now, &rep))
+	pollCtx, cancel := ctx, context.CancelFunc(func() {})
+	if deadline, ok := ctx.Deadline(); ok {
+		pollCtx, cancel = context.WithDeadline(ctx, deadline.Add(-runMargin))
+	}
+	errs = append(errs, r.pending(pollCtx, now, &rep))
+	cancel()
 	r.Metrics.Emit("reconciled",
 		metrics.Metric{Name: "PendingPolled", Unit: metrics.Count, Value: int64(rep.Polled)},
 		metrics.Metric{Name: "PendingFinished", Unit: metrics.Count, Value: int64(rep.Finished)},

@@ -21,6 +21,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
+	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/queue/message"
@@ -355,5 +356,30 @@ func TestBuildWiresTheFunctionFromItsEnvironment(t *testing.T) {
 	t.Setenv("QUEUE_URL", "")
 	if _, err := build(context.Background(), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "QUEUE_URL") {
 		t.Errorf("error %v", err)
+	}
+}
+
+// hangingPlatform answers no poll before the caller gives up.
+type hangingPlatform struct{}
+
+func (hangingPlatform) Record(ctx context.Context, _, _ string) (kie.Record, error) {
+	<-ctx.Done()
+	return kie.Record{}, ctx.Err()
+}
+
+func TestPollingAHangingPlatformStillWritesTheRunsMetrics(t *testing.T) {
+	h := newHarness(t)
+	h.r.Platform = hangingPlatform{}
+	for i := range 3 {
+		h.seed(t, fmt.Sprint("hang_", i), "veo", task.StatusPending, 3*time.Minute)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runMargin+time.Second)
+	defer cancel()
+	h.r.Run(ctx)
+	if ctx.Err() != nil {
+		t.Fatal("the run reached the function's deadline: Lambda would kill it before its metrics")
+	}
+	if !strings.Contains(h.metrics.String(), "PendingPolled") {
+		t.Errorf("metrics %q", h.metrics.String())
 	}
 }

@@ -60,7 +60,9 @@ type Object struct {
 	Bytes       int64  `json:"bytes"`
 	SHA256      string `json:"sha256"` // hex
 	ContentType string `json:"contentType"`
-	Source      string `json:"source"` // the URL it was copied from
+	// Source is the URL it was copied from; absent when the event would
+	// otherwise pass EventBridge's 256 KB (the reader still has it).
+	Source string `json:"source,omitempty"`
 }
 
 // Event is an event as an EventBridge rule's target receives it: the

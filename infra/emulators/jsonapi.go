@@ -83,6 +83,21 @@ func (a *jsonAPI) SetSecret(name, value string) {
 // EventBridge reports a partial failure (a 200 with FailedEntryCount).
 func (a *jsonAPI) putEvents(w http.ResponseWriter, in map[string]any) {
 	entries, _ := in["Entries"].([]any)
+	// EventBridge refuses the whole call past 256 KB, counting each entry's
+	// detail, detail type, source, resources and a 14-byte time.
+	size := 0
+	for _, raw := range entries {
+		e, _ := raw.(map[string]any)
+		for _, f := range []string{"Detail", "DetailType", "Source"} {
+			v, _ := e[f].(string)
+			size += len(v)
+		}
+		size += 14
+	}
+	if size > 256*1024 {
+		awsError(w, "ValidationException", "Total size of the entries in the request is over the limit.")
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	results := make([]map[string]string, len(entries))

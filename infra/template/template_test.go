@@ -155,7 +155,7 @@ func TestCopierFunction(t *testing.T) {
 	if got := ev.At("Properties", "FunctionResponseTypes").Strs(); !slices.Equal(got, []string{"ReportBatchItemFailures"}) {
 		t.Errorf("FunctionResponseTypes = %v", got)
 	}
-	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents", "s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectTagging", "secretsmanager:GetSecretValue"}) {
+	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject", "s3:PutObjectTagging", "secretsmanager:GetSecretValue"}) {
 		t.Errorf("actions %v", got)
 	}
 	if res := statement(p, "WriteCopies").At("Resource"); res.Tag != "!Sub" || res.Value != "${ObjectsBucket.Arn}/${ObjectPrefix}*" {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -49,9 +50,9 @@ func (b *Bus) Notify(ctx context.Context, t task.Task) error {
 	if !final || !t.NotifiedAt.IsZero() {
 		return nil
 	}
-	detail, err := json.Marshal(Detail(t, b.bucket))
+	detail, err := fit(Detail(t, b.bucket), detailType)
 	if err != nil {
-		return err
+		return fmt.Errorf("event of task %s: %w", t.ID, err)
 	}
 	out, err := b.client.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{
 		EventBusName: b.name,
@@ -71,6 +72,48 @@ func (b *Bus) Notify(ctx context.Context, t task.Task) error {
 		return fmt.Errorf("record the event of task %s: %w", t.ID, err)
 	}
 	return nil
+}
+
+// MaxEntryBytes is EventBridge's limit on one PutEvents entry, counted
+// over its detail, detail type, source and time. A larger one fails the
+// whole call, and would fail again on every retry.
+const MaxEntryBytes = 256 * 1024
+
+// entryOverhead is the rest of an entry: the source and the time.
+const entryOverhead = len(taskevent.Source) + len("2006-01-02T15:04:05Z")
+
+// longText is how much of the platform's message and of a copy error an
+// event keeps when it must shrink.
+const longText = 1024
+
+// fit encodes d so that its entry is within MaxEntryBytes: when it is
+// not, the objects' source URLs go first (up to 2 KB each), then the
+// message and the error are cut to longText, then the objects; the record
+// keeps all of it.
+func fit(d taskevent.Detail, detailType string) ([]byte, error) {
+	shrink := []func(){
+		func() {
+			for i := range d.Objects {
+				d.Objects[i].Source = ""
+			}
+		},
+		func() { d.Msg, d.Error = cut(d.Msg), cut(d.Error) },
+		func() { d.Objects = nil },
+	}
+	for i := 0; ; i++ {
+		b, err := json.Marshal(d)
+		if err != nil || len(b)+len(detailType)+entryOverhead <= MaxEntryBytes || i == len(shrink) {
+			return b, err
+		}
+		shrink[i]()
+	}
+}
+
+func cut(s string) string {
+	if len(s) <= longText {
+		return s
+	}
+	return strings.ToValidUTF8(s[:longText], "") + "…"
 }
 
 // Detail is the event's detail for t, whose copies are in bucket.

@@ -3,9 +3,11 @@ package eventbus_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -152,5 +154,50 @@ func TestNotifiedLeavesATaskThatMovedOnAlone(t *testing.T) {
 	rec, _, _ := h.store.Get(ctx, "ev_moved")
 	if !rec.NotifiedAt.IsZero() || rec.Status != task.StatusReceived {
 		t.Errorf("record %+v: the received task must not read as notified", rec)
+	}
+}
+
+func TestAnEventPastEventBridgesLimitIsShrunkNeverRetriedForever(t *testing.T) {
+	long := "https://tempfile.aiquickdraw.com/m/" + strings.Repeat("x", 2000) + ".png"
+	manyObjects := func(n int) []task.Object {
+		var objects []task.Object
+		for i := range n {
+			objects = append(objects, task.Object{Key: fmt.Sprintf("tasks/big/%d.png", i), Bytes: 1, SHA256: strings.Repeat("ab", 32), ContentType: "image/png", Source: long})
+		}
+		return objects
+	}
+	tests := []struct {
+		name        string
+		t           task.Task
+		keepObjects bool
+	}{
+		{"200 results with 2 KB source URLs lose their sources", task.Task{Objects: manyObjects(200)}, true},
+		{"a message of 300 KB is cut", task.Task{Msg: strings.Repeat("é", 150<<10), Objects: manyObjects(2)}, true},
+		{"2,000 results go, the record keeps them", task.Task{Objects: manyObjects(2000)}, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			tt.t.ID, tt.t.Status, tt.t.API, tt.t.UpdatedAt = fmt.Sprint("big_", i), task.StatusStored, "midjourney", testNow
+			if err := h.bus.Notify(context.Background(), tt.t); err != nil {
+				t.Fatalf("Notify: %v: the sweep would retry it forever", err)
+			}
+			evs := h.env.Events()
+			if len(evs) != 1 || len(evs[0].Detail) > eventbus.MaxEntryBytes {
+				t.Fatalf("%d events, detail of %d bytes", len(evs), len(evs[0].Detail))
+			}
+			var d taskevent.Detail
+			if err := json.Unmarshal(evs[0].Detail, &d); err != nil || !utf8.ValidString(d.Msg) {
+				t.Fatalf("detail: %v", err)
+			}
+			if (len(d.Objects) == len(tt.t.Objects)) != tt.keepObjects {
+				t.Errorf("%d of %d objects in the event", len(d.Objects), len(tt.t.Objects))
+			}
+			for _, o := range d.Objects {
+				if o.Source != "" && len(tt.t.Objects) > 2 {
+					t.Error("a source URL was kept though the event had to shrink")
+				}
+			}
+		})
 	}
 }

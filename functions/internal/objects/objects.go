@@ -36,8 +36,8 @@ import (
 )
 
 // Client is the part of the S3 API the store uses: a single PutObject, the
-// multipart upload for files larger than one part, and the tagging of the
-// completed object.
+// multipart upload for files larger than one part, the tagging of the
+// completed object, and its deletion when it cannot be tagged.
 type Client interface {
 	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 	CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
@@ -45,6 +45,7 @@ type Client interface {
 	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
 	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, opts ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
 	PutObjectTagging(ctx context.Context, in *s3.PutObjectTaggingInput, opts ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error)
+	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opts ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 }
 
 // A file larger than PartSize goes up in parts of PartSize, up to
@@ -304,14 +305,19 @@ func (s *Store) putParts(ctx context.Context, key, contentType string, first *[]
 		})
 		return fmt.Errorf("upload %s: %w", key, refused(err))
 	}
-	// The object is whole; only now is its hash known. A failed tagging is
-	// retried with the copy, which puts the object again.
+	// The object is whole; only now is its hash known. An object that
+	// cannot be tagged is deleted, so that no object lacks its sha256, nor
+	// stays in the bucket with no record naming it when the copy fails
+	// for good; a retry puts it again.
 	_, err = s.client.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{
 		Bucket:  s.bucket,
 		Key:     up.key,
 		Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("sha256"), Value: aws.String(hex.EncodeToString(sum()))}}},
 	})
 	if err != nil {
+		if _, delErr := s.client.DeleteObject(context.WithoutCancel(ctx), &s3.DeleteObjectInput{Bucket: s.bucket, Key: up.key}); delErr != nil {
+			err = errors.Join(err, fmt.Errorf("and deleting the untagged object failed: %w", delErr))
+		}
 		return fmt.Errorf("tag %s: %w", key, refused(err))
 	}
 	return nil

@@ -191,14 +191,26 @@ func TestAFailedPutLeavesNothingBehind(t *testing.T) {
 			assertNoOpenUpload(t, env)
 		})
 	}
-	t.Run("a tagging that fails is an error, for the copy to be retried", func(t *testing.T) {
-		client := s3.New(env.S3.Options(), func(o *s3.Options) { o.APIOptions = append(o.APIOptions, failing("PutObjectTagging")) })
-		err := objects.New(client, env.Bucket, testParts).Put(context.Background(), "tasks/g/0.mp4", "video/mp4", bytes.NewReader(content(large)), nil, func() []byte { return make([]byte, 32) }, noTrack)
-		if err == nil || !strings.Contains(err.Error(), "tag tasks/g/0.mp4") {
-			t.Errorf("error %v", err)
-		}
-		assertNoOpenUpload(t, env)
-	})
+	for _, refusal := range []struct {
+		name      string
+		fail      func(*middleware.Stack) error
+		permanent bool
+	}{
+		{"a tagging that fails", failing("PutObjectTagging"), false},
+		{"a tagging S3 refuses (4xx)", answering("PutObjectTagging", 403, "AccessDenied"), true},
+	} {
+		t.Run(refusal.name+" is an error and leaves no untagged object behind", func(t *testing.T) {
+			client := s3.New(env.S3.Options(), func(o *s3.Options) { o.RetryMaxAttempts = 1; o.APIOptions = append(o.APIOptions, refusal.fail) })
+			err := objects.New(client, env.Bucket, testParts).Put(context.Background(), "tasks/g/0.mp4", "video/mp4", bytes.NewReader(content(large)), nil, func() []byte { return make([]byte, 32) }, noTrack)
+			if err == nil || !strings.Contains(err.Error(), "tag tasks/g/0.mp4") || (task.ErrorCode(err) == task.EPERMANENT) != refusal.permanent {
+				t.Errorf("error %v", err)
+			}
+			if _, err := env.Object(context.Background(), "tasks/g/0.mp4"); err == nil {
+				t.Error("the complete, untagged object is still in the bucket")
+			}
+			assertNoOpenUpload(t, env)
+		})
+	}
 }
 
 func TestAbortEndsAnUploadADeadProcessLeftOpen(t *testing.T) {
