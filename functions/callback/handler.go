@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
+	"github.com/kiehook/kiehook/functions/internal/secret"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
@@ -35,45 +36,11 @@ const RegisterPath = "/tasks"
 
 // Auth is how callers prove they are the platform.
 type Auth struct {
-	Tokens               *Tokens       // the accepted ?token= values; nil for no token
-	TokenSource          keySource     // where the Tokens are read again; nil for tokens that never change
-	Verifier             *kie.Verifier // nil for no signature check
-	Keys                 keySource     // where the Verifier's keys are read again; nil for keys that never change
-	AllowUnauthenticated bool          // run with neither, deliberately
-}
-
-// keySource keeps keys or tokens fresh (secret.Watched).
-type keySource interface {
-	// Refresh reads the keys again when they are old, or while none is
-	// held; cheap otherwise.
-	Refresh(ctx context.Context)
-	// Reload reads them at once, at most every 30 s, and reports whether
-	// new keys were installed.
-	Reload(ctx context.Context) bool
-	// Ready reports whether keys are held: a secret that could not be
-	// read yet has none.
-	Ready() bool
-}
-
-// withFresh runs check against the keys src holds (nil: keys that never
-// change). Keys from a secret are read again when old, and at once (at
-// most every 30 s) when check finds that none matches: the platform signs
-// with a rotated key from the moment its owner changes it. While the
-// secret cannot be read, the answer is unavailable, which the platform
-// retries, rather than a refusal.
-func withFresh(ctx context.Context, src keySource, check func() error) error {
-	if src == nil {
-		return check()
-	}
-	src.Refresh(ctx)
-	if !src.Ready() {
-		return task.Errorf(task.EUNAVAILABLE, "credentials cannot be read yet; try again")
-	}
-	err := check()
-	if errors.Is(err, kie.ErrNoKeyMatches) && src.Reload(ctx) {
-		err = check()
-	}
-	return err
+	Tokens               *secret.Tokens  // the accepted ?token= values; nil for no token
+	TokenSource          *secret.Watched // where the Tokens are read again; nil for tokens that never change
+	Verifier             *kie.Verifier   // nil for no signature check
+	Keys                 *secret.Watched // where the Verifier's keys are read again; nil for keys that never change
+	AllowUnauthenticated bool            // run with neither, deliberately
 }
 
 // configured reports whether the function may accept callbacks at all.
@@ -190,7 +157,7 @@ func (h *Handler) authenticate(ctx context.Context, req events.LambdaFunctionURL
 		return task.Errorf(task.EUNAUTHORIZED, "invalid %s", kie.HeaderSignature)
 	}
 	ts, sig := header(req.Headers, kie.HeaderTimestamp), header(req.Headers, kie.HeaderSignature)
-	return withFresh(ctx, h.auth.Keys, func() error { return v.Verify(signedID, ts, sig, h.now()) })
+	return h.auth.Keys.Check(ctx, func() error { return v.Verify(signedID, ts, sig, h.now()) })
 }
 
 var errUnconfigured = errors.New("no WEBHOOK_HMAC_KEY, WEBHOOK_HMAC_KEY_SECRET, CALLBACK_TOKEN or CALLBACK_TOKEN_SECRET is set and ALLOW_UNAUTHENTICATED is not true: refusing every callback")
@@ -201,11 +168,11 @@ func (h *Handler) checkToken(ctx context.Context, got string) error {
 	if tokens == nil {
 		return nil
 	}
-	return withFresh(ctx, h.auth.TokenSource, func() error {
-		if tokens.match(got) {
+	return h.auth.TokenSource.Check(ctx, func() error {
+		if tokens.Match(got) {
 			return nil
 		}
-		return task.Wrap(task.EUNAUTHORIZED, "missing or invalid token", kie.ErrNoKeyMatches)
+		return task.Wrap(task.EUNAUTHORIZED, "missing or invalid token", task.ErrNoMatch)
 	})
 }
 

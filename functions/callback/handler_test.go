@@ -26,6 +26,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/queue/message"
+	"github.com/kiehook/kiehook/functions/internal/secret"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/infra/capture"
 	"github.com/kiehook/kiehook/infra/emulators"
@@ -92,8 +93,8 @@ func signed() Auth {
 }
 
 // tokens holds list, as CALLBACK_TOKEN gives it.
-func tokens(list string) *Tokens {
-	t := &Tokens{}
+func tokens(list string) *secret.Tokens {
+	t := &secret.Tokens{}
 	if err := t.Set(list); err != nil {
 		panic(err)
 	}

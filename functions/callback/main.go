@@ -91,7 +91,7 @@ func authFrom(ctx context.Context, c config, awsCfg aws.Config, logger *slog.Log
 		}
 	}
 	if c.Token.Set() {
-		auth.Tokens = &Tokens{}
+		auth.Tokens = &secret.Tokens{}
 		if auth.TokenSource, err = secret.Install(ctx, sm, c.Token, auth.Tokens.Set, c.SecretRefresh, logger); err != nil {
 			return Auth{}, err
 		}

@@ -38,7 +38,7 @@ func run(t *testing.T, sc load.Scenario) {
 	if testing.Short() {
 		t.Skip("builds and runs the functions")
 	}
-	rep, line, err := sc.Run(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), CallbackInstances: 4})
+	rep, line, err := sc.Run(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, CallbackInstances: 4})
 	if rep != nil {
 		t.Log("\n" + rep.String())
 	}

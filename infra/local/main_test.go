@@ -24,7 +24,7 @@ func TestDemoPlaysThePlatformAndStopsOnCancel(t *testing.T) {
 	defer cancel()
 	var out capture.Buffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, &out, stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir()}, true) }()
+	go func() { done <- run(ctx, &out, stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries}, true) }()
 
 	deadline := time.Now().Add(2 * time.Minute)
 	for !strings.Contains(out.String(), "see them at") {
@@ -86,7 +86,7 @@ func TestScenariosReportALineForEachAndFailWhenOneFails(t *testing.T) {
 	}
 	var out capture.Buffer
 	dir := t.TempDir()
-	err := runScenarios(context.Background(), &out, stack.Options{Dir: filepath.Join(dir, "stack")}, []load.Scenario{passes, fails}, dir)
+	err := runScenarios(context.Background(), &out, stack.Options{Dir: filepath.Join(dir, "stack"), Binaries: binaries}, []load.Scenario{passes, fails}, dir)
 	if err == nil || !strings.Contains(err.Error(), "the outcome did not hold") {
 		t.Errorf("error %v, want the failed scenario's", err)
 	}

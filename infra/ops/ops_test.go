@@ -27,7 +27,7 @@ func TestRecoveryOnTheLocalStack(t *testing.T) {
 		t.Skip("builds and runs the functions")
 	}
 	ctx := context.Background()
-	s, err := stack.Start(ctx, stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), CopierTimeout: 20 * time.Second})
+	s, err := stack.Start(ctx, stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, CopierTimeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

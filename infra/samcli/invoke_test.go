@@ -48,7 +48,7 @@ func TestTheREADMEsSamLocalInvokeCommands(t *testing.T) {
 	}
 	ctx := context.Background()
 	opts := stack.SamLocal()
-	opts.Addr, opts.Dir = "127.0.0.1:0", t.TempDir()
+	opts.Addr, opts.Dir, opts.Binaries = "127.0.0.1:0", t.TempDir(), binaries
 	s, err := stack.Start(ctx, opts)
 	if err != nil {
 		t.Fatalf("start the local stack at env.json's addresses (is go run ./infra/local running?): %v", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -13,20 +14,70 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
-// build compiles the named function the way sam build does (static,
-// lambda.norpc) into dir/name/bootstrap, from the module at root.
-func build(ctx context.Context, root, dir, name string) (string, error) {
-	out := filepath.Join(dir, name, "bootstrap")
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, "./functions/"+name)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build %s: %v\n%s", name, err, b)
+// Functions are the folders under functions/ that a stack runs.
+var Functions = []string{"callback", "copier", "reconciler"}
+
+// Binaries are the functions' bootstraps, by folder name, and the Runtime
+// Interface Emulator that runs them.
+type Binaries struct {
+	RIE       string
+	Bootstrap map[string]string
+}
+
+// Build builds every function into dir/<name>/bootstrap as `sam build`
+// does (static, lambda.norpc), and finds the emulator that go.mod's tool
+// line pins. Tests build once, before any clock starts (RunTests).
+func Build(ctx context.Context, dir string) (*Binaries, error) {
+	// The emulator panics at start-up when its working directory, the
+	// binaries' folder, holds a percent sign.
+	if strings.Contains(dir, "%") {
+		return nil, fmt.Errorf("stack folder %q: the Runtime Interface Emulator cannot run in a path that holds %%", dir)
 	}
-	return out, nil
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := &Binaries{Bootstrap: map[string]string{}}
+	if b.RIE, err = emulatorPath(ctx, root); err != nil {
+		return nil, err
+	}
+	for _, name := range Functions {
+		out := filepath.Join(dir, name, "bootstrap")
+		cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, "./functions/"+name)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build %s: %v\n%s", name, err, out)
+		}
+		b.Bootstrap[name] = out
+	}
+	return b, nil
+}
+
+// RunTests is the TestMain of a package whose tests start stacks: it
+// builds the functions once, into a folder of its own, before any test's
+// clock starts, sets *bins to them for the tests' Options, and removes the
+// folder after. With -short, when no stack starts, it builds nothing.
+func RunTests(m *testing.M, bins **Binaries) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "kiehook-functions-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bins, err = Build(context.Background(), dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }
 
 // emulatorPath is the Runtime Interface Emulator that go.mod's tool line

@@ -10,7 +10,6 @@ package stack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -32,9 +31,13 @@ import (
 type Options struct {
 	// Addr is the HTTP front; default 127.0.0.1:3000.
 	Addr string
-	// Dir holds the built binaries and the functions' logs; default
-	// .kiehook/ at the module root.
+	// Dir holds the functions' logs, and the binaries when the stack
+	// builds them; default .kiehook/ at the module root (or the folder of
+	// the Binaries given).
 	Dir string
+	// Binaries, when set, are the functions already built (Build): the
+	// stack starts without building.
+	Binaries *Binaries
 	// Emulators names the resources and fixes the emulators' addresses.
 	Emulators emulators.Options
 	// CallbackInstances is how many callback emulators serve the front at
@@ -98,8 +101,8 @@ type Stack struct {
 	functions  []*function
 	server     *http.Server
 	cancel     context.CancelFunc
-	rie, dir   string
-	bins       map[string]string // built bootstraps, by function folder
+	dir        string
+	bins       *Binaries
 	wg         sync.WaitGroup
 	log        io.Writer
 }
@@ -127,39 +130,26 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if opts.Log == nil {
 		opts.Log = os.Stderr
 	}
-	root, err := moduleRoot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if opts.Dir == "" {
-		opts.Dir = filepath.Join(root, ".kiehook")
-	}
-	// The emulator panics at start-up when its working directory, the
-	// binaries' folder, holds a percent sign.
-	if strings.Contains(opts.Dir, "%") {
-		return nil, fmt.Errorf("stack folder %q: the Runtime Interface Emulator cannot run in a path that holds %%", opts.Dir)
-	}
 	local, err := events.LocalVars("CallbackFunction")
 	if err != nil {
 		return nil, err
 	}
 
-	// Build while the emulators start.
-	var rie string
-	bins := map[string]string{}
-	var buildErr error
+	// Build while the emulators start, unless the caller built already.
+	bins, buildErr := opts.Binaries, error(nil)
 	var builds sync.WaitGroup
-	builds.Go(func() {
-		var errs []error
-		var err error
-		rie, err = emulatorPath(ctx, root)
-		errs = append(errs, err)
-		for _, name := range []string{"callback", "copier", "reconciler"} {
-			bins[name], err = build(ctx, root, opts.Dir, name)
-			errs = append(errs, err)
+	if bins == nil {
+		if opts.Dir == "" {
+			root, err := moduleRoot(ctx)
+			if err != nil {
+				return nil, err
+			}
+			opts.Dir = filepath.Join(root, ".kiehook")
 		}
-		buildErr = errors.Join(errs...)
-	})
+		builds.Go(func() { bins, buildErr = Build(ctx, opts.Dir) })
+	} else if opts.Dir == "" {
+		opts.Dir = filepath.Dir(filepath.Dir(bins.Bootstrap["callback"]))
+	}
 	env, err := emulators.Start(ctx, opts.Emulators)
 	builds.Wait()
 	if err != nil {
@@ -168,7 +158,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	for name, value := range opts.Secrets {
 		env.SetSecret(name, value)
 	}
-	s := &Stack{Env: env, log: opts.Log, Token: local["CALLBACK_TOKEN"], Key: local["WEBHOOK_HMAC_KEY"], rie: rie, dir: opts.Dir, bins: bins}
+	s := &Stack{Env: env, log: opts.Log, Token: local["CALLBACK_TOKEN"], Key: local["WEBHOOK_HMAC_KEY"], dir: opts.Dir, bins: bins}
 	if buildErr != nil {
 		s.Close()
 		return nil, buildErr
@@ -179,7 +169,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 			return nil, err
 		}
 	}
-	if err := s.startFunctions(ctx, opts, rie, bins, local); err != nil {
+	if err := s.startFunctions(ctx, opts, local); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -232,7 +222,8 @@ func (s *Stack) schedule(ctx context.Context, period time.Duration) {
 	}
 }
 
-func (s *Stack) startFunctions(ctx context.Context, opts Options, rie string, bins map[string]string, local map[string]string) error {
+func (s *Stack) startFunctions(ctx context.Context, opts Options, local map[string]string) error {
+	rie, bins := s.bins.RIE, s.bins.Bootstrap
 	if err := os.MkdirAll(filepath.Join(opts.Dir, "logs"), 0o755); err != nil {
 		return err
 	}
@@ -370,7 +361,7 @@ func (s *Stack) Close() {
 // besides Lambda's own runtime variables, as `sam local invoke` does, and
 // returns the function's answer.
 func (s *Stack) Run(ctx context.Context, function string, env map[string]string, event []byte) ([]byte, error) {
-	bin, ok := s.bins[strings.ToLower(strings.TrimSuffix(function, "Function"))]
+	bin, ok := s.bins.Bootstrap[strings.ToLower(strings.TrimSuffix(function, "Function"))]
 	if !ok {
 		return nil, fmt.Errorf("no function %s", function)
 	}
@@ -379,7 +370,7 @@ func (s *Stack) Run(ctx context.Context, function string, env map[string]string,
 		return nil, err
 	}
 	defer log.Close()
-	f, err := startFunction(ctx, s.rie, bin, function, env, 60*time.Second, log)
+	f, err := startFunction(ctx, s.bins.RIE, bin, function, env, 60*time.Second, log)
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,7 @@ func start(tb testing.TB) *stack.Stack {
 	if testing.Short() {
 		tb.Skip("builds and runs both functions")
 	}
-	s, err := stack.Start(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: tb.TempDir(), CopierTimeout: 20 * time.Second})
+	s, err := stack.Start(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: tb.TempDir(), Binaries: binaries, CopierTimeout: 20 * time.Second})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestEveryEventFileThroughTheBuiltBinaries(t *testing.T) {
 		}
 	})
 
-	t.Run("the SQS event copies every task it names", func(t *testing.T) {
+	t.Run("the SQS event copies every task it names, once", func(t *testing.T) {
 		raw, _ := fs.ReadFile(sample.Files, "copier-batch.json")
 		var ev events.SQSEvent
 		json.Unmarshal(raw, &ev)
@@ -249,9 +249,11 @@ func TestEveryEventFileThroughTheBuiltBinaries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A second delivery of a task in the batch finds the first's lease
+		// and comes back later.
 		var resp events.SQSEventResponse
-		if err := json.Unmarshal(out, &resp); err != nil || len(resp.BatchItemFailures) != 0 {
-			t.Fatalf("response %s: %v", out, err)
+		if err := json.Unmarshal(out, &resp); err != nil || len(resp.BatchItemFailures) != len(ev.Records)-len(named) {
+			t.Fatalf("response %s: %v, want one failure per repeated delivery", out, err)
 		}
 		tasks, _ := s.Tasks(context.Background())
 		stored := 0

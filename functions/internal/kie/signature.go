@@ -72,10 +72,6 @@ type Verifier struct {
 // keyMAC is one key's pool of keyed HMACs, reused across calls.
 type keyMAC struct{ pool sync.Pool }
 
-// ErrNoKeyMatches is the cause of a refused signature that is well formed
-// but valid under none of the keys held: the key may have been rotated.
-var ErrNoKeyMatches = errors.New("the signature matches none of the keys held")
-
 // NewVerifier returns a Verifier that refuses timestamps farther than
 // tolerance from the time of the check. It holds no key, and so refuses
 // every signature, until SetKeys gives it some.
@@ -150,7 +146,7 @@ func (v *Verifier) Verify(taskID, timestamp, signature string, now time.Time) er
 		match |= subtle.ConstantTimeCompare(got[:sha256.Size], want[:])
 	}
 	if match != 1 {
-		return task.Wrap(task.EUNAUTHORIZED, "invalid "+HeaderSignature, ErrNoKeyMatches)
+		return task.Wrap(task.EUNAUTHORIZED, "invalid "+HeaderSignature, task.ErrNoMatch)
 	}
 	return nil
 }

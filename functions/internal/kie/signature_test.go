@@ -95,7 +95,7 @@ func TestVerifyWithSeveralKeys(t *testing.T) {
 			if (err == nil) != tt.ok {
 				t.Fatalf("Verify error = %v, want ok %v", err, tt.ok)
 			}
-			if err != nil && !errors.Is(err, kie.ErrNoKeyMatches) {
+			if err != nil && !errors.Is(err, task.ErrNoMatch) {
 				t.Errorf("error %v does not say that no key matches", err)
 			}
 		})
@@ -112,14 +112,14 @@ func TestVerifyWithSeveralKeys(t *testing.T) {
 	})
 	t.Run("a verifier without keys refuses every signature", func(t *testing.T) {
 		err := kie.NewVerifier(5*time.Minute).Verify(vectorTaskID, vectorTimestamp, vectorSignature, at)
-		if !errors.Is(err, kie.ErrNoKeyMatches) {
+		if !errors.Is(err, task.ErrNoMatch) {
 			t.Errorf("error %v", err)
 		}
 	})
 	t.Run("a malformed signature is not taken for a rotated key", func(t *testing.T) {
 		v := kie.NewVerifier(5 * time.Minute)
 		v.SetKeys(vectorKey)
-		if err := v.Verify(vectorTaskID, vectorTimestamp, "%%%", at); err == nil || errors.Is(err, kie.ErrNoKeyMatches) {
+		if err := v.Verify(vectorTaskID, vectorTimestamp, "%%%", at); err == nil || errors.Is(err, task.ErrNoMatch) {
 			t.Errorf("error %v", err)
 		}
 	})

@@ -2,9 +2,12 @@ package secret
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
 // MinReload is the shortest gap between two reads that a request asked
@@ -115,4 +118,22 @@ func (w *Watched) load(ctx context.Context, now time.Time) bool {
 	w.held = true
 	w.due = now.Add(w.refresh)
 	return true
+}
+
+// Check runs check against the value w holds (nil: a plain value). A
+// value from a secret is read again when old, and at once (at most every
+// MinReload) when check finds that it matches nothing the caller sent
+// (task.ErrNoMatch): the owner may have rotated it. While the secret
+// cannot be read, the answer is task.EUNAVAILABLE, which callers retry,
+// rather than a refusal.
+func (w *Watched) Check(ctx context.Context, check func() error) error {
+	w.Refresh(ctx)
+	if !w.Ready() {
+		return task.Errorf(task.EUNAVAILABLE, "credentials cannot be read yet; try again")
+	}
+	err := check()
+	if errors.Is(err, task.ErrNoMatch) && w.Reload(ctx) {
+		err = check()
+	}
+	return err
 }

@@ -17,6 +17,10 @@ const (
 	EPERMANENT    = "permanent"    // a copy that can never succeed
 )
 
+// ErrNoMatch is the cause of a credential (a signature, a token) that
+// matches none of the keys held: they may have been rotated since read.
+var ErrNoMatch = errors.New("matches none of the keys held")
+
 // Error is an error with a code and a message that is safe to show to the
 // caller. Err, when set, is the internal cause: it is logged, never shown.
 type Error struct {

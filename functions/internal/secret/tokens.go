@@ -1,4 +1,4 @@
-package main
+package secret
 
 import (
 	"crypto/sha256"
@@ -9,8 +9,9 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/kie"
 )
 
-// Tokens are the accepted ?token= values: one, or several while the token
-// is rotated. They may be replaced while requests are checked.
+// Tokens are the accepted values of a bearer secret (the callback's
+// ?token=, the reader's Authorization): one, or several while it is
+// rotated. They may be replaced while requests are checked.
 type Tokens struct {
 	sums atomic.Pointer[[][sha256.Size]byte]
 }
@@ -24,15 +25,15 @@ func (t *Tokens) Set(list string) error {
 		sums = append(sums, sha256.Sum256([]byte(tok)))
 	}
 	if len(sums) == 0 {
-		return errors.New("no callback token in the list")
+		return errors.New("no token in the list")
 	}
 	t.sums.Store(&sums)
 	return nil
 }
 
-// match compares digests, with every token held, so that neither content
+// Match compares digests, with every token held, so that neither content
 // nor length nor which token matched leaks.
-func (t *Tokens) match(got string) bool {
+func (t *Tokens) Match(got string) bool {
 	sums := t.sums.Load()
 	if sums == nil {
 		return false
