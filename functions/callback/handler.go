@@ -28,7 +28,7 @@ const requestBudget = 10 * time.Second
 // receiver records authenticated, parsed callbacks and registrations.
 type receiver interface {
 	Receive(ctx context.Context, cb task.Callback) (task.Outcome, error)
-	Register(ctx context.Context, id, api string) (task.Task, bool, error)
+	Register(ctx context.Context, id, api string, labels map[string]string) (task.Task, bool, error)
 }
 
 // RegisterPath is the route that registers a task as pending.
@@ -107,6 +107,11 @@ func (h *Handler) handle(ctx context.Context, req events.LambdaFunctionURLReques
 	}
 	if parseErr != nil {
 		return cb, "", parseErr
+	}
+	var dropped []string
+	cb.Labels, dropped = kie.LabelsFromQuery(req.RawQueryString)
+	if len(dropped) > 0 {
+		h.logger.WarnContext(ctx, "labels dropped from the callback URL", "taskId", cb.TaskID, "dropped", dropped)
 	}
 	outcome, err := h.receiver.Receive(ctx, cb)
 	if outcome != "" && err != nil {
@@ -258,8 +263,9 @@ func respondBody(status int, body string) events.LambdaFunctionURLResponse {
 
 // registration is the body of POST /tasks.
 type registration struct {
-	TaskID string `json:"taskId"`
-	API    string `json:"api"`
+	TaskID string            `json:"taskId"`
+	API    string            `json:"api"`
+	Labels map[string]string `json:"labels"`
 }
 
 // oneRegistration counts POST /tasks by outcome: pending (created),
@@ -304,11 +310,15 @@ func (h *Handler) registerTask(ctx context.Context, req events.LambdaFunctionURL
 	}
 	switch {
 	case parseErr != nil:
-		return task.Task{}, false, task.Errorf(task.EINVALID, `body must be {"taskId":"…","api":"…"}`)
+		return task.Task{}, false, task.Errorf(task.EINVALID, `body must be {"taskId":"…","api":"…","labels":{…}}`)
 	case reg.TaskID == "":
 		return task.Task{}, false, task.Errorf(task.EINVALID, "task id must be 1-%d characters of A-Z a-z 0-9 . _ : -", kie.MaxTaskIDLength)
 	case !kie.KnownAPI(reg.API):
 		return task.Task{}, false, task.Errorf(task.EINVALID, "api must be one of %s", strings.Join(kie.KnownAPIs, ", "))
 	}
-	return h.receiver.Register(ctx, reg.TaskID, reg.API)
+	// The application's own code registers: bad labels are its bug to fix.
+	if err := kie.CheckLabels(reg.Labels); err != nil {
+		return task.Task{}, false, task.Errorf(task.EINVALID, "labels: %v", err)
+	}
+	return h.receiver.Register(ctx, reg.TaskID, reg.API, reg.Labels)
 }

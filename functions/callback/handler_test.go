@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -122,10 +123,23 @@ func callback(tb testing.TB, body string) events.LambdaFunctionURLRequest {
 			"x-webhook-timestamp": ts,
 			"x-webhook-signature": kie.Sign([]byte(testKey), cb.TaskID, ts),
 		},
+		RawQueryString:        "token=" + testToken,
 		QueryStringParameters: map[string]string{"token": testToken},
 		RequestContext:        events.LambdaFunctionURLRequestContext{RequestID: "req-1", HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{Method: http.MethodPost}},
 		Body:                  body,
 	}
+}
+
+// withQuery gives req the query rawQuery, as a Function URL does: raw, and
+// parsed with a repeated parameter's values joined by commas.
+func withQuery(req events.LambdaFunctionURLRequest, rawQuery string) events.LambdaFunctionURLRequest {
+	req.RawQueryString = rawQuery
+	req.QueryStringParameters = map[string]string{}
+	values, _ := url.ParseQuery(rawQuery)
+	for k, v := range values {
+		req.QueryStringParameters[k] = strings.Join(v, ",")
+	}
+	return req
 }
 
 func success(id string, urls ...string) string {

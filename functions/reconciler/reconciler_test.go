@@ -74,7 +74,7 @@ func newHarness(tb testing.TB) *harness {
 func (h *harness) seed(tb testing.TB, id, api string, status task.Status, age time.Duration) {
 	tb.Helper()
 	at := testNow.Add(-age)
-	t := task.NewPending(id, api, at, time.Hour)
+	t := task.NewPending(id, api, nil, at, time.Hour)
 	if status != task.StatusPending {
 		t = task.Task{ID: id, Status: status, API: api, Code: 200, Sources: []string{"https://tempfile.aiquickdraw.com/x.png"}, Deliveries: 1, ReceivedAt: at, UpdatedAt: at, ExpiresAt: at.Add(time.Hour)}
 	}

@@ -17,6 +17,13 @@ import "time"
 // Source is the Source of every kiehook event.
 const Source = "kiehook"
 
+// SchemaVersion is the version of Detail's shape that kiehook puts. Within
+// a version fields are only ever added, never removed, renamed or given
+// another meaning, so decode without refusing unknown fields; a change that
+// would break a consumer comes with a new version, announced in the
+// changelog.
+const SchemaVersion = 1
+
 // The DetailType of each event, by the task's final status.
 const (
 	Stored     = "Task Stored"      // status stored: every result is in the bucket
@@ -40,17 +47,21 @@ func DetailType(status string) (string, bool) {
 
 // Detail is what an event says of its task: the task record's attributes.
 type Detail struct {
-	TaskID     string   `json:"taskId"`
-	API        string   `json:"api"`
-	Status     string   `json:"status"` // stored, failed or copy_failed
-	Code       int      `json:"code"`   // the platform's code
-	Msg        string   `json:"msg"`    // the platform's message
-	Deliveries int      `json:"deliveries"`
-	ReceivedAt string   `json:"receivedAt,omitempty"` // RFC 3339 UTC; absent for a registered task that never called back
-	UpdatedAt  string   `json:"updatedAt"`
-	StoredAt   string   `json:"storedAt,omitempty"` // for stored
-	Error      string   `json:"error,omitempty"`    // for copy_failed: why
-	Objects    []Object `json:"objects,omitempty"`  // for stored: one per result, in the platform's order
+	SchemaVersion int      `json:"schemaVersion"` // SchemaVersion
+	TaskID        string   `json:"taskId"`
+	API           string   `json:"api"`
+	Status        string   `json:"status"` // stored, failed or copy_failed
+	Code          int      `json:"code"`   // the platform's code
+	Msg           string   `json:"msg"`    // the platform's message
+	Deliveries    int      `json:"deliveries"`
+	ReceivedAt    string   `json:"receivedAt,omitempty"` // RFC 3339 UTC; absent for a registered task that never called back
+	UpdatedAt     string   `json:"updatedAt"`
+	StoredAt      string   `json:"storedAt,omitempty"` // for stored
+	Error         string   `json:"error,omitempty"`    // for copy_failed: why
+	Objects       []Object `json:"objects,omitempty"`  // for stored: one per result, in the platform's order
+	// Labels are your application's: the query parameters of the callback
+	// URL you gave the platform (token aside), or a registration's.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Object is one stored result.

@@ -35,7 +35,7 @@ func decode(tb testing.TB, name string) taskevent.Event {
 func asRecord(d taskevent.Detail) task.Task {
 	at := func(s string) time.Time { t, _ := time.Parse(time.RFC3339, s); return t }
 	t := task.Task{ID: d.TaskID, API: d.API, Status: task.Status(d.Status), Code: d.Code, Msg: d.Msg, Deliveries: d.Deliveries,
-		ReceivedAt: at(d.ReceivedAt), UpdatedAt: at(d.UpdatedAt), StoredAt: at(d.StoredAt), Error: d.Error}
+		ReceivedAt: at(d.ReceivedAt), UpdatedAt: at(d.UpdatedAt), StoredAt: at(d.StoredAt), Error: d.Error, Labels: d.Labels}
 	for _, o := range d.Objects {
 		t.Objects = append(t.Objects, task.Object{Key: o.Key, Bytes: o.Bytes, SHA256: o.SHA256, ContentType: o.ContentType, Source: o.Source})
 	}
@@ -65,7 +65,7 @@ func TestEverySampleEventIsWhatKiehookPuts(t *testing.T) {
 			if want, _ := taskevent.DetailType(d.Status); want != ev.DetailType {
 				t.Errorf("detail type %q for status %q", ev.DetailType, d.Status)
 			}
-			if d.TaskID == "" || d.API == "" || d.UpdatedAt == "" || ev.Time.IsZero() {
+			if d.TaskID == "" || d.API == "" || d.UpdatedAt == "" || ev.Time.IsZero() || d.SchemaVersion != taskevent.SchemaVersion {
 				t.Errorf("detail %+v lacks a field every event has", d)
 			}
 			bucket := ""

@@ -121,6 +121,13 @@ func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 	if !c.ExpiresAt.IsZero() {
 		b.set("expiresAt", ":expiresAt", num(c.ExpiresAt.Unix()))
 	}
+	if len(c.Labels) > 0 {
+		// The first request that brings labels sets them; later ones never
+		// change them.
+		labels := b.name("labels")
+		b.sets = append(b.sets, labels+" = if_not_exists("+labels+", :labels)")
+		b.values[":labels"] = strMap(c.Labels)
+	}
 	return s.apply(ctx, c.ID, b)
 }
 
@@ -451,6 +458,9 @@ func (s *Store) item(t task.Task) map[string]types.AttributeValue {
 	if len(t.Sources) > 0 {
 		m["sources"] = strList(t.Sources)
 	}
+	if len(t.Labels) > 0 {
+		m["labels"] = strMap(t.Labels)
+	}
 	return m
 }
 
@@ -475,9 +485,10 @@ type record struct {
 		Key      string `dynamodbav:"key"`
 		UploadID string `dynamodbav:"uploadId"`
 	} `dynamodbav:"uploads"`
-	LeaseOwner string `dynamodbav:"leaseOwner"`
-	LeaseUntil int64  `dynamodbav:"leaseUntil"`
-	Receives   int    `dynamodbav:"receives"`
+	Labels     map[string]string `dynamodbav:"labels"`
+	LeaseOwner string            `dynamodbav:"leaseOwner"`
+	LeaseUntil int64             `dynamodbav:"leaseUntil"`
+	Receives   int               `dynamodbav:"receives"`
 }
 
 type object struct {
@@ -498,7 +509,7 @@ func decode(m map[string]types.AttributeValue) (task.Task, error) {
 		Sources: r.Sources, Deliveries: r.Deliveries, Error: r.Error,
 		ReceivedAt: parseTime(r.ReceivedAt), UpdatedAt: parseTime(r.UpdatedAt), StoredAt: parseTime(r.StoredAt),
 		SubmittedAt: parseTime(r.Submitted), NotifiedAt: parseTime(r.NotifiedAt),
-		Receives: r.Receives,
+		Receives: r.Receives, Labels: r.Labels,
 	}
 	if r.LeaseOwner != "" {
 		t.Lease = task.Lease{Owner: r.LeaseOwner, Until: time.UnixMilli(r.LeaseUntil).UTC()}
@@ -532,6 +543,14 @@ func strList(ss []string) *types.AttributeValueMemberL {
 		l.Value[i] = str(s)
 	}
 	return l
+}
+
+func strMap(m map[string]string) *types.AttributeValueMemberM {
+	v := &types.AttributeValueMemberM{Value: make(map[string]types.AttributeValue, len(m))}
+	for k, s := range m {
+		v.Value[k] = str(s)
+	}
+	return v
 }
 
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }

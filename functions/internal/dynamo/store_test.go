@@ -109,7 +109,7 @@ func TestTheOpenIndexFollowsEveryStatusChange(t *testing.T) {
 	s := dynamo.New(env.DynamoDB, env.Table, true)
 	old := time.Unix(1764290000, 0).UTC()
 	now := old.Add(time.Hour)
-	s.Create(ctx, task.NewPending("p", "veo", old, time.Hour))
+	s.Create(ctx, task.NewPending("p", "veo", nil, old, time.Hour))
 	s.Create(ctx, task.Task{ID: "r", Status: task.StatusReceived, Sources: []string{"u"}, UpdatedAt: old, ReceivedAt: old})
 	s.Create(ctx, task.Task{ID: "f", Status: task.StatusFailed, UpdatedAt: old, ReceivedAt: old})
 	open := func(status task.Status) []string {

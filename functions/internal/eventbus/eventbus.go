@@ -119,9 +119,10 @@ func cut(s string) string {
 // Detail is the event's detail for t, whose copies are in bucket.
 func Detail(t task.Task, bucket string) taskevent.Detail {
 	d := taskevent.Detail{
-		TaskID: t.ID, API: t.API, Status: string(t.Status), Code: t.Code, Msg: t.Msg,
+		SchemaVersion: taskevent.SchemaVersion,
+		TaskID:        t.ID, API: t.API, Status: string(t.Status), Code: t.Code, Msg: t.Msg,
 		Deliveries: t.Deliveries, ReceivedAt: timestamp(t.ReceivedAt), UpdatedAt: timestamp(t.UpdatedAt),
-		StoredAt: timestamp(t.StoredAt), Error: t.Error,
+		StoredAt: timestamp(t.StoredAt), Error: t.Error, Labels: t.Labels,
 	}
 	for _, o := range t.Objects {
 		d.Objects = append(d.Objects, taskevent.Object{Bucket: bucket, Key: o.Key, Bytes: o.Bytes, SHA256: o.SHA256, ContentType: o.ContentType, Source: o.Source})

@@ -115,8 +115,8 @@ func (r *Receiver) notify(ctx context.Context, t Task) error {
 // Register records a task as pending before its callback, so that the
 // reconciler can poll the platform if the callback never comes. A task
 // kiehook already knows is left as it is; its record is returned.
-func (r *Receiver) Register(ctx context.Context, id, api string) (Task, bool, error) {
-	t := NewPending(id, api, r.Now().UTC(), r.TTL)
+func (r *Receiver) Register(ctx context.Context, id, api string, labels map[string]string) (Task, bool, error) {
+	t := NewPending(id, api, labels, r.Now().UTC(), r.TTL)
 	existing, created, err := r.Store.Create(ctx, t)
 	if err != nil {
 		return Task{}, false, Wrap(EUNAVAILABLE, "task store unavailable", err)

@@ -31,6 +31,9 @@ type Callback struct {
 	// Progress marks a callback sent before the task is final (Suno's
 	// text and first): the platform is still working, more will follow.
 	Progress bool
+	// Labels are the application's own identifiers from the callback
+	// URL's query; the first request that brings any sets them for good.
+	Labels map[string]string
 }
 
 // Succeeded reports whether the callback carries results to copy. A
@@ -78,6 +81,8 @@ type Task struct {
 	// last took the lease (its ApproximateReceiveCount): the copies really
 	// tried, which the reconciler gives up on, never the time queued.
 	Receives int
+	// Labels are the application's, from the first request that had any.
+	Labels map[string]string
 }
 
 // Lease is a copier's claim on a task: SQS delivers at least once, so two
@@ -109,7 +114,7 @@ func Final(s Status) bool {
 // never comes).
 func New(cb Callback, now time.Time, ttl time.Duration) Task {
 	if cb.Progress {
-		t := NewPending(cb.TaskID, cb.API, now, ttl)
+		t := NewPending(cb.TaskID, cb.API, cb.Labels, now, ttl)
 		t.Code, t.Msg, t.Deliveries, t.ReceivedAt = cb.Code, cb.Msg, 1, now
 		return t
 	}
@@ -124,6 +129,7 @@ func New(cb Callback, now time.Time, ttl time.Duration) Task {
 		ReceivedAt: now,
 		UpdatedAt:  now,
 		ExpiresAt:  now.Add(ttl),
+		Labels:     cb.Labels,
 	}
 	if cb.Succeeded() {
 		t.Status = StatusReceived
@@ -138,8 +144,8 @@ func Open(s Status) bool {
 }
 
 // NewPending is the record of a task registered before its callback.
-func NewPending(id, api string, now time.Time, ttl time.Duration) Task {
-	return Task{ID: id, Status: StatusPending, API: api, SubmittedAt: now, UpdatedAt: now, ExpiresAt: now.Add(ttl)}
+func NewPending(id, api string, labels map[string]string, now time.Time, ttl time.Duration) Task {
+	return Task{ID: id, Status: StatusPending, API: api, Labels: labels, SubmittedAt: now, UpdatedAt: now, ExpiresAt: now.Add(ttl)}
 }
 
 // Change is one conditional update of a record: it applies only while the
@@ -153,6 +159,8 @@ type Change struct {
 	Callback    *Callback // when set, its code, message, API and sources replace the record's
 	ReceivedAt  time.Time // when set, the first receipt (a pending task's first callback)
 	ExpiresAt   time.Time // when set, the new TTL deadline
+	// Labels, when set, become the record's unless it has labels already.
+	Labels map[string]string
 	// IfUpdatedAt, when set, also requires the record's updatedAt to be
 	// exactly this: a claim that only one of several concurrent callers wins.
 	IfUpdatedAt time.Time
@@ -171,7 +179,7 @@ const (
 // The change must be applied before anything is queued; queue reports
 // whether the task must then be sent to the copier.
 func Repeat(existing Task, cb Callback, now time.Time, ttl time.Duration) (change Change, outcome Outcome, queue bool) {
-	change = Change{ID: existing.ID, From: existing.Status, AddDelivery: true, Now: now}
+	change = Change{ID: existing.ID, From: existing.Status, AddDelivery: true, Labels: cb.Labels, Now: now}
 	switch {
 	case cb.Progress:
 		// Progress moves nothing, whatever it carries and whenever it comes.

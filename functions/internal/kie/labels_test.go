@@ -1,0 +1,69 @@
+package kie_test
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/kiehook/kiehook/functions/internal/kie"
+)
+
+func TestLabelsFromQuery(t *testing.T) {
+	many := []string{}
+	for i := range 12 {
+		many = append(many, fmt.Sprintf("l%d=%d", i, i))
+	}
+	tests := []struct {
+		name, query string
+		want        map[string]string
+		dropped     int
+	}{
+		{"the token is no label", "token=secret", nil, 0},
+		{"an application's identifiers become labels", "token=s&uid=u_42&run_id=7", map[string]string{"uid": "u_42", "run_id": "7"}, 0},
+		{"values are URL-decoded", "note=hello%20world&name=J%C3%A9r%C3%B4me", map[string]string{"note": "hello world", "name": "Jérôme"}, 0},
+		{"an empty value is a label", "job=", map[string]string{"job": ""}, 0},
+		{"a bad name is dropped, the rest kept", "bad%20name=1&user%2Fid=2&ok=3", map[string]string{"ok": "3"}, 2},
+		{"a name of 65 characters is dropped", strings.Repeat("n", 65) + "=1", nil, 1},
+		{"a value over 256 bytes is dropped", "v=" + strings.Repeat("é", 129), nil, 1},
+		{"a value that is not UTF-8 is dropped", "v=%ff", nil, 1},
+		{"a parameter that is not URL-encoded is dropped", "v=%zz&ok=1", map[string]string{"ok": "1"}, 1},
+		{"a repeated name keeps its first value", "job=1&job=2", map[string]string{"job": "1"}, 1},
+		{"past ten labels the rest are dropped, in order", strings.Join(many, "&"), nil, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, dropped := kie.LabelsFromQuery(tt.query)
+			if tt.want != nil && !maps.Equal(got, tt.want) || len(dropped) != tt.dropped {
+				t.Errorf("labels %v, dropped %q", got, dropped)
+			}
+			if len(got) > kie.MaxLabels {
+				t.Errorf("%d labels kept", len(got))
+			}
+		})
+	}
+	t.Run("the first ten are the ones kept", func(t *testing.T) {
+		got, _ := kie.LabelsFromQuery(strings.Join(many, "&"))
+		if _, ok := got["l9"]; !ok || got["l10"] != "" {
+			t.Errorf("labels %v", got)
+		}
+	})
+}
+
+func TestCheckLabelsRefusesWhatACallbackWouldDrop(t *testing.T) {
+	if err := kie.CheckLabels(map[string]string{"uid": "u_42", "job": "7"}); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []map[string]string{{"bad name": "1"}, {"v": strings.Repeat("x", 257)}, {"token": "x"}} {
+		if err := kie.CheckLabels(bad); err == nil {
+			t.Errorf("%v: want an error", bad)
+		}
+	}
+	eleven := map[string]string{}
+	for i := range 11 {
+		eleven[fmt.Sprint("l", i)] = ""
+	}
+	if err := kie.CheckLabels(eleven); err == nil {
+		t.Error("eleven labels: want an error")
+	}
+}
