@@ -16,6 +16,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/secret"
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/internal/urlapi"
 )
 
 // MaxBodyBytes is the largest callback body accepted, after base64 decoding.
@@ -66,17 +67,6 @@ func NewHandler(r receiver, auth Auth, logger *slog.Logger, m *metrics.Writer, n
 // duplicate, or the error code of a refusal (unauthorized, invalid, …).
 var oneCallback = metrics.Metric{Name: "Callbacks", Unit: metrics.Count, Value: 1}
 
-// statusOf maps every error code to the HTTP status the caller sees.
-var statusOf = map[string]int{
-	task.EINVALID:      http.StatusBadRequest,
-	task.EUNAUTHORIZED: http.StatusUnauthorized,
-	task.ENOTALLOWED:   http.StatusMethodNotAllowed,
-	task.ETOOLARGE:     http.StatusRequestEntityTooLarge,
-	task.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
-	task.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	task.EINTERNAL:     http.StatusInternalServerError,
-}
-
 // Handle answers one Function URL request.
 func (h *Handler) Handle(ctx context.Context, req events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestBudget)
@@ -90,9 +80,7 @@ func (h *Handler) Handle(ctx context.Context, req events.LambdaFunctionURLReques
 		return h.fail(ctx, cb.TaskID, err), nil
 	}
 	h.metrics.Emit(string(outcome), oneCallback)
-	// Both values are known to need no JSON escaping: an outcome is a
-	// constant and a task id is limited to [A-Za-z0-9._:-].
-	return respondBody(http.StatusOK, `{"status":"`+string(outcome)+`","taskId":"`+cb.TaskID+`"}`), nil
+	return urlapi.JSON(http.StatusOK, answer{Status: string(outcome), TaskID: cb.TaskID}), nil
 }
 
 func (h *Handler) handle(ctx context.Context, req events.LambdaFunctionURLRequest) (task.Callback, task.Outcome, error) {
@@ -132,7 +120,7 @@ func (h *Handler) admit(ctx context.Context, req events.LambdaFunctionURLRequest
 	if err != nil {
 		return nil, err
 	}
-	if !isJSON(header(req.Headers, "Content-Type")) {
+	if !isJSON(urlapi.Header(req.Headers, "Content-Type")) {
 		return nil, task.Errorf(task.EUNSUPPORTED, "Content-Type must be application/json")
 	}
 	if !h.auth.configured() {
@@ -143,7 +131,7 @@ func (h *Handler) admit(ctx context.Context, req events.LambdaFunctionURLRequest
 	}
 	if v := h.auth.Verifier; v != nil {
 		// Refuse stale and unsigned calls before reading the body.
-		if err := v.CheckTimestamp(header(req.Headers, kie.HeaderTimestamp), h.now()); err != nil {
+		if err := v.CheckTimestamp(urlapi.Header(req.Headers, kie.HeaderTimestamp), h.now()); err != nil {
 			return nil, err
 		}
 	}
@@ -161,7 +149,7 @@ func (h *Handler) authenticate(ctx context.Context, req events.LambdaFunctionURL
 	if signedID == "" {
 		return task.Errorf(task.EUNAUTHORIZED, "invalid %s", kie.HeaderSignature)
 	}
-	ts, sig := header(req.Headers, kie.HeaderTimestamp), header(req.Headers, kie.HeaderSignature)
+	ts, sig := urlapi.Header(req.Headers, kie.HeaderTimestamp), urlapi.Header(req.Headers, kie.HeaderSignature)
 	return h.auth.Keys.Check(ctx, func() error { return v.Verify(signedID, ts, sig, h.now()) })
 }
 
@@ -208,20 +196,7 @@ func isJSON(contentType string) bool {
 	return strings.EqualFold(strings.TrimSpace(mediaType), "application/json")
 }
 
-// header finds a header by name in any case; Function URLs lower-case them.
-func header(headers map[string]string, name string) string {
-	if v, ok := headers[strings.ToLower(name)]; ok {
-		return v
-	}
-	for k, v := range headers {
-		if strings.EqualFold(k, name) {
-			return v
-		}
-	}
-	return ""
-}
-
-// answer is the JSON body of every response.
+// answer is the JSON body of every answer: an outcome, or an error.
 type answer struct {
 	Status string `json:"status,omitempty"`
 	TaskID string `json:"taskId,omitempty"`
@@ -229,36 +204,14 @@ type answer struct {
 }
 
 func (h *Handler) fail(ctx context.Context, taskID string, err error) events.LambdaFunctionURLResponse {
-	code := task.ErrorCode(err)
-	status, ok := statusOf[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
-	if status >= 500 {
+	if urlapi.Status(err) >= 500 {
 		h.log(ctx, taskID, err)
 	}
-	resp := respond(status, answer{Error: task.ErrorMessage(err)})
-	if status == http.StatusMethodNotAllowed {
-		resp.Headers["Allow"] = http.MethodPost
-	}
-	return resp
+	return urlapi.Error(err, http.MethodPost)
 }
 
 func (h *Handler) log(ctx context.Context, taskID string, err error) {
 	h.logger.ErrorContext(ctx, "callback failed", "taskId", taskID, "code", task.ErrorCode(err), "error", err.Error())
-}
-
-func respond(status int, a answer) events.LambdaFunctionURLResponse {
-	body, _ := json.Marshal(a)
-	return respondBody(status, string(body))
-}
-
-func respondBody(status int, body string) events.LambdaFunctionURLResponse {
-	return events.LambdaFunctionURLResponse{
-		StatusCode: status,
-		Headers:    map[string]string{"Content-Type": "application/json"},
-		Body:       body,
-	}
 }
 
 // registration is the body of POST /tasks.
@@ -287,7 +240,7 @@ func (h *Handler) register(ctx context.Context, req events.LambdaFunctionURLRequ
 		status, outcome = http.StatusCreated, "pending"
 	}
 	h.metrics.Emit(outcome, oneRegistration)
-	return respond(status, answer{Status: string(t.Status), TaskID: t.ID})
+	return urlapi.JSON(status, answer{Status: string(t.Status), TaskID: t.ID})
 }
 
 func (h *Handler) registerTask(ctx context.Context, req events.LambdaFunctionURLRequest, reg *registration) (task.Task, bool, error) {

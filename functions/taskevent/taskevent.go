@@ -76,6 +76,23 @@ type Object struct {
 	Source string `json:"source,omitempty"`
 }
 
+// Task is what kiehook's reader answers for GET /tasks/<taskId>: the
+// task's Detail as it is now, for any status (pending, received and queued
+// included), and for a stored task a download link per object.
+type Task struct {
+	Detail
+	Links []Link `json:"links,omitempty"`
+}
+
+// Link is a presigned GET of one stored object: it needs no credentials,
+// and works until ExpiresAt (or until the reader's own credentials expire,
+// when that is sooner).
+type Link struct {
+	Key       string `json:"key"`
+	URL       string `json:"url"`
+	ExpiresAt string `json:"expiresAt"` // RFC 3339 UTC
+}
+
 // Event is an event as an EventBridge rule's target receives it: the
 // envelope around the Detail.
 type Event struct {

@@ -24,7 +24,9 @@ func TestDemoPlaysThePlatformAndStopsOnCancel(t *testing.T) {
 	defer cancel()
 	var out capture.Buffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, &out, stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries}, true) }()
+	go func() {
+		done <- run(ctx, &out, stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries}, true)
+	}()
 
 	deadline := time.Now().Add(2 * time.Minute)
 	for !strings.Contains(out.String(), "see them at") {

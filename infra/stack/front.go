@@ -29,13 +29,18 @@ func (s *Stack) routes() http.Handler {
 	mux.HandleFunc("GET /_local/tasks", s.listTasks)
 	mux.HandleFunc("GET /_local/objects/{key...}", s.getObject)
 	mux.HandleFunc("GET /_local/events", s.listEvents)
-	mux.HandleFunc("/", s.functionURL)
+	mux.Handle("/", s.functionURL(s.callbacks))
 	return mux
 }
 
-// functionURL plays a Lambda Function URL: the request becomes a payload
-// format 2.0 event, the function's answer becomes the response.
-func (s *Stack) functionURL(w http.ResponseWriter, r *http.Request) {
+// functionURL plays a Lambda Function URL before the sandboxes of pool:
+// the request becomes a payload format 2.0 event, the function's answer
+// becomes the response.
+func (s *Stack) functionURL(pool chan *function) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.serveFunctionURL(pool, w, r) }
+}
+
+func (s *Stack) serveFunctionURL(pool chan *function, w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxPayload+1))
 	if err != nil {
 		http.Error(w, "reading body", http.StatusBadRequest)
@@ -49,14 +54,14 @@ func (s *Stack) functionURL(w http.ResponseWriter, r *http.Request) {
 	payload, _ := json.Marshal(urlEvent(r, body, requestID))
 	var f *function
 	select {
-	case f = <-s.callbacks:
+	case f = <-pool:
 	case <-r.Context().Done():
 		return
 	}
 	out, err := f.invoke(r.Context(), requestID, payload)
-	s.callbacks <- f
+	pool <- f
 	if err != nil {
-		fmt.Fprintf(s.log, "callback: %v\n", err)
+		fmt.Fprintf(s.log, "%s: %v\n", f.name, err)
 		http.Error(w, `{"message":"Internal Server Error"}`, http.StatusBadGateway)
 		return
 	}

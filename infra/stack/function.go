@@ -19,7 +19,7 @@ import (
 )
 
 // Functions are the folders under functions/ that a stack runs.
-var Functions = []string{"callback", "copier", "reconciler"}
+var Functions = []string{"callback", "copier", "reconciler", "reader"}
 
 // Binaries are the functions' bootstraps, by folder name, and the Runtime
 // Interface Emulator that runs them.

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,9 @@ import (
 type Options struct {
 	// Addr is the HTTP front; default 127.0.0.1:3000.
 	Addr string
+	// ReaderAddr is the reader's own Function URL; default the front's
+	// port plus one (a free port when the front's is 0).
+	ReaderAddr string
 	// Dir holds the functions' logs, and the binaries when the stack
 	// builds them; default .kiehook/ at the module root (or the folder of
 	// the Binaries given).
@@ -87,6 +91,8 @@ type Stack struct {
 	URL         string // the HTTP front
 	CallbackURL string // the URL to give the platform, with the token
 	Token, Key  string // what the platform must send
+	ReaderURL   string // the reader's Function URL
+	ReadToken   string // the reader's bearer token
 	// Files serves result files at Options.FilesAddr; nil without one.
 	Files *platform.Files
 
@@ -95,11 +101,12 @@ type Stack struct {
 	Proxies struct{ DynamoDB, SQS, S3, EventBridge *faults.Proxy }
 
 	callbacks  chan *function
+	readers    chan *function
 	poller     *esm.Poller
 	copier     *function
 	reconciler *function
 	functions  []*function
-	server     *http.Server
+	servers    []*http.Server
 	cancel     context.CancelFunc
 	dir        string
 	bins       *Binaries
@@ -173,7 +180,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := s.serve(opts.Addr); err != nil {
+	if err := s.serve(opts); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -278,6 +285,21 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, local map[stri
 		return err
 	}
 	s.functions = append(s.functions, s.reconciler)
+	readerVars, err := events.LocalVars("ReaderFunction")
+	if err != nil {
+		return err
+	}
+	s.ReadToken = readerVars["READ_TOKEN"]
+	if log, err = logFile(opts.Dir, "reader.log"); err != nil {
+		return err
+	}
+	reader, err := startFunction(ctx, rie, bins["reader"], "ReaderFunction", merge(common, map[string]string{"READ_TOKEN": s.ReadToken}), 10*time.Second, log)
+	if err != nil {
+		return err
+	}
+	s.functions = append(s.functions, reader)
+	s.readers = make(chan *function, 1)
+	s.readers <- reader
 	return nil
 }
 
@@ -319,23 +341,45 @@ func merge(maps ...map[string]string) map[string]string {
 	return out
 }
 
-func (s *Stack) serve(addr string) error {
-	l, err := net.Listen("tcp", addr)
+func (s *Stack) serve(opts Options) error {
+	front, err := s.listen(opts.Addr, s.routes())
 	if err != nil {
 		return fmt.Errorf("HTTP front: %w", err)
 	}
-	s.URL = "http://" + l.Addr().String()
+	s.URL = "http://" + front
 	s.CallbackURL = s.URL + "/?token=" + s.Token
-	s.server = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
-	s.wg.Go(func() { s.server.Serve(l) })
+	if opts.ReaderAddr == "" {
+		host, port, _ := net.SplitHostPort(front)
+		opts.ReaderAddr = net.JoinHostPort(host, "0")
+		if n, _ := strconv.Atoi(port); n != 0 && !strings.HasSuffix(opts.Addr, ":0") {
+			opts.ReaderAddr = net.JoinHostPort(host, strconv.Itoa(n+1))
+		}
+	}
+	reader, err := s.listen(opts.ReaderAddr, s.functionURL(s.readers))
+	if err != nil {
+		return fmt.Errorf("reader's Function URL: %w", err)
+	}
+	s.ReaderURL = "http://" + reader
 	return nil
+}
+
+// listen serves h at addr and returns the address it listens at.
+func (s *Stack) listen(addr string, h http.Handler) (string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	s.servers = append(s.servers, srv)
+	s.wg.Go(func() { srv.Serve(l) })
+	return l.Addr().String(), nil
 }
 
 // Close stops the front, the poller, the functions and the emulators.
 func (s *Stack) Close() {
-	if s.server != nil {
+	for _, srv := range s.servers {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s.server.Shutdown(ctx)
+		srv.Shutdown(ctx)
 		cancel()
 	}
 	if s.cancel != nil {

@@ -3,6 +3,8 @@ package stack_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"io/fs"
@@ -146,6 +148,48 @@ func TestEverySampleCallbackThroughTheLocalStack(t *testing.T) {
 			t.Errorf("%d events for %d ended tasks", len(events), len(want))
 		}
 	})
+	t.Run("the reader answers every task, and a stored one's links download its files whole", func(t *testing.T) {
+		for _, task := range tasks {
+			got := read(t, s, task.TaskID, s.ReadToken, http.StatusOK)
+			if got.Status != task.Status || len(got.Links) != len(task.Objects) {
+				t.Errorf("%s: read %s with %d links, the record is %s with %d objects", task.TaskID, got.Status, len(got.Links), task.Status, len(task.Objects))
+				continue
+			}
+			for i, link := range got.Links {
+				resp, err := http.Get(link.URL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := sha256.New()
+				io.Copy(h, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || hex.EncodeToString(h.Sum(nil)) != task.Objects[i].SHA256 {
+					t.Errorf("%s link %d: %d, sha256 differs", task.TaskID, i, resp.StatusCode)
+				}
+			}
+		}
+		read(t, s, tasks[0].TaskID, "wrong-token", http.StatusUnauthorized)
+		read(t, s, "nobody", s.ReadToken, http.StatusNotFound)
+	})
+}
+
+// read asks the stack's reader for id with token, and wants status.
+func read(tb testing.TB, s *stack.Stack, id, token string, status int) (answer struct {
+	Status string
+	Links  []struct{ Key, URL, ExpiresAt string }
+}) {
+	tb.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.ReaderURL+"/tasks/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || resp.StatusCode != status {
+		tb.Errorf("GET /tasks/%s: %d (%v), want %d", id, resp.StatusCode, err, status)
+	}
+	return answer
 }
 
 // expectedSources are the result paths of each success sample, in order.

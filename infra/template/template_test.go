@@ -396,6 +396,8 @@ var contractVariables = []string{
 	"PENDING_POLL_AFTER", "STUCK_RECEIVED_AFTER", "QUEUED_ALERT_AFTER", "PLATFORM_RETENTION", "RECONCILE_LIMIT",
 	"SECRET_REFRESH", "EVENT_BUS_NAME", "AWS_ENDPOINT_URL_EVENTBRIDGE", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "NOTIFY_SWEEP_AFTER",
 	"COPY_MAX_RECEIVE_COUNT", "CALLBACK_TOKEN_SECRET",
+	// The reader's, in the contract's third edition, and its IAM switch:
+	"READ_TOKEN", "READ_TOKEN_SECRET", "LINK_TTL", "READ_IAM_AUTH",
 }
 
 func TestEnvironmentFollowsTheContract(t *testing.T) {
@@ -406,6 +408,7 @@ func TestEnvironmentFollowsTheContract(t *testing.T) {
 		tpl.At("Resources", "CallbackFunction", "Properties", "Environment", "Variables"),
 		tpl.At("Resources", "CopierFunction", "Properties", "Environment", "Variables"),
 		tpl.At("Resources", "ReconcilerFunction", "Properties", "Environment", "Variables"),
+		tpl.At("Resources", "ReaderFunction", "Properties", "Environment", "Variables"),
 	} {
 		for _, name := range vars.Keys() {
 			if !slices.Contains(contractVariables, name) {
@@ -416,7 +419,7 @@ func TestEnvironmentFollowsTheContract(t *testing.T) {
 	}
 	// The deployed way sets every production setting; the plain key, the
 	// private-source switch and the emulator overrides stay local.
-	for _, name := range []string{"TABLE_NAME", "QUEUE_URL", "BUCKET_NAME", "OBJECT_PREFIX", "WEBHOOK_HMAC_KEY_SECRET", "CALLBACK_TOKEN_SECRET", "ALLOW_UNAUTHENTICATED", "SIGNATURE_TOLERANCE", "RECORD_TTL", "SOURCE_HOSTS", "MAX_OBJECT_BYTES", "METRICS_NAMESPACE", "EVENT_BUS_NAME", "NOTIFY_SWEEP_AFTER"} {
+	for _, name := range []string{"TABLE_NAME", "QUEUE_URL", "BUCKET_NAME", "OBJECT_PREFIX", "WEBHOOK_HMAC_KEY_SECRET", "CALLBACK_TOKEN_SECRET", "ALLOW_UNAUTHENTICATED", "SIGNATURE_TOLERANCE", "RECORD_TTL", "SOURCE_HOSTS", "MAX_OBJECT_BYTES", "METRICS_NAMESPACE", "EVENT_BUS_NAME", "NOTIFY_SWEEP_AFTER", "READ_TOKEN_SECRET", "LINK_TTL"} {
 		if !set[name] {
 			t.Errorf("the template does not set %s", name)
 		}
@@ -484,7 +487,7 @@ func TestOutputs(t *testing.T) {
 }
 
 // generated are the resources SAM adds to the template it transforms.
-var generated = []string{"CallbackFunctionUrl", "CallbackFunctionRole", "CopierFunctionRole", "ReconcilerFunctionRole"}
+var generated = []string{"CallbackFunctionUrl", "CallbackFunctionRole", "CopierFunctionRole", "ReconcilerFunctionRole", "ReaderFunctionUrl", "ReaderFunctionRole"}
 
 var pseudo = regexp.MustCompile(`^AWS::(AccountId|NoValue|NotificationARNs|Partition|Region|StackId|StackName|URLSuffix)$`)
 
@@ -546,5 +549,108 @@ func TestSamconfigHasTheDefaultSections(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `env_vars = "events/env.json"`) {
 		t.Error("local_invoke must read events/env.json")
+	}
+}
+
+func TestReaderFunction(t *testing.T) {
+	tpl := load(t)
+	fn := tpl.At("Resources", "ReaderFunction", "Properties")
+	refersToParameter(t, tpl, fn.At("FunctionUrlConfig", "AuthType"), "the reader's FunctionUrlConfig.AuthType")
+	if got := tpl.At("Parameters", "ReaderAuthType", "AllowedValues").Strs(); !slices.Equal(got, []string{"NONE", "AWS_IAM"}) {
+		t.Errorf("ReaderAuthType allows %v", got)
+	}
+	t.Run("the reader only reads, and the callback reads nothing of the bucket", func(t *testing.T) {
+		if got := allowedActions(fn); !slices.Equal(got, []string{"dynamodb:GetItem", "s3:GetObject", "secretsmanager:GetSecretValue"}) {
+			t.Errorf("reader actions %v", got)
+		}
+		for _, a := range allowedActions(tpl.At("Resources", "CallbackFunction", "Properties")) {
+			if strings.HasPrefix(a, "s3:") {
+				t.Errorf("the callback may %s", a)
+			}
+		}
+	})
+	t.Run("its token comes from a secret the stack makes of ReadToken", func(t *testing.T) {
+		env := fn.At("Environment", "Variables")
+		if v := env.At("READ_TOKEN_SECRET"); v.Tag != "!If" || v.Items()[1].Value != "ReadTokenSecret" {
+			t.Errorf("READ_TOKEN_SECRET %s %v", v.Tag, v.Items())
+		}
+		expect(t, tpl, "ReadToken", "Resources", "ReadTokenSecret", "Properties", "SecretString")
+		expect(t, tpl, "true", "Parameters", "ReadToken", "NoEcho")
+	})
+}
+
+func TestForwardingToHTTPS(t *testing.T) {
+	tpl := load(t)
+	expect(t, tpl, "HasNotifyUrl", "Resources", "NotifyRule", "Condition")
+	rule := tpl.At("Resources", "NotifyRule", "Properties")
+	target := rule.At("Targets").Items()[0]
+	expect(t, target, "$.detail", "InputPath")
+	expect(t, target, "86400", "RetryPolicy", "MaximumEventAgeInSeconds")
+	expect(t, target, "NotifyDeadLetterQueue.Arn", "DeadLetterConfig", "Arn")
+	if got := rule.At("EventPattern", "detail-type").Strs(); !slices.Equal(got, []string{"Task Stored", "Task Failed", "Task Copy Failed"}) {
+		t.Errorf("detail types %v", got)
+	}
+	refersToParameter(t, tpl, tpl.At("Resources", "NotifyDestination", "Properties", "InvocationRateLimitPerSecond"), "the rate limit")
+	expect(t, tpl, "true", "Parameters", "NotifyHeaderValue", "NoEcho")
+	if dims := tpl.At("Resources", "NotifyDeadLetterAlarm", "Properties", "Dimensions").Items(); len(dims) != 1 || dims[0].At("Value").Str() != "NotifyDeadLetterQueue.QueueName" {
+		t.Error("no alarm on the notify dead-letter queue")
+	}
+}
+
+// holds evaluates a rule's condition or assertion for params (each a
+// parameter's value; a missing one takes its default).
+func holds(tb testing.TB, tpl, n node, params map[string]string) bool {
+	tb.Helper()
+	value := func(n node) string {
+		if n.Tag == "!Ref" {
+			if v, ok := params[n.Value]; ok {
+				return v
+			}
+			return tpl.At("Parameters", n.Value, "Default").Str()
+		}
+		return n.Value
+	}
+	switch items := n.Items(); n.Tag {
+	case "!Equals":
+		return value(items[0]) == value(items[1])
+	case "!Not":
+		return !holds(tb, tpl, items[0], params)
+	case "!And":
+		for _, i := range items {
+			if !holds(tb, tpl, i, params) {
+				return false
+			}
+		}
+		return true
+	}
+	tb.Fatalf("cannot evaluate %s", n.Tag)
+	return false
+}
+
+func TestADeployWithoutAuthenticationIsRefused(t *testing.T) {
+	tpl := load(t)
+	rule := tpl.At("Rules", "CallbacksAreAuthenticated")
+	assertion := rule.At("Assertions").Items()[0]
+	if !strings.Contains(assertion.At("AssertDescription").Str(), "WebhookHmacKey") {
+		t.Error("the refusal must say what to set")
+	}
+	for _, tt := range []struct {
+		name    string
+		params  map[string]string
+		refused bool
+	}{
+		{"pressing Enter through the guided deploy is refused", nil, true},
+		{"a webhook key deploys", map[string]string{"WebhookHmacKey": "k"}, false},
+		{"a key's secret deploys", map[string]string{"WebhookHmacKeySecretArn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:k"}, false},
+		{"a token alone deploys", map[string]string{"CallbackToken": "t"}, false},
+		{"no authentication, deliberately, deploys", map[string]string{"AllowUnauthenticated": "true"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			applies := holds(t, tpl, rule.At("RuleCondition"), tt.params)
+			refused := applies && !holds(t, tpl, assertion.At("Assert"), tt.params)
+			if refused != tt.refused {
+				t.Errorf("refused %v", refused)
+			}
+		})
 	}
 }

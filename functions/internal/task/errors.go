@@ -9,6 +9,7 @@ import (
 const (
 	EINVALID      = "invalid"      // the body is not a callback we accept
 	EUNAUTHORIZED = "unauthorized" // authentication failed
+	ENOTFOUND     = "not_found"    // no such task, or no such route
 	ENOTALLOWED   = "not_allowed"  // wrong HTTP method
 	ETOOLARGE     = "too_large"    // body over the limit
 	EUNSUPPORTED  = "unsupported"  // wrong content type

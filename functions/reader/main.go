@@ -1,0 +1,65 @@
+// Command reader is the Lambda behind its own Function URL that lets an
+// application anywhere ask for a task: GET /tasks/<taskId> with a bearer
+// token answers the task as an event's detail, and for a stored task,
+// download links that need no AWS credentials.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/kiehook/kiehook/functions/internal/awsenv"
+	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
+	"github.com/kiehook/kiehook/functions/internal/secret"
+)
+
+func main() {
+	logger := lambdacontext.NewLogger()
+	h, err := build(context.Background(), logger)
+	if err != nil {
+		logger.Error("reader function cannot start", "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(h.Handle)
+}
+
+// build reads the configuration and makes the SDK clients, once per cold start.
+func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
+	c, err := loadConfig(os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := awsenv.Config(os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		// The reader only reads: the store's Get is one GetItem.
+		Tasks:   dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, false),
+		Links:   s3.NewPresignClient(s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = c.PathStyle })),
+		Bucket:  c.Bucket,
+		LinkTTL: c.LinkTTL,
+		Auth:    Auth{IAM: c.IAM},
+		Logger:  logger,
+		Metrics: metrics.New(os.Stdout, c.Namespace, time.Now),
+		Now:     time.Now,
+	}
+	if c.Token.Set() {
+		h.Auth.Tokens = &secret.Tokens{}
+		if h.Auth.Source, err = secret.Install(ctx, secretsmanager.NewFromConfig(awsCfg), c.Token, h.Auth.Tokens.Set, c.SecretRefresh, logger); err != nil {
+			return nil, err
+		}
+	} else if !c.IAM {
+		logger.Error(errNoToken.Error())
+	}
+	return h, nil
+}
