@@ -28,6 +28,9 @@ func audit(ctx context.Context, s *stack.Stack, tasks []*Task, firstOK map[strin
 		return err
 	}
 	rep.auditEvents(s, records)
+	if fwd := rep.forwarded; fwd != nil {
+		rep.auditForwarded(ctx, fwd, records, time.Now().Add(min(wait, 30*time.Second)))
+	}
 	objects, err := listObjects(ctx, s)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kiehook/kiehook/infra/forward"
 	"github.com/kiehook/kiehook/infra/stack"
 )
 
@@ -94,4 +95,43 @@ func sameObjects(d eventDetail, rec stack.Task, bucket string) bool {
 	return slices.EqualFunc(d.Objects, rec.Objects, func(e eventObject, o stack.Object) bool {
 		return e.Bucket == bucket && e.Key == o.Key && e.SHA256 == o.SHA256 && e.Bytes == o.Bytes
 	})
+}
+
+// auditForwarded waits, at most until deadline, for every ended task's
+// event to reach the endpoint the stack forwards to (retried there as
+// EventBridge retries), then counts what arrived: every ended task's
+// detail at least once, none for a task that has not ended.
+func (r *Report) auditForwarded(ctx context.Context, fwd *forward.Receiver, records map[string]stack.Task, deadline time.Time) {
+	for {
+		seen := map[[2]string]int{}
+		details := fwd.Details()
+		for _, raw := range details {
+			var d eventDetail
+			json.Unmarshal(raw, &d)
+			seen[[2]string{d.TaskID, d.Status}]++
+		}
+		missing := 0
+		for id, rec := range records {
+			if detailTypes[rec.Status] != "" && seen[[2]string{id, rec.Status}] == 0 {
+				missing++
+			}
+		}
+		if missing > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		r.Forwarded, r.ForwardedMissing, r.ForwardRefused = len(details), missing, int(fwd.Refused.Load())
+		for id, rec := range records {
+			if detailTypes[rec.Status] != "" && seen[[2]string{id, rec.Status}] == 0 {
+				r.note("no forwarded %s for %s", detailTypes[rec.Status], id)
+			}
+		}
+		for key, n := range seen {
+			if rec := records[key[0]]; detailTypes[rec.Status] == "" {
+				r.ForwardedForOpen += n
+				r.note("forwarded %s of %s, whose record is %q", key[1], key[0], rec.Status)
+			}
+		}
+		return
+	}
 }

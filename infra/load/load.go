@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiehook/kiehook/infra/forward"
 	"github.com/kiehook/kiehook/infra/platform"
 	"github.com/kiehook/kiehook/infra/stack"
 )
@@ -29,6 +30,9 @@ type Options struct {
 	// settled (fault scenarios); its context ends then.
 	// It may rotate the platform's webhook key through the client.
 	During func(ctx context.Context, platform *platform.Client)
+	// Forwarded, when set, is the endpoint the stack forwards the task
+	// events to: the audit checks that each ended task's event reached it.
+	Forwarded *forward.Receiver
 }
 
 // Defaults fills the zero fields.
@@ -69,7 +73,7 @@ func Run(ctx context.Context, s *stack.Stack, files *platform.Files, opts Option
 	tasks := Plan(opts)
 	client := &platform.Client{URL: s.CallbackURL, Key: s.Key, Backoff: opts.Backoff, Pace: opts.Pace,
 		HTTP: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: opts.Concurrency}}}
-	rep := &Report{Options: opts, Tasks: len(tasks)}
+	rep := &Report{Options: opts, Tasks: len(tasks), forwarded: opts.Forwarded}
 
 	var mu sync.Mutex
 	var attempts []attempt

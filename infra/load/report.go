@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/kiehook/kiehook/infra/forward"
 )
 
 // Report is what a load run did and found.
@@ -23,6 +25,11 @@ type Report struct {
 	BytesCopied                                                 int64
 
 	Events, EventsMissing, EventsWrong, EventsForOpen, EventRepeats int
+	// Forwarded are the details the forwarding endpoint took; missing are
+	// ended tasks whose detail never reached it; refused are the calls it
+	// answered 503 on purpose, which had to be retried.
+	Forwarded, ForwardedMissing, ForwardedForOpen, ForwardRefused int
+	forwarded                                                     *forward.Receiver
 
 	SendSeconds, DrainSeconds, CopySeconds float64
 	PeakRSS                                map[string]int64
@@ -44,6 +51,7 @@ func (r *Report) Problems() []string {
 		{r.DLQUnexpected, "dead-letter messages the scenario did not cause"},
 		{r.EventsMissing, "ended tasks without their event"}, {r.EventsWrong, "events that do not describe their task"},
 		{r.EventsForOpen, "events of tasks that have not ended"},
+		{r.ForwardedMissing, "ended tasks whose event was never forwarded"}, {r.ForwardedForOpen, "forwarded events of tasks that have not ended"},
 	} {
 		if c.n != 0 {
 			p = append(p, fmt.Sprintf("%d %s", c.n, c.what))
@@ -83,6 +91,9 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "  duplicates       %d absorbed\n", r.DuplicatesAbsorbed)
 	fmt.Fprintf(&b, "  audit            %d objects intact, %d corrupt, %d of unaccepted tasks, %d left in queue, %d in DLQ (%d unexpected)\n", r.Objects, r.Corrupt, r.UnacceptedObjects, r.QueueLeft, r.DLQ, r.DLQUnexpected)
 	fmt.Fprintf(&b, "  task events      %d put, %d missing, %d wrong, %d of unended tasks, %d repeats (at least once)\n", r.Events, r.EventsMissing, r.EventsWrong, r.EventsForOpen, r.EventRepeats)
+	if r.forwarded != nil {
+		fmt.Fprintf(&b, "  forwarded        %d details taken by the endpoint, %d missing, %d of unended tasks; %d calls refused on purpose and retried\n", r.Forwarded, r.ForwardedMissing, r.ForwardedForOpen, r.ForwardRefused)
+	}
 	fmt.Fprintf(&b, "  throughput       %.0f callbacks/s; %.1f MB/s copied (%.0f MiB in %.0f s)\n", r.CallbacksPerSecond(), float64(r.BytesCopied)/1e6/math.Max(r.CopySeconds, 1), mib(r.BytesCopied), r.CopySeconds)
 	fmt.Fprintf(&b, "  callback latency p50 %v, p95 %v, p99 %v, max %v\n", ms(r.Latency(0.5)), ms(r.Latency(0.95)), ms(r.Latency(0.99)), ms(r.MaxLatency()))
 	fmt.Fprintf(&b, "  callback→stored  p50 %v, p99 %v (storedAt has 1 s resolution)\n", quantile(r.toStored, 0.5), quantile(r.toStored, 0.99))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiehook/kiehook/infra/faults"
+	"github.com/kiehook/kiehook/infra/forward"
 	"github.com/kiehook/kiehook/infra/platform"
 	"github.com/kiehook/kiehook/infra/stack"
 )
@@ -161,6 +162,13 @@ func (sc Scenario) Run(ctx context.Context, opts stack.Options) (*Report, string
 	}
 	opts.Emulators.VisibilityTimeout = sc.Visibility
 	opts.Emulators.MaxReceiveCount = 5
+	o := sc.Options
+	if opts.Notify == nil {
+		// The application's endpoint, refusing as often as the source fails.
+		o.Forwarded = forward.NewReceiver(sc.SourceFaults)
+		defer o.Forwarded.Close()
+		opts.Notify = &o.Forwarded.Target
+	}
 	if sc.Configure != nil {
 		sc.Configure(&opts)
 	}
@@ -175,7 +183,6 @@ func (sc Scenario) Run(ctx context.Context, opts stack.Options) (*Report, string
 	if sc.Setup != nil {
 		sc.Setup(s)
 	}
-	o := sc.Options
 	if sc.During != nil {
 		o.During = func(ctx context.Context, c *platform.Client) { sc.During(ctx, s, c) }
 	}

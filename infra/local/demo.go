@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,8 +35,10 @@ func runDemo(ctx context.Context, s *stack.Stack, out io.Writer) error {
 	defer files.Close()
 	// Suno's text, first and complete callbacks come at a fiftieth of the
 	// platform's usual gaps.
-	client := &platform.Client{URL: s.CallbackURL, Key: s.Key, Pace: 0.02}
+	// The callback URL carries the application's own label, as a user's
+	// would (?uid=…&job=…): it comes back in every event.
 	run := time.Now().Format("150405")
+	client := &platform.Client{URL: s.CallbackURL + "&job=demo-" + run, Key: s.Key, Pace: 0.02}
 	send := func(api, id string, code int, names []string) error {
 		var urls []string
 		for _, n := range names {
@@ -96,15 +99,46 @@ func runDemo(ctx context.Context, s *stack.Stack, out io.Writer) error {
 			TaskID  string `json:"taskId"`
 			Objects []struct{ Key string }
 			Msg     string `json:"msg"`
+			Labels  map[string]string
 		}
 		json.Unmarshal(ev.Detail, &d)
 		what := fmt.Sprintf("%d objects", len(d.Objects))
 		if len(d.Objects) == 0 {
 			what = d.Msg
 		}
-		fmt.Fprintf(out, "  %-17s %-33s %s\n", ev.DetailType, d.TaskID, what)
+		fmt.Fprintf(out, "  %-17s %-33s %s, labels %v\n", ev.DetailType, d.TaskID, what, d.Labels)
+	}
+	if err := showReader(ctx, s, out, waiting[0]); err != nil {
+		return err
+	}
+	if f := s.Forwarder; f != nil {
+		fmt.Fprintf(out, "\nforwarded to %s: %d events so far, %d calls retried\n", f.Target.URL, f.Delivered.Load(), f.Retries.Load())
 	}
 	fmt.Fprintf(out, "\nsee them at %s/_local/tasks and %s/_local/events\n", s.URL, s.URL)
+	return nil
+}
+
+// showReader asks the reader for a stored task, as an application
+// outside AWS does, and prints its download links.
+func showReader(ctx context.Context, s *stack.Stack, out io.Writer, id string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.ReaderURL+"/tasks/"+id, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.ReadToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("the reader: %w", err)
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Status string
+		Links  []struct{ Key, URL, ExpiresAt string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the reader answered %s (%v)", resp.Status, err)
+	}
+	fmt.Fprintf(out, "\nthe reader: GET %s/tasks/%s → %s, %d download links, for example\n  %s\n", s.ReaderURL, id, answer.Status, len(answer.Links), answer.Links[0].URL)
 	return nil
 }
 

@@ -5,8 +5,9 @@
 //
 // DynamoDB, SQS, S3, EventBridge and Secrets Manager run in-process
 // (127.0.0.1:4569, :4576, :4572, :4583) beside a result file server
-// (:4590); the three functions are built and run under the Runtime
-// Interface Emulator; the callback URL is an HTTP front on 127.0.0.1:3000.
+// (:4590); the four functions are built and run under the Runtime
+// Interface Emulator; the callback URL is an HTTP front on 127.0.0.1:3000,
+// the reader's on :3001.
 package main
 
 import (
@@ -16,8 +17,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/kiehook/kiehook/infra/forward"
 	"github.com/kiehook/kiehook/infra/load"
 	"github.com/kiehook/kiehook/infra/stack"
 )
@@ -38,6 +41,8 @@ func main() {
 	faultRate := flag.Float64("faults", 0, "with -load: share of requests to DynamoDB, SQS, S3, EventBridge and the file source (503, reset, stall, cut off halfway) that meet each fault, and of copy batches that deliver a message twice")
 	scenarios := flag.Bool("scenarios", false, "run each fault scenario (a key rotation, killed copiers, a backlog, 5% faults everywhere, SQS down, DynamoDB throttling) on a stack of its own, write scenarios.txt, and exit")
 	reportDir := flag.String("report", "", "with -load or -scenarios: folder for the report (default .kiehook/load)")
+	notify := flag.String("notify", "", "POST each task event's detail to this URL, as the template's NotifyUrl does (retried until taken)")
+	notifyHeader := flag.String("notify-header", forward.DefaultHeader+": kiehook-local-notify", "with -notify: the header, name: value, that authenticates the calls")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -46,6 +51,14 @@ func main() {
 	// can reach this stack too.
 	opts := stack.SamLocal()
 	opts.Addr, opts.Dir = *addr, *dir
+	if *notify != "" {
+		name, value, ok := strings.Cut(*notifyHeader, ":")
+		if !ok {
+			fmt.Fprintln(os.Stderr, "kiehook local: -notify-header must be name: value")
+			os.Exit(2)
+		}
+		opts.Notify = &forward.Target{URL: *notify, Header: strings.TrimSpace(name), Value: strings.TrimSpace(value)}
+	}
 	if *scenarios {
 		if err := runScenarios(ctx, os.Stdout, opts, load.Scenarios(), *reportDir); err != nil {
 			fmt.Fprintln(os.Stderr, "kiehook scenarios:", err)
@@ -89,9 +102,10 @@ kiehook is running locally.
   SQS            %s   queue %s, dead letters %s
   S3             %s   bucket %s (path-style)
   EventBridge    %s   and Secrets Manager, PutEvents and GetSecretValue only
-%s
+  reader         %s/tasks/<taskId>   (Authorization: Bearer %s)
+%s%s
 Press Ctrl-C to stop.
-`, s.CallbackURL, s.Key, s.URL, s.URL, s.URL, s.Env.Bus, s.Env.DynamoDBURL, s.Env.Table, s.Env.SQSURL, s.Env.QueueName, s.Env.DLQName, s.Env.S3URL, s.Env.Bucket, s.Env.JSONURL, filesLine(s))
+`, s.CallbackURL, s.Key, s.URL, s.URL, s.URL, s.Env.Bus, s.Env.DynamoDBURL, s.Env.Table, s.Env.SQSURL, s.Env.QueueName, s.Env.DLQName, s.Env.S3URL, s.Env.Bucket, s.Env.JSONURL, s.ReaderURL, s.ReadToken, filesLine(s), notifyLine(opts))
 	if demo {
 		if err := runDemo(ctx, s, out); err != nil {
 			return err
@@ -100,6 +114,14 @@ Press Ctrl-C to stop.
 	<-ctx.Done()
 	fmt.Fprintln(out, "stopping…")
 	return nil
+}
+
+// notifyLine says where the task events are forwarded, if they are.
+func notifyLine(opts stack.Options) string {
+	if opts.Notify == nil {
+		return ""
+	}
+	return fmt.Sprintf("  forwarding     every task event's detail to %s   (%s: %s)\n", opts.Notify.URL, opts.Notify.Header, opts.Notify.Value)
 }
 
 // filesLine says where the stack serves result files, if it does.

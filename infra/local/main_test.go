@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiehook/kiehook/infra/capture"
+	"github.com/kiehook/kiehook/infra/forward"
 	"github.com/kiehook/kiehook/infra/load"
 	"github.com/kiehook/kiehook/infra/platform"
 	"github.com/kiehook/kiehook/infra/stack"
@@ -18,15 +19,16 @@ import (
 
 func TestDemoPlaysThePlatformAndStopsOnCancel(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs both functions")
+		t.Skip("builds and runs the functions")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out capture.Buffer
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, &out, stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries}, true)
-	}()
+	receiver := forward.NewReceiver(0.3) // refuses some calls: they are retried
+	defer receiver.Close()
+	opts := stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, Notify: &receiver.Target}
+	go func() { done <- run(ctx, &out, opts, true) }()
 
 	deadline := time.Now().Add(2 * time.Minute)
 	for !strings.Contains(out.String(), "see them at") {
@@ -62,13 +64,19 @@ func TestDemoPlaysThePlatformAndStopsOnCancel(t *testing.T) {
 		t.Errorf("%d tasks stored, want one per API:\n%s", n, report)
 	}
 	// Suno calls back three times; its final callback brings both tracks.
-	for _, want := range []string{"suno text ", "suno first ", "suno complete ", "tasks/demo-suno-", "/3.jpg", "events on the bus:", "Task Failed"} {
+	for _, want := range []string{"suno text ", "suno first ", "suno complete ", "tasks/demo-suno-", "/3.jpg", "events on the bus:", "Task Failed",
+		"labels map[job:demo-", "the reader: GET ", "download links", "forwarded to " + receiver.Target.URL} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the output lacks %q:\n%s", want, report)
 		}
 	}
 	if !strings.Contains(report, " failed ") {
 		t.Errorf("the failure is not in the table:\n%s", report)
+	}
+	// Forwarding is at least once: every event the bus took reached the
+	// application's endpoint, some after a refusal.
+	if got := len(receiver.Details()); got < len(platform.APIs)+1 {
+		t.Errorf("%d details forwarded, want one per ended task", got)
 	}
 }
 

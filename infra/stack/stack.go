@@ -25,6 +25,7 @@ import (
 	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/esm"
 	"github.com/kiehook/kiehook/infra/faults"
+	"github.com/kiehook/kiehook/infra/forward"
 	"github.com/kiehook/kiehook/infra/platform"
 )
 
@@ -71,6 +72,9 @@ type Options struct {
 	// FilesAddr, when set, is where the stack serves generated-looking
 	// result files (platform.Files), as the platform's CDN would.
 	FilesAddr string
+	// Notify, when set, receives every task event's detail, as the
+	// template's NotifyUrl does when deployed.
+	Notify *forward.Target
 }
 
 // SamLocal are the options of the stack that events/env.json names: its
@@ -95,6 +99,9 @@ type Stack struct {
 	ReadToken   string // the reader's bearer token
 	// Files serves result files at Options.FilesAddr; nil without one.
 	Files *platform.Files
+
+	// Forwarder forwards the task events to Options.Notify; nil without.
+	Forwarder *forward.Forwarder
 
 	// Proxies are the faulty proxies before DynamoDB, SQS, S3 and
 	// EventBridge, when Options.Faults is set.
@@ -196,8 +203,21 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		s.poller.Duplicates = opts.Faults.Duplicate
 	}
 	s.wg.Go(func() { s.poller.Run(pollCtx) })
+	if opts.Notify != nil {
+		s.Forwarder = &forward.Forwarder{Target: *opts.Notify}
+		s.wg.Go(func() { s.Forwarder.Run(pollCtx, s.busEvents) })
+	}
 	s.wg.Go(func() { s.schedule(pollCtx, opts.ReconcileEvery) })
 	return s, nil
+}
+
+// busEvents are the events the bus took, for the forwarder.
+func (s *Stack) busEvents() []forward.Event {
+	var out []forward.Event
+	for _, ev := range s.Env.Events() {
+		out = append(out, forward.Event{DetailType: ev.DetailType, Detail: ev.Detail})
+	}
+	return out
 }
 
 // PauseCopies holds the copy queue's messages back from the copier, as a
