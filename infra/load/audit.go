@@ -24,6 +24,7 @@ func audit(ctx context.Context, s *stack.Stack, tasks []*Task, firstOK map[strin
 		return err
 	}
 	rep.DrainSeconds = time.Since(start).Seconds()
+	rep.Options.Progress.Phase("auditing", nil)
 	if records, err = awaitEvents(ctx, s, records, time.Now().Add(min(wait, 30*time.Second))); err != nil {
 		return err
 	}

@@ -6,10 +6,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kiehook/kiehook/infra/forward"
 	"github.com/kiehook/kiehook/infra/platform"
+	"github.com/kiehook/kiehook/infra/progress"
 	"github.com/kiehook/kiehook/infra/stack"
 )
 
@@ -33,6 +35,8 @@ type Options struct {
 	// Forwarded, when set, is the endpoint the stack forwards the task
 	// events to: the audit checks that each ended task's event reached it.
 	Forwarded *forward.Receiver
+	// Progress, when set, hears the run's phases and counts.
+	Progress *progress.Progress
 }
 
 // Defaults fills the zero fields.
@@ -77,8 +81,10 @@ func Run(ctx context.Context, s *stack.Stack, files *platform.Files, opts Option
 
 	var mu sync.Mutex
 	var attempts []attempt
+	var sent, accepted atomic.Int64
 	firstOK := map[string]time.Time{}
 	deliver := func(d delivery) {
+		defer sent.Add(1)
 		var urls []string
 		for _, f := range d.task.Files {
 			urls = append(urls, files.URL(f))
@@ -113,6 +119,7 @@ func Run(ctx context.Context, s *stack.Stack, files *platform.Files, opts Option
 			d.task.Accepted = true
 			if _, seen := firstOK[d.task.ID]; !seen {
 				firstOK[d.task.ID] = time.Now()
+				accepted.Add(1)
 			}
 		} else {
 			d.task.Failed = true
@@ -144,6 +151,26 @@ func Run(ctx context.Context, s *stack.Stack, files *platform.Files, opts Option
 	if opts.During != nil {
 		during.Go(func() { opts.During(duringCtx, client) })
 	}
+	counts := func() progress.Counts {
+		c := progress.Counts{Total: len(tasks), Sent: int(min(sent.Load(), int64(len(tasks)))), Accepted: int(accepted.Load())}
+		records, err := s.Tasks(ctx)
+		if err != nil {
+			return c
+		}
+		for _, r := range records {
+			if detailTypes[r.Status] != "" {
+				c.Ended++
+			}
+			if r.Status == "stored" {
+				c.Stored++
+				for _, o := range r.Objects {
+					c.Bytes += o.Bytes
+				}
+			}
+		}
+		return c
+	}
+	opts.Progress.Phase("driving", counts)
 	start := time.Now()
 	run(ctx, first, opts.Concurrency, deliver)
 	rep.SendSeconds = time.Since(start).Seconds()
@@ -157,6 +184,7 @@ func Run(ctx context.Context, s *stack.Stack, files *platform.Files, opts Option
 		}
 	}
 	slices.Sort(rep.latencies)
+	opts.Progress.Phase("draining the queue", counts)
 	err := audit(ctx, s, tasks, firstOK, start, opts.Wait, rep)
 	stopDuring()
 	during.Wait()

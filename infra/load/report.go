@@ -110,15 +110,30 @@ func (r *Report) String() string {
 func ms(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
 
 // WriteSVG draws the callback latency distribution: a histogram over
-// logarithmic buckets from 1 ms to 15 s.
+// logarithmic buckets from 1 ms to 16 s.
 func (r *Report) WriteSVG(w io.Writer) error {
+	title := fmt.Sprintf("Callback latency, %d HTTP attempts (p50 %v, p99 %v)", len(r.latencies), ms(r.Latency(0.5)), ms(r.Latency(0.99)))
+	return histogram(w, title, "attempts", r.latencies, time.Millisecond, 16*time.Second)
+}
+
+// WriteStoredSVG draws the callback → stored latency distribution: from
+// the first accepted callback to storedAt, over logarithmic buckets from
+// 1 s (storedAt's resolution) to 64 min.
+func (r *Report) WriteStoredSVG(w io.Writer) error {
+	title := fmt.Sprintf("Callback to stored, %d tasks (p50 %v, p99 %v)", len(r.toStored), quantile(r.toStored, 0.5), quantile(r.toStored, 0.99))
+	return histogram(w, title, "tasks", r.toStored, time.Second, 64*time.Minute)
+}
+
+// histogram draws samples in buckets doubling from first to last, the
+// first bucket holding everything below first.
+func histogram(w io.Writer, title, what string, samples []time.Duration, first, last time.Duration) error {
 	const width, height, left, bottom = 720, 320, 60, 40
 	edges := []time.Duration{0}
-	for d := time.Millisecond; d <= 16*time.Second; d = d * 2 {
+	for d := first; d <= last; d = d * 2 {
 		edges = append(edges, d)
 	}
 	counts := make([]int, len(edges))
-	for _, l := range r.latencies {
+	for _, l := range samples {
 		i := len(edges) - 1
 		for i > 0 && l < edges[i] {
 			i--
@@ -133,7 +148,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="18" font-size="14">Callback latency, %d HTTP attempts (p50 %v, p99 %v)</text>`+"\n", left, len(r.latencies), ms(r.Latency(0.5)), ms(r.Latency(0.99)))
+	fmt.Fprintf(&b, `<text x="%d" y="18" font-size="14">%s</text>`+"\n", left, title)
 	plot := float64(height - bottom - 40)
 	for i, c := range counts {
 		h := plot * float64(c) / float64(peak)
@@ -145,7 +160,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", left, height-bottom, width-20, height-bottom)
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">latency (bucket lower bound, log scale)</text>`+"\n", width/2, height-6)
-	fmt.Fprintf(&b, `<text x="14" y="%d" transform="rotate(-90 14 %d)" text-anchor="middle">attempts (max %d)</text>`+"\n", height/2, height/2, peak)
+	fmt.Fprintf(&b, `<text x="14" y="%d" transform="rotate(-90 14 %d)" text-anchor="middle">%s (max %d)</text>`+"\n", height/2, height/2, what, peak)
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/platform"
+	"github.com/kiehook/kiehook/infra/progress"
 	"github.com/kiehook/kiehook/infra/stack"
 )
 
@@ -73,7 +74,10 @@ func runDemo(ctx context.Context, s *stack.Stack, out io.Writer) error {
 		return err
 	}
 
+	p := progress.New(out, 0)
+	p.Phase("waiting for the copies", func() progress.Counts { return demoCounts(ctx, s, run, len(waiting)) })
 	tasks, err := waitStored(ctx, s, waiting, time.Minute)
+	p.Stop()
 	if err != nil {
 		return err
 	}
@@ -116,6 +120,22 @@ func runDemo(ctx context.Context, s *stack.Stack, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "\nsee them at %s/_local/tasks and %s/_local/events\n", s.URL, s.URL)
 	return nil
+}
+
+// demoCounts are where this run's tasks are.
+func demoCounts(ctx context.Context, s *stack.Stack, run string, total int) progress.Counts {
+	c := progress.Counts{Total: total, Sent: total, Accepted: total}
+	tasks, _ := s.Tasks(ctx)
+	for _, t := range tasks {
+		if strings.HasSuffix(t.TaskID, run) && t.Status == "stored" {
+			c.Stored++
+			c.Ended++
+			for _, o := range t.Objects {
+				c.Bytes += o.Bytes
+			}
+		}
+	}
+	return c
 }
 
 // showReader asks the reader for a stored task, as an application

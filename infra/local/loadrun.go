@@ -13,11 +13,12 @@ import (
 	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/faults"
 	"github.com/kiehook/kiehook/infra/load"
+	"github.com/kiehook/kiehook/infra/progress"
 	"github.com/kiehook/kiehook/infra/stack"
 )
 
 // runLoad starts the stack built for a load run, drives and audits it, and
-// writes report.txt and latency.svg to dir. It fails when the audit does.
+// writes report.txt, latency.svg and stored-latency.svg to dir. It fails when the audit does.
 func runLoad(ctx context.Context, out io.Writer, opts stack.Options, lo load.Options, faultRate float64, dir string) error {
 	// Many callback sandboxes, as a busy Function URL has; copies retried
 	// within seconds rather than the deployed 30 minutes.
@@ -28,8 +29,12 @@ func runLoad(ctx context.Context, out io.Writer, opts stack.Options, lo load.Opt
 		rates := faults.Uniform(faultRate)
 		run.Faults, run.SourceFaults = &rates, faultRate
 	}
-	fmt.Fprintf(out, "building the functions, starting the emulators, and driving %d tasks, %d at a time…\n", lo.Tasks, lo.Concurrency)
+	fmt.Fprintf(out, "driving %d tasks, %d at a time\n", lo.Tasks, lo.Concurrency)
+	p := progress.New(out, 0)
+	p.Phase("building the functions and starting the emulators", nil)
+	run.Options.Progress = p
 	rep, _, err := run.Run(ctx, opts)
+	p.Stop()
 	if rep == nil {
 		return err
 	}
@@ -41,7 +46,7 @@ func runLoad(ctx context.Context, out io.Writer, opts stack.Options, lo load.Opt
 	if werr := write(dir, rep); werr != nil {
 		return errors.Join(err, werr)
 	}
-	fmt.Fprintf(out, "report and latency chart in %s\n", dir)
+	fmt.Fprintf(out, "report and latency charts (callback, callback to stored) in %s\n", dir)
 	return err // the run's, or the audit's
 }
 
@@ -52,12 +57,24 @@ func write(dir string, rep *load.Report) error {
 	if err := os.WriteFile(filepath.Join(dir, "report.txt"), []byte(rep.String()), 0o644); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(dir, "latency.svg"))
+	for name, draw := range map[string]func(io.Writer) error{"latency.svg": rep.WriteSVG, "stored-latency.svg": rep.WriteStoredSVG} {
+		if err := writeChart(filepath.Join(dir, name), draw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeChart(path string, draw func(io.Writer) error) error {
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return rep.WriteSVG(f)
+	if err := draw(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // runScenarios runs each fault scenario on a stack of its own, prints a line
@@ -71,8 +88,11 @@ func runScenarios(ctx context.Context, out io.Writer, opts stack.Options, scenar
 	var report strings.Builder
 	report.WriteString("kiehook fault scenarios\n")
 	var failed []error
-	for _, sc := range scenarios {
-		fmt.Fprintf(out, "running: %s…\n", sc.Name)
+	p := progress.New(out, 0)
+	for i, sc := range scenarios {
+		p.Label(fmt.Sprintf("scenario %d/%d, %s", i+1, len(scenarios), sc.Name))
+		p.Phase("building the functions and starting the emulators", nil)
+		sc.Options.Progress = p
 		_, line, err := sc.Run(ctx, opts)
 		if err != nil {
 			failed = append(failed, fmt.Errorf("%s: %w", sc.Name, err))
@@ -81,6 +101,7 @@ func runScenarios(ctx context.Context, out io.Writer, opts stack.Options, scenar
 		}
 		fmt.Fprintf(&report, "  PASS  %s\n        %s\n", sc.Name, line)
 	}
+	p.Stop()
 	fmt.Fprint(out, report.String())
 	dir = reportFolder(dir, opts.Dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kiehook/kiehook/infra/forward"
 	"github.com/kiehook/kiehook/infra/load"
+	"github.com/kiehook/kiehook/infra/progress"
 	"github.com/kiehook/kiehook/infra/stack"
 )
 
@@ -84,8 +85,10 @@ func main() {
 
 // run starts the stack, plays the demo if asked, and waits for ctx to end.
 func run(ctx context.Context, out io.Writer, opts stack.Options, demo bool) error {
-	fmt.Fprintln(out, "building the functions and starting the emulators…")
+	p := progress.New(out, 0)
+	p.Phase("building the functions and starting the emulators", nil)
 	s, err := stack.Start(ctx, opts)
+	p.Stop()
 	if err != nil {
 		return err
 	}

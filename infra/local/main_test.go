@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -60,12 +61,13 @@ func TestDemoPlaysThePlatformAndStopsOnCancel(t *testing.T) {
 	if n := strings.Count(report, "Task Stored "); n != len(platform.APIs) {
 		t.Errorf("%d Task Stored events, want one per API:\n%s", n, report)
 	}
-	if n := strings.Count(report, " stored "); n != len(platform.APIs) {
+	if n := len(regexp.MustCompile(`(?m)^\s+demo-\S+\s+\S+\s+stored\s`).FindAllString(report, -1)); n != len(platform.APIs) {
 		t.Errorf("%d tasks stored, want one per API:\n%s", n, report)
 	}
 	// Suno calls back three times; its final callback brings both tracks.
 	for _, want := range []string{"suno text ", "suno first ", "suno complete ", "tasks/demo-suno-", "/3.jpg", "events on the bus:", "Task Failed",
-		"labels map[job:demo-", "the reader: GET ", "download links", "forwarded to " + receiver.Target.URL} {
+		"labels map[job:demo-", "the reader: GET ", "download links", "forwarded to " + receiver.Target.URL,
+		"building the functions and starting the emulators…", "waiting for the copies: sent "} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the output lacks %q:\n%s", want, report)
 		}
@@ -104,9 +106,45 @@ func TestScenariosReportALineForEachAndFailWhenOneFails(t *testing.T) {
 	if rerr != nil {
 		t.Fatal(rerr)
 	}
+	// Outside a terminal, progress comes as plain lines: each phase as it
+	// starts, with where the run is.
+	for _, want := range []string{"scenario 1/2, a quiet run stores its tasks: building the functions and starting the emulators…",
+		"scenario 2/2, a run whose outcome does not hold: driving: sent 0/5, accepted 0, stored 0, ended 0/5",
+		"a quiet run stores its tasks: draining the queue: sent 5/5", "a quiet run stores its tasks: auditing…"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the output lacks %q:\n%s", want, out.String())
+		}
+	}
 	for _, want := range []string{"PASS  a quiet run stores its tasks", " stored\n", "FAIL  a run whose outcome does not hold", "the outcome did not hold"} {
 		if !strings.Contains(string(report), want) || !strings.Contains(out.String(), want) {
 			t.Errorf("report and output must both say %q:\n%s", want, report)
 		}
+	}
+}
+
+func TestALoadSaysWhereItIsAndWritesItsReportAndCharts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the functions")
+	}
+	var out capture.Buffer
+	dir := t.TempDir()
+	lo := load.Small(6)
+	err := runLoad(context.Background(), &out, stack.Options{Addr: "127.0.0.1:0", Dir: filepath.Join(dir, "stack"), Binaries: binaries}, lo, 0, dir)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"driving 6 tasks", "building the functions and starting the emulators…", "driving: sent 0/6", "draining the queue: sent 6/6", "auditing…", "lost             0"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the output lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, name := range []string{"report.txt", "latency.svg", "stored-latency.svg"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || len(b) == 0 {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "stored-latency.svg")); !strings.Contains(string(b), "Callback to stored, ") {
+		t.Error("stored-latency.svg is not the callback to stored chart")
 	}
 }
