@@ -21,12 +21,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/kiehook/kiehook/functions/internal/copymsg"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
-	"github.com/kiehook/kiehook/functions/internal/queue/message"
 	"github.com/kiehook/kiehook/functions/internal/secret"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/infra/capture"
@@ -189,7 +189,7 @@ func (h *harness) messages(tb testing.TB) []string {
 			return ids
 		}
 		for _, m := range out.Messages {
-			msg, err := message.Decode(aws.ToString(m.Body))
+			msg, err := copymsg.Decode(aws.ToString(m.Body))
 			if err != nil {
 				tb.Fatal(err)
 			}

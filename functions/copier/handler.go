@@ -9,7 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	copymessage "github.com/kiehook/kiehook/functions/internal/queue/message"
+	"github.com/kiehook/kiehook/functions/internal/copymsg"
 )
 
 // copyMargin is kept back from the Lambda deadline so that a copy cut short
@@ -64,7 +64,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 // process copies one message's task. A message that names no task is
 // reported failed, so that it ends in the dead-letter queue to be looked at.
 func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
-	msg, err := copymessage.Decode(rec.Body)
+	msg, err := copymsg.Decode(rec.Body)
 	if err != nil {
 		return err
 	}

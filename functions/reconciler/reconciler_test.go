@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	sample "github.com/kiehook/kiehook/events"
+	"github.com/kiehook/kiehook/functions/internal/copymsg"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
@@ -24,7 +25,6 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
-	"github.com/kiehook/kiehook/functions/internal/queue/message"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/taskevent"
 	"github.com/kiehook/kiehook/infra/capture"
@@ -105,7 +105,7 @@ func (h *harness) queued(tb testing.TB) []string {
 			return ids
 		}
 		for _, m := range out.Messages {
-			msg, _ := message.Decode(*m.Body)
+			msg, _ := copymsg.Decode(*m.Body)
 			ids = append(ids, msg.TaskID)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/kiehook/kiehook/functions/internal/queue/message"
+	"github.com/kiehook/kiehook/functions/internal/copymsg"
 )
 
 // Sender is the part of the SQS API the queue uses.
@@ -30,7 +30,7 @@ func New(client Sender, url string) *Queue {
 
 // Enqueue sends the task's id to the copier.
 func (q *Queue) Enqueue(ctx context.Context, taskID string) error {
-	body, err := message.Encode(taskID)
+	body, err := copymsg.Encode(taskID)
 	if err != nil {
 		return err
 	}

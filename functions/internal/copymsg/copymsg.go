@@ -1,6 +1,6 @@
-// Package message is the body of a copy message, apart from the SQS
+// Package copymsg is the body of a copy message, apart from the SQS
 // client, so that the copier, which only reads messages, links no SQS.
-package message
+package copymsg
 
 import (
 	"encoding/json"
