@@ -94,7 +94,7 @@ func BenchmarkHandlerOwnWork(b *testing.B) {
 		{"duplicate", noopDB{existing: queued}, "duplicate"},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
-			r := &task.Receiver{Store: dynamo.New(tt.db, "tasks", false), Queue: queue.New(noopSQS{}, "https://sqs/q"), TTL: time.Hour, Now: time.Now}
+			r := &task.Receiver{Store: dynamo.New(tt.db, "tasks", dynamo.WithoutEvents), Queue: queue.New(noopSQS{}, "https://sqs/q"), TTL: time.Hour, Now: time.Now}
 			h := NewHandler(r, signed(), slog.New(slog.DiscardHandler), metrics.New(io.Discard, "kiehook", time.Now), func() time.Time { return testNow })
 			req := callback(b, success("bench", benchURL))
 			b.ReportAllocs()

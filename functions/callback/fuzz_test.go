@@ -42,7 +42,7 @@ func FuzzHandle(f *testing.F) {
 	f.Add("POST", "application/json", flux, false, "/", false, testToken, "1764300000", strings.Repeat("ab", 32), "", "")
 	f.Add("POST", "application/json", flux, false, "/tasks", false, testToken, "1764300000", strings.Repeat("A", 8<<10), "X-Forwarded-For", "::1")
 	f.Add("POST", "application/json", flux, false, "/", false, testToken+"&token=x", "-9223372036854775808", "=", "X-WEBHOOK-SIGNATURE", "")
-	r := &task.Receiver{Store: dynamo.New(noopDB{}, "tasks", false), Queue: queue.New(noopSQS{}, "https://sqs/q"), TTL: time.Hour, Now: time.Now}
+	r := &task.Receiver{Store: dynamo.New(noopDB{}, "tasks", dynamo.WithoutEvents), Queue: queue.New(noopSQS{}, "https://sqs/q"), TTL: time.Hour, Now: time.Now}
 	h := NewHandler(r, signed(), slog.New(slog.DiscardHandler), metrics.New(io.Discard, "kiehook", time.Now), func() time.Time { return testNow })
 	allowed := map[int]bool{200: true, 201: true, 400: true, 401: true, 405: true, 413: true, 415: true}
 	f.Fuzz(func(t *testing.T, method, contentType, body string, base64Body bool, path string, sign bool, token, timestamp, signature, headerName, headerValue string) {

@@ -81,7 +81,7 @@ func newHarness(tb testing.TB, auth Auth) *harness {
 
 func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, auth Auth) *harness {
 	tb.Helper()
-	h := &harness{env: env, store: dynamo.New(db, env.Table, true), send: &switchableSender{real: env.SQS}, logs: captureLogs(tb), metrics: &capture.Buffer{}}
+	h := &harness{env: env, store: dynamo.New(db, env.Table, dynamo.WithEvents), send: &switchableSender{real: env.SQS}, logs: captureLogs(tb), metrics: &capture.Buffer{}}
 	clock := func() time.Time { return testNow }
 	r := &task.Receiver{Store: h.store, Queue: queue.New(h.send, env.QueueURL), TTL: 720 * time.Hour, Now: clock,
 		Notifier: eventbus.New(env.EventBridge, env.Bus, "", h.store, clock)}

@@ -63,7 +63,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	if !auth.configured() {
 		logger.Error(errUnconfigured.Error())
 	}
-	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, c.EventBus != "")
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.Events(c.EventBus != ""))
 	r := &task.Receiver{
 		Store: store,
 		Queue: queue.New(sqs.NewFromConfig(awsCfg), c.QueueURL),

@@ -171,7 +171,7 @@ func newHarness(tb testing.TB) *harness {
 // newHarnessOn is a harness on env, which the caller may share.
 func newHarnessOn(tb testing.TB, env *emulators.Env) *harness {
 	tb.Helper()
-	h := &harness{env: env, src: newSource(tb), store: dynamo.New(env.DynamoDB, env.Table, true), metrics: &capture.Buffer{}}
+	h := &harness{env: env, src: newSource(tb), store: dynamo.New(env.DynamoDB, env.Table, dynamo.WithEvents), metrics: &capture.Buffer{}}
 	h.copier = &Copier{
 		Store: h.store,
 		// The idle timeout is short for the stall tests, yet long enough for
@@ -368,7 +368,7 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 		}},
 		{"a DynamoDB failure", "/img.png", func(t *testing.T, h *harness) {
 			down := dynamodb.NewFromConfig(emulators.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String("http://127.0.0.1:1") })
-			h.copier.Store = dynamo.New(down, h.env.Table, true)
+			h.copier.Store = dynamo.New(down, h.env.Table, dynamo.WithEvents)
 		}},
 	}
 	for _, tt := range tests {

@@ -50,7 +50,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	}
 	s3Client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = c.PathStyle })
 	bucket := objects.New(s3Client, c.Bucket, objects.NewBudget(parts))
-	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, c.EventBus != "")
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.Events(c.EventBus != ""))
 	cp := &Copier{
 		Store:   store,
 		Sources: download.New(download.Options{Hosts: c.Hosts, AllowPrivate: c.AllowPrivate, MaxBytes: c.MaxBytes}),

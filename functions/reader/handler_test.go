@@ -39,7 +39,7 @@ type harness struct {
 func newHarness(tb testing.TB, tokens string) *harness {
 	tb.Helper()
 	env := emulators.New(tb, emulators.Options{})
-	h := &harness{env: env, store: dynamo.New(env.DynamoDB, env.Table, false), metrics: &capture.Buffer{}}
+	h := &harness{env: env, store: dynamo.New(env.DynamoDB, env.Table, dynamo.WithoutEvents), metrics: &capture.Buffer{}}
 	h.handler = &Handler{
 		Tasks: h.store, Links: s3.NewPresignClient(env.S3), Bucket: env.Bucket, LinkTTL: 15 * time.Minute,
 		Logger: slog.New(slog.DiscardHandler), Metrics: metrics.New(h.metrics, "kiehook", time.Now), Now: func() time.Time { return testNow },

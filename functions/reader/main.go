@@ -44,7 +44,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	}
 	h := &Handler{
 		// The reader only reads: the store's Get is one GetItem.
-		Tasks:   dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, false),
+		Tasks:   dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.WithoutEvents),
 		Links:   s3.NewPresignClient(s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = c.PathStyle })),
 		Bucket:  c.Bucket,
 		LinkTTL: c.LinkTTL,

@@ -48,7 +48,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, c.EventBus != "")
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.Events(c.EventBus != ""))
 	q := queue.New(sqs.NewFromConfig(awsCfg), c.QueueURL)
 	receiver := &task.Receiver{Store: store, Queue: q, TTL: c.RecordTTL, Now: time.Now}
 	r := &Reconciler{

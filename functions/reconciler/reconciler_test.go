@@ -47,7 +47,7 @@ func newHarness(tb testing.TB) *harness {
 	env := emulators.New(tb, emulators.Options{})
 	api := platform.ServeAPI("api-key")
 	tb.Cleanup(api.Close)
-	h := &harness{env: env, store: dynamo.New(env.DynamoDB, env.Table, true), platform: api, metrics: &capture.Buffer{}}
+	h := &harness{env: env, store: dynamo.New(env.DynamoDB, env.Table, dynamo.WithEvents), platform: api, metrics: &capture.Buffer{}}
 	clock := func() time.Time { return testNow }
 	q := queue.New(env.SQS, env.QueueURL)
 	bus := eventbus.New(env.EventBridge, env.Bus, env.Bucket, h.store, clock)

@@ -42,7 +42,7 @@ func Pending(ctx context.Context, db DynamoDB, table, taskID, api string, labels
 	if err := kie.CheckLabels(labels); err != nil {
 		return "", false, fmt.Errorf("register: %w", err)
 	}
-	r := &task.Receiver{Store: dynamo.New(db, table, false), TTL: TTL, Now: time.Now}
+	r := &task.Receiver{Store: dynamo.New(db, table, dynamo.WithoutEvents), TTL: TTL, Now: time.Now}
 	t, created, err := r.Register(ctx, taskID, api, labels)
 	if err != nil {
 		return "", false, fmt.Errorf("register %s: %w", taskID, err)

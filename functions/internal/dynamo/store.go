@@ -7,12 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -43,18 +40,24 @@ const IndexOpen = "open-tasks"
 type Store struct {
 	client Client
 	table  *string
-	// events: ended records stay in the open index until Notified
-	// (EVENT_BUS_NAME is set).
-	events bool
+	events Events
 }
 
-// New returns a Store for table. With events, every record that ends stays
-// in the open index until Notified.
-func New(client Client, table string, events bool) *Store {
+// Events says whether the task events are on (EVENT_BUS_NAME is set):
+// then every record that ends stays in the open index until Notified.
+type Events bool
+
+const (
+	WithEvents    Events = true
+	WithoutEvents Events = false
+)
+
+// New returns a Store for table.
+func New(client Client, table string, events Events) *Store {
 	return &Store{client: client, table: aws.String(table), events: events}
 }
 
-var createCondition = aws.String("attribute_not_exists(taskId)")
+var createCondition = aws.String("attribute_not_exists(" + attrTaskID + ")")
 
 // Create writes t unless its task id has a record. The failed condition
 // returns the existing record itself (ALL_OLD), so a repeat costs no read.
@@ -107,26 +110,26 @@ func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 		b.values[":ifUpdatedAt"] = str(timestamp(c.IfUpdatedAt))
 	}
 	if c.AddDelivery {
-		b.add("deliveries", ":one", num(1))
+		b.add(attrDeliveries, num(1))
 	}
 	if cb := c.Callback; cb != nil {
-		b.set("code", ":code", num(int64(cb.Code)))
-		b.set("msg", ":msg", str(cb.Msg))
-		b.set("api", ":api", str(cb.API))
-		b.setList("sources", ":sources", strList(cb.Sources))
+		b.set(attrCode, num(int64(cb.Code)))
+		b.set(attrMsg, str(cb.Msg))
+		b.set(attrAPI, str(cb.API))
+		b.setList(attrSources, strList(cb.Sources))
 	}
 	if !c.ReceivedAt.IsZero() {
-		b.set("receivedAt", ":receivedAt", str(timestamp(c.ReceivedAt)))
+		b.set(attrReceivedAt, str(timestamp(c.ReceivedAt)))
 	}
 	if !c.ExpiresAt.IsZero() {
-		b.set("expiresAt", ":expiresAt", num(c.ExpiresAt.Unix()))
+		b.set(attrExpiresAt, num(c.ExpiresAt.Unix()))
 	}
 	if len(c.Labels) > 0 {
 		// The first request that brings labels sets them; later ones never
 		// change them.
-		labels := b.name("labels")
-		b.sets = append(b.sets, labels+" = if_not_exists("+labels+", :labels)")
-		b.values[":labels"] = strMap(c.Labels)
+		labels := b.name(attrLabels)
+		b.sets = append(b.sets, labels+" = if_not_exists("+labels+", :"+attrLabels+")")
+		b.values[":"+attrLabels] = strMap(c.Labels)
 	}
 	return s.apply(ctx, c.ID, b)
 }
@@ -138,9 +141,9 @@ func (s *Store) Lease(ctx context.Context, id string, l task.Lease, receives int
 	b := s.newUpdate(task.StatusQueued, time.Time{}) // updatedAt stays: the reconciler claims on it
 	b.orStatus(task.StatusReceived)
 	b.unleased(now)
-	b.set("leaseOwner", ":leaseOwner", str(l.Owner))
-	b.set("leaseUntil", ":leaseUntil", num(l.Until.UnixMilli()))
-	b.set("receives", ":receives", num(int64(receives)))
+	b.set(attrLeaseOwner, str(l.Owner))
+	b.set(attrLeaseUntil, num(l.Until.UnixMilli()))
+	b.set(attrReceives, num(int64(receives)))
 	_, err := s.apply(ctx, id, b)
 	return err
 }
@@ -151,8 +154,8 @@ func (s *Store) Release(ctx context.Context, id, owner string) error {
 	b := s.newUpdate(task.StatusQueued, time.Time{})
 	b.orStatus(task.StatusReceived)
 	b.heldBy(owner, time.Time{})
-	b.remove("leaseOwner")
-	b.remove("leaseUntil")
+	b.remove(attrLeaseOwner)
+	b.remove(attrLeaseUntil)
 	_, err := s.apply(ctx, id, b)
 	return err
 }
@@ -164,9 +167,9 @@ func (s *Store) Stored(ctx context.Context, id, owner string, objects []task.Obj
 	b.orStatus(task.StatusReceived)
 	b.heldBy(owner, now)
 	b.setStatus(task.StatusStored)
-	b.set("storedAt", ":storedAt", str(timestamp(now)))
-	b.setList("objects", ":objects", objectList(objects))
-	b.remove("error")
+	b.set(attrStoredAt, str(timestamp(now)))
+	b.setList(attrObjects, objectList(objects))
+	b.remove(attrError)
 	b.endLease()
 	return s.apply(ctx, id, b)
 }
@@ -179,7 +182,7 @@ func (s *Store) CopyFailed(ctx context.Context, id, owner, reason string, now ti
 	b.orStatus(task.StatusReceived)
 	b.heldBy(owner, now)
 	b.setStatus(task.StatusCopyFailed)
-	b.set("error", ":error", str(reason))
+	b.set(attrError, str(reason))
 	b.endLease()
 	return s.apply(ctx, id, b)
 }
@@ -191,11 +194,11 @@ func (s *Store) AddUpload(ctx context.Context, id, owner string, up task.Upload)
 	b := s.newUpdate(task.StatusQueued, time.Time{})
 	b.orStatus(task.StatusReceived)
 	b.heldBy(owner, time.Time{})
-	uploads := b.name("uploads")
+	uploads := b.name(attrUploads)
 	b.sets = append(b.sets, uploads+" = list_append(if_not_exists("+uploads+", :none), :upload)")
 	b.values[":none"] = &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
 	b.values[":upload"] = &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
-		"key": str(up.Key), "uploadId": str(up.ID),
+		attrKey: str(up.Key), attrUploadID: str(up.ID),
 	}}}}
 	_, err := s.apply(ctx, id, b)
 	return err
@@ -207,7 +210,7 @@ func (s *Store) ClearUploads(ctx context.Context, id, owner string) error {
 	b := s.newUpdate(task.StatusQueued, time.Time{})
 	b.orStatus(task.StatusReceived)
 	b.heldBy(owner, time.Time{})
-	b.remove("uploads")
+	b.remove(attrUploads)
 	_, err := s.apply(ctx, id, b)
 	return err
 }
@@ -218,8 +221,8 @@ func (s *Store) ClearUploads(ctx context.Context, id, owner string) error {
 // an event of its own.
 func (s *Store) Notified(ctx context.Context, id string, status task.Status, at time.Time) error {
 	b := s.newUpdate(status, time.Time{}) // updatedAt stays: the sweep's age is the status change's
-	b.set("notifiedAt", ":notifiedAt", str(timestamp(at)))
-	b.remove("openStatus")
+	b.set(attrNotifiedAt, str(timestamp(at)))
+	b.remove(attrOpenStatus)
 	if _, err := s.apply(ctx, id, b); err != nil && !errors.Is(err, task.ErrStale) {
 		return err
 	}
@@ -244,7 +247,7 @@ func (s *Store) Open(ctx context.Context, status task.Status, before time.Time, 
 	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
 		TableName:              s.table,
 		IndexName:              aws.String(IndexOpen),
-		KeyConditionExpression: aws.String("openStatus = :status AND updatedAt < :before"),
+		KeyConditionExpression: aws.String(attrOpenStatus + " = :status AND " + attrUpdatedAt + " < :before"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":status": str(string(status)), ":before": str(timestamp(before)),
 		},
@@ -305,263 +308,4 @@ func (s *Store) apply(ctx context.Context, id string, b *update) (task.Task, err
 		return task.Task{}, err
 	}
 	return current, task.ErrStale
-}
-
-// update builds an update expression conditional on the record's status.
-type update struct {
-	sets, adds, removes []string
-	condition           string
-	names               map[string]string
-	values              map[string]types.AttributeValue
-	events              bool // an ended record stays in the open index until notified
-	ends                bool // the update moves the record to a final status
-	from                task.Status
-}
-
-func (s *Store) newUpdate(from task.Status, now time.Time) *update {
-	b := &update{
-		from:      from,
-		events:    s.events,
-		condition: "#status = :from",
-		sets:      make([]string, 0, 8),
-		names:     make(map[string]string, 8),
-		values:    make(map[string]types.AttributeValue, 8),
-	}
-	b.names["#status"] = "status"
-	b.values[":from"] = str(string(from))
-	if !now.IsZero() {
-		b.set("updatedAt", ":updatedAt", str(timestamp(now)))
-	}
-	return b
-}
-
-// setStatus moves the record to s, in or out of the open index. A record
-// leaving a final status owes a new event, so its notifiedAt goes (an open
-// record has none).
-func (b *update) setStatus(s task.Status) {
-	b.ends = task.Final(s)
-	b.set("status", ":to", str(string(s)))
-	if indexed(s, b.events) {
-		b.set("openStatus", ":to", str(string(s)))
-	} else {
-		b.remove("openStatus")
-	}
-	if task.Final(b.from) {
-		b.remove("notifiedAt")
-	}
-}
-
-// indexed reports whether a record in status s is in the open index: while
-// it is open, and, with events, while its event is due.
-func indexed(s task.Status, events bool) bool {
-	return task.Open(s) || events && task.Final(s)
-}
-
-func (b *update) orStatus(s task.Status) {
-	b.condition = "#status IN (:from, :from2)"
-	b.values[":from2"] = str(string(s))
-}
-
-// heldBy requires the lease of owner; with no owner, that no lease is
-// live at now.
-func (b *update) heldBy(owner string, now time.Time) {
-	if owner == "" {
-		b.unleased(now)
-		return
-	}
-	b.condition += " AND " + b.name("leaseOwner") + " = :owner"
-	b.values[":owner"] = str(owner)
-}
-
-// unleased requires that no copier's lease is live at now.
-func (b *update) unleased(now time.Time) {
-	until := b.name("leaseUntil")
-	b.condition += " AND (attribute_not_exists(" + until + ") OR " + until + " <= :now)"
-	b.values[":now"] = num(now.UnixMilli())
-}
-
-// endLease drops the lease and the uploads of a task whose copy ended.
-func (b *update) endLease() {
-	b.remove("leaseOwner")
-	b.remove("leaseUntil")
-	b.remove("uploads")
-}
-
-// Every attribute goes through a name placeholder: status and error are
-// reserved words, and the list grows.
-func (b *update) name(attr string) string {
-	b.names["#"+attr] = attr
-	return "#" + attr
-}
-
-func (b *update) set(attr, placeholder string, v types.AttributeValue) {
-	b.sets = append(b.sets, b.name(attr)+" = "+placeholder)
-	b.values[placeholder] = v
-}
-
-// setList sets a list, or removes the attribute when the list is empty:
-// emulators store empty lists as maps, and an absent list reads the same.
-func (b *update) setList(attr, placeholder string, v *types.AttributeValueMemberL) {
-	if len(v.Value) == 0 {
-		b.remove(attr)
-		return
-	}
-	b.set(attr, placeholder, v)
-}
-
-func (b *update) add(attr, placeholder string, v types.AttributeValue) {
-	b.adds = append(b.adds, b.name(attr)+" "+placeholder)
-	b.values[placeholder] = v
-}
-
-func (b *update) remove(attr string) { b.removes = append(b.removes, b.name(attr)) }
-
-func (b *update) expression() string {
-	var e string
-	if len(b.sets) > 0 {
-		e = " SET " + strings.Join(b.sets, ", ")
-	}
-	if len(b.adds) > 0 {
-		e += " ADD " + strings.Join(b.adds, ", ")
-	}
-	if len(b.removes) > 0 {
-		e += " REMOVE " + strings.Join(b.removes, ", ")
-	}
-	return e[1:]
-}
-
-func key(id string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{"taskId": str(id)}
-}
-
-// item is the record of a new task, built by hand: it is on the hot path.
-func (s *Store) item(t task.Task) map[string]types.AttributeValue {
-	m := map[string]types.AttributeValue{
-		"taskId":     str(t.ID),
-		"status":     str(string(t.Status)),
-		"code":       num(int64(t.Code)),
-		"msg":        str(t.Msg),
-		"api":        str(t.API),
-		"deliveries": num(int64(t.Deliveries)),
-		"updatedAt":  str(timestamp(t.UpdatedAt)),
-		"expiresAt":  num(t.ExpiresAt.Unix()),
-	}
-	if !t.ReceivedAt.IsZero() {
-		m["receivedAt"] = str(timestamp(t.ReceivedAt))
-	}
-	if !t.SubmittedAt.IsZero() {
-		m["submittedAt"] = str(timestamp(t.SubmittedAt))
-	}
-	if indexed(t.Status, s.events) {
-		m["openStatus"] = str(string(t.Status))
-	}
-	if len(t.Sources) > 0 {
-		m["sources"] = strList(t.Sources)
-	}
-	if len(t.Labels) > 0 {
-		m["labels"] = strMap(t.Labels)
-	}
-	return m
-}
-
-// record is the table's item shape, for reading.
-type record struct {
-	TaskID     string   `dynamodbav:"taskId"`
-	Status     string   `dynamodbav:"status"`
-	Code       int      `dynamodbav:"code"`
-	Msg        string   `dynamodbav:"msg"`
-	API        string   `dynamodbav:"api"`
-	Sources    []string `dynamodbav:"sources"`
-	Objects    []object `dynamodbav:"objects"`
-	Deliveries int      `dynamodbav:"deliveries"`
-	ReceivedAt string   `dynamodbav:"receivedAt"`
-	Submitted  string   `dynamodbav:"submittedAt"`
-	UpdatedAt  string   `dynamodbav:"updatedAt"`
-	StoredAt   string   `dynamodbav:"storedAt"`
-	ExpiresAt  int64    `dynamodbav:"expiresAt"`
-	Error      string   `dynamodbav:"error"`
-	NotifiedAt string   `dynamodbav:"notifiedAt"`
-	Uploads    []struct {
-		Key      string `dynamodbav:"key"`
-		UploadID string `dynamodbav:"uploadId"`
-	} `dynamodbav:"uploads"`
-	Labels     map[string]string `dynamodbav:"labels"`
-	LeaseOwner string            `dynamodbav:"leaseOwner"`
-	LeaseUntil int64             `dynamodbav:"leaseUntil"`
-	Receives   int               `dynamodbav:"receives"`
-}
-
-type object struct {
-	Key         string `dynamodbav:"key"`
-	Bytes       int64  `dynamodbav:"bytes"`
-	SHA256      string `dynamodbav:"sha256"`
-	ContentType string `dynamodbav:"contentType"`
-	Source      string `dynamodbav:"source"`
-}
-
-func decode(m map[string]types.AttributeValue) (task.Task, error) {
-	var r record
-	if err := attributevalue.UnmarshalMap(m, &r); err != nil {
-		return task.Task{}, fmt.Errorf("decode task record: %w", err)
-	}
-	t := task.Task{
-		ID: r.TaskID, Status: task.Status(r.Status), Code: r.Code, Msg: r.Msg, API: r.API,
-		Sources: r.Sources, Deliveries: r.Deliveries, Error: r.Error,
-		ReceivedAt: parseTime(r.ReceivedAt), UpdatedAt: parseTime(r.UpdatedAt), StoredAt: parseTime(r.StoredAt),
-		SubmittedAt: parseTime(r.Submitted), NotifiedAt: parseTime(r.NotifiedAt),
-		Receives: r.Receives, Labels: r.Labels,
-	}
-	if r.LeaseOwner != "" {
-		t.Lease = task.Lease{Owner: r.LeaseOwner, Until: time.UnixMilli(r.LeaseUntil).UTC()}
-	}
-	if r.ExpiresAt != 0 {
-		t.ExpiresAt = time.Unix(r.ExpiresAt, 0).UTC()
-	}
-	for _, o := range r.Objects {
-		t.Objects = append(t.Objects, task.Object(o))
-	}
-	for _, u := range r.Uploads {
-		t.Uploads = append(t.Uploads, task.Upload{Key: u.Key, ID: u.UploadID})
-	}
-	return t, nil
-}
-
-func objectList(objects []task.Object) *types.AttributeValueMemberL {
-	l := &types.AttributeValueMemberL{Value: make([]types.AttributeValue, len(objects))}
-	for i, o := range objects {
-		l.Value[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
-			"key": str(o.Key), "bytes": num(o.Bytes), "sha256": str(o.SHA256),
-			"contentType": str(o.ContentType), "source": str(o.Source),
-		}}
-	}
-	return l
-}
-
-func strList(ss []string) *types.AttributeValueMemberL {
-	l := &types.AttributeValueMemberL{Value: make([]types.AttributeValue, len(ss))}
-	for i, s := range ss {
-		l.Value[i] = str(s)
-	}
-	return l
-}
-
-func strMap(m map[string]string) *types.AttributeValueMemberM {
-	v := &types.AttributeValueMemberM{Value: make(map[string]types.AttributeValue, len(m))}
-	for k, s := range m {
-		v.Value[k] = str(s)
-	}
-	return v
-}
-
-func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
-
-func num(n int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
-}
-
-func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-
-func parseTime(s string) time.Time {
-	t, _ := time.Parse(time.RFC3339, s)
-	return t
 }

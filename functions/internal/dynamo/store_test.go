@@ -52,7 +52,7 @@ func TestCreateReadsTheOldItemFromTheFailedCondition(t *testing.T) {
 			return nil, errors.New("unexpected")
 		},
 	}
-	got, created, err := dynamo.New(db, "tasks", false).Create(context.Background(), task.Task{ID: "t1"})
+	got, created, err := dynamo.New(db, "tasks", dynamo.WithoutEvents).Create(context.Background(), task.Task{ID: "t1"})
 	if err != nil || created || got.Status != task.StatusStored || got.Deliveries != 4 {
 		t.Errorf("got %+v created=%v err=%v", got, created, err)
 	}
@@ -61,7 +61,7 @@ func TestCreateReadsTheOldItemFromTheFailedCondition(t *testing.T) {
 func TestStoreOnTheEmulator(t *testing.T) {
 	ctx := context.Background()
 	env := emulators.New(t, emulators.Options{})
-	s := dynamo.New(env.DynamoDB, env.Table, true)
+	s := dynamo.New(env.DynamoDB, env.Table, dynamo.WithEvents)
 	now := time.Unix(1764300000, 0).UTC()
 	rec := task.Task{ID: "t1", Status: task.StatusQueued, Code: 200, Msg: "ok", API: "veo", Sources: []string{"u0", "u1"}, Deliveries: 1, ReceivedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Hour)}
 	if _, created, err := s.Create(ctx, rec); err != nil || !created {
@@ -106,7 +106,7 @@ func TestStoreOnTheEmulator(t *testing.T) {
 func TestTheOpenIndexFollowsEveryStatusChange(t *testing.T) {
 	ctx := context.Background()
 	env := emulators.New(t, emulators.Options{})
-	s := dynamo.New(env.DynamoDB, env.Table, true)
+	s := dynamo.New(env.DynamoDB, env.Table, dynamo.WithEvents)
 	old := time.Unix(1764290000, 0).UTC()
 	now := old.Add(time.Hour)
 	s.Create(ctx, task.NewPending("p", "veo", nil, old, time.Hour))
@@ -154,7 +154,7 @@ func TestTheOpenIndexFollowsEveryStatusChange(t *testing.T) {
 func TestALeaseKeepsOtherCopiersOff(t *testing.T) {
 	ctx := context.Background()
 	env := emulators.New(t, emulators.Options{})
-	s := dynamo.New(env.DynamoDB, env.Table, true)
+	s := dynamo.New(env.DynamoDB, env.Table, dynamo.WithEvents)
 	now := time.Unix(1764300000, 0).UTC()
 	if _, _, err := s.Create(ctx, task.Task{ID: "l1", Status: task.StatusQueued, UpdatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ type harness struct {
 func newHarness(tb testing.TB) *harness {
 	tb.Helper()
 	env := emulators.New(tb, emulators.Options{})
-	store := dynamo.New(env.DynamoDB, env.Table, true)
+	store := dynamo.New(env.DynamoDB, env.Table, dynamo.WithEvents)
 	return &harness{env: env, store: store, bus: eventbus.New(env.EventBridge, env.Bus, env.Bucket, store, func() time.Time { return testNow })}
 }
 

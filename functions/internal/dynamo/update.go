@@ -1,0 +1,134 @@
+package dynamo
+
+import (
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/kiehook/kiehook/functions/internal/task"
+)
+
+// update builds an update expression conditional on the record's status.
+type update struct {
+	sets, adds, removes []string
+	condition           string
+	names               map[string]string
+	values              map[string]types.AttributeValue
+	events              Events // an ended record stays in the open index until notified
+	ends                bool // the update moves the record to a final status
+	from                task.Status
+}
+
+func (s *Store) newUpdate(from task.Status, now time.Time) *update {
+	b := &update{
+		from:      from,
+		events:    s.events,
+		condition: "#" + attrStatus + " = :from",
+		sets:      make([]string, 0, 8),
+		names:     make(map[string]string, 8),
+		values:    make(map[string]types.AttributeValue, 8),
+	}
+	b.name(attrStatus)
+	b.values[":from"] = str(string(from))
+	if !now.IsZero() {
+		b.set(attrUpdatedAt, str(timestamp(now)))
+	}
+	return b
+}
+
+// setStatus moves the record to s, in or out of the open index. A record
+// leaving a final status owes a new event, so its notifiedAt goes (an open
+// record has none).
+func (b *update) setStatus(s task.Status) {
+	b.ends = task.Final(s)
+	b.set(attrStatus, str(string(s)))
+	if indexed(s, b.events) {
+		b.set(attrOpenStatus, str(string(s)))
+	} else {
+		b.remove(attrOpenStatus)
+	}
+	if task.Final(b.from) {
+		b.remove(attrNotifiedAt)
+	}
+}
+
+// indexed reports whether a record in status s is in the open index: while
+// it is open, and, with events, while its event is due.
+func indexed(s task.Status, events Events) bool {
+	return task.Open(s) || bool(events) && task.Final(s)
+}
+
+func (b *update) orStatus(s task.Status) {
+	b.condition = b.name(attrStatus) + " IN (:from, :from2)"
+	b.values[":from2"] = str(string(s))
+}
+
+// heldBy requires the lease of owner; with no owner, that no lease is
+// live at now.
+func (b *update) heldBy(owner string, now time.Time) {
+	if owner == "" {
+		b.unleased(now)
+		return
+	}
+	b.condition += " AND " + b.name(attrLeaseOwner) + " = :owner"
+	b.values[":owner"] = str(owner)
+}
+
+// unleased requires that no copier's lease is live at now.
+func (b *update) unleased(now time.Time) {
+	until := b.name(attrLeaseUntil)
+	b.condition += " AND (attribute_not_exists(" + until + ") OR " + until + " <= :now)"
+	b.values[":now"] = num(now.UnixMilli())
+}
+
+// endLease drops the lease and the uploads of a task whose copy ended.
+func (b *update) endLease() {
+	b.remove(attrLeaseOwner)
+	b.remove(attrLeaseUntil)
+	b.remove(attrUploads)
+}
+
+// Every attribute goes through a name placeholder: status and error are
+// reserved words, and the list grows.
+func (b *update) name(attr string) string {
+	b.names["#"+attr] = attr
+	return "#" + attr
+}
+
+// set sets attr to v, through the value placeholder :attr.
+func (b *update) set(attr string, v types.AttributeValue) {
+	b.sets = append(b.sets, b.name(attr)+" = :"+attr)
+	b.values[":"+attr] = v
+}
+
+// setList sets a list, or removes the attribute when the list is empty:
+// emulators store empty lists as maps, and an absent list reads the same.
+func (b *update) setList(attr string, v *types.AttributeValueMemberL) {
+	if len(v.Value) == 0 {
+		b.remove(attr)
+		return
+	}
+	b.set(attr, v)
+}
+
+func (b *update) add(attr string, v types.AttributeValue) {
+	b.adds = append(b.adds, b.name(attr)+" :"+attr)
+	b.values[":"+attr] = v
+}
+
+func (b *update) remove(attr string) { b.removes = append(b.removes, b.name(attr)) }
+
+func (b *update) expression() string {
+	var e string
+	if len(b.sets) > 0 {
+		e = " SET " + strings.Join(b.sets, ", ")
+	}
+	if len(b.adds) > 0 {
+		e += " ADD " + strings.Join(b.adds, ", ")
+	}
+	if len(b.removes) > 0 {
+		e += " REMOVE " + strings.Join(b.removes, ", ")
+	}
+	return e[1:]
+}
