@@ -102,11 +102,6 @@ func (h *Handler) handle(ctx context.Context, req events.LambdaFunctionURLReques
 		h.logger.WarnContext(ctx, "labels dropped from the callback URL", "taskId", cb.TaskID, "dropped", dropped)
 	}
 	outcome, err := h.receiver.Receive(ctx, cb)
-	if outcome != "" && err != nil {
-		// The task is safe and the answer is 200; the error is for operators.
-		h.log(ctx, cb.TaskID, err)
-		err = nil
-	}
 	return cb, outcome, err
 }
 

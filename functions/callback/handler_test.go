@@ -84,7 +84,7 @@ func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, auth Auth
 	h := &harness{env: env, store: dynamo.New(db, env.Table, dynamo.WithEvents), send: &switchableSender{real: env.SQS}, logs: captureLogs(tb), metrics: &capture.Buffer{}}
 	clock := func() time.Time { return testNow }
 	r := &task.Receiver{Store: h.store, Queue: queue.New(h.send, env.QueueURL), TTL: 720 * time.Hour, Now: clock,
-		Notifier: eventbus.New(env.EventBridge, env.Bus, "", h.store, clock)}
+		Notifier: eventbus.New(env.EventBridge, env.Bus, "", h.store, clock), Logger: h.logs.logger}
 	h.handler = NewHandler(r, auth, h.logs.logger, metrics.New(h.metrics, "kiehook", clock), clock)
 	return h
 }

@@ -65,10 +65,11 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.Events(c.EventBus != ""))
 	r := &task.Receiver{
-		Store: store,
-		Queue: queue.New(sqs.NewFromConfig(awsCfg), c.QueueURL),
-		TTL:   c.RecordTTL,
-		Now:   time.Now,
+		Store:  store,
+		Queue:  queue.New(sqs.NewFromConfig(awsCfg), c.QueueURL),
+		TTL:    c.RecordTTL,
+		Now:    time.Now,
+		Logger: logger,
 	}
 	if c.EventBus != "" {
 		// Only failures end here; they have no objects, so no bucket.

@@ -202,26 +202,31 @@ func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string) (out
 	}
 	// The copies are in the bucket; recording them must not be cut short.
 	stored, err := c.Store.Stored(context.WithoutCancel(ctx), t.ID, owner, objects, c.Now().UTC())
-	if err != nil && !errors.Is(err, task.ErrStale) {
+	switch {
+	case errors.Is(err, task.ErrStale):
+		return outcomeStored, bytes, nil // another copier ended it, and announces it
+	case err != nil:
 		return "", 0, fmt.Errorf("record stored task %s: %w", t.ID, err)
 	}
-	return outcomeStored, bytes, c.notify(ctx, stored, err)
+	return outcomeStored, bytes, c.announce(ctx, stored)
 }
 
 // copyFailed records why the task can never be copied, and announces it.
 func (c *Copier) copyFailed(ctx context.Context, id, owner, reason string) error {
 	failed, err := c.Store.CopyFailed(context.WithoutCancel(ctx), id, owner, reason, c.Now().UTC())
-	if err != nil && !errors.Is(err, task.ErrStale) {
+	switch {
+	case errors.Is(err, task.ErrStale):
+		return nil // another copier ended it, and announces it
+	case err != nil:
 		return fmt.Errorf("record copy failure of task %s: %w", id, err)
 	}
-	return c.notify(ctx, failed, err)
+	return c.announce(ctx, failed)
 }
 
-// notify announces a task this copier just ended; a stale change means
-// another copier ended it and announces it. An error returns the message,
-// whose redelivery puts the event.
-func (c *Copier) notify(ctx context.Context, t task.Task, changeErr error) error {
-	if c.Notifier == nil || changeErr != nil {
+// announce puts the event of a task this copier just ended. An error
+// returns the message, whose redelivery puts the event.
+func (c *Copier) announce(ctx context.Context, t task.Task) error {
+	if c.Notifier == nil {
 		return nil
 	}
 	return c.Notifier.Notify(ctx, t)
@@ -340,7 +345,7 @@ const unconfirmed = "result URLs not confirmed by the platform"
 // body could otherwise make the copier fetch someone else's files.
 func (c *Copier) confirmed(ctx context.Context, t task.Task) (bool, error) {
 	rec, err := c.Verifier.Record(ctx, t.API, t.ID)
-	if err != nil && task.ErrorCode(err) != task.EINVALID {
+	if err != nil && !errors.Is(err, kie.ErrNoRecord) {
 		return false, fmt.Errorf("verify task %s with the platform: %w", t.ID, err)
 	}
 	ok := err == nil && rec.State == kie.Succeeded && sameSet(rec.Sources, t.Sources)

@@ -49,12 +49,10 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 		return nil, err
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.Events(c.EventBus != ""))
-	q := queue.New(sqs.NewFromConfig(awsCfg), c.QueueURL)
-	receiver := &task.Receiver{Store: store, Queue: q, TTL: c.RecordTTL, Now: time.Now}
+	receiver := &task.Receiver{Store: store, Queue: queue.New(sqs.NewFromConfig(awsCfg), c.QueueURL), TTL: c.RecordTTL, Now: time.Now, Logger: logger}
 	r := &Reconciler{
 		Tasks:        store,
 		Receiver:     receiver,
-		Queue:        q,
 		Metrics:      metrics.New(os.Stdout, c.Namespace, time.Now),
 		Logger:       logger,
 		Now:          time.Now,

@@ -25,9 +25,11 @@ type recorder interface {
 	Record(ctx context.Context, api, taskID string) (kie.Record, error)
 }
 
-// receiver takes what the platform said through the callback's path.
+// receiver takes what the platform said through the callback's path, and
+// queues a received task the same way.
 type receiver interface {
 	Receive(ctx context.Context, cb task.Callback) (task.Outcome, error)
+	Enqueue(ctx context.Context, id string) error
 }
 
 // copyFailer marks a task whose copy can never succeed; with no owner,
@@ -41,11 +43,6 @@ type unnotified interface {
 	Unnotified(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error)
 }
 
-// enqueuer hands a task to the copier.
-type enqueuer interface {
-	Enqueue(ctx context.Context, taskID string) error
-}
-
 // Reconciler closes the gaps callbacks leave: tasks whose callback never
 // came, records stuck before the queue, copies waiting too long.
 type Reconciler struct {
@@ -56,7 +53,6 @@ type Reconciler struct {
 	}
 	Platform recorder // nil when no API key is configured: no polling
 	Receiver receiver
-	Queue    enqueuer
 	Notifier task.Notifier // nil when no bus is configured: no events
 	Metrics  *metrics.Writer
 	Logger   *slog.Logger
@@ -181,13 +177,8 @@ func (r *Reconciler) pending(ctx context.Context, now time.Time, rep *Report) er
 		if rec.State == kie.Succeeded {
 			cb.Code, cb.Msg = task.CodeSuccess, "result found by polling"
 		}
-		outcome, err := r.Receiver.Receive(ctx, cb)
-		if outcome == "" && err != nil {
+		if _, err := r.Receiver.Receive(ctx, cb); err != nil {
 			return err
-		}
-		if err != nil {
-			// The task moved on; what failed after (an event) is for the log.
-			r.Logger.WarnContext(ctx, "finishing a polled task", "taskId", t.ID, "error", err.Error())
 		}
 		rep.Finished++
 	}
@@ -260,11 +251,7 @@ func (r *Reconciler) received(ctx context.Context, now time.Time, rep *Report) e
 		if !claimed {
 			continue
 		}
-		if err := r.Queue.Enqueue(ctx, t.ID); err != nil {
-			return err
-		}
-		_, err = r.Tasks.Update(ctx, task.Change{ID: t.ID, From: task.StatusReceived, To: task.StatusQueued, Now: now})
-		if err != nil && !errors.Is(err, task.ErrStale) {
+		if err := r.Receiver.Enqueue(ctx, t.ID); err != nil {
 			return err
 		}
 		r.Logger.InfoContext(ctx, "queued a stuck task again", "taskId", t.ID)

@@ -49,15 +49,14 @@ func newHarness(tb testing.TB) *harness {
 	tb.Cleanup(api.Close)
 	h := &harness{env: env, store: dynamo.New(env.DynamoDB, env.Table, dynamo.WithEvents), platform: api, metrics: &capture.Buffer{}}
 	clock := func() time.Time { return testNow }
-	q := queue.New(env.SQS, env.QueueURL)
 	bus := eventbus.New(env.EventBridge, env.Bus, env.Bucket, h.store, clock)
 	h.r = &Reconciler{
-		Tasks:        h.store,
-		Platform:     kieapi.New(api.URL, "api-key"),
-		Receiver:     &task.Receiver{Store: h.store, Queue: q, Notifier: bus, TTL: 720 * time.Hour, Now: clock},
+		Tasks:    h.store,
+		Platform: kieapi.New(api.URL, "api-key"),
+		Receiver: &task.Receiver{Store: h.store, Queue: queue.New(env.SQS, env.QueueURL), Notifier: bus, TTL: 720 * time.Hour, Now: clock,
+			Logger: slog.New(slog.DiscardHandler)},
 		Notifier:     bus,
 		NotifyAfter:  2 * time.Minute,
-		Queue:        q,
 		Metrics:      metrics.New(h.metrics, "kiehook", clock),
 		Logger:       slog.New(slog.DiscardHandler),
 		Now:          clock,

@@ -16,7 +16,7 @@ type update struct {
 	names               map[string]string
 	values              map[string]types.AttributeValue
 	events              Events // an ended record stays in the open index until notified
-	ends                bool // the update moves the record to a final status
+	ends                bool   // the update moves the record to a final status
 	from                task.Status
 }
 

@@ -3,6 +3,7 @@ package kie
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -93,6 +94,10 @@ type recordData struct {
 // stop asking for a while.
 var ErrRateLimited = errors.New("the platform's API is rate limiting (429)")
 
+// ErrNoRecord is the platform's word that it knows nothing of a task (or
+// of its API): nothing it could report confirms the task's results.
+var ErrNoRecord = errors.New("the platform has no record of the task")
+
 // ParseRecord reads a record-info response of api. A response whose
 // top-level code is not 200 is an error: the platform did not answer about
 // the task.
@@ -106,7 +111,7 @@ func ParseRecord(api string, raw []byte) (Record, error) {
 	case 429:
 		return Record{}, ErrRateLimited
 	case 400, 404, 422:
-		return Record{}, task.Errorf(task.EINVALID, "the platform has no record of the task (code %d: %.200s)", b.Code, b.Msg)
+		return Record{}, fmt.Errorf("%w (code %d: %.200s)", ErrNoRecord, b.Code, b.Msg)
 	default:
 		return Record{}, task.Errorf(task.EUNAVAILABLE, "record-info answered code %d: %.200s", b.Code, b.Msg)
 	}
@@ -140,7 +145,7 @@ func ParseRecord(api string, raw []byte) (Record, error) {
 			c.add(t.AudioURL, t.ImageURL)
 		}
 	default:
-		return Record{}, task.Errorf(task.EINVALID, "no record-info endpoint for API %q", api)
+		return Record{}, fmt.Errorf("%w: no record-info endpoint for API %q", ErrNoRecord, api)
 	}
 	if c.err != nil {
 		return Record{}, c.err

@@ -15,7 +15,6 @@ import (
 
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/secret"
-	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
 // DefaultBaseURL is the platform's API.
@@ -56,7 +55,7 @@ func (c *Client) setKey(apiKey string) error {
 func (c *Client) Record(ctx context.Context, api, taskID string) (kie.Record, error) {
 	path, ok := kie.RecordPath(api)
 	if !ok {
-		return kie.Record{}, task.Errorf(task.EINVALID, "no record-info endpoint for API %q", api)
+		return kie.Record{}, fmt.Errorf("%w: no record-info endpoint for API %q", kie.ErrNoRecord, api)
 	}
 	c.keys.Refresh(ctx)
 	if !c.keys.Ready() {

@@ -161,3 +161,20 @@ func TestConnect(t *testing.T) {
 		}
 	})
 }
+
+func TestThePlatformsWordThatItKnowsNothingIsErrNoRecord(t *testing.T) {
+	p := platform.ServeAPI("api-key")
+	defer p.Close()
+	c := kieapi.New(p.URL, "api-key")
+	for name, api := range map[string]string{"an unknown task": "veo", "an API without record-info": "dall-e"} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := c.Record(context.Background(), api, "nobody"); !errors.Is(err, kie.ErrNoRecord) {
+				t.Errorf("error %v", err)
+			}
+		})
+	}
+	p.RateLimit(true)
+	if _, err := c.Record(context.Background(), "veo", "nobody"); errors.Is(err, kie.ErrNoRecord) {
+		t.Error("a rate limit is not the platform's word on the task")
+	}
+}

@@ -3,6 +3,7 @@ package task
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -40,16 +41,20 @@ type Receiver struct {
 	Notifier Notifier // nil: no events
 	TTL      time.Duration
 	Now      func() time.Time
+	// Logger hears what failed after a task was safe (an event not put, a
+	// record not marked queued): nothing the caller must act on. Nil logs
+	// to slog's default.
+	Logger *slog.Logger
 }
 
 // maxRaces bounds how often a repeat is re-decided after losing a race to a
 // concurrent callback for the same task.
 const maxRaces = 3
 
-// Receive records cb and queues the task when it has results to copy. A
-// non-empty outcome is the answer to give even when err is set; err is then
-// only for the log. With no outcome, an error of code EUNAVAILABLE means
-// nothing was lost and the platform should call again.
+// Receive records cb and queues the task when it has results to copy, and
+// returns the answer to give. An error, of code EUNAVAILABLE, means
+// nothing was lost and the platform should call again. What fails once
+// the task is safe is logged, not returned.
 func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
 	now := r.Now().UTC()
 	fresh := New(cb, now, r.TTL)
@@ -59,9 +64,10 @@ func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
 	}
 	if created {
 		if fresh.Status == StatusReceived {
-			return r.enqueue(ctx, cb.TaskID, now, Accepted)
+			return Accepted, r.Enqueue(ctx, cb.TaskID)
 		}
-		return Accepted, r.notify(ctx, fresh)
+		r.notify(ctx, fresh)
+		return Accepted, nil
 	}
 	for range maxRaces {
 		change, outcome, queue := Repeat(existing, cb, now, r.TTL)
@@ -74,42 +80,52 @@ func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
 			return "", Wrap(EUNAVAILABLE, "task store unavailable", err)
 		}
 		if queue {
-			return r.enqueue(ctx, cb.TaskID, now, outcome)
+			if err := r.Enqueue(ctx, cb.TaskID); err != nil {
+				return "", err
+			}
+			return outcome, nil
 		}
 		if change.To != "" {
-			return outcome, r.notify(ctx, current)
+			r.notify(ctx, current)
 		}
 		return outcome, nil
 	}
 	return "", Errorf(EUNAVAILABLE, "task %s is changing concurrently, try again", cb.TaskID)
 }
 
-// enqueue sends the task to the copier and then marks it queued. A failed
-// send leaves the record received, so the platform's retry finishes it.
-func (r *Receiver) enqueue(ctx context.Context, id string, now time.Time, outcome Outcome) (Outcome, error) {
+// Enqueue sends a received task to the copier, then marks it queued. A
+// failed send is an EUNAVAILABLE error and leaves the record received, so
+// that a retry (the platform's, or the reconciler's) finishes it. Once
+// sent, the task is safe: if marking it fails, or the copier has already
+// moved it on, the record stays or becomes right without it (the copier
+// takes received as well as queued).
+func (r *Receiver) Enqueue(ctx context.Context, id string) error {
 	if err := r.Queue.Enqueue(ctx, id); err != nil {
-		return "", Wrap(EUNAVAILABLE, "queue unavailable", err)
+		return Wrap(EUNAVAILABLE, "queue unavailable", err)
 	}
-	// The task is safely queued now. If marking it fails, or the copier has
-	// already moved it on (ErrStale), the record stays or becomes correct
-	// without us: the copier accepts received as well as queued.
-	_, err := r.Store.Update(ctx, Change{ID: id, From: StatusReceived, To: StatusQueued, Now: now})
+	_, err := r.Store.Update(ctx, Change{ID: id, From: StatusReceived, To: StatusQueued, Now: r.Now().UTC()})
 	if err != nil && !errors.Is(err, ErrStale) {
-		return outcome, Wrap(EINTERNAL, "marking queued failed after send", err)
-	}
-	return outcome, nil
-}
-
-// notify announces t when it has ended. A failure is only for the log: the
-// task is safe, and the reconciler's sweep announces it later.
-func (r *Receiver) notify(ctx context.Context, t Task) error {
-	if r.Notifier == nil || !Final(t.Status) {
-		return nil
-	}
-	if err := r.Notifier.Notify(ctx, t); err != nil {
-		return Wrap(EUNAVAILABLE, "task event not put; the sweep will", err)
+		r.log().WarnContext(ctx, "task queued, but marking it queued failed", "taskId", id, "error", err.Error())
 	}
 	return nil
+}
+
+// notify announces t when it has ended. A failure is only logged: the task
+// is safe, and the reconciler's sweep announces it later.
+func (r *Receiver) notify(ctx context.Context, t Task) {
+	if r.Notifier == nil || !Final(t.Status) {
+		return
+	}
+	if err := r.Notifier.Notify(ctx, t); err != nil {
+		r.log().WarnContext(ctx, "task event not put; the sweep will", "taskId", t.ID, "error", err.Error())
+	}
+}
+
+func (r *Receiver) log() *slog.Logger {
+	if r.Logger == nil {
+		return slog.Default()
+	}
+	return r.Logger
 }
 
 // Register records a task as pending before its callback, so that the
