@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/kiehook/kiehook/functions/internal/envconf"
+	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
 // config is the callback function's environment, as the contract names it.
@@ -30,7 +31,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		SecretRefresh:        env.Duration("SECRET_REFRESH", 5*time.Minute),
 		AllowUnauthenticated: env.Bool("ALLOW_UNAUTHENTICATED", false),
 		SignatureTolerance:   env.Duration("SIGNATURE_TOLERANCE", 5*time.Minute),
-		RecordTTL:            env.Duration("RECORD_TTL", 720*time.Hour),
+		RecordTTL:            env.Duration("RECORD_TTL", task.DefaultTTL),
 		MetricsNamespace:     env.String("METRICS_NAMESPACE", "kiehook"),
 		EventBus:             env.String("EVENT_BUS_NAME", ""),
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
+	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
 // config is the reconciler's environment.
@@ -32,7 +33,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		StuckAfter:   env.Duration("STUCK_RECEIVED_AFTER", 5*time.Minute),
 		QueuedAlert:  env.Duration("QUEUED_ALERT_AFTER", 30*time.Minute),
 		Retention:    env.Duration("PLATFORM_RETENTION", 14*24*time.Hour),
-		RecordTTL:    env.Duration("RECORD_TTL", 720*time.Hour),
+		RecordTTL:    env.Duration("RECORD_TTL", task.DefaultTTL),
 		Limit:        env.Int64("RECONCILE_LIMIT", 50),
 		Namespace:    env.String("METRICS_NAMESPACE", "kiehook"),
 		EventBus:     env.String("EVENT_BUS_NAME", ""),

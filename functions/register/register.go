@@ -25,7 +25,7 @@ import (
 type DynamoDB = dynamo.Client
 
 // TTL is how long a registered record lives, as RECORD_TTL's default.
-const TTL = 720 * time.Hour
+const TTL = task.DefaultTTL
 
 // Pending records taskID of api (flux-kontext, 4o-image, midjourney, veo,
 // runway, runway-aleph, suno or market) as pending in table, with labels

@@ -12,7 +12,11 @@
 // kiehook meant to be imported.
 package taskevent
 
-import "time"
+import (
+	"time"
+
+	"github.com/kiehook/kiehook/functions/internal/task"
+)
 
 // Source is the Source of every kiehook event.
 const Source = "kiehook"
@@ -34,16 +38,14 @@ const (
 // DetailType is the DetailType of the event for a task that ended in
 // status, and false for a status that is not final.
 func DetailType(status string) (string, bool) {
-	switch status {
-	case "stored":
-		return Stored, true
-	case "failed":
-		return Failed, true
-	case "copy_failed":
-		return CopyFailed, true
+	if !task.Final(task.Status(status)) {
+		return "", false
 	}
-	return "", false
+	return detailTypes[task.Status(status)], true
 }
+
+// detailTypes name the events of the final statuses (task.Final).
+var detailTypes = map[task.Status]string{task.StatusStored: Stored, task.StatusFailed: Failed, task.StatusCopyFailed: CopyFailed}
 
 // Detail is what an event says of its task: the task record's attributes.
 type Detail struct {

@@ -189,10 +189,10 @@ func (d *Downloader) Open(ctx context.Context, rawURL string) (*Download, error)
 
 func (d *Downloader) start(ctx context.Context, resp *http.Response, cancel context.CancelCauseFunc) (*Download, error) {
 	switch {
-	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return nil, fmt.Errorf("source answered %s", resp.Status)
-	case resp.StatusCode >= 400:
+	case task.RefusedForGood(resp.StatusCode):
 		return nil, permanent("source answered %s", resp.Status)
+	case resp.StatusCode >= 400:
+		return nil, fmt.Errorf("source answered %s", resp.Status)
 	case resp.StatusCode != http.StatusOK:
 		return nil, permanent("source answered %s, not 200 OK", resp.Status)
 	case resp.ContentLength > d.opts.MaxBytes:

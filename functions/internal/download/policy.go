@@ -3,6 +3,8 @@ package download
 import (
 	"net/netip"
 	"strings"
+
+	"github.com/kiehook/kiehook/functions/internal/envconf"
 )
 
 // DefaultHosts are the platform's file hosts.
@@ -15,7 +17,7 @@ type Hosts []string
 // ParseHosts reads a comma-separated allowlist.
 func ParseHosts(list string) Hosts {
 	var h Hosts
-	for _, p := range strings.Split(list, ",") {
+	for _, p := range envconf.Values(list) {
 		if p = normalizeHost(p); p != "" {
 			h = append(h, p)
 		}

@@ -57,14 +57,14 @@ func (s *Store) item(t task.Task) map[string]types.AttributeValue {
 		attrMsg:        str(t.Msg),
 		attrAPI:        str(t.API),
 		attrDeliveries: num(int64(t.Deliveries)),
-		attrUpdatedAt:  str(timestamp(t.UpdatedAt)),
+		attrUpdatedAt:  str(task.Timestamp(t.UpdatedAt)),
 		attrExpiresAt:  num(t.ExpiresAt.Unix()),
 	}
 	if !t.ReceivedAt.IsZero() {
-		m[attrReceivedAt] = str(timestamp(t.ReceivedAt))
+		m[attrReceivedAt] = str(task.Timestamp(t.ReceivedAt))
 	}
 	if !t.SubmittedAt.IsZero() {
-		m[attrSubmittedAt] = str(timestamp(t.SubmittedAt))
+		m[attrSubmittedAt] = str(task.Timestamp(t.SubmittedAt))
 	}
 	if indexed(t.Status, s.events) {
 		m[attrOpenStatus] = str(string(t.Status))
@@ -172,8 +172,6 @@ func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Va
 func num(n int64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 }
-
-func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func parseTime(s string) time.Time {
 	t, _ := time.Parse(time.RFC3339, s)

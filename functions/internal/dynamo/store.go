@@ -107,7 +107,7 @@ func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 	}
 	if !c.IfUpdatedAt.IsZero() {
 		b.condition += " AND #updatedAt = :ifUpdatedAt"
-		b.values[":ifUpdatedAt"] = str(timestamp(c.IfUpdatedAt))
+		b.values[":ifUpdatedAt"] = str(task.Timestamp(c.IfUpdatedAt))
 	}
 	if c.AddDelivery {
 		b.add(attrDeliveries, num(1))
@@ -119,7 +119,7 @@ func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 		b.setList(attrSources, strList(cb.Sources))
 	}
 	if !c.ReceivedAt.IsZero() {
-		b.set(attrReceivedAt, str(timestamp(c.ReceivedAt)))
+		b.set(attrReceivedAt, str(task.Timestamp(c.ReceivedAt)))
 	}
 	if !c.ExpiresAt.IsZero() {
 		b.set(attrExpiresAt, num(c.ExpiresAt.Unix()))
@@ -167,7 +167,7 @@ func (s *Store) Stored(ctx context.Context, id, owner string, objects []task.Obj
 	b.orStatus(task.StatusReceived)
 	b.heldBy(owner, now)
 	b.setStatus(task.StatusStored)
-	b.set(attrStoredAt, str(timestamp(now)))
+	b.set(attrStoredAt, str(task.Timestamp(now)))
 	b.setList(attrObjects, objectList(objects))
 	b.remove(attrError)
 	b.endLease()
@@ -221,7 +221,7 @@ func (s *Store) ClearUploads(ctx context.Context, id, owner string) error {
 // an event of its own.
 func (s *Store) Notified(ctx context.Context, id string, status task.Status, at time.Time) error {
 	b := s.newUpdate(status, time.Time{}) // updatedAt stays: the sweep's age is the status change's
-	b.set(attrNotifiedAt, str(timestamp(at)))
+	b.set(attrNotifiedAt, str(task.Timestamp(at)))
 	b.remove(attrOpenStatus)
 	if _, err := s.apply(ctx, id, b); err != nil && !errors.Is(err, task.ErrStale) {
 		return err
@@ -249,7 +249,7 @@ func (s *Store) Open(ctx context.Context, status task.Status, before time.Time, 
 		IndexName:              aws.String(IndexOpen),
 		KeyConditionExpression: aws.String(attrOpenStatus + " = :status AND " + attrUpdatedAt + " < :before"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":status": str(string(status)), ":before": str(timestamp(before)),
+			":status": str(string(status)), ":before": str(task.Timestamp(before)),
 		},
 		Limit: aws.Int32(limit),
 	})

@@ -32,7 +32,7 @@ func (s *Store) newUpdate(from task.Status, now time.Time) *update {
 	b.name(attrStatus)
 	b.values[":from"] = str(string(from))
 	if !now.IsZero() {
-		b.set(attrUpdatedAt, str(timestamp(now)))
+		b.set(attrUpdatedAt, str(task.Timestamp(now)))
 	}
 	return b
 }

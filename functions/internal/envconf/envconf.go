@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -117,4 +118,17 @@ func (e *Env) Credential(name string) Credential {
 		e.fail(name, "set %s or %s, not both", name, c.SecretVariable())
 	}
 	return c
+}
+
+// Values are the entries of a setting that may hold several, separated by
+// commas (webhook keys, tokens, hosts): each trimmed of white space, empty
+// ones skipped.
+func Values(list string) []string {
+	var out []string
+	for v := range strings.SplitSeq(list, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -121,18 +121,11 @@ func Detail(t task.Task, bucket string) taskevent.Detail {
 	d := taskevent.Detail{
 		SchemaVersion: taskevent.SchemaVersion,
 		TaskID:        t.ID, API: t.API, Status: string(t.Status), Code: t.Code, Msg: t.Msg,
-		Deliveries: t.Deliveries, ReceivedAt: timestamp(t.ReceivedAt), UpdatedAt: timestamp(t.UpdatedAt),
-		StoredAt: timestamp(t.StoredAt), Error: t.Error, Labels: t.Labels,
+		Deliveries: t.Deliveries, ReceivedAt: task.Timestamp(t.ReceivedAt), UpdatedAt: task.Timestamp(t.UpdatedAt),
+		StoredAt: task.Timestamp(t.StoredAt), Error: t.Error, Labels: t.Labels,
 	}
 	for _, o := range t.Objects {
 		d.Objects = append(d.Objects, taskevent.Object{Bucket: bucket, Key: o.Key, Bytes: o.Bytes, SHA256: o.SHA256, ContentType: o.ContentType, Source: o.Source})
 	}
 	return d
-}
-
-func timestamp(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
 }

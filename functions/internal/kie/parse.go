@@ -1,6 +1,7 @@
-// Package kie speaks the platform's callback protocol: it parses the body of
-// every API's callback into one task.Callback and verifies the platform's
-// webhook signature.
+// Package kie speaks the platform's protocol: it parses the body of every
+// API's callback into one task.Callback, reads the labels of a callback
+// URL, verifies the platform's webhook signature, and parses every API's
+// record-info answer into one Record.
 package kie
 
 import (

@@ -9,11 +9,11 @@ import (
 	"hash"
 	"io"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
@@ -28,19 +28,6 @@ const (
 // RegistrationPrefix + taskID + "." + timestamp. A task id never holds "/",
 // so no callback's signed text can equal a registration's.
 const RegistrationPrefix = "register/"
-
-// Values are the entries of a setting that may hold several, separated by
-// commas (webhook keys, callback tokens): each trimmed of white space,
-// empty ones skipped.
-func Values(list string) []string {
-	var out []string
-	for v := range strings.SplitSeq(list, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
 
 // Sign is the platform's signature of a callback: standard base64 of
 // HMAC-SHA256 over taskID + "." + timestamp, keyed with the webhook key.
@@ -86,7 +73,7 @@ func NewVerifier(tolerance time.Duration) *Verifier {
 // refused and the keys held are kept.
 func (v *Verifier) SetKeys(list string) error {
 	var macs []*keyMAC
-	for _, k := range Values(list) {
+	for _, k := range envconf.Values(list) {
 		key := []byte(k)
 		m := &keyMAC{}
 		m.pool.New = func() any { return hmac.New(sha256.New, key) }

@@ -71,7 +71,7 @@ func refused(err error) error {
 		return err
 	}
 	code := status.HTTPStatusCode()
-	if code < 400 || code > 499 || code == 408 || code == 429 {
+	if !task.RefusedForGood(code) {
 		return err
 	}
 	reason := http.StatusText(code)

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"sync/atomic"
 
-	"github.com/kiehook/kiehook/functions/internal/kie"
+	"github.com/kiehook/kiehook/functions/internal/envconf"
 )
 
 // Tokens are the accepted values of a bearer secret (the callback's
@@ -21,7 +21,7 @@ type Tokens struct {
 // refused and the tokens held are kept.
 func (t *Tokens) Set(list string) error {
 	var sums [][sha256.Size]byte
-	for _, tok := range kie.Values(list) {
+	for _, tok := range envconf.Values(list) {
 		sums = append(sums, sha256.Sum256([]byte(tok)))
 	}
 	if len(sums) == 0 {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 )
 
-// Error codes. Each maps to one HTTP status in the callback handler's table.
+// Error codes. The Function URL handlers show each as one HTTP status
+// (urlapi's table); EPERMANENT is the copier's alone, where it means "do
+// not retry".
 const (
 	EINVALID      = "invalid"      // the body is not a callback we accept
 	EUNAUTHORIZED = "unauthorized" // authentication failed

@@ -21,6 +21,25 @@ const (
 // CodeSuccess is the platform's code for a finished generation.
 const CodeSuccess = 200
 
+// DefaultTTL is how long a task record lives by default (RECORD_TTL).
+const DefaultTTL = 720 * time.Hour
+
+// Timestamp is how the record and the events write a time: RFC 3339 in
+// UTC, to the second; "" for the zero time.
+func Timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// RefusedForGood reports whether an HTTP status refuses a request for
+// good, so that retrying it cannot help: a 4xx other than 408 (timeout)
+// and 429 (too many requests). A source's answer and S3's are judged alike.
+func RefusedForGood(status int) bool {
+	return status >= 400 && status < 500 && status != 408 && status != 429
+}
+
 // Callback is what one platform callback says about a task.
 type Callback struct {
 	TaskID  string
