@@ -9,8 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -18,10 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/kiehook/kiehook/functions/internal/awsenv"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kie"
+	"github.com/kiehook/kiehook/functions/internal/lambdamain"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/secret"
@@ -29,27 +27,17 @@ import (
 )
 
 func main() {
-	logger := lambdacontext.NewLogger()
-	h, err := build(context.Background(), logger)
-	if err != nil {
-		logger.Error("callback function cannot start", "error", err.Error())
-		os.Exit(1)
-	}
-	lambda.Start(h.Handle)
+	lambdamain.Run("callback", build, func(h *Handler) any { return h.Handle })
 }
 
 // build reads the configuration and makes the SDK clients, once per cold start.
 func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
-	c, err := loadConfig(os.LookupEnv)
+	c, awsCfg, err := lambdamain.Config(loadConfig)
 	if err != nil {
 		return nil, err
 	}
 	// Three attempts with short back-off keep a throttled dependency inside
 	// the request budget; the platform's own retry covers the rest.
-	awsCfg, err := awsenv.Config(os.LookupEnv)
-	if err != nil {
-		return nil, err
-	}
 	awsCfg.Retryer = func() aws.Retryer {
 		return retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = 3

@@ -9,38 +9,26 @@ import (
 	"os"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/kiehook/kiehook/functions/internal/awsenv"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
+	"github.com/kiehook/kiehook/functions/internal/lambdamain"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
 func main() {
-	logger := lambdacontext.NewLogger()
-	r, err := build(context.Background(), logger)
-	if err != nil {
-		logger.Error("reconciler function cannot start", "error", err.Error())
-		os.Exit(1)
-	}
-	lambda.Start(r.Handle)
+	lambdamain.Run("reconciler", build, func(r *Reconciler) any { return r.Handle })
 }
 
 // build reads the configuration and makes the SDK clients, once per cold start.
 func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
-	c, err := loadConfig(os.LookupEnv)
-	if err != nil {
-		return nil, err
-	}
-	awsCfg, err := awsenv.Config(os.LookupEnv)
+	c, awsCfg, err := lambdamain.Config(loadConfig)
 	if err != nil {
 		return nil, err
 	}

@@ -134,13 +134,22 @@ func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 	return s.apply(ctx, c.ID, b)
 }
 
+// copyUpdate is an update of a task being copied, still received or
+// queued, under owner's lease, or, with no owner, while no copier's lease
+// is live at now. Its updatedAt stays unless stamped: the reconciler
+// claims tasks on it.
+func (s *Store) copyUpdate(owner string, now time.Time) *update {
+	b := s.newUpdate(task.StatusQueued, time.Time{})
+	b.orStatus(task.StatusReceived)
+	b.heldBy(owner, now)
+	return b
+}
+
 // Lease gives a task still received or queued to the copier l names,
 // unless another copier's lease is live at now; receives is the delivery
 // count of the message that takes it. A lease held is task.ErrStale.
 func (s *Store) Lease(ctx context.Context, id string, l task.Lease, receives int, now time.Time) error {
-	b := s.newUpdate(task.StatusQueued, time.Time{}) // updatedAt stays: the reconciler claims on it
-	b.orStatus(task.StatusReceived)
-	b.unleased(now)
+	b := s.copyUpdate("", now)
 	b.set(attrLeaseOwner, str(l.Owner))
 	b.set(attrLeaseUntil, num(l.Until.UnixMilli()))
 	b.set(attrReceives, num(int64(receives)))
@@ -151,9 +160,7 @@ func (s *Store) Lease(ctx context.Context, id string, l task.Lease, receives int
 // Release gives up owner's lease on a task whose copy failed and will be
 // retried, so that another delivery need not wait for it to expire.
 func (s *Store) Release(ctx context.Context, id, owner string) error {
-	b := s.newUpdate(task.StatusQueued, time.Time{})
-	b.orStatus(task.StatusReceived)
-	b.heldBy(owner, time.Time{})
+	b := s.copyUpdate(owner, time.Time{})
 	b.remove(attrLeaseOwner)
 	b.remove(attrLeaseUntil)
 	_, err := s.apply(ctx, id, b)
@@ -163,9 +170,8 @@ func (s *Store) Release(ctx context.Context, id, owner string) error {
 // Stored records the copied objects of a task still received or queued
 // and leased by owner; anything else means another copier finished it.
 func (s *Store) Stored(ctx context.Context, id, owner string, objects []task.Object, now time.Time) (task.Task, error) {
-	b := s.newUpdate(task.StatusQueued, now)
-	b.orStatus(task.StatusReceived)
-	b.heldBy(owner, now)
+	b := s.copyUpdate(owner, now)
+	b.stamp(now)
 	b.setStatus(task.StatusStored)
 	b.set(attrStoredAt, str(task.Timestamp(now)))
 	b.setList(attrObjects, objectList(objects))
@@ -178,9 +184,8 @@ func (s *Store) Stored(ctx context.Context, id, owner string, objects []task.Obj
 // copied: by the copier whose lease owner names, or, with no owner (the
 // reconciler), while no copier's lease is live at now.
 func (s *Store) CopyFailed(ctx context.Context, id, owner, reason string, now time.Time) (task.Task, error) {
-	b := s.newUpdate(task.StatusQueued, now)
-	b.orStatus(task.StatusReceived)
-	b.heldBy(owner, now)
+	b := s.copyUpdate(owner, now)
+	b.stamp(now)
 	b.setStatus(task.StatusCopyFailed)
 	b.set(attrError, str(reason))
 	b.endLease()
@@ -191,9 +196,7 @@ func (s *Store) CopyFailed(ctx context.Context, id, owner, reason string, now ti
 // task still received or queued, has started, before any of its parts is
 // sent.
 func (s *Store) AddUpload(ctx context.Context, id, owner string, up task.Upload) error {
-	b := s.newUpdate(task.StatusQueued, time.Time{})
-	b.orStatus(task.StatusReceived)
-	b.heldBy(owner, time.Time{})
+	b := s.copyUpdate(owner, time.Time{})
 	uploads := b.name(attrUploads)
 	b.sets = append(b.sets, uploads+" = list_append(if_not_exists("+uploads+", :none), :upload)")
 	b.values[":none"] = &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
@@ -207,9 +210,7 @@ func (s *Store) AddUpload(ctx context.Context, id, owner string, up task.Upload)
 // ClearUploads forgets the uploads of a task that owner leases, once it
 // has aborted them.
 func (s *Store) ClearUploads(ctx context.Context, id, owner string) error {
-	b := s.newUpdate(task.StatusQueued, time.Time{})
-	b.orStatus(task.StatusReceived)
-	b.heldBy(owner, time.Time{})
+	b := s.copyUpdate(owner, time.Time{})
 	b.remove(attrUploads)
 	_, err := s.apply(ctx, id, b)
 	return err

@@ -32,10 +32,13 @@ func (s *Store) newUpdate(from task.Status, now time.Time) *update {
 	b.name(attrStatus)
 	b.values[":from"] = str(string(from))
 	if !now.IsZero() {
-		b.set(attrUpdatedAt, str(task.Timestamp(now)))
+		b.stamp(now)
 	}
 	return b
 }
+
+// stamp moves the record's updatedAt to now.
+func (b *update) stamp(now time.Time) { b.set(attrUpdatedAt, str(task.Timestamp(now))) }
 
 // setStatus moves the record to s, in or out of the open index. A record
 // leaving a final status owes a new event, so its notifiedAt goes (an open
