@@ -59,11 +59,14 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		Now:    time.Now,
 		Logger: logger,
 	}
+	m := metrics.New(os.Stdout, c.MetricsNamespace, time.Now)
 	if c.EventBus != "" {
 		// Only failures end here; they have no objects, so no bucket.
-		r.Notifier = eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, "", store, time.Now)
+		bus := eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, "", store, time.Now)
+		bus.Metrics = m
+		r.Notifier = bus
 	}
-	return NewHandler(r, auth, logger, metrics.New(os.Stdout, c.MetricsNamespace, time.Now), time.Now), nil
+	return NewHandler(r, auth, logger, m, time.Now), nil
 }
 
 // authFrom builds the authentication the configuration asks for. Keys and

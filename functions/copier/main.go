@@ -49,7 +49,9 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		Now:     time.Now,
 	}
 	if c.EventBus != "" {
-		cp.Notifier = eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, c.Bucket, store, time.Now)
+		bus := eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, c.Bucket, store, time.Now)
+		bus.Metrics = cp.Metrics
+		cp.Notifier = bus
 	}
 	if c.Verify {
 		// loadConfig made sure a key is configured, so the client is not nil.

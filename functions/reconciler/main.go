@@ -54,6 +54,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 	}
 	if c.EventBus != "" {
 		bus := eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, c.Bucket, store, time.Now)
+		bus.Metrics = r.Metrics
 		r.Notifier, receiver.Notifier = bus, bus
 	}
 	if platform != nil {

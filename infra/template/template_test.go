@@ -1,7 +1,10 @@
 package template
 
 import (
+	"encoding/json"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -652,5 +655,51 @@ func TestADeployWithoutAuthenticationIsRefused(t *testing.T) {
 				t.Errorf("refused %v", refused)
 			}
 		})
+	}
+}
+
+func TestTheDashboardShowsMetricsTheFunctionsWrite(t *testing.T) {
+	tpl := load(t)
+	body := tpl.At("Resources", "Dashboard", "Properties", "DashboardBody")
+	if body.Tag != "!Sub" {
+		t.Fatalf("DashboardBody is %s", body.Tag)
+	}
+	var dash struct {
+		Widgets []struct {
+			Properties struct {
+				Title   string
+				Metrics [][]any
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(regexp.MustCompile(`\$\{[^}]+\}`).ReplaceAllString(body.Value, "x")), &dash); err != nil {
+		t.Fatalf("DashboardBody is not JSON: %v", err)
+	}
+	var source strings.Builder
+	filepath.WalkDir("../../functions", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			b, _ := os.ReadFile(path)
+			source.Write(b)
+		}
+		return nil
+	})
+	titles := []string{}
+	for _, w := range dash.Widgets {
+		titles = append(titles, w.Properties.Title)
+		for _, m := range w.Properties.Metrics {
+			if namespace, _ := m[0].(string); namespace == "x" || strings.HasPrefix(namespace, "kiehook/") {
+				if name := m[1].(string); !strings.Contains(source.String(), `Name: "`+name+`"`) {
+					t.Errorf("%s: no function writes the metric %s", w.Properties.Title, name)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"Callbacks by outcome", "Copies by outcome", "Bytes copied", "Copy latency (ms)", "Copy queue: oldest message age (s)", "Dead-letter queue depth", "Task events put"} {
+		if !slices.Contains(titles, want) {
+			t.Errorf("the dashboard lacks %q", want)
+		}
+	}
+	if !strings.Contains(tpl.At("Outputs", "DashboardUrl", "Value").Value, "dashboards:name=kiehook-${AWS::StackName}") {
+		t.Error("DashboardUrl does not lead to the dashboard")
 	}
 }

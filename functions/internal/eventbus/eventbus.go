@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
+	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/taskevent"
 )
@@ -34,6 +35,9 @@ type Bus struct {
 	bucket string
 	tasks  Marker
 	now    func() time.Time
+	// Metrics, when set, counts the events the bus took (EventsPut, by
+	// detail type) for the dashboard.
+	Metrics *metrics.Writer
 }
 
 // New returns a Bus that puts events on the bus name; bucket is where the
@@ -68,6 +72,7 @@ func (b *Bus) Notify(ctx context.Context, t task.Task) error {
 		e := out.Entries[0]
 		return fmt.Errorf("put %s event of task %s: the bus refused it: %s: %s", detailType, t.ID, aws.ToString(e.ErrorCode), aws.ToString(e.ErrorMessage))
 	}
+	b.Metrics.Emit(detailType, metrics.Metric{Name: "EventsPut", Unit: metrics.Count, Value: 1})
 	if err := b.tasks.Notified(context.WithoutCancel(ctx), t.ID, t.Status, b.now().UTC()); err != nil {
 		return fmt.Errorf("record the event of task %s: %w", t.ID, err)
 	}

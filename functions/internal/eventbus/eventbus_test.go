@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/taskevent"
 	"github.com/kiehook/kiehook/infra/emulators"
@@ -199,5 +200,17 @@ func TestAnEventPastEventBridgesLimitIsShrunkNeverRetriedForever(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestEveryEventTheBusTakesIsCounted(t *testing.T) {
+	h := newHarness(t)
+	var out strings.Builder
+	h.bus.Metrics = metrics.New(&out, "kiehook", func() time.Time { return testNow })
+	if err := h.bus.Notify(context.Background(), h.stored(t, "counted")); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.Contains(got, `"EventsPut":1`) || !strings.Contains(got, `"Outcome":"Task Stored"`) {
+		t.Errorf("metrics %s", got)
 	}
 }

@@ -42,6 +42,9 @@ func New(w io.Writer, namespace string, now func() time.Time) *Writer {
 // Emit writes one line recording metrics for outcome. Names, units and
 // outcomes are kiehook's own constants and need no JSON escaping.
 func (w *Writer) Emit(outcome string, metrics ...Metric) {
+	if w == nil {
+		return // no metrics wanted
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	b := append(w.buf[:0], `{"_aws":{"Timestamp":`...)
