@@ -1,0 +1,253 @@
+// Command cost estimates what kiehook costs on AWS, from template.yaml's
+// own settings (each function's memory, the reconciler's schedule, the
+// alarms, secrets and keys the stack creates) and AWS's published list
+// prices, and writes docs/cost.md:
+//
+//	go run ./infra/cost > docs/cost.md
+//
+// A test fails when docs/cost.md is not what the program writes, so the
+// page stays true when the template changes.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/kiehook/kiehook/infra/yamlnode"
+)
+
+// Prices are AWS's list prices in us-east-1 (USD), as published in 2026;
+// other regions differ a little.
+var prices = struct {
+	LambdaGBSecond, LambdaRequest                 float64 // arm64
+	DynamoWrite, DynamoRead, DynamoPITRPerGBMonth float64 // on-demand, per request unit
+	SQSRequest, Event, APIDestinationCall         float64
+	S3Put, S3Get, S3StoragePerGBMonth             float64
+	SecretMonth, SecretCall, KMSKeyMonth          float64
+	AlarmMetricMonth, DashboardMonth              float64
+	CustomMetricMonth, LogIngestPerGB             float64
+}{
+	LambdaGBSecond: 0.0000133334, LambdaRequest: 0.20 / 1e6,
+	DynamoWrite: 0.625 / 1e6, DynamoRead: 0.125 / 1e6, DynamoPITRPerGBMonth: 0.20,
+	SQSRequest: 0.40 / 1e6, Event: 1.00 / 1e6, APIDestinationCall: 0.20 / 1e6,
+	S3Put: 0.005 / 1000, S3Get: 0.0004 / 1000, S3StoragePerGBMonth: 0.023,
+	SecretMonth: 0.40, SecretCall: 0.05 / 10000, KMSKeyMonth: 1.00,
+	AlarmMetricMonth: 0.10, DashboardMonth: 3.00,
+	CustomMetricMonth: 0.30, LogIngestPerGB: 0.50,
+}
+
+// A task, as measured on the local stack (the load's report) and counted
+// in the code: what one generation task costs kiehook.
+var perTask = struct {
+	Callbacks          float64 // deliveries: a few tasks come twice, Suno's three times
+	CallbackSeconds    float64 // billed per delivery: a conditional write, a send, an update
+	CopierSeconds      float64 // billed per task: four 1 MiB files downloaded and stored
+	Files              float64
+	MiB                float64 // stored per task
+	Writes, Reads      float64 // DynamoDB request units
+	SQSRequests        float64 // send, receive, delete
+	Events, LogKiB     float64
+	S3RequestsPerFile  float64 // a PutObject (files past 5 MiB: create, parts, complete, tag)
+	ReaderCalls        float64 // GET /tasks per task, by the application
+	ReaderSeconds      float64
+	ReaderLinksPerCall float64
+}{
+	Callbacks: 1.2, CallbackSeconds: 0.040, CopierSeconds: 0.400, Files: 4, MiB: 4,
+	// create, queued, lease, stored (objects, 2 units), notifiedAt; the
+	// copier's consistent read, the reader's read.
+	Writes: 6, Reads: 2,
+	SQSRequests: 3, Events: 1, LogKiB: 2,
+	S3RequestsPerFile: 1,
+	ReaderCalls: 1, ReaderSeconds: 0.030, ReaderLinksPerCall: 4,
+}
+
+// busyMetrics are the metric and outcome pairs the functions write when
+// tasks flow: callbacks (6 outcomes), registrations (3), copies (5), bytes
+// and latency, events put (3), reads (4).
+const busyMetrics = 23
+
+// monthSeconds is an average month.
+const monthSeconds = 30.44 * 24 * 3600
+
+// template is what the estimate reads of template.yaml.
+type template struct {
+	memoryMB        map[string]float64 // by function
+	reconcileEvery  float64            // seconds
+	alarmMetrics    int                // metrics the alarms watch, with the defaults' conditions
+	secrets         int                // secrets a stack with a key, a token and a read token creates
+	customMetrics   int                // EMF metric and outcome pairs the functions write when idle
+	dashboards      int
+	retentionDays   string
+	notifyAvailable bool
+}
+
+func readTemplate(raw []byte) (template, error) {
+	tpl, err := yamlnode.Parse(raw)
+	if err != nil {
+		return template{}, err
+	}
+	t := template{memoryMB: map[string]float64{}}
+	resources := tpl.At("Resources")
+	for _, name := range resources.Keys() {
+		r := resources.At(name)
+		switch r.At("Type").Str() {
+		case "AWS::Serverless::Function":
+			mb, err := strconv.ParseFloat(r.At("Properties", "MemorySize").Str(), 64)
+			if err != nil {
+				return template{}, fmt.Errorf("%s has no MemorySize", name)
+			}
+			t.memoryMB[strings.TrimSuffix(name, "Function")] = mb
+		case "AWS::CloudWatch::Alarm":
+			if c := r.At("Condition").Str(); c == "" {
+				t.alarmMetrics += max(1, countReturnless(r))
+			}
+		case "AWS::SecretsManager::Secret":
+			switch r.At("Condition").Str() {
+			case "HasKeyValue", "HasToken", "HasReadToken":
+				t.secrets++
+			}
+		case "AWS::CloudWatch::Dashboard":
+			t.dashboards++
+		case "AWS::Events::ApiDestination":
+			t.notifyAvailable = true
+		}
+	}
+	rate := regexp.MustCompile(`^rate\((\d+) minutes?\)$`).FindStringSubmatch(resources.At("ReconcilerFunction", "Properties", "Events", "EveryMinute", "Properties", "Schedule").Str())
+	if rate == nil {
+		return template{}, fmt.Errorf("the reconciler's schedule is not rate(N minutes)")
+	}
+	minutes, _ := strconv.ParseFloat(rate[1], 64)
+	t.reconcileEvery = minutes * 60
+	// The reconciler writes its seven counts every run.
+	t.customMetrics = 7
+	return t, nil
+}
+
+// countReturnless counts the metrics a metric-math alarm reads (the ones
+// that are not the expression it returns).
+func countReturnless(alarm yamlnode.Node) int {
+	n := 0
+	for _, m := range alarm.At("Properties", "Metrics").Items() {
+		if m.At("MetricStat").OK() {
+			n++
+		}
+	}
+	return n
+}
+
+// line is one row of a table: what, how much, and its monthly dollars.
+type line struct {
+	what, basis string
+	usd         float64
+}
+
+func idle(t template) []line {
+	runs := monthSeconds / t.reconcileEvery
+	gbs := runs * 0.1 * t.memoryMB["Reconciler"] / 1024
+	return []line{
+		{"Secrets Manager", fmt.Sprintf("%d secrets (webhook key, callback token, read token)", t.secrets), float64(t.secrets) * prices.SecretMonth},
+		{"Secrets Manager calls", "each warm sandbox reads its secrets every 5 min: about 3 sandboxes", 3 * float64(t.secrets) * monthSeconds / 300 * prices.SecretCall},
+		{"KMS key", "the alarm topic's, with AlarmEmail", prices.KMSKeyMonth},
+		{"CloudWatch alarms", fmt.Sprintf("%d alarm metrics", t.alarmMetrics), float64(t.alarmMetrics) * prices.AlarmMetricMonth},
+		{"CloudWatch dashboard", fmt.Sprintf("%d (an account's first 3 are free)", t.dashboards), float64(t.dashboards) * prices.DashboardMonth},
+		{"CloudWatch metrics", fmt.Sprintf("%d custom metrics the reconciler writes every run", t.customMetrics), float64(t.customMetrics) * prices.CustomMetricMonth},
+		{"Reconciler runs", fmt.Sprintf("%.0f runs of about 0.1 s at %.0f MB", runs, t.memoryMB["Reconciler"]), runs*prices.LambdaRequest + gbs*prices.LambdaGBSecond},
+		{"Reconciler queries", "six index queries a run", runs * 6 * prices.DynamoRead},
+		{"Copy queue polling", "the event source mapping's long polls, about 650,000 a month", 650000 * prices.SQSRequest},
+		{"Point-in-time recovery", "of a table of 1 GB (the records of about 1 million tasks)", prices.DynamoPITRPerGBMonth},
+	}
+}
+
+func perMillion(t template) []line {
+	const tasks = 1e6
+	gbs := func(fn string, seconds float64) float64 { return seconds * t.memoryMB[fn] / 1024 * prices.LambdaGBSecond }
+	files := tasks * perTask.Files
+	lines := []line{
+		{"Callback function", fmt.Sprintf("%.1f deliveries a task, %.0f ms each at %.0f MB", perTask.Callbacks, perTask.CallbackSeconds*1000, t.memoryMB["Callback"]),
+			tasks * perTask.Callbacks * (prices.LambdaRequest + gbs("Callback", perTask.CallbackSeconds))},
+		{"Copier function", fmt.Sprintf("%.1f s a task at %.0f MB (batches of 4 share an invocation)", perTask.CopierSeconds, t.memoryMB["Copier"]),
+			tasks * (prices.LambdaRequest/4 + gbs("Copier", perTask.CopierSeconds))},
+		{"Reader function", fmt.Sprintf("%.0f call a task, %.0f ms at %.0f MB", perTask.ReaderCalls, perTask.ReaderSeconds*1000, t.memoryMB["Reader"]),
+			tasks * perTask.ReaderCalls * (prices.LambdaRequest + gbs("Reader", perTask.ReaderSeconds))},
+		{"DynamoDB", fmt.Sprintf("%.0f write and %.0f read units a task", perTask.Writes, perTask.Reads), tasks * (perTask.Writes*prices.DynamoWrite + perTask.Reads*prices.DynamoRead)},
+		{"SQS", fmt.Sprintf("%.0f requests a task", perTask.SQSRequests), tasks * perTask.SQSRequests * prices.SQSRequest},
+		{"EventBridge", fmt.Sprintf("%.0f event a task on the custom bus", perTask.Events), tasks * perTask.Events * prices.Event},
+		{"S3 requests", fmt.Sprintf("%.0f files a task; a put each, a GET through each link", perTask.Files), files * (perTask.S3RequestsPerFile*prices.S3Put + prices.S3Get)},
+		{"S3 storage", fmt.Sprintf("%.0f MiB a task, per month kept", perTask.MiB), tasks * perTask.MiB / 1024 * prices.S3StoragePerGBMonth},
+		{"CloudWatch Logs", fmt.Sprintf("about %.0f KiB of logs and metrics a task", perTask.LogKiB), tasks * perTask.LogKiB / (1 << 20) * prices.LogIngestPerGB},
+		// A metric costs the same whatever its volume, once it is written.
+		{"CloudWatch metrics", fmt.Sprintf("about %d more metric and outcome pairs once tasks flow", busyMetrics), busyMetrics * prices.CustomMetricMonth},
+	}
+	if t.notifyAvailable {
+		lines = append(lines, line{"Forwarding (NotifyUrl)", "one API destination call an event", tasks * perTask.Events * prices.APIDestinationCall})
+	}
+	return lines
+}
+
+func write(w io.Writer, t template) {
+	table := func(lines []line) float64 {
+		fmt.Fprintln(w, "| what | basis | USD a month |")
+		fmt.Fprintln(w, "|---|---|---:|")
+		total := 0.0
+		for _, l := range lines {
+			fmt.Fprintf(w, "| %s | %s | %.2f |\n", l.what, l.basis, l.usd)
+			total += l.usd
+		}
+		fmt.Fprintf(w, "| **total** | | **%.2f** |\n", total)
+		return total
+	}
+	fmt.Fprint(w, `# What kiehook costs
+
+Written by `+"`go run ./infra/cost > docs/cost.md`"+` from template.yaml's settings
+and AWS's us-east-1 list prices (2026); a test fails when this page and the
+template disagree. Free tiers are left out (the first million Lambda
+requests, SQS requests and dashboards of a new account cost nothing), so
+a small account pays less.
+
+## Idle, per month
+
+With a webhook key, a callback token, a read token and an AlarmEmail, and no
+task at all.
+
+`)
+	table(idle(t))
+	fmt.Fprint(w, `
+## Per million tasks
+
+A task here has four result files of 1 MiB (Midjourney's), is called back
+1.2 times on average, read once through the reader, and is kept a month.
+The durations are what the local stack measures, rounded up for AWS's
+latencies; copies of large videos cost more copier seconds and storage.
+
+`)
+	table(perMillion(t))
+	fmt.Fprint(w, `
+Storage grows with what you keep: set ObjectExpirationDays to expire the
+copies, and RecordTtl to let the task records go.
+`)
+}
+
+func main() {
+	if err := run(os.Stdout, "template.yaml"); err != nil {
+		fmt.Fprintln(os.Stderr, "cost:", err, "(run it from the module root)")
+		os.Exit(1)
+	}
+}
+
+// run writes the page for the template at path.
+func run(w io.Writer, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	t, err := readTemplate(raw)
+	if err != nil {
+		return err
+	}
+	write(w, t)
+	return nil
+}
