@@ -50,10 +50,11 @@ func TestSampleEventsRunThroughTheHandler(t *testing.T) {
 				}
 			}
 			// A second delivery of a task in the same batch finds the
-			// first one's lease and comes back later.
+			// first one's lease and comes back later, or, when the first
+			// was quicker, finds the task stored.
 			resp, err := h.handler.Handle(context.Background(), ev)
-			if err != nil || len(resp.BatchItemFailures) != len(ev.Records)-len(ids) {
-				t.Fatalf("failures %v %v, want one per repeated delivery", resp.BatchItemFailures, err)
+			if err != nil || len(resp.BatchItemFailures) > len(ev.Records)-len(ids) {
+				t.Fatalf("failures %v %v, want at most one per repeated delivery", resp.BatchItemFailures, err)
 			}
 			for _, id := range ids {
 				h.assertStored(t, id, "/img.png")

@@ -431,8 +431,10 @@ func TestRedeliveryAfterACrashEndsWithTheSameObjects(t *testing.T) {
 		m := message("twice")
 		m2 := m
 		m2.MessageId = "msg-twice-2"
-		if failed := h.run(t, m, m2); len(failed) != 1 {
-			t.Fatalf("failed %v, want the second delivery returned while the first holds the task", failed)
+		// The second delivery is returned while the first holds the task
+		// (or, had the first been quicker, finds it stored).
+		if failed := h.run(t, m, m2); len(failed) > 1 {
+			t.Fatalf("failed %v: the two deliveries ruined each other", failed)
 		}
 		if failed := h.run(t, m2); len(failed) != 0 {
 			t.Fatalf("the returned delivery failed again: %v", failed)
