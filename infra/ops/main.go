@@ -1,13 +1,16 @@
-// Command ops recovers copies that failed, on the deployed stack (found by
-// its name) or on the local stack:
+// Command ops checks and recovers a kiehook stack, deployed (found by its
+// name) or local:
 //
+//	go run ./infra/ops [-stack kiehook | -local] check [-url <a result URL>]
 //	go run ./infra/ops [-stack kiehook | -local] requeue <taskId>...
 //	go run ./infra/ops [-stack kiehook | -local] redrive
 //
-// requeue hands copy_failed tasks to the copier again, once their cause is
-// fixed; redrive does it for every message in the copy dead-letter queue.
-// Either way the record is reset as new, so that Task Stored is put when
-// the copy succeeds. It uses the AWS CLI's credentials and region.
+// check sends a signed callback as the platform would and shows the task's
+// record once it has ended. requeue hands copy_failed tasks to the copier
+// again, once their cause is fixed; redrive does it for every message in
+// the copy dead-letter queue. Either way the record is reset as new, so
+// that Task Stored is put when the copy succeeds. It uses the AWS CLI's
+// credentials and region.
 package main
 
 import (
@@ -16,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -24,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kiehook/kiehook/events"
@@ -32,14 +37,17 @@ import (
 func main() {
 	stack := flag.String("stack", "kiehook", "the deployed stack's name (samconfig.toml's stack_name)")
 	local := flag.Bool("local", false, "act on the local stack (go run ./infra/local) instead")
+	resultURL := flag.String("url", "", "with check: a result file of yours on the platform's hosts, for a success to copy (default: a failure, nothing to copy)")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run ./infra/ops [-stack NAME | -local] requeue TASK_ID... | redrive")
+		fmt.Fprintln(os.Stderr, "usage: go run ./infra/ops [-stack NAME | -local] [-url URL] check | requeue TASK_ID... | redrive")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	ctx := context.Background()
-	r, err := connect(ctx, *stack, *local)
-	if err == nil {
+	r, caller, err := connect(ctx, *stack, *local)
+	if err == nil && flag.Arg(0) == "check" {
+		err = r.Check(ctx, caller, *resultURL, 2*time.Minute, os.Stdout)
+	} else if err == nil {
 		err = run(ctx, r, flag.Args(), os.Stdout)
 	}
 	if err != nil {
@@ -51,7 +59,7 @@ func main() {
 // run carries out one command.
 func run(ctx context.Context, r *Recovery, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("name a command: requeue TASK_ID... or redrive")
+		return errors.New("name a command: check, requeue TASK_ID... or redrive")
 	}
 	switch cmd, ids := args[0], args[1:]; {
 	case cmd == "requeue" && len(ids) > 0:
@@ -69,42 +77,76 @@ func run(ctx context.Context, r *Recovery, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "%d tasks moved from the dead-letter queue to the copier: %s\n", len(moved), strings.Join(moved, " "))
 		return err
 	default:
-		return fmt.Errorf("unknown command %q: requeue TASK_ID... or redrive", strings.Join(args, " "))
+		return fmt.Errorf("unknown command %q: check, requeue TASK_ID... or redrive", strings.Join(args, " "))
 	}
 }
 
-// connect finds the resources: the stack's outputs, or the local stack's.
-func connect(ctx context.Context, stack string, local bool) (*Recovery, error) {
+// connect finds the resources and how to call back: the stack's outputs
+// and secrets, or the local stack's.
+func connect(ctx context.Context, stack string, local bool) (*Recovery, Caller, error) {
 	if local {
 		return localRecovery(ctx)
 	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
-		return nil, err
+		return nil, Caller{}, err
 	}
 	out, err := cloudformation.NewFromConfig(cfg).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(stack)})
 	if err != nil {
-		return nil, fmt.Errorf("stack %s: %w", stack, err)
+		return nil, Caller{}, fmt.Errorf("stack %s: %w", stack, err)
 	}
 	outputs := map[string]string{}
 	for _, o := range out.Stacks[0].Outputs {
 		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
 	}
 	res := Resources{Table: outputs["TasksTableName"], QueueURL: outputs["CopyQueueUrl"], DLQURL: outputs["CopyDeadLetterQueueUrl"]}
-	if res.Table == "" || res.QueueURL == "" || res.DLQURL == "" {
-		return nil, fmt.Errorf("stack %s lacks the outputs TasksTableName, CopyQueueUrl and CopyDeadLetterQueueUrl: is it kiehook?", stack)
+	if res.Table == "" || res.QueueURL == "" || res.DLQURL == "" || outputs["CallbackUrl"] == "" {
+		return nil, Caller{}, fmt.Errorf("stack %s lacks the outputs TasksTableName, CopyQueueUrl, CopyDeadLetterQueueUrl and CallbackUrl: is it kiehook?", stack)
 	}
-	return &Recovery{DynamoDB: dynamodb.NewFromConfig(cfg), SQS: sqs.NewFromConfig(cfg), Resources: res, Now: time.Now}, nil
+	// The key and the token as the platform holds them: the first of each
+	// secret's list.
+	sm := secretsmanager.NewFromConfig(cfg)
+	first := func(output string) (string, error) {
+		arn := outputs[output]
+		if arn == "" {
+			return "", nil
+		}
+		v, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", output, err)
+		}
+		value, _, _ := strings.Cut(aws.ToString(v.SecretString), ",")
+		return strings.TrimSpace(value), nil
+	}
+	caller := Caller{CallbackURL: outputs["CallbackUrl"]}
+	if caller.Key, err = first("WebhookKeySecretArn"); err != nil {
+		return nil, Caller{}, err
+	}
+	token, err := first("CallbackTokenSecretArn")
+	if err != nil {
+		return nil, Caller{}, err
+	}
+	if token != "" {
+		caller.CallbackURL += "?token=" + url.QueryEscape(token)
+	}
+	return &Recovery{DynamoDB: dynamodb.NewFromConfig(cfg), SQS: sqs.NewFromConfig(cfg), Resources: res, Now: time.Now}, caller, nil
 }
 
-// localRecovery reaches the local stack at events/env.json's endpoints.
-func localRecovery(ctx context.Context) (*Recovery, error) {
+// localRecovery reaches the local stack at events/env.json's endpoints,
+// and its callback URL at go run ./infra/local's default address.
+func localRecovery(ctx context.Context) (*Recovery, Caller, error) {
 	vars, err := events.LocalVars("ReconcilerFunction")
 	if err != nil {
-		return nil, err
+		return nil, Caller{}, err
+	}
+	callback, err := events.LocalVars("CallbackFunction")
+	if err != nil {
+		return nil, Caller{}, err
 	}
 	res := Resources{Table: vars["TABLE_NAME"], QueueURL: vars["QUEUE_URL"], DLQURL: vars["QUEUE_URL"] + "-dlq"}
-	return recoveryAt(ctx, vars["AWS_ENDPOINT_URL_DYNAMODB"], vars["AWS_ENDPOINT_URL_SQS"], res)
+	r, err := recoveryAt(ctx, vars["AWS_ENDPOINT_URL_DYNAMODB"], vars["AWS_ENDPOINT_URL_SQS"], res)
+	caller := Caller{CallbackURL: "http://127.0.0.1:3000/?token=" + url.QueryEscape(callback["CALLBACK_TOKEN"]), Key: callback["WEBHOOK_HMAC_KEY"]}
+	return r, caller, err
 }
 
 // recoveryAt is a Recovery whose clients reach emulators at the given

@@ -108,3 +108,44 @@ func waitStored(tb testing.TB, s *stack.Stack, id string) {
 	tasks, _ := s.Tasks(context.Background())
 	tb.Fatalf("%s: no Task Stored within 30 s; records %+v", id, tasks)
 }
+
+func TestCheckSendsASignedCallbackAndShowsTheTaskEnded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the functions")
+	}
+	ctx := context.Background()
+	s, err := stack.Start(ctx, stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, CopierTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	files := platform.ServeFiles()
+	defer files.Close()
+	r, err := recoveryAt(ctx, s.Env.DynamoDBURL, s.Env.SQSURL, Resources{Table: s.Env.Table, QueueURL: s.Env.QueueURL, DLQURL: s.Env.DLQURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := Caller{CallbackURL: s.CallbackURL, Key: s.Key}
+	for _, tt := range []struct{ name, url, want string }{
+		{"without a result URL it sends a failure, which ends failed", "", " is failed "},
+		{"with a result URL it sends a success, which ends stored", files.URL("check.png"), " is stored "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := r.Check(ctx, caller, tt.url, 30*time.Second, &out); err != nil || !strings.Contains(out.String(), tt.want) {
+				t.Errorf("%v:\n%s", err, out.String())
+			}
+			if strings.Contains(out.String(), s.Token) {
+				t.Errorf("the token is shown:\n%s", out.String())
+			}
+			time.Sleep(1100 * time.Millisecond) // a new task id: it is the second
+		})
+	}
+	t.Run("a wrong key is an error that says where to look", func(t *testing.T) {
+		var out bytes.Buffer
+		err := r.Check(ctx, Caller{CallbackURL: s.CallbackURL, Key: "wrong"}, "", time.Second, &out)
+		if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "Troubleshooting") {
+			t.Errorf("error %v", err)
+		}
+	})
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/kiehook/kiehook/infra/platform"
+)
+
+// Caller is how the check reaches the callback as the platform does.
+type Caller struct {
+	CallbackURL string // with its ?token=, when the stack has one
+	Key         string // the webhook key; empty when the stack has none
+}
+
+// checked is what the check reads of the task record.
+type checked struct {
+	Status  string `dynamodbav:"status"`
+	Msg     string `dynamodbav:"msg"`
+	Error   string `dynamodbav:"error"`
+	Objects []struct {
+		Key    string `dynamodbav:"key"`
+		Bytes  int64  `dynamodbav:"bytes"`
+		SHA256 string `dynamodbav:"sha256"`
+	} `dynamodbav:"objects"`
+}
+
+// Check sends a signed callback to the stack as the platform would, then
+// waits for the task to end and prints its record: with resultURL (a file
+// of yours on the platform's hosts) a success to copy, which must end
+// stored; without, a failure (code 501), which must end failed. Its task
+// id is kiehook-check-<time>.
+func (r *Recovery) Check(ctx context.Context, c Caller, resultURL string, wait time.Duration, out io.Writer) error {
+	id := fmt.Sprintf("kiehook-check-%d", r.Now().Unix())
+	body, want := map[string]any{"code": 501, "msg": "kiehook check: a failure, nothing to copy", "data": map[string]any{"taskId": id}}, "failed"
+	if resultURL != "" {
+		body, want = map[string]any{"code": 200, "msg": "kiehook check", "data": map[string]any{"taskId": id, "resultUrls": []string{resultURL}}}, "stored"
+	}
+	raw, _ := json.Marshal(body)
+	client := &platform.Client{URL: withLabel(c.CallbackURL), Key: c.Key, Retries: 1}
+	d := client.Send(ctx, id, raw)
+	fmt.Fprintf(out, "POST %s (task %s) → %d %s\n", redacted(c.CallbackURL), id, d.Status, strings.TrimSpace(d.Body))
+	if !d.OK() {
+		return fmt.Errorf("the callback answered %d: %v (see docs/operations.md, Troubleshooting)", d.Status, d.Err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		rec, err := r.record(ctx, id)
+		if err != nil {
+			return err
+		}
+		if rec.Status == want || rec.Status == "copy_failed" || time.Now().After(deadline) {
+			fmt.Fprintf(out, "task %s is %s %s%s\n", id, rec.Status, rec.Msg, rec.Error)
+			for _, o := range rec.Objects {
+				fmt.Fprintf(out, "  %s  %d bytes  sha256 %s\n", o.Key, o.Bytes, o.SHA256)
+			}
+			if rec.Status != want {
+				return fmt.Errorf("task %s is %q, want %s", id, rec.Status, want)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (r *Recovery) record(ctx context.Context, id string) (checked, error) {
+	out, err := r.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(r.Table), Key: key(id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return checked{}, fmt.Errorf("read task %s: %w", id, err)
+	}
+	var rec checked
+	err = attributevalue.UnmarshalMap(out.Item, &rec)
+	return rec, err
+}
+
+// withLabel marks the check's task with the label check=1, as an
+// application marks its own.
+func withLabel(callbackURL string) string {
+	if strings.Contains(callbackURL, "?") {
+		return callbackURL + "&check=1"
+	}
+	return callbackURL + "?check=1"
+}
+
+// redacted is the URL with its token hidden, for the terminal.
+func redacted(callbackURL string) string {
+	u, err := url.Parse(callbackURL)
+	if err != nil {
+		return "the callback URL"
+	}
+	if q := u.Query(); q.Has("token") {
+		q.Set("token", "…")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
