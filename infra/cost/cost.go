@@ -62,7 +62,7 @@ var perTask = struct {
 	Writes: 6, Reads: 2,
 	SQSRequests: 3, Events: 1, LogKiB: 2,
 	S3RequestsPerFile: 1,
-	ReaderCalls: 1, ReaderSeconds: 0.030, ReaderLinksPerCall: 4,
+	ReaderCalls:       1, ReaderSeconds: 0.030, ReaderLinksPerCall: 4,
 }
 
 // busyMetrics are the metric and outcome pairs the functions write when
@@ -164,7 +164,9 @@ func idle(t template) []line {
 
 func perMillion(t template) []line {
 	const tasks = 1e6
-	gbs := func(fn string, seconds float64) float64 { return seconds * t.memoryMB[fn] / 1024 * prices.LambdaGBSecond }
+	gbs := func(fn string, seconds float64) float64 {
+		return seconds * t.memoryMB[fn] / 1024 * prices.LambdaGBSecond
+	}
 	files := tasks * perTask.Files
 	lines := []line{
 		{"Callback function", fmt.Sprintf("%.1f deliveries a task, %.0f ms each at %.0f MB", perTask.Callbacks, perTask.CallbackSeconds*1000, t.memoryMB["Callback"]),
