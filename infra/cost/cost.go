@@ -43,18 +43,17 @@ var prices = struct {
 // A task, as measured on the local stack (the load's report) and counted
 // in the code: what one generation task costs kiehook.
 var perTask = struct {
-	Callbacks          float64 // deliveries: a few tasks come twice, Suno's three times
-	CallbackSeconds    float64 // billed per delivery: a conditional write, a send, an update
-	CopierSeconds      float64 // billed per task: four 1 MiB files downloaded and stored
-	Files              float64
-	MiB                float64 // stored per task
-	Writes, Reads      float64 // DynamoDB request units
-	SQSRequests        float64 // send, receive, delete
-	Events, LogKiB     float64
-	S3RequestsPerFile  float64 // a PutObject (files past 5 MiB: create, parts, complete, tag)
-	ReaderCalls        float64 // GET /tasks per task, by the application
-	ReaderSeconds      float64
-	ReaderLinksPerCall float64
+	Callbacks         float64 // deliveries: a few tasks come twice, Suno's three times
+	CallbackSeconds   float64 // billed per delivery: a conditional write, a send, an update
+	CopierSeconds     float64 // billed per task: four 1 MiB files downloaded and stored
+	Files             float64
+	MiB               float64 // stored per task
+	Writes, Reads     float64 // DynamoDB request units
+	SQSRequests       float64 // send, receive, delete
+	Events, LogKiB    float64
+	S3RequestsPerFile float64 // a PutObject (files past 5 MiB: create, parts, complete, tag)
+	ReaderCalls       float64 // GET /tasks per task, by the application
+	ReaderSeconds     float64
 }{
 	Callbacks: 1.2, CallbackSeconds: 0.040, CopierSeconds: 0.400, Files: 4, MiB: 4,
 	// create, queued, lease, stored (objects, 2 units), notifiedAt; the
@@ -62,7 +61,7 @@ var perTask = struct {
 	Writes: 6, Reads: 2,
 	SQSRequests: 3, Events: 1, LogKiB: 2,
 	S3RequestsPerFile: 1,
-	ReaderCalls:       1, ReaderSeconds: 0.030, ReaderLinksPerCall: 4,
+	ReaderCalls:       1, ReaderSeconds: 0.030,
 }
 
 // busyMetrics are the metric and outcome pairs the functions write when
