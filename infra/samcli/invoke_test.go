@@ -23,26 +23,26 @@ var samVars = map[string]string{
 	"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
 }
 
-// readmeInvocations are the `sam local invoke` commands of the README, in
+// docsInvocations are the `sam local invoke` commands of docs/local.md, in
 // order: the function and the event file of each.
-func readmeInvocations(tb testing.TB) [][2]string {
+func docsInvocations(tb testing.TB) [][2]string {
 	tb.Helper()
 	var out [][2]string
-	for _, m := range regexp.MustCompile(`(?m)^sam local invoke (\w+) -e events/(\S+)`).FindAllStringSubmatch(string(readFile(tb, "../../README.md")), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^sam local invoke (\w+) -e events/(\S+)`).FindAllStringSubmatch(string(readFile(tb, "../../docs/local.md")), -1) {
 		out = append(out, [2]string{m[1], m[2]})
 	}
 	if len(out) == 0 {
-		tb.Fatal("the README lists no sam local invoke command")
+		tb.Fatal("docs/local.md lists no sam local invoke command")
 	}
 	return out
 }
 
-// TestTheREADMEsSamLocalInvokeCommands runs each command of the README's
+// TestTheDocumentedSamLocalInvokeCommands runs each command of docs/local.md's
 // `sam local invoke` section as the SAM CLI would: the built bootstrap under
 // the Runtime Interface Emulator, with exactly the environment the SAM CLI
 // gives it from template.yaml and events/env.json, against the local stack
 // at the addresses env.json names.
-func TestTheREADMEsSamLocalInvokeCommands(t *testing.T) {
+func TestTheDocumentedSamLocalInvokeCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the functions")
 	}
@@ -57,7 +57,7 @@ func TestTheREADMEsSamLocalInvokeCommands(t *testing.T) {
 	tpl := kiehookTemplate(t)
 	envJSON := readFile(t, "../../events/env.json")
 
-	// What the README promises each command does.
+	// What docs/local.md promises each command does.
 	checks := map[string]func(t *testing.T, out []byte){
 		"callback-success.json": func(t *testing.T, out []byte) {
 			answered(t, out, 200, `"status":"accepted"`)
@@ -87,18 +87,24 @@ func TestTheREADMEsSamLocalInvokeCommands(t *testing.T) {
 			}
 			eventOf(t, s, "fluxk_7f3a9c2e", "Task Stored")
 		},
+		"reader-get.json": func(t *testing.T, out []byte) {
+			answered(t, out, 200, `"taskId":"fluxk_7f3a9c2e"`)
+			if st := status(t, s, "fluxk_7f3a9c2e"); st == "stored" && !strings.Contains(string(out), `links`) {
+				t.Errorf("a stored task without links: %s", out)
+			}
+		},
 		"reconciler-schedule.json": func(t *testing.T, out []byte) {
 			if strings.TrimSpace(string(out)) != "null" {
 				t.Errorf("answer %s, want null: a pass without error", out)
 			}
 		},
 	}
-	for _, inv := range readmeInvocations(t) {
+	for _, inv := range docsInvocations(t) {
 		function, file := inv[0], inv[1]
 		t.Run(fmt.Sprintf("sam local invoke %s -e events/%s", function, file), func(t *testing.T) {
 			check, ok := checks[file]
 			if !ok {
-				t.Fatalf("the README promises something of %s that no check holds it to", file)
+				t.Fatalf("docs/local.md promises something of %s that no check holds it to", file)
 			}
 			env, dropped, err := tpl.Environment(function, envJSON)
 			if err != nil || len(dropped) != 0 {
