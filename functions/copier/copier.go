@@ -76,6 +76,7 @@ const (
 	outcomeSkipped    = "skipped"  // already finished, or nothing to copy
 	outcomeRetried    = "retried"  // returned to the queue
 	outcomeNotified   = "notified" // already finished; only its event was missing
+	outcomeLeased     = "leased"   // another delivery holds the task; returned for later
 )
 
 // Copy copies the task named id for a message SQS has delivered receives
@@ -86,7 +87,10 @@ const (
 func (c *Copier) Copy(ctx context.Context, id string, receives int) error {
 	start := c.Now()
 	outcome, bytes, err := c.copy(ctx, id, receives)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrLeased):
+		outcome = outcomeLeased
+	case err != nil:
 		outcome = outcomeRetried
 	}
 	copies := metrics.Metric{Name: "Copies", Unit: metrics.Count, Value: 1}
@@ -139,6 +143,10 @@ func (c *Copier) copy(ctx context.Context, id string, receives int) (outcome str
 	return outcome, bytes, err
 }
 
+// ErrLeased is a delivery that found its task being copied by another: no
+// failure, its message simply comes back once that copy has ended.
+var ErrLeased = errors.New("is being copied by another delivery")
+
 // leaseMargin outlasts the holder's deadline by the clock skew that
 // copiers on different hosts may have.
 const leaseMargin = 5 * time.Second
@@ -149,7 +157,7 @@ const leaseMargin = 5 * time.Second
 func (c *Copier) lease(ctx context.Context, t task.Task, receives int) (task.Lease, error) {
 	now := c.Now()
 	if t.Lease.Live(now) {
-		return task.Lease{}, fmt.Errorf("task %s is being copied by another delivery until %s: retried later", t.ID, t.Lease.Until.Format(time.RFC3339))
+		return task.Lease{}, fmt.Errorf("task %s %w until %s", t.ID, ErrLeased, t.Lease.Until.Format(time.RFC3339))
 	}
 	remaining := 15 * time.Minute // Lambda's longest run, for a context without a deadline
 	if deadline, ok := ctx.Deadline(); ok {
@@ -158,7 +166,7 @@ func (c *Copier) lease(ctx context.Context, t task.Task, receives int) (task.Lea
 	l := task.Lease{Owner: leaseOwner(), Until: now.Add(remaining + leaseMargin)}
 	err := c.Store.Lease(ctx, t.ID, l, receives, now)
 	if errors.Is(err, task.ErrStale) {
-		return task.Lease{}, fmt.Errorf("task %s was taken by another delivery first: retried later", t.ID)
+		return task.Lease{}, fmt.Errorf("task %s %w (it took the lease first)", t.ID, ErrLeased)
 	}
 	if err != nil {
 		return task.Lease{}, fmt.Errorf("lease task %s: %w", t.ID, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -50,7 +51,11 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	for _, rec := range ev.Records {
 		wg.Go(func() {
 			if err := h.process(ctx, rec); err != nil {
-				h.logger.ErrorContext(ctx, "copy will be retried", "messageId", rec.MessageId, "error", err.Error())
+				level := slog.LevelError
+				if errors.Is(err, ErrLeased) {
+					level = slog.LevelInfo // a duplicate delivery, not a failure
+				}
+				h.logger.Log(ctx, level, "copy will be retried", "messageId", rec.MessageId, "error", err.Error())
 				mu.Lock()
 				failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
 				mu.Unlock()

@@ -471,6 +471,10 @@ func TestTwoCopiersOfOneTaskNeverRuinEachOther(t *testing.T) {
 	if n, err := h.env.OpenUploads(context.Background()); n != 1 || err != nil {
 		t.Errorf("%d uploads open (%v): copier B must leave copier A's upload alone", n, err)
 	}
+	// A duplicate delivery is no failure: counted apart, never alarming.
+	if got := h.metrics.String(); !strings.Contains(got, `"Outcome":"leased"`) || strings.Contains(got, `"Outcome":"retried"`) {
+		t.Errorf("metrics %s", got)
+	}
 	close(h.src.gate)
 	if failed := <-a; len(failed) != 0 {
 		t.Fatalf("copier A failed %v", failed)
