@@ -44,6 +44,9 @@ const (
 	attrUploadID    = "uploadId"
 )
 
+// attributes are every attribute the record's updates name.
+var attributes = []string{attrTaskID, attrStatus, attrOpenStatus, attrCode, attrMsg, attrAPI, attrSources, attrObjects, attrDeliveries, attrReceivedAt, attrSubmittedAt, attrUpdatedAt, attrStoredAt, attrExpiresAt, attrError, attrNotifiedAt, attrLabels, attrUploads, attrLeaseOwner, attrLeaseUntil, attrReceives}
+
 func key(id string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrTaskID: str(id)}
 }

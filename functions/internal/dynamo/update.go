@@ -95,14 +95,17 @@ func (b *update) endLease() {
 // Every attribute goes through a name placeholder: status and error are
 // reserved words, and the list grows.
 func (b *update) name(attr string) string {
-	b.names["#"+attr] = attr
-	return "#" + attr
+	p := placeholdersOf(attr)
+	b.names[p.name] = attr
+	return p.name
 }
 
 // set sets attr to v, through the value placeholder :attr.
 func (b *update) set(attr string, v types.AttributeValue) {
-	b.sets = append(b.sets, b.name(attr)+" = :"+attr)
-	b.values[":"+attr] = v
+	p := placeholdersOf(attr)
+	b.names[p.name] = attr
+	b.sets = append(b.sets, p.assign)
+	b.values[p.value] = v
 }
 
 // setList sets a list, or removes the attribute when the list is empty:
@@ -116,8 +119,29 @@ func (b *update) setList(attr string, v *types.AttributeValueMemberL) {
 }
 
 func (b *update) add(attr string, v types.AttributeValue) {
-	b.adds = append(b.adds, b.name(attr)+" :"+attr)
-	b.values[":"+attr] = v
+	p := placeholdersOf(attr)
+	b.names[p.name] = attr
+	b.adds = append(b.adds, p.name+" "+p.value)
+	b.values[p.value] = v
+}
+
+// placeholders are an attribute's name and value placeholders in an
+// expression, and its assignment: made once, for the callback's hot path.
+type placeholders struct{ name, value, assign string }
+
+var placeholderTable = func() map[string]placeholders {
+	t := make(map[string]placeholders, len(attributes))
+	for _, a := range attributes {
+		t[a] = placeholders{name: "#" + a, value: ":" + a, assign: "#" + a + " = :" + a}
+	}
+	return t
+}()
+
+func placeholdersOf(attr string) placeholders {
+	if p, ok := placeholderTable[attr]; ok {
+		return p
+	}
+	return placeholders{name: "#" + attr, value: ":" + attr, assign: "#" + attr + " = :" + attr}
 }
 
 func (b *update) remove(attr string) { b.removes = append(b.removes, b.name(attr)) }

@@ -46,6 +46,9 @@ func LabelsFromQuery(rawQuery string) (labels map[string]string, dropped []strin
 			continue
 		}
 		rawName, rawValue, _ := strings.Cut(pair, "=")
+		if rawName == TokenParameter {
+			continue // the common case, at no cost
+		}
 		name, err1 := url.QueryUnescape(rawName)
 		value, err2 := url.QueryUnescape(rawValue)
 		switch {
