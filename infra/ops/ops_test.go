@@ -23,21 +23,8 @@ import (
 // the dead-letter queue), recovers them with the commands, and checks that
 // the copier stores them and that Task Stored arrives for each.
 func TestRecoveryOnTheLocalStack(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the functions")
-	}
 	ctx := context.Background()
-	s, err := stack.Start(ctx, stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, CopierTimeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	files := platform.ServeFiles()
-	defer files.Close()
-	r, err := recoveryAt(ctx, s.Env.DynamoDBURL, s.Env.SQSURL, Resources{Table: s.Env.Table, QueueURL: s.Env.QueueURL, DLQURL: s.Env.DLQURL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, files, r := localStack(t)
 	failed := func(id string) {
 		t.Helper()
 		item := map[string]types.AttributeValue{
@@ -89,6 +76,27 @@ func TestRecoveryOnTheLocalStack(t *testing.T) {
 	})
 }
 
+// localStack is a stack, a server of result files, and the commands'
+// Recovery on them.
+func localStack(t *testing.T) (*stack.Stack, *platform.Files, *Recovery) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the functions")
+	}
+	s, err := stack.Start(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, CopierTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	files := platform.ServeFiles()
+	t.Cleanup(files.Close)
+	r, err := recoveryAt(context.Background(), s.Env.DynamoDBURL, s.Env.SQSURL, Resources{Table: s.Env.Table, QueueURL: s.Env.QueueURL, DLQURL: s.Env.DLQURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, files, r
+}
+
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
 
 // waitStored waits for id to be stored and its Task Stored event put.
@@ -110,21 +118,8 @@ func waitStored(tb testing.TB, s *stack.Stack, id string) {
 }
 
 func TestCheckSendsASignedCallbackAndShowsTheTaskEnded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the functions")
-	}
 	ctx := context.Background()
-	s, err := stack.Start(ctx, stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, CopierTimeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	files := platform.ServeFiles()
-	defer files.Close()
-	r, err := recoveryAt(ctx, s.Env.DynamoDBURL, s.Env.SQSURL, Resources{Table: s.Env.Table, QueueURL: s.Env.QueueURL, DLQURL: s.Env.DLQURL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, files, r := localStack(t)
 	caller := Caller{CallbackURL: s.CallbackURL, Key: s.Key}
 	for _, tt := range []struct{ name, url, want string }{
 		{"without a result URL it sends a failure, which ends failed", "", " is failed "},

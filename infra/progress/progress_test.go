@@ -5,28 +5,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kiehook/kiehook/infra/capture"
 )
 
-// buffer is a non-terminal output, safe for the reporting goroutine.
-type buffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func TestOutsideATerminalAPlainLineComesEveryInterval(t *testing.T) {
-	var out buffer
+	var out capture.Buffer // not a terminal
 	p := New(&out, 20*time.Millisecond)
 	clock := time.Unix(1764300000, 0)
 	var mu sync.Mutex
