@@ -99,7 +99,8 @@ func (s *Store) Get(ctx context.Context, id string) (task.Task, bool, error) {
 }
 
 // Update applies c while the record's status is c.From; otherwise it returns
-// task.ErrStale with the current record, when there is one.
+// task.ErrStale, a *task.StaleError with the current record when there is
+// one.
 func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 	b := s.newUpdate(c.From, c.Now)
 	if c.To != "" {
@@ -308,5 +309,5 @@ func (s *Store) apply(ctx context.Context, id string, b *update) (task.Task, err
 	if err != nil {
 		return task.Task{}, err
 	}
-	return current, task.ErrStale
+	return task.Task{}, &task.StaleError{Current: current}
 }

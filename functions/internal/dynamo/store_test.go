@@ -74,10 +74,11 @@ func TestStoreOnTheEmulator(t *testing.T) {
 			t.Errorf("got %+v created=%v err=%v", got, created, err)
 		}
 	})
-	t.Run("an update from the wrong status is stale and returns the current record", func(t *testing.T) {
-		got, err := s.Update(ctx, task.Change{ID: "t1", From: task.StatusFailed, To: task.StatusReceived, Now: now})
-		if !errors.Is(err, task.ErrStale) || got.Status != task.StatusQueued {
-			t.Errorf("got %+v err=%v", got, err)
+	t.Run("an update from the wrong status is stale and its error holds the current record", func(t *testing.T) {
+		_, err := s.Update(ctx, task.Change{ID: "t1", From: task.StatusFailed, To: task.StatusReceived, Now: now})
+		var stale *task.StaleError
+		if !errors.Is(err, task.ErrStale) || !errors.As(err, &stale) || stale.Current.Status != task.StatusQueued {
+			t.Errorf("err=%v", err)
 		}
 	})
 	t.Run("an update of a missing record is stale", func(t *testing.T) {

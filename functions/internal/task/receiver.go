@@ -11,6 +11,14 @@ import (
 // its From: someone else moved the task first.
 var ErrStale = errors.New("task record changed concurrently")
 
+// StaleError is ErrStale with the record as the Change found it.
+type StaleError struct{ Current Task }
+
+func (e *StaleError) Error() string { return ErrStale.Error() }
+
+// Is makes a StaleError an ErrStale.
+func (e *StaleError) Is(target error) bool { return target == ErrStale }
+
 // Store keeps task records.
 type Store interface {
 	// Create writes t unless a record with its id exists; then it returns
@@ -18,7 +26,8 @@ type Store interface {
 	Create(ctx context.Context, t Task) (existing Task, created bool, err error)
 	// Update applies c. When c ends the task (To is final) it returns the
 	// record as it is then, for its event. When the record's status is no
-	// longer c.From it returns ErrStale and, when it can, the current record.
+	// longer c.From it returns ErrStale: a *StaleError holding the current
+	// record when it could be read.
 	Update(ctx context.Context, c Change) (current Task, err error)
 }
 
@@ -72,8 +81,9 @@ func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
 	for range maxRaces {
 		change, outcome, queue := Repeat(existing, cb, now, r.TTL)
 		current, err := r.Store.Update(ctx, change)
-		if errors.Is(err, ErrStale) && current.ID != "" {
-			existing = current
+		var stale *StaleError
+		if errors.As(err, &stale) {
+			existing = stale.Current
 			continue
 		}
 		if err != nil {
