@@ -75,7 +75,7 @@ func (r *Report) auditEvents(s *stack.Stack, records map[string]stack.Task) {
 		}
 		rec, ok := records[d.TaskID]
 		switch {
-		case !ok || detailTypes[rec.Status] == "":
+		case !ok || detailTypes[rec.Status] == "" && !supersededFailure(d.Status, rec.Status):
 			r.EventsForOpen++
 			r.note("event %s of %s, whose record is %q", ev.DetailType, d.TaskID, rec.Status)
 		case d.Status == rec.Status && !sameObjects(d, rec, s.Env.Bucket):
@@ -127,11 +127,18 @@ func (r *Report) auditForwarded(ctx context.Context, fwd *forward.Receiver, reco
 			}
 		}
 		for key, n := range seen {
-			if rec := records[key[0]]; detailTypes[rec.Status] == "" {
+			if rec := records[key[0]]; detailTypes[rec.Status] == "" && !supersededFailure(key[1], rec.Status) {
 				r.ForwardedForOpen += n
 				r.note("forwarded %s of %s, whose record is %q", key[1], key[0], rec.Status)
 			}
 		}
 		return
 	}
+}
+
+// supersededFailure reports whether an event of status failed belongs to a
+// task that a later success took out of failed (received, queued): the
+// event was due when it was put, and the task's next end brings its own.
+func supersededFailure(eventStatus, recordStatus string) bool {
+	return eventStatus == "failed" && recordStatus != ""
 }
