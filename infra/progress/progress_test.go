@@ -25,7 +25,7 @@ func TestOutsideATerminalAPlainLineComesEveryInterval(t *testing.T) {
 	clock = clock.Add(10 * time.Second)
 	counts = Counts{Total: 600, Sent: 412, Accepted: 398, Stored: 250, Ended: 300, Bytes: 120e6}
 	mu.Unlock()
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 	p.Stop()
 	got := out.String()
 	for _, want := range []string{
@@ -40,7 +40,7 @@ func TestOutsideATerminalAPlainLineComesEveryInterval(t *testing.T) {
 		t.Errorf("a redrawn line outside a terminal:\n%q", got)
 	}
 	if n := strings.Count(got, "driving"); n < 2 {
-		t.Errorf("%d driving lines in 100 ms at one per 20 ms", n)
+		t.Errorf("%d driving lines in 300 ms at one per 20 ms", n)
 	}
 }
 
