@@ -73,7 +73,10 @@ func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
 	}
 	if created {
 		if fresh.Status == StatusReceived {
-			return Accepted, r.Enqueue(ctx, cb.TaskID)
+			if err := r.Enqueue(ctx, cb.TaskID); err != nil {
+				return "", err
+			}
+			return Accepted, nil
 		}
 		r.notify(ctx, fresh)
 		return Accepted, nil
