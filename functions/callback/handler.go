@@ -244,7 +244,8 @@ func (h *Handler) registerTask(ctx context.Context, req events.LambdaFunctionURL
 		return task.Task{}, false, err
 	}
 	parseErr := json.Unmarshal(body, reg)
-	if !kie.ValidTaskID(reg.TaskID) {
+	idErr := kie.CheckTaskID(reg.TaskID)
+	if idErr != nil {
 		reg.TaskID = ""
 	}
 	// A registration is signed over its own text, so that no callback's
@@ -259,8 +260,8 @@ func (h *Handler) registerTask(ctx context.Context, req events.LambdaFunctionURL
 	switch {
 	case parseErr != nil:
 		return task.Task{}, false, task.Errorf(task.EINVALID, `body must be {"taskId":"…","api":"…","labels":{…}}`)
-	case reg.TaskID == "":
-		return task.Task{}, false, task.Errorf(task.EINVALID, "task id must be 1-%d characters of A-Z a-z 0-9 . _ : -", kie.MaxTaskIDLength)
+	case idErr != nil:
+		return task.Task{}, false, idErr
 	case !kie.KnownAPI(reg.API):
 		return task.Task{}, false, task.Errorf(task.EINVALID, "api must be one of %s", strings.Join(kie.KnownAPIs, ", "))
 	}

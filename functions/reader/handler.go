@@ -89,8 +89,8 @@ func (h *Handler) read(ctx context.Context, req events.LambdaFunctionURLRequest)
 	if err := h.authenticate(ctx, urlapi.Header(req.Headers, "Authorization")); err != nil {
 		return taskevent.Task{}, err
 	}
-	if !kie.ValidTaskID(id) {
-		return taskevent.Task{}, task.Errorf(task.EINVALID, "task id must be 1-%d characters of A-Z a-z 0-9 . _ : -", kie.MaxTaskIDLength)
+	if err := kie.CheckTaskID(id); err != nil {
+		return taskevent.Task{}, err
 	}
 	t, found, err := h.Tasks.Get(ctx, id)
 	if err != nil {

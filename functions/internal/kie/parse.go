@@ -150,10 +150,19 @@ func taskID(b *body) (string, error) {
 	if id == "" {
 		return "", task.Errorf(task.EINVALID, "no task id in data.taskId, data.task_id or taskId")
 	}
-	if !ValidTaskID(id) {
-		return "", task.Errorf(task.EINVALID, "task id must be 1-%d characters of A-Z a-z 0-9 . _ : -", MaxTaskIDLength)
+	if err := CheckTaskID(id); err != nil {
+		return "", err
 	}
 	return id, nil
+}
+
+// CheckTaskID returns an EINVALID error saying what a task id may be when
+// id is not one, so that every entry point refuses it in the same words.
+func CheckTaskID(id string) error {
+	if !ValidTaskID(id) {
+		return task.Errorf(task.EINVALID, "task id must be 1-%d characters of A-Z a-z 0-9 . _ : -", MaxTaskIDLength)
+	}
+	return nil
 }
 
 // ValidTaskID reports whether id may name a task: it becomes a DynamoDB key
