@@ -50,11 +50,11 @@ var errEnded = errors.New("nothing to requeue")
 // only sent again (a Requeue whose send failed is safe to repeat); any
 // other status is refused, naming it.
 func (r *Recovery) Requeue(ctx context.Context, id string) error {
-	status, err := r.status(ctx, id)
+	rec, err := r.record(ctx, id)
 	if err != nil {
 		return err
 	}
-	switch status {
+	switch status := rec.Status; status {
 	case "copy_failed":
 		if err := r.reset(ctx, id); err != nil {
 			return err
@@ -72,21 +72,6 @@ func (r *Recovery) Requeue(ctx context.Context, id string) error {
 		return fmt.Errorf("task %s is queued, but sending it failed (run requeue again): %w", id, err)
 	}
 	return nil
-}
-
-func (r *Recovery) status(ctx context.Context, id string) (string, error) {
-	out, err := r.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(r.Table), Key: key(id), ConsistentRead: aws.Bool(true),
-		ProjectionExpression: aws.String("#status"), ExpressionAttributeNames: map[string]string{"#status": "status"},
-	})
-	if err != nil {
-		return "", fmt.Errorf("task %s: %w", id, err)
-	}
-	s, _ := out.Item["status"].(*types.AttributeValueMemberS)
-	if s == nil {
-		return "", nil
-	}
-	return s.Value, nil
 }
 
 // reset moves a copy_failed record back to queued, as the record of a
@@ -149,7 +134,8 @@ func (r *Recovery) Redrive(ctx context.Context) ([]string, error) {
 				continue
 			}
 			err := r.Requeue(ctx, msg.TaskID)
-			if err != nil && !errors.Is(err, errEnded) {
+			ended := errors.Is(err, errEnded)
+			if err != nil && !ended {
 				errs = append(errs, err)
 				kept[aws.ToString(m.MessageId)] = true
 				continue
@@ -157,7 +143,7 @@ func (r *Recovery) Redrive(ctx context.Context) ([]string, error) {
 			if _, err := r.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(r.DLQURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
 				errs = append(errs, fmt.Errorf("task %s is requeued; its old message stays in the dead-letter queue: %w", msg.TaskID, err))
 			}
-			if err == nil {
+			if !ended {
 				moved = append(moved, msg.TaskID)
 			}
 		}
