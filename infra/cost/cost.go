@@ -69,6 +69,10 @@ var perTask = struct {
 // and latency, events put (3), reads (4).
 const busyMetrics = 23
 
+// idleMetrics are the counts the reconciler writes every run, tasks or
+// none.
+const idleMetrics = 7
+
 // monthSeconds is an average month.
 const monthSeconds = 30.44 * 24 * 3600
 
@@ -78,9 +82,7 @@ type template struct {
 	reconcileEvery  float64            // seconds
 	alarmMetrics    int                // metrics the alarms watch, with the defaults' conditions
 	secrets         int                // secrets a stack with a key, a token and a read token creates
-	customMetrics   int                // EMF metric and outcome pairs the functions write when idle
 	dashboards      int
-	retentionDays   string
 	notifyAvailable bool
 }
 
@@ -121,8 +123,6 @@ func readTemplate(raw []byte) (template, error) {
 	}
 	minutes, _ := strconv.ParseFloat(rate[1], 64)
 	t.reconcileEvery = minutes * 60
-	// The reconciler writes its seven counts every run.
-	t.customMetrics = 7
 	return t, nil
 }
 
@@ -153,7 +153,7 @@ func idle(t template) []line {
 		{"KMS key", "the alarm topic's, with AlarmEmail", prices.KMSKeyMonth},
 		{"CloudWatch alarms", fmt.Sprintf("%d alarm metrics", t.alarmMetrics), float64(t.alarmMetrics) * prices.AlarmMetricMonth},
 		{"CloudWatch dashboard", fmt.Sprintf("%d (an account's first 3 are free)", t.dashboards), float64(t.dashboards) * prices.DashboardMonth},
-		{"CloudWatch metrics", fmt.Sprintf("%d custom metrics the reconciler writes every run", t.customMetrics), float64(t.customMetrics) * prices.CustomMetricMonth},
+		{"CloudWatch metrics", fmt.Sprintf("%d custom metrics the reconciler writes every run", idleMetrics), idleMetrics * prices.CustomMetricMonth},
 		{"Reconciler runs", fmt.Sprintf("%.0f runs of about 0.1 s at %.0f MB", runs, t.memoryMB["Reconciler"]), runs*prices.LambdaRequest + gbs*prices.LambdaGBSecond},
 		{"Reconciler queries", "six index queries a run", runs * 6 * prices.DynamoRead},
 		{"Copy queue polling", "the event source mapping's long polls, about 650,000 a month", 650000 * prices.SQSRequest},
