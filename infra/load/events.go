@@ -110,21 +110,19 @@ func (r *Report) auditForwarded(ctx context.Context, fwd *forward.Receiver, reco
 			json.Unmarshal(raw, &d)
 			seen[[2]string{d.TaskID, d.Status}]++
 		}
-		missing := 0
+		var missing []string
 		for id, rec := range records {
 			if detailTypes[rec.Status] != "" && seen[[2]string{id, rec.Status}] == 0 {
-				missing++
+				missing = append(missing, id)
 			}
 		}
-		if missing > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		if len(missing) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 			time.Sleep(200 * time.Millisecond)
 			continue
 		}
-		r.Forwarded, r.ForwardedMissing, r.ForwardRefused = len(details), missing, int(fwd.Refused.Load())
-		for id, rec := range records {
-			if detailTypes[rec.Status] != "" && seen[[2]string{id, rec.Status}] == 0 {
-				r.note("no forwarded %s for %s", detailTypes[rec.Status], id)
-			}
+		r.Forwarded, r.ForwardedMissing, r.ForwardRefused = len(details), len(missing), int(fwd.Refused.Load())
+		for _, id := range missing {
+			r.note("no forwarded %s for %s", detailTypes[records[id].Status], id)
 		}
 		for key, n := range seen {
 			if rec := records[key[0]]; detailTypes[rec.Status] == "" && !supersededFailure(key[1], rec.Status) {
