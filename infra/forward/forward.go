@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -113,6 +114,7 @@ type Receiver struct {
 	Target Target
 
 	failRate float64
+	calls    atomic.Int64
 	mu       sync.Mutex
 	details  []json.RawMessage
 	Refused  atomic.Int64 // calls answered 503 on purpose
@@ -133,7 +135,7 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "who are you", http.StatusUnauthorized)
 		return
 	}
-	if r.failRate > 0 && rand.Float64() < r.failRate {
+	if r.refuse() {
 		r.Refused.Add(1)
 		http.Error(w, "busy", http.StatusServiceUnavailable)
 		return
@@ -147,6 +149,16 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.details = append(r.details, body)
 	r.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// refuse reports whether this call is one of the failRate share answered
+// 503. The share is spread evenly over the calls, not drawn at random: a
+// random streak could refuse one event past any test's patience, while
+// here, at a rate of at most a half, a call retried alone is never refused
+// twice in a row.
+func (r *Receiver) refuse() bool {
+	n := float64(r.calls.Add(1))
+	return math.Floor(n*r.failRate) > math.Floor((n-1)*r.failRate)
 }
 
 // Details are the details taken so far, in order.
