@@ -81,7 +81,7 @@ type template struct {
 	memoryMB        map[string]float64 // by function
 	reconcileEvery  float64            // seconds
 	alarmMetrics    int                // metrics the alarms watch, with the defaults' conditions
-	secrets         int                // secrets a stack with a key, a token and a read token creates
+	secrets         int                // secrets every stack creates (not NotifyUrl's)
 	dashboards      int
 	notifyAvailable bool
 }
@@ -107,8 +107,7 @@ func readTemplate(raw []byte) (template, error) {
 				t.alarmMetrics += max(1, countReturnless(r))
 			}
 		case "AWS::SecretsManager::Secret":
-			switch r.At("Condition").Str() {
-			case "HasKeyValue", "HasToken", "HasReadToken":
+			if !r.At("Condition").OK() {
 				t.secrets++
 			}
 		case "AWS::CloudWatch::Dashboard":

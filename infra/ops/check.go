@@ -16,10 +16,20 @@ import (
 	"github.com/kiehook/kiehook/infra/platform"
 )
 
-// Caller is how the check reaches the callback as the platform does.
+// Caller is how a client reaches the stack: the platform its callback,
+// an application its reader.
 type Caller struct {
-	CallbackURL string // with its ?token=, when the stack has one
-	Key         string // the webhook key; empty when the stack has none
+	CallbackURL string // with its ?token=
+	Key         string // the webhook key
+	ReaderURL   string
+	ReadToken   string
+}
+
+// PrintURLs shows what the platform and an application need: the callback
+// URL with its token, and the reader's URL with its bearer token. They are
+// secrets: the output is for the one who configures the platform.
+func (c Caller) PrintURLs(out io.Writer) {
+	fmt.Fprintf(out, "callBackUrl  %s\nreader       %stasks/<taskId>\nread token   %s   (Authorization: Bearer <read token>)\n", c.CallbackURL, c.ReaderURL, c.ReadToken)
 }
 
 // checked is what the check reads of the task record.

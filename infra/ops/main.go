@@ -1,11 +1,14 @@
 // Command ops checks and recovers a kiehook stack, deployed (found by its
 // name) or local:
 //
+//	go run ./infra/ops [-stack kiehook | -local] urls
 //	go run ./infra/ops [-stack kiehook | -local] check [-url <a result URL>]
 //	go run ./infra/ops [-stack kiehook | -local] requeue <taskId>...
 //	go run ./infra/ops [-stack kiehook | -local] redrive
 //
-// check sends a signed callback as the platform would and shows the task's
+// urls prints the callback URL with the token the stack made, for the
+// platform's callBackUrl, and the reader's URL with its read token. check
+// sends a signed callback as the platform would and shows the task's
 // record once it has ended. requeue hands copy_failed tasks to the copier
 // again, once their cause is fixed; redrive does it for every message in
 // the copy dead-letter queue. Either way the record is reset as new, so
@@ -39,15 +42,19 @@ func main() {
 	local := flag.Bool("local", false, "act on the local stack (go run ./infra/local) instead")
 	resultURL := flag.String("url", "", "with check: a result file of yours on the platform's hosts, for a success to copy (default: a failure, nothing to copy)")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run ./infra/ops [-stack NAME | -local] [-url URL] check | requeue TASK_ID... | redrive")
+		fmt.Fprintln(os.Stderr, "usage: go run ./infra/ops [-stack NAME | -local] [-url URL] urls | check | requeue TASK_ID... | redrive")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	ctx := context.Background()
 	r, caller, err := connect(ctx, *stack, *local)
-	if err == nil && flag.Arg(0) == "check" {
+	switch {
+	case err != nil:
+	case flag.Arg(0) == "urls" && flag.NArg() == 1:
+		caller.PrintURLs(os.Stdout)
+	case flag.Arg(0) == "check":
 		err = r.Check(ctx, caller, *resultURL, 2*time.Minute, os.Stdout)
-	} else if err == nil {
+	default:
 		err = run(ctx, r, flag.Args(), os.Stdout)
 	}
 	if err != nil {
@@ -59,7 +66,7 @@ func main() {
 // run carries out one command.
 func run(ctx context.Context, r *Recovery, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("name a command: check, requeue TASK_ID... or redrive")
+		return errors.New("name a command: urls, check, requeue TASK_ID... or redrive")
 	}
 	switch cmd, ids := args[0], args[1:]; {
 	case cmd == "requeue" && len(ids) > 0:
@@ -77,7 +84,7 @@ func run(ctx context.Context, r *Recovery, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "%d tasks moved from the dead-letter queue to the copier: %s\n", len(moved), strings.Join(moved, " "))
 		return err
 	default:
-		return fmt.Errorf("unknown command %q: check, requeue TASK_ID... or redrive", strings.Join(args, " "))
+		return fmt.Errorf("unknown command %q: urls, check, requeue TASK_ID... or redrive", strings.Join(args, " "))
 	}
 }
 
@@ -100,10 +107,10 @@ func connect(ctx context.Context, stack string, local bool) (*Recovery, Caller, 
 		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
 	}
 	res := Resources{Table: outputs["TasksTableName"], QueueURL: outputs["CopyQueueUrl"], DLQURL: outputs["CopyDeadLetterQueueUrl"]}
-	if res.Table == "" || res.QueueURL == "" || res.DLQURL == "" || outputs["CallbackUrl"] == "" {
-		return nil, Caller{}, fmt.Errorf("stack %s lacks the outputs TasksTableName, CopyQueueUrl, CopyDeadLetterQueueUrl and CallbackUrl: is it kiehook?", stack)
+	if res.Table == "" || res.QueueURL == "" || res.DLQURL == "" || outputs["CallbackUrl"] == "" || outputs["ReaderUrl"] == "" {
+		return nil, Caller{}, fmt.Errorf("stack %s lacks the outputs TasksTableName, CopyQueueUrl, CopyDeadLetterQueueUrl, CallbackUrl and ReaderUrl: is it kiehook?", stack)
 	}
-	// The key and the token as the platform holds them: the first of each
+	// The key and the tokens as their holders use them: the first of each
 	// secret's list.
 	sm := secretsmanager.NewFromConfig(cfg)
 	first := func(output string) (string, error) {
@@ -118,7 +125,7 @@ func connect(ctx context.Context, stack string, local bool) (*Recovery, Caller, 
 		value, _, _ := strings.Cut(aws.ToString(v.SecretString), ",")
 		return strings.TrimSpace(value), nil
 	}
-	caller := Caller{CallbackURL: outputs["CallbackUrl"]}
+	caller := Caller{ReaderURL: outputs["ReaderUrl"]}
 	if caller.Key, err = first("WebhookKeySecretArn"); err != nil {
 		return nil, Caller{}, err
 	}
@@ -126,8 +133,9 @@ func connect(ctx context.Context, stack string, local bool) (*Recovery, Caller, 
 	if err != nil {
 		return nil, Caller{}, err
 	}
-	if token != "" {
-		caller.CallbackURL += "?token=" + url.QueryEscape(token)
+	caller.CallbackURL = outputs["CallbackUrl"] + "?token=" + url.QueryEscape(token)
+	if caller.ReadToken, err = first("ReadTokenSecretArn"); err != nil {
+		return nil, Caller{}, err
 	}
 	return &Recovery{DynamoDB: dynamodb.NewFromConfig(cfg), SQS: sqs.NewFromConfig(cfg), Resources: res, Now: time.Now}, caller, nil
 }
@@ -143,9 +151,14 @@ func localRecovery(ctx context.Context) (*Recovery, Caller, error) {
 	if err != nil {
 		return nil, Caller{}, err
 	}
+	reader, err := events.LocalVars("ReaderFunction")
+	if err != nil {
+		return nil, Caller{}, err
+	}
 	res := Resources{Table: vars["TABLE_NAME"], QueueURL: vars["QUEUE_URL"], DLQURL: vars["QUEUE_URL"] + "-dlq"}
 	r, err := recoveryAt(ctx, vars["AWS_ENDPOINT_URL_DYNAMODB"], vars["AWS_ENDPOINT_URL_SQS"], res)
-	caller := Caller{CallbackURL: "http://127.0.0.1:3000/?token=" + url.QueryEscape(callback["CALLBACK_TOKEN"]), Key: callback["WEBHOOK_HMAC_KEY"]}
+	caller := Caller{CallbackURL: "http://127.0.0.1:3000/?token=" + url.QueryEscape(callback["CALLBACK_TOKEN"]), Key: callback["WEBHOOK_HMAC_KEY"],
+		ReaderURL: "http://127.0.0.1:3001/", ReadToken: reader["READ_TOKEN"]}
 	return r, caller, err
 }
 

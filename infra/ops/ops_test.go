@@ -144,3 +144,13 @@ func TestCheckSendsASignedCallbackAndShowsTheTaskEnded(t *testing.T) {
 		}
 	})
 }
+
+func TestURLsShowWhatThePlatformAndAnApplicationNeed(t *testing.T) {
+	var out bytes.Buffer
+	Caller{CallbackURL: "https://cb.example/?token=t0k", ReaderURL: "https://rd.example/", ReadToken: "r34d"}.PrintURLs(&out)
+	for _, want := range []string{"callBackUrl  https://cb.example/?token=t0k\n", "https://rd.example/tasks/<taskId>", "read token   r34d "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
+		}
+	}
+}

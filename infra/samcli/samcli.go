@@ -1,18 +1,20 @@
-// Package samcli applies the SAM CLI's rules for a function's environment
-// under `sam local invoke --env-vars`, to kiehook's own files:
+// Package samcli applies the SAM CLI's rules to kiehook's own files, so
+// that tests hold the template, samconfig.toml, the Makefile and
+// events/env.json to what the SAM CLI really does, without the SAM CLI
+// (each rule names the source file it follows):
 //
-//   - the variables are the function's Environment.Variables over the
+//   - how `sam build` runs a makefile build (build.go);
+//   - which questions `sam deploy --guided` asks (GuidedPrompts);
+//   - a function's environment under `sam local invoke --env-vars`: the
+//     variables are the function's Environment.Variables over the
 //     template's Globals, with intrinsic functions resolved as the SAM CLI
 //     resolves them locally: parameters take their defaults, conditions are
 //     evaluated, !Ref to a resource is its logical id, !Ref AWS::NoValue
-//     drops the variable, and anything left unresolved becomes "";
-//   - the --env-vars file overrides only variables the template declares,
+//     drops the variable, and anything left unresolved becomes ""; the
+//     --env-vars file overrides only variables the template declares,
 //     from the function's own section and its "Parameters" section (for
 //     every function); any other is dropped without a word (the SAM CLI's
 //     maintainers in aws-sam-cli issues #381, #1553 and #6145).
-//
-// It reads the files as data, so that a test can hold the template and
-// events/env.json to those rules without Docker.
 package samcli
 
 import (
@@ -197,4 +199,40 @@ func (t *Template) eval(n yamlnode.Node) (bool, error) {
 		return t.condition(n.Value)
 	}
 	return false, fmt.Errorf("condition %s %q is not one the SAM CLI evaluates", n.Tag, n.Value)
+}
+
+// Prompt is one question of `sam deploy --guided`.
+type Prompt struct {
+	Text     string // as the SAM CLI prints it, before the default
+	MustType bool   // a NoEcho parameter: no default, so Enter is refused
+}
+
+// GuidedPrompts are the questions `sam deploy --guided` asks, in order,
+// when Enter (or y, where only y goes on) answers each, as
+// samcli/commands/deploy/guided_context.py (guided_prompts,
+// prompt_parameters, prompt_authorization) and auth_utils.py ask them:
+// every parameter in template order, then one question per Function URL
+// whose AuthType is NONE once the parameters' defaults are resolved.
+func (t *Template) GuidedPrompts() ([]Prompt, error) {
+	prompts := []Prompt{{Text: "Stack Name"}, {Text: "AWS Region"}}
+	params := t.root.At("Parameters")
+	for _, name := range params.Keys() {
+		prompts = append(prompts, Prompt{Text: "Parameter " + name, MustType: params.At(name, "NoEcho").Str() == "true"})
+	}
+	prompts = append(prompts, Prompt{Text: "Confirm changes before deploy"}, Prompt{Text: "Allow SAM CLI IAM role creation"}, Prompt{Text: "Disable rollback"})
+	resources := t.root.At("Resources")
+	for _, name := range resources.Keys() {
+		url := resources.At(name, "Properties", "FunctionUrlConfig")
+		if resources.At(name, "Type").Str() != "AWS::Serverless::Function" || !url.OK() {
+			continue
+		}
+		auth, _, err := t.resolve(url.At("AuthType"))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if auth == "NONE" {
+			prompts = append(prompts, Prompt{Text: name + " Function Url has no authentication. Is this okay?"})
+		}
+	}
+	return append(prompts, Prompt{Text: "Save arguments to configuration file"}, Prompt{Text: "SAM configuration file"}, Prompt{Text: "SAM configuration environment"}), nil
 }
