@@ -65,6 +65,19 @@ const MaxMetadata = 2048 - len("sha256") - sha256.Size*2
 // refused turns S3's 4xx answers, other than 408, 429 and NoSuchUpload,
 // into permanent errors: the same request can never succeed (MetadataTooLarge, a key too
 // long, access denied). Everything else may pass on a retry.
+// passesOnRetry are the S3 error codes of a 4xx answer that a later try
+// can pass (S3's error code list): every other 4xx refuses the object
+// itself (AccessDenied, KeyTooLongError, MetadataTooLarge,
+// EntityTooLarge, InvalidArgument…), and retrying it would fail again.
+var passesOnRetry = map[string]bool{
+	"RequestTimeout":   true, // the connection idled: a new one succeeds
+	"ExpiredToken":     true, // the role's credentials expired mid-copy: the SDK gets new ones
+	"BadDigest":        true, // the body was corrupted on the way: sent again, it matches
+	"OperationAborted": true, // a conflicting operation on the bucket was under way
+	"SlowDown":         true, // throttling (503 too)
+	"NoSuchUpload":     true, // someone aborted the upload (a copier that took it for a dead one's): the next attempt starts a new one
+}
+
 func refused(err error) error {
 	var status interface{ HTTPStatusCode() int }
 	if !errors.As(err, &status) {
@@ -79,9 +92,7 @@ func refused(err error) error {
 	if errors.As(err, &apiErr) {
 		reason = apiErr.ErrorCode()
 	}
-	if reason == "NoSuchUpload" {
-		// Someone aborted the upload (a copier that took it for a dead
-		// one's): the next attempt starts a new one.
+	if passesOnRetry[reason] {
 		return err
 	}
 	return task.Wrap(task.EPERMANENT, fmt.Sprintf("S3 refused the object: %d %s", code, reason), err)
@@ -191,7 +202,13 @@ func (s *Store) Put(ctx context.Context, key, contentType string, body io.Reader
 		var next [1]byte
 		var m int
 		m, end, err = fill(body, next[:])
-		body = io.MultiReader(bytes.NewReader(next[:m]), body)
+		rest := io.Reader(bytes.NewReader(next[:m]))
+		if !end {
+			rest = io.MultiReader(rest, body)
+		}
+		// A reader may return the last byte with io.EOF: that byte is
+		// still the file's, which then needs a second part.
+		body, end = rest, end && m == 0
 	}
 	switch {
 	case err != nil:
