@@ -60,7 +60,9 @@ func (r *Recovery) Check(ctx context.Context, c Caller, resultURL string, wait t
 	d := client.Send(ctx, id, raw)
 	fmt.Fprintf(out, "POST %s (task %s) → %d %s\n", redacted(c.CallbackURL), id, d.Status, strings.TrimSpace(d.Body))
 	if !d.OK() {
-		return fmt.Errorf("the callback answered %d: %v (see docs/operations.md, Troubleshooting)", d.Status, d.Err)
+		// A network error (*url.Error) quotes the whole URL, token and all.
+		reason := hideToken(fmt.Sprint(d.Err), c.CallbackURL)
+		return fmt.Errorf("the callback answered %d: %s (see docs/operations.md, Troubleshooting)", d.Status, reason)
 	}
 	deadline := time.Now().Add(wait)
 	for {
@@ -103,6 +105,20 @@ func withLabel(callbackURL string) string {
 		return callbackURL + "&check=1"
 	}
 	return callbackURL + "?check=1"
+}
+
+// hideToken is text with the callback URL's token hidden, in every form
+// a URL may carry it.
+func hideToken(text, callbackURL string) string {
+	u, err := url.Parse(callbackURL)
+	if err != nil {
+		return "(an error that may quote the callback URL)"
+	}
+	token := u.Query().Get("token")
+	if token == "" {
+		return text
+	}
+	return strings.NewReplacer(url.QueryEscape(token), "…", token, "…").Replace(text)
 }
 
 // redacted is the URL with its token hidden, for the terminal.

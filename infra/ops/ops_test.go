@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -151,6 +154,23 @@ func TestURLsShowWhatThePlatformAndAnApplicationNeed(t *testing.T) {
 	for _, want := range []string{"callBackUrl  https://cb.example/?token=t0k\n", "https://rd.example/tasks/<taskId>", "read token   r34d "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("no %q in\n%s", want, out.String())
+		}
+	}
+}
+
+func TestACheckThatCannotConnectShowsNoToken(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	const token = "s3cr3t+t0k/en"
+	r := &Recovery{Now: time.Now}
+	var out bytes.Buffer
+	err := r.Check(context.Background(), Caller{CallbackURL: closed.URL + "/?token=" + url.QueryEscape(token), Key: "k"}, "", time.Second, &out)
+	if err == nil {
+		t.Fatal("a callback URL nobody answers must be an error")
+	}
+	for _, shown := range []string{err.Error(), out.String()} {
+		if strings.Contains(shown, token) || strings.Contains(shown, url.QueryEscape(token)) {
+			t.Errorf("the token is shown: %s", shown)
 		}
 	}
 }
