@@ -147,11 +147,13 @@ func (c *Copier) copy(ctx context.Context, id string, receives int) (outcome str
 // failure, its message simply comes back once that copy has ended.
 var ErrLeased = errors.New("is being copied by another delivery")
 
-// leaseMargin outlasts the holder's deadline by the clock skew that
+// leaseMargin outlasts the holder's invocation by the clock skew that
 // copiers on different hosts may have.
 const leaseMargin = 5 * time.Second
 
-// lease claims t for this copy until its invocation's deadline. A live
+// lease claims t for this copy until leaseMargin after its invocation's
+// deadline: the holder's last writes (stored, aborts, release, notified)
+// run after the copy's shortened deadline, up to Lambda's. A live
 // lease of another delivery is an error: the message comes back later,
 // when that copy has ended one way or the other.
 func (c *Copier) lease(ctx context.Context, t task.Task, receives int) (task.Lease, error) {
@@ -160,7 +162,7 @@ func (c *Copier) lease(ctx context.Context, t task.Task, receives int) (task.Lea
 		return task.Lease{}, fmt.Errorf("task %s %w until %s", t.ID, ErrLeased, t.Lease.Until.Format(time.RFC3339))
 	}
 	remaining := 15 * time.Minute // Lambda's longest run, for a context without a deadline
-	if deadline, ok := ctx.Deadline(); ok {
+	if deadline, ok := invocationDeadline(ctx); ok {
 		remaining = time.Until(deadline)
 	}
 	l := task.Lease{Owner: leaseOwner(), Until: now.Add(remaining + leaseMargin)}

@@ -17,6 +17,18 @@ import (
 // still has time to report its message as failed.
 const copyMargin = 5 * time.Second
 
+// invocationDeadlineKey carries Lambda's own deadline past the shortened
+// one, for the lease, which must outlast every write of its holder.
+type invocationDeadlineKey struct{}
+
+// invocationDeadline is when Lambda ends the invocation of ctx.
+func invocationDeadline(ctx context.Context) (time.Time, bool) {
+	if d, ok := ctx.Value(invocationDeadlineKey{}).(time.Time); ok {
+		return d, true
+	}
+	return ctx.Deadline()
+}
+
 // copyFunc copies one task, for a message SQS has delivered receives times.
 type copyFunc func(ctx context.Context, taskID string, receives int) error
 
@@ -40,7 +52,7 @@ func NewHandler(copy copyFunc, logger *slog.Logger) *Handler {
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	if deadline, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-copyMargin))
+		ctx, cancel = context.WithDeadline(context.WithValue(ctx, invocationDeadlineKey{}, deadline), deadline.Add(-copyMargin))
 		defer cancel()
 	}
 	var (

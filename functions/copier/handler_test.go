@@ -568,6 +568,35 @@ func TestTheLambdaDeadlineLeavesAMargin(t *testing.T) {
 	}
 }
 
+// leaseSeen keeps the lease a copier takes.
+type leaseSeen struct {
+	*dynamo.Store
+	lease task.Lease
+}
+
+func (l *leaseSeen) Lease(ctx context.Context, id string, lease task.Lease, receives int, now time.Time) error {
+	l.lease = lease
+	return l.Store.Lease(ctx, id, lease, receives, now)
+}
+
+func TestTheLeaseOutlastsTheInvocation(t *testing.T) {
+	h := newHarness(t)
+	h.seed(t, "leased", task.StatusQueued, "/img.png")
+	seen := &leaseSeen{Store: h.store}
+	h.copier.Store = seen
+	deadline := time.Now().Add(time.Minute)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if resp, err := h.handler.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{message("leased")}}); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %v, %v", resp.BatchItemFailures, err)
+	}
+	// The copier's clock is testNow: the lease ends that long after it.
+	outlasts := seen.lease.Until.Sub(testNow) - time.Until(deadline)
+	if outlasts < leaseMargin-time.Second {
+		t.Errorf("the lease ends %v after Lambda's deadline, want %v: the holder's last writes would run unprotected", outlasts, leaseMargin)
+	}
+}
+
 func TestATransientFailureEndsInTheDeadLetterQueue(t *testing.T) {
 	env := emulators.New(t, emulators.Options{VisibilityTimeout: time.Second, MaxReceiveCount: 2})
 	h := newHarnessOn(t, env)
