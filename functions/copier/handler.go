@@ -43,12 +43,14 @@ func NewHandler(copy copyFunc, logger *slog.Logger) *Handler {
 	return &Handler{copy: copy, logger: logger}
 }
 
-// Handle copies every record of the batch at once: all share the
+// Handle copies every task of the batch at once: all share the
 // invocation's deadline, so a copy that waited for another to finish would
 // start with what is left and could fail without a real attempt, spending
 // a delivery. The event source mapping's batch size bounds the copies at
-// once (the template allows at most 4). One bad record never fails the
-// others.
+// once (the template allows at most 4). The messages of one task (SQS
+// delivers at least once, and the platform may call back twice) are one
+// copy, and each follows its outcome: none waits out a visibility timeout
+// because its twin holds the lease. One bad record never fails the others.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	if deadline, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
@@ -60,17 +62,38 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		failures []events.SQSBatchItemFailure
 		wg       sync.WaitGroup
 	)
+	fail := func(err error, recs ...events.SQSMessage) {
+		level := slog.LevelError
+		if errors.Is(err, ErrLeased) {
+			level = slog.LevelInfo // a duplicate delivery, not a failure
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rec := range recs {
+			h.logger.Log(ctx, level, "copy will be retried", "messageId", rec.MessageId, "error", err.Error())
+			failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+		}
+	}
+	var order []string
+	byTask := map[string][]events.SQSMessage{}
 	for _, rec := range ev.Records {
+		// A message that names no task is reported failed, so that it ends
+		// in the dead-letter queue to be looked at.
+		msg, err := copymsg.Decode(rec.Body)
+		if err != nil {
+			fail(err, rec)
+			continue
+		}
+		if byTask[msg.TaskID] == nil {
+			order = append(order, msg.TaskID)
+		}
+		byTask[msg.TaskID] = append(byTask[msg.TaskID], rec)
+	}
+	for _, id := range order {
+		recs := byTask[id]
 		wg.Go(func() {
-			if err := h.process(ctx, rec); err != nil {
-				level := slog.LevelError
-				if errors.Is(err, ErrLeased) {
-					level = slog.LevelInfo // a duplicate delivery, not a failure
-				}
-				h.logger.Log(ctx, level, "copy will be retried", "messageId", rec.MessageId, "error", err.Error())
-				mu.Lock()
-				failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
-				mu.Unlock()
+			if err := h.copy(ctx, id, receives(recs)); err != nil {
+				fail(err, recs...)
 			}
 		})
 	}
@@ -78,15 +101,14 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	return events.SQSEventResponse{BatchItemFailures: failures}, nil
 }
 
-// process copies one message's task. A message that names no task is
-// reported failed, so that it ends in the dead-letter queue to be looked at.
-func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
-	msg, err := copymsg.Decode(rec.Body)
-	if err != nil {
-		return err
+// receives is the most deliveries any of a task's messages has had.
+// Lambda's SQS events always carry the count; a message without one counts
+// as a first delivery.
+func receives(recs []events.SQSMessage) int {
+	most := 1
+	for _, rec := range recs {
+		n, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
+		most = max(most, n)
 	}
-	// Lambda's SQS events always carry the count; a message without one
-	// counts as a first delivery.
-	receives, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
-	return h.copy(ctx, msg.TaskID, max(receives, 1))
+	return most
 }
