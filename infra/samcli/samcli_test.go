@@ -124,3 +124,22 @@ Resources:
 		t.Error("an unknown function must be an error")
 	}
 }
+
+// Under sam local invoke, !Ref to a secret resource is its logical id: a
+// plain key from env.json beside it would be "both set", and the function
+// would refuse to start.
+func TestNoLocalCredentialIsAlsoASecret(t *testing.T) {
+	tpl := kiehookTemplate(t)
+	raw := readFile(t, "../../events/env.json")
+	for _, function := range []string{"CallbackFunction", "CopierFunction", "ReconcilerFunction", "ReaderFunction"} {
+		env, _, err := tpl.Environment(function, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"WEBHOOK_HMAC_KEY", "CALLBACK_TOKEN", "READ_TOKEN", "KIE_API_KEY"} {
+			if env[name] != "" && env[name+"_SECRET"] != "" {
+				t.Errorf("%s: %s and %s=%q are both set", function, name, name+"_SECRET", env[name+"_SECRET"])
+			}
+		}
+	}
+}
