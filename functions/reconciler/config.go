@@ -20,26 +20,28 @@ type config struct {
 	Namespace                string
 	EventBus, Bucket         string
 	NotifyAfter              time.Duration
-	MaxReceives              int64
+	DeadLetterQueueURL       string
+	PathStyle                bool
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	env := envconf.New(lookup)
 	c := config{
-		Table:        env.Required("TABLE_NAME"),
-		QueueURL:     env.Required("QUEUE_URL"),
-		API:          kieapi.ReadSettings(env),
-		PendingAfter: env.Duration("PENDING_POLL_AFTER", 2*time.Minute),
-		StuckAfter:   env.Duration("STUCK_RECEIVED_AFTER", 5*time.Minute),
-		QueuedAlert:  env.Duration("QUEUED_ALERT_AFTER", 30*time.Minute),
-		Retention:    env.Duration("PLATFORM_RETENTION", 14*24*time.Hour),
-		RecordTTL:    env.Duration("RECORD_TTL", task.DefaultTTL),
-		Limit:        env.Int64("RECONCILE_LIMIT", 50),
-		Namespace:    env.String("METRICS_NAMESPACE", "kiehook"),
-		EventBus:     env.String("EVENT_BUS_NAME", ""),
-		Bucket:       env.String("BUCKET_NAME", ""),
-		NotifyAfter:  env.Duration("NOTIFY_SWEEP_AFTER", 2*time.Minute),
-		MaxReceives:  env.Int64("COPY_MAX_RECEIVE_COUNT", 0),
+		Table:              env.Required("TABLE_NAME"),
+		QueueURL:           env.Required("QUEUE_URL"),
+		API:                kieapi.ReadSettings(env),
+		PendingAfter:       env.Duration("PENDING_POLL_AFTER", 2*time.Minute),
+		StuckAfter:         env.Duration("STUCK_RECEIVED_AFTER", 5*time.Minute),
+		QueuedAlert:        env.Duration("QUEUED_ALERT_AFTER", 30*time.Minute),
+		Retention:          env.Duration("PLATFORM_RETENTION", 14*24*time.Hour),
+		RecordTTL:          env.Duration("RECORD_TTL", task.DefaultTTL),
+		Limit:              env.Int64("RECONCILE_LIMIT", 50),
+		Namespace:          env.String("METRICS_NAMESPACE", "kiehook"),
+		EventBus:           env.String("EVENT_BUS_NAME", ""),
+		Bucket:             env.String("BUCKET_NAME", ""),
+		NotifyAfter:        env.Duration("NOTIFY_SWEEP_AFTER", 2*time.Minute),
+		DeadLetterQueueURL: env.String("DEAD_LETTER_QUEUE_URL", ""),
+		PathStyle:          env.Bool("S3_USE_PATH_STYLE", false),
 	}
 	err := env.Err()
 	if c.EventBus != "" && c.Bucket == "" {

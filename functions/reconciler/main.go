@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
@@ -18,6 +19,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/lambdamain"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
+	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
@@ -37,7 +39,8 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 		return nil, err
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.Events(c.EventBus != ""))
-	receiver := &task.Receiver{Store: store, Queue: queue.New(sqs.NewFromConfig(awsCfg), c.QueueURL), TTL: c.RecordTTL, Now: time.Now, Logger: logger}
+	sqsClient := sqs.NewFromConfig(awsCfg)
+	receiver := &task.Receiver{Store: store, Queue: queue.New(sqsClient, c.QueueURL), TTL: c.RecordTTL, Now: time.Now, Logger: logger}
 	r := &Reconciler{
 		Tasks:        store,
 		Receiver:     receiver,
@@ -50,7 +53,12 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 		Retention:    c.Retention,
 		Limit:        int32(c.Limit),
 		NotifyAfter:  c.NotifyAfter,
-		MaxReceives:  int(c.MaxReceives),
+	}
+	if c.DeadLetterQueueURL != "" {
+		r.DeadLetters = queue.NewDeadLetters(sqsClient, c.DeadLetterQueueURL)
+		r.Uploads = objects.New(s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = c.PathStyle }), c.Bucket, nil)
+	} else {
+		logger.Warn("no DEAD_LETTER_QUEUE_URL: copies whose deliveries are used up are not given up")
 	}
 	if c.EventBus != "" {
 		bus := eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, c.Bucket, store, time.Now)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -38,6 +39,17 @@ type copyFailer interface {
 	CopyFailed(ctx context.Context, id, owner, reason string, now time.Time) (task.Task, error)
 }
 
+// deadLetters names the tasks whose copy message is in the dead-letter
+// queue, reading up to scan messages and leaving them there.
+type deadLetters interface {
+	Tasks(ctx context.Context, scan int) ([]string, error)
+}
+
+// uploadAborter aborts a multipart upload a copy left open.
+type uploadAborter interface {
+	Abort(ctx context.Context, key, uploadID string) error
+}
+
 // unnotified lists the ended tasks whose event the bus has not accepted.
 type unnotified interface {
 	Unnotified(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error)
@@ -50,24 +62,24 @@ type Reconciler struct {
 		openTasks
 		unnotified
 		copyFailer
+		Get(ctx context.Context, id string) (task.Task, bool, error)
 	}
-	Platform recorder // nil when no API key is configured: no polling
-	Receiver receiver
-	Notifier task.Notifier // nil when no bus is configured: no events
-	Metrics  *metrics.Writer
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// DeadLetters is the copy dead-letter queue; nil gives up nothing.
+	DeadLetters deadLetters
+	Uploads     uploadAborter // aborts the uploads a given-up task left open
+	Platform    recorder      // nil when no API key is configured: no polling
+	Receiver    receiver
+	Notifier    task.Notifier // nil when no bus is configured: no events
+	Metrics     *metrics.Writer
+	Logger      *slog.Logger
+	Now         func() time.Time
 
 	PendingAfter time.Duration // a pending task is polled when this old, and at most this often (at least 30 s)
 	StuckAfter   time.Duration // a received record is queued again when this old
 	QueuedAlert  time.Duration // a queued record this old is counted and logged
-	// MaxReceives is the copy queue's maxReceiveCount: a task whose message
-	// was delivered that many times, and whose last copy has ended, is in
-	// the dead-letter queue and becomes copy_failed. Zero: never.
-	MaxReceives int
-	Retention   time.Duration // the platform keeps results this long
-	Limit       int32         // tasks of each kind handled per run
-	NotifyAfter time.Duration // an ended task still unannounced this long after its change is announced by the sweep
+	Retention    time.Duration // the platform keeps results this long
+	Limit        int32         // tasks of each kind handled per run
+	NotifyAfter  time.Duration // an ended task still unannounced this long after its change is announced by the sweep
 }
 
 // minPollInterval is the platform's documented polling interval.
@@ -96,7 +108,7 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 	now := r.Now().UTC()
 	var rep Report
 	var errs []error
-	for _, pass := range []func(context.Context, time.Time, *Report) error{r.received, r.queued, r.sweep} {
+	for _, pass := range []func(context.Context, time.Time, *Report) error{r.received, r.deadLettered, r.queued, r.sweep} {
 		passCtx, cancel := context.WithTimeout(ctx, passBudget)
 		errs = append(errs, pass(passCtx, now, &rep))
 		cancel()
@@ -261,19 +273,46 @@ func (r *Reconciler) received(ctx context.Context, now time.Time, rep *Report) e
 }
 
 // queued counts the copies waiting longer than QueuedAlert, so that a slow
-// or failing copier shows before the dead-letter queue fills.
+// or failing copier shows before the dead-letter queue fills. Waiting is
+// no reason to give up: in a backlog a message waits longer than all its
+// retries would take.
 func (r *Reconciler) queued(ctx context.Context, now time.Time, rep *Report) error {
 	tasks, err := r.Tasks.Open(ctx, task.StatusQueued, now.Add(-r.QueuedAlert), r.Limit)
 	if err != nil {
 		return err
 	}
-	var errs []error
 	for _, t := range tasks {
-		// Deliveries really made, never the time queued: in a backlog a
-		// message waits longer than all its retries would take.
-		if r.MaxReceives <= 0 || t.Receives < r.MaxReceives || t.Lease.Live(now) {
-			r.Logger.WarnContext(ctx, "task queued for too long", "taskId", t.ID, "since", t.UpdatedAt.Format(time.RFC3339))
-			rep.StaleQueued++
+		r.Logger.WarnContext(ctx, "task queued for too long", "taskId", t.ID, "since", t.UpdatedAt.Format(time.RFC3339))
+		rep.StaleQueued++
+	}
+	return nil
+}
+
+// deadLetterScan is how many dead-letter messages one run reads per task
+// it may give up: messages of tasks already ended (kept for redrive) are
+// passed over, so that they never hide a newer one.
+const deadLetterScan = 10
+
+// deadLettered gives up the tasks whose message is in the dead-letter
+// queue, the record of deliveries really used up, whatever the task
+// record counted: a delivery that failed before it could count itself
+// (a read or a lease that failed, a copier that could not start, a
+// throttled invocation) is in the queue's count all the same.
+func (r *Reconciler) deadLettered(ctx context.Context, now time.Time, rep *Report) error {
+	if r.DeadLetters == nil {
+		return nil
+	}
+	ids, err := r.DeadLetters.Tasks(ctx, deadLetterScan*int(r.Limit))
+	errs := []error{err}
+	for _, id := range ids {
+		t, found, err := r.Tasks.Get(ctx, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		// An ended task's message waits for redrive; a live lease is a
+		// copy of another message of the task, which may yet succeed.
+		if !found || (t.Status != task.StatusQueued && t.Status != task.StatusReceived) || t.Lease.Live(now) {
 			continue
 		}
 		if err := r.giveUp(ctx, t, now); err != nil {
@@ -288,14 +327,20 @@ func (r *Reconciler) queued(ctx context.Context, now time.Time, rep *Report) err
 // retriesExhausted is the error of a task whose copy message used every
 // delivery: without a record of it, the TTL would delete a task that only
 // the dead-letter queue remembers.
-const retriesExhausted = "copy retries exhausted: the message is in the dead-letter queue; fix the cause, then go run ./infra/ops requeue <taskId>"
+const retriesExhausted = "copy retries exhausted: the message is in the dead-letter queue; fix the cause, then go run ./infra/ops redrive"
 
 // giveUp marks a task whose copy message went to the dead-letter queue as
-// copy_failed, and announces it.
+// copy_failed, and announces it. The uploads its copies left open are
+// aborted first: the record that names them goes.
 func (r *Reconciler) giveUp(ctx context.Context, t task.Task, now time.Time) error {
+	for _, up := range t.Uploads {
+		if err := r.Uploads.Abort(ctx, up.Key, up.ID); err != nil {
+			return fmt.Errorf("give up task %s: %w", t.ID, err)
+		}
+	}
 	failed, err := r.Tasks.CopyFailed(ctx, t.ID, "", retriesExhausted, now)
 	if errors.Is(err, task.ErrStale) {
-		return nil // the copier finished it meanwhile
+		return nil // a copier leased or finished it meanwhile
 	}
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
+	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/taskevent"
@@ -56,6 +57,8 @@ func newHarness(tb testing.TB) *harness {
 		Receiver: &task.Receiver{Store: h.store, Queue: queue.New(env.SQS, env.QueueURL), Notifier: bus, TTL: 720 * time.Hour, Now: clock,
 			Logger: slog.New(slog.DiscardHandler)},
 		Notifier:     bus,
+		DeadLetters:  queue.NewDeadLetters(env.SQS, env.DLQURL),
+		Uploads:      objects.New(env.S3, env.Bucket, nil),
 		NotifyAfter:  2 * time.Minute,
 		Metrics:      metrics.New(h.metrics, "kiehook", clock),
 		Logger:       slog.New(slog.DiscardHandler),

@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/kiehook/kiehook/functions/internal/copymsg"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/taskevent"
@@ -149,40 +154,104 @@ func TestEveryPassGetsItsTurn(t *testing.T) {
 	})
 }
 
-func TestACopyIsGivenUpOnDeliveriesNeverOnTimeQueued(t *testing.T) {
-	h := newHarness(t)
-	h.r.MaxReceives = 5
-	// lease records the copy that a delivery of the task's message made,
-	// its lease ending at until.
-	lease := func(id string, receives int, until time.Time) {
-		t.Helper()
-		if err := h.store.Lease(context.Background(), id, task.Lease{Owner: "copier-" + id, Until: until}, receives, until.Add(-time.Minute)); err != nil {
-			t.Fatal(err)
-		}
+// deadLetter puts a copy message of id in the dead-letter queue, as SQS
+// does once its deliveries are used up.
+func (h *harness) deadLetter(tb testing.TB, id string) {
+	tb.Helper()
+	body, _ := copymsg.Encode(id)
+	if _, err := h.env.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &h.env.DLQURL, MessageBody: &body}); err != nil {
+		tb.Fatal(err)
 	}
+}
+
+// lease records a copy of id that a delivery made, its lease ending at until.
+func (h *harness) lease(tb testing.TB, id string, receives int, until time.Time) {
+	tb.Helper()
+	if err := h.store.Lease(context.Background(), id, task.Lease{Owner: "copier-" + id, Until: until}, receives, until.Add(-time.Minute)); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestACopyIsGivenUpFromTheDeadLetterQueueNeverOnTimeQueued(t *testing.T) {
+	h := newHarness(t)
 	h.seed(t, "gave_up", "veo", task.StatusQueued, 3*time.Hour)
-	lease("gave_up", 5, testNow.Add(-time.Minute))
+	h.lease(t, "gave_up", 5, testNow.Add(-time.Minute))
+	h.deadLetter(t, "gave_up")
+	// Its last deliveries failed before they could count themselves (a
+	// read that failed, a copier that could not start): the record says 2.
+	h.seed(t, "uncounted", "veo", task.StatusQueued, time.Hour)
+	h.lease(t, "uncounted", 2, testNow.Add(-time.Minute))
+	h.deadLetter(t, "uncounted")
 	// A backlog: queued for hours, longer than all five deliveries could
-	// take, yet delivered once.
+	// take, yet its message is still in the queue.
 	h.seed(t, "backlog", "veo", task.StatusQueued, 3*time.Hour)
-	lease("backlog", 1, testNow.Add(-time.Minute))
-	h.seed(t, "never_delivered", "veo", task.StatusQueued, 3*time.Hour)
-	// The last delivery's copy is still running.
+	h.lease(t, "backlog", 5, testNow.Add(-time.Minute))
+	// A copy of another message of the task is still running.
 	h.seed(t, "last_try", "veo", task.StatusQueued, 3*time.Hour)
-	lease("last_try", 5, testNow.Add(time.Minute))
+	h.lease(t, "last_try", 5, testNow.Add(time.Minute))
+	h.deadLetter(t, "last_try")
+	// Stored by a duplicate message since: its dead letter waits for redrive.
+	h.ended(t, "stored_since", task.StatusStored, time.Hour)
+	h.deadLetter(t, "stored_since")
 	rep := h.run(t)
-	if rep.GivenUp != 1 || rep.StaleQueued != 3 {
+	if rep.GivenUp != 2 || rep.StaleQueued != 2 {
 		t.Errorf("report %+v", rep)
 	}
-	if rec := h.record(t, "gave_up"); rec.Status != task.StatusCopyFailed || !strings.Contains(rec.Error, "dead-letter queue") || !strings.Contains(rec.Error, "infra/ops requeue") {
-		t.Errorf("record %s %q", rec.Status, rec.Error)
-	}
-	for _, id := range []string{"backlog", "never_delivered", "last_try"} {
-		if rec := h.record(t, id); rec.Status != task.StatusQueued {
-			t.Errorf("%s became %s: its message still has deliveries to come", id, rec.Status)
+	for _, id := range []string{"gave_up", "uncounted"} {
+		if rec := h.record(t, id); rec.Status != task.StatusCopyFailed || !strings.Contains(rec.Error, "dead-letter queue") || !strings.Contains(rec.Error, "infra/ops redrive") {
+			t.Errorf("%s: record %s %q", id, rec.Status, rec.Error)
 		}
 	}
-	if got := h.eventTypes(t); got["gave_up"] != taskevent.CopyFailed || len(got) != 1 {
+	for _, id := range []string{"backlog", "last_try"} {
+		if rec := h.record(t, id); rec.Status != task.StatusQueued {
+			t.Errorf("%s became %s: its copy may still succeed", id, rec.Status)
+		}
+	}
+	// stored_since's event is the sweep's: its copier died before putting it.
+	if got := h.eventTypes(t); got["gave_up"] != taskevent.CopyFailed || got["uncounted"] != taskevent.CopyFailed || len(got) != 3 {
 		t.Errorf("events %v", got)
+	}
+}
+
+func TestNoBacklogHidesADeadLetter(t *testing.T) {
+	h := newHarness(t)
+	h.r.Limit = 5
+	// More old records waiting than a run lists, and more dead letters of
+	// ended tasks than a run gives up, all ahead of the newer one.
+	for i := range 8 {
+		h.seed(t, fmt.Sprintf("waiting_%d", i), "veo", task.StatusQueued, 5*time.Hour)
+	}
+	for i := range 20 {
+		id := fmt.Sprintf("ended_%d", i)
+		h.ended(t, id, task.StatusCopyFailed, 4*time.Hour)
+		h.deadLetter(t, id)
+	}
+	h.seed(t, "newer", "veo", task.StatusQueued, time.Hour)
+	h.deadLetter(t, "newer")
+	h.run(t)
+	if rec := h.record(t, "newer"); rec.Status != task.StatusCopyFailed {
+		t.Errorf("the newer exhausted task is %s", rec.Status)
+	}
+}
+
+func TestGivingUpAbortsTheUploadsACopyLeftOpen(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.seed(t, "half", "veo", task.StatusQueued, time.Hour)
+	h.lease(t, "half", 5, testNow.Add(-time.Minute))
+	key := "tasks/half/0.mp4"
+	up, err := h.env.S3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &h.env.Bucket, Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.AddUpload(ctx, "half", "copier-half", task.Upload{Key: key, ID: *up.UploadId}); err != nil {
+		t.Fatal(err)
+	}
+	h.deadLetter(t, "half")
+	if rep := h.run(t); rep.GivenUp != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	if n, err := h.env.OpenUploads(ctx); n != 0 || err != nil {
+		t.Errorf("%d uploads open (%v): the record that named them is gone", n, err)
 	}
 }

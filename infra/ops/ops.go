@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,23 +44,23 @@ type Recovery struct {
 // copy to retry.
 var errEnded = errors.New("nothing to requeue")
 
-// Requeue gives the task id to the copier again. A copy_failed record
-// becomes queued first, as new: its error, its event's notifiedAt (so
-// that Task Stored is put once the copy succeeds), its lease, uploads and
-// delivery count go, and it is back in the open index. A queued record is
-// only sent again (a Requeue whose send failed is safe to repeat); any
-// other status is refused, naming it.
+// Requeue gives the task id to the copier again. A copy_failed or queued
+// record is reset first, as new, unless a copier holds it: its error, its
+// event's notifiedAt (so that Task Stored is put once the copy succeeds),
+// its lease and delivery count go, and it is back in the open index as
+// queued. Its recorded uploads stay, for the next copy to abort. Any
+// other status is refused, naming it. A Requeue whose send failed is safe
+// to repeat.
 func (r *Recovery) Requeue(ctx context.Context, id string) error {
 	rec, err := r.record(ctx, id)
 	if err != nil {
 		return err
 	}
 	switch status := rec.Status; status {
-	case "copy_failed":
+	case "copy_failed", "queued":
 		if err := r.reset(ctx, id); err != nil {
 			return err
 		}
-	case "queued":
 	case "":
 		return fmt.Errorf("task %s: no record", id)
 	case "stored", "failed":
@@ -74,30 +75,30 @@ func (r *Recovery) Requeue(ctx context.Context, id string) error {
 	return nil
 }
 
-// reset moves a copy_failed record back to queued, as the record of a
-// task the callback has just queued.
+// reset moves a copy_failed or queued record that no copier holds back to
+// queued, as the record of a task the callback has just queued.
 func (r *Recovery) reset(ctx context.Context, id string) error {
-	now := &types.AttributeValueMemberS{Value: r.Now().UTC().Format(time.RFC3339)}
+	now := r.Now().UTC()
 	_, err := r.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(r.Table),
 		Key:                 key(id),
-		ConditionExpression: aws.String("#status = :failed"),
+		ConditionExpression: aws.String("#status IN (:failed, :queued) AND (attribute_not_exists(#leaseUntil) OR #leaseUntil < :nowMillis)"),
 		UpdateExpression: aws.String("SET #status = :queued, #openStatus = :queued, #updatedAt = :now " +
-			"REMOVE #error, #notifiedAt, #leaseOwner, #leaseUntil, #receives, #uploads"),
+			"REMOVE #error, #notifiedAt, #leaseOwner, #leaseUntil, #receives"),
 		ExpressionAttributeNames: map[string]string{
 			"#status": "status", "#openStatus": "openStatus", "#updatedAt": "updatedAt", "#error": "error", "#notifiedAt": "notifiedAt",
-			"#leaseOwner": "leaseOwner", "#leaseUntil": "leaseUntil",
-			"#receives": "receives", "#uploads": "uploads",
+			"#leaseOwner": "leaseOwner", "#leaseUntil": "leaseUntil", "#receives": "receives",
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":failed": &types.AttributeValueMemberS{Value: "copy_failed"},
-			":queued": &types.AttributeValueMemberS{Value: "queued"},
-			":now":    now,
+			":failed":    &types.AttributeValueMemberS{Value: "copy_failed"},
+			":queued":    &types.AttributeValueMemberS{Value: "queued"},
+			":now":       &types.AttributeValueMemberS{Value: now.Format(time.RFC3339)},
+			":nowMillis": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
 		},
 	})
 	var changed *types.ConditionalCheckFailedException
 	if errors.As(err, &changed) {
-		return fmt.Errorf("task %s changed while it was requeued; run requeue again", id)
+		return fmt.Errorf("task %s changed, or a copier holds it, while it was requeued; run requeue again once that copy has ended", id)
 	}
 	if err != nil {
 		return fmt.Errorf("task %s: %w", id, err)
@@ -116,7 +117,9 @@ func (r *Recovery) Redrive(ctx context.Context) ([]string, error) {
 	kept := map[string]bool{} // messages left in the queue, seen again
 	for {
 		out, err := r.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(r.DLQURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60,
+			// The reconciler hides each dead letter it reads for 5 s: a
+			// long poll sees it again.
+			QueueUrl: aws.String(r.DLQURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 10, VisibilityTimeout: 60,
 		})
 		if err != nil {
 			return moved, errors.Join(append(errs, err)...)

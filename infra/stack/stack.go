@@ -297,8 +297,8 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, local map[stri
 	// No API key: nothing is polled. The sweep puts, within seconds, the
 	// events of tasks whose function died before putting them.
 	reconcilerEnv := merge(common, map[string]string{
-		"NOTIFY_SWEEP_AFTER":     "2s",
-		"COPY_MAX_RECEIVE_COUNT": fmt.Sprint(s.Env.MaxReceiveCount),
+		"NOTIFY_SWEEP_AFTER":    "2s",
+		"DEAD_LETTER_QUEUE_URL": s.Env.DLQURL,
 	}, opts.Reconciler)
 	s.reconciler, err = startFunction(ctx, rie, bins["reconciler"], "ReconcilerFunction", reconcilerEnv, 60*time.Second, log)
 	if err != nil {

@@ -271,7 +271,7 @@ func TestReconcilerFunction(t *testing.T) {
 	ev := p.At("Events", "EveryMinute")
 	expect(t, ev, "Schedule", "Type")
 	expect(t, ev, "rate(1 minute)", "Properties", "Schedule")
-	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", "kms:Decrypt", "secretsmanager:GetSecretValue", "sqs:SendMessage"}) {
+	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", "kms:Decrypt", "s3:AbortMultipartUpload", "secretsmanager:GetSecretValue", "sqs:ReceiveMessage", "sqs:SendMessage"}) {
 		t.Errorf("actions %v", got)
 	}
 	if res := statement(p, "ListOpenTasks").At("Resource"); res.Value != "${TasksTable.Arn}/index/open-tasks" {
@@ -327,11 +327,16 @@ func TestTheAPIKeySecretGivenByARN(t *testing.T) {
 func TestQueues(t *testing.T) {
 	tpl := load(t)
 	q := tpl.At("Resources", "CopyQueue", "Properties")
-	t.Run("the reconciler knows when a copy's deliveries are used up", func(t *testing.T) {
-		env := tpl.At("Resources", "ReconcilerFunction", "Properties", "Environment", "Variables")
-		if !slices.Equal(env.At("COPY_MAX_RECEIVE_COUNT").Strs(), q.At("RedrivePolicy", "maxReceiveCount").Strs()) {
-			t.Error("COPY_MAX_RECEIVE_COUNT must be the queue's maxReceiveCount")
+	t.Run("the reconciler reads the dead-letter queue, and leaves its messages", func(t *testing.T) {
+		fn := tpl.At("Resources", "ReconcilerFunction", "Properties")
+		if v := fn.At("Environment", "Variables", "DEAD_LETTER_QUEUE_URL"); v.Tag != "!Ref" || v.Value != "CopyDeadLetterQueue" {
+			t.Errorf("DEAD_LETTER_QUEUE_URL %s %q", v.Tag, v.Value)
 		}
+		read := statement(fn, "ReadDeadLetters")
+		if got := read.At("Action").Strs(); !slices.Equal(got, []string{"sqs:ReceiveMessage"}) || read.At("Resource").Value != "CopyDeadLetterQueue.Arn" {
+			t.Errorf("ReadDeadLetters %v on %q", got, read.At("Resource").Value)
+		}
+		underPrefix(t, statement(fn, "AbortAbandonedUploads").At("Resource"))
 	})
 	dlq := tpl.At("Resources", "CopyDeadLetterQueue", "Properties")
 	expect(t, q, "CopyDeadLetterQueue.Arn", "RedrivePolicy", "deadLetterTargetArn")
@@ -456,11 +461,11 @@ var contractVariables = []string{
 	"CALLBACK_TOKEN", "ALLOW_UNAUTHENTICATED", "SIGNATURE_TOLERANCE", "RECORD_TTL", "SOURCE_HOSTS",
 	"ALLOW_PRIVATE_SOURCES", "MAX_OBJECT_BYTES", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
 	"AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_S3", "S3_USE_PATH_STYLE",
-	// kiehook's own additions, documented in the README:
+	// kiehook's own additions, documented in docs/configuration.md:
 	"METRICS_NAMESPACE", "KIE_API_KEY", "KIE_API_KEY_SECRET", "KIE_API_BASE_URL", "VERIFY_WITH_PLATFORM",
 	"PENDING_POLL_AFTER", "STUCK_RECEIVED_AFTER", "QUEUED_ALERT_AFTER", "PLATFORM_RETENTION", "RECONCILE_LIMIT",
 	"SECRET_REFRESH", "EVENT_BUS_NAME", "AWS_ENDPOINT_URL_EVENTBRIDGE", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "NOTIFY_SWEEP_AFTER",
-	"COPY_MAX_RECEIVE_COUNT", "CALLBACK_TOKEN_SECRET",
+	"DEAD_LETTER_QUEUE_URL", "CALLBACK_TOKEN_SECRET",
 	// The reader's, in the contract's third edition, and its IAM switch:
 	"READ_TOKEN", "READ_TOKEN_SECRET", "LINK_TTL", "READ_IAM_AUTH",
 }
@@ -485,7 +490,7 @@ func TestEnvironmentFollowsTheContract(t *testing.T) {
 	// The deployed way sets what the stack decides (its resources, the
 	// parameters, the shared Settings); every other setting is the
 	// functions' own default, written once in their code.
-	for _, name := range []string{"TABLE_NAME", "QUEUE_URL", "BUCKET_NAME", "OBJECT_PREFIX", "WEBHOOK_HMAC_KEY_SECRET", "CALLBACK_TOKEN_SECRET", "MAX_OBJECT_BYTES", "METRICS_NAMESPACE", "EVENT_BUS_NAME", "READ_TOKEN_SECRET", "COPY_MAX_RECEIVE_COUNT"} {
+	for _, name := range []string{"TABLE_NAME", "QUEUE_URL", "BUCKET_NAME", "OBJECT_PREFIX", "WEBHOOK_HMAC_KEY_SECRET", "CALLBACK_TOKEN_SECRET", "MAX_OBJECT_BYTES", "METRICS_NAMESPACE", "EVENT_BUS_NAME", "READ_TOKEN_SECRET", "DEAD_LETTER_QUEUE_URL"} {
 		if !set[name] {
 			t.Errorf("the template does not set %s", name)
 		}

@@ -2,9 +2,13 @@ package queue_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/kiehook/kiehook/functions/internal/copymsg"
 	"github.com/kiehook/kiehook/functions/internal/queue"
@@ -33,5 +37,41 @@ func TestDecodeRefusesForeignMessages(t *testing.T) {
 				t.Error("want an error")
 			}
 		})
+	}
+}
+
+func TestDeadLettersNamesEveryTaskAndKeepsItsMessages(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	ctx := context.Background()
+	for _, body := range []string{`{"taskId":"a"}`, `{"taskId":"b"}`, `{"taskId":"a"}`, `not a copy message`} {
+		if _, err := env.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &env.DLQURL, MessageBody: &body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err := queue.NewDeadLetters(env.SQS, env.DLQURL).Tasks(ctx, 100)
+	slices.Sort(ids)
+	if err != nil || !slices.Equal(ids, []string{"a", "b"}) {
+		t.Errorf("tasks %v %v, want each task once", ids, err)
+	}
+	// Every message is still there, out of sight for a moment. (goaws
+	// counts in-flight messages as visible too; SQS would say 0 visible.)
+	attrs, err := env.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &env.DLQURL, AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hidden, _ := strconv.Atoi(attrs.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)]); hidden != 4 {
+		t.Errorf("%d messages left of 4: reading must delete none, redrive needs them", hidden)
+	}
+}
+
+func TestDeadLettersReadsNoMoreThanItsScan(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	ctx := context.Background()
+	for i := range 25 {
+		body := fmt.Sprintf(`{"taskId":"t%d"}`, i)
+		env.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &env.DLQURL, MessageBody: &body})
+	}
+	if ids, err := queue.NewDeadLetters(env.SQS, env.DLQURL).Tasks(ctx, 12); err != nil || len(ids) != 12 {
+		t.Errorf("%d tasks (%v), want the 12 of the scan", len(ids), err)
 	}
 }
