@@ -38,10 +38,12 @@ type opener interface {
 
 // putter streams an object into the bucket; sum, called once body ended,
 // is its SHA-256, and track is told of a multipart upload before its parts.
-// Abort ends an upload a dead copier left open.
+// Abort ends an upload a dead copier left open; Delete removes a copy no
+// record will name.
 type putter interface {
 	Put(ctx context.Context, key, contentType string, body io.Reader, meta map[string]string, sum func() []byte, track func(uploadID string) error) error
 	Abort(ctx context.Context, key, uploadID string) error
+	Delete(ctx context.Context, key string) error
 }
 
 // sourceConcurrency bounds the sources of one task copied at once (a
@@ -200,6 +202,15 @@ func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string) (out
 	objects, err := c.copyAll(ctx, t, owner)
 	var failed *sourceError
 	if errors.As(err, &failed) && task.ErrorCode(failed.err) == task.EPERMANENT {
+		// The sources copied whole before it: no record will name them.
+		for _, o := range objects {
+			if o.Key == "" {
+				continue
+			}
+			if err := c.Objects.Delete(context.WithoutCancel(ctx), o.Key); err != nil {
+				return "", 0, fmt.Errorf("task %s: %w", t.ID, err)
+			}
+		}
 		reason := fmt.Sprintf("source %d: %s", failed.index, task.ErrorMessage(failed.err))
 		c.Logger.WarnContext(ctx, "copy failed for good", "taskId", t.ID, "error", reason)
 		return outcomeCopyFailed, 0, c.copyFailed(ctx, t.ID, owner, reason)
@@ -284,7 +295,8 @@ func (e *sourceError) Unwrap() error { return e.err }
 // copyAll copies a task's sources, sourceConcurrency at once, into objects
 // in the sources' order. A permanent failure wins over the others and
 // cancels the copies still running; otherwise the first failure is
-// returned.
+// returned. With a failure, objects holds the copies that completed (the
+// others have no Key), for the caller to delete.
 func (c *Copier) copyAll(ctx context.Context, t task.Task, owner string) ([]task.Object, error) {
 	objects := make([]task.Object, len(t.Sources))
 	errs := make([]error, len(t.Sources))
@@ -311,14 +323,14 @@ func (c *Copier) copyAll(ctx context.Context, t task.Task, owner string) ([]task
 	first := -1
 	for i, err := range errs {
 		if task.ErrorCode(err) == task.EPERMANENT {
-			return nil, &sourceError{i, err}
+			return objects, &sourceError{i, err}
 		}
 		if err != nil && first < 0 {
 			first = i
 		}
 	}
 	if first >= 0 {
-		return nil, &sourceError{first, errs[first]}
+		return objects, &sourceError{first, errs[first]}
 	}
 	return objects, nil
 }

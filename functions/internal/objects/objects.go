@@ -251,6 +251,14 @@ func (s *Store) Abort(ctx context.Context, key, uploadID string) error {
 	return nil
 }
 
+// Delete removes an object, whole or never there.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: s.bucket, Key: aws.String(key)}); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
 // putOne puts a file that fits in one part, its checksum and every tag
 // with it.
 func (s *Store) putOne(ctx context.Context, key, contentType string, file []byte, meta map[string]string, sha []byte) error {
