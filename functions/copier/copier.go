@@ -364,21 +364,25 @@ const unconfirmed = "result URLs not confirmed by the platform"
 
 // confirmed asks the platform whether it reports exactly the task's URLs.
 // The webhook signature covers only the task id, so a forged or tampered
-// body could otherwise make the copier fetch someone else's files.
+// body could otherwise make the copier fetch someone else's files. Only a
+// record that reports other URLs (or a failure) refuses the task for good:
+// a callback can arrive before record-info reflects the success, so a task
+// still running or not found yet is an error, retried with the message
+// until its deliveries are used up.
 func (c *Copier) confirmed(ctx context.Context, t task.Task) (bool, error) {
 	rec, err := c.Verifier.Record(ctx, t.API, t.ID)
-	if err != nil && !errors.Is(err, kie.ErrNoRecord) {
+	switch {
+	case errors.Is(err, kie.ErrNoRecord):
+		return false, fmt.Errorf("verify task %s: the platform reports no record of it yet: %w", t.ID, err)
+	case err != nil:
 		return false, fmt.Errorf("verify task %s with the platform: %w", t.ID, err)
+	case rec.State == kie.Running:
+		return false, fmt.Errorf("verify task %s: the platform does not report it finished yet", t.ID)
 	}
-	ok := err == nil && rec.State == kie.Succeeded && sameSet(rec.Sources, t.Sources)
+	ok := rec.State == kie.Succeeded && sameSet(rec.Sources, t.Sources)
 	if !ok {
-		reported := rec.Sources
-		reason := ""
-		if err != nil {
-			reason = err.Error()
-		}
 		c.Logger.WarnContext(ctx, "security: result URLs not confirmed by the platform",
-			"security", true, "taskId", t.ID, "api", t.API, "claimed", t.Sources, "reported", reported, "platformState", int(rec.State), "reason", reason)
+			"security", true, "taskId", t.ID, "api", t.API, "claimed", t.Sources, "reported", rec.Sources, "platformState", int(rec.State))
 	}
 	return ok, nil
 }

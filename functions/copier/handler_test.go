@@ -702,9 +702,7 @@ func TestVerifyingWithThePlatform(t *testing.T) {
 	}{
 		{"other URLs are refused", platform.Success, []string{"/img.jpg"}},
 		{"one URL more than reported is refused", platform.Success, []string{"/img.png"}},
-		{"a task the platform still generates is refused", platform.Generating, nil},
 		{"a task the platform reports failed is refused", platform.Failure, nil},
-		{"a task the platform does not know is refused", "", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h, api, logs := setup(t)
@@ -728,6 +726,29 @@ func TestVerifyingWithThePlatform(t *testing.T) {
 			if !strings.Contains(logs.String(), `"security":true`) || !strings.Contains(logs.String(), "v_bad") {
 				t.Errorf("no security event logged: %s", logs.String())
 			}
+		})
+	}
+	for _, tt := range []struct{ name, state string }{
+		{"a task the platform still generates is retried, and copied once it reports it", platform.Generating},
+		{"a task the platform does not know yet is retried, and copied once it reports it", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h, api, _ := setup(t)
+			h.seed(t, "v_early", task.StatusQueued, "/img.png")
+			if tt.state != "" {
+				api.Set("midjourney", "v_early", tt.state)
+			}
+			if failed := h.run(t, message("v_early")); len(failed) != 1 {
+				t.Fatalf("failed %v: the message must come back", failed)
+			}
+			if rec := h.record(t, "v_early"); rec.Status != task.StatusQueued || h.src.count("/img.png") != 0 {
+				t.Fatalf("status %s after %d downloads", rec.Status, h.src.count("/img.png"))
+			}
+			api.Set("midjourney", "v_early", platform.Success, h.url("/img.png"))
+			if failed := h.run(t, message("v_early")); len(failed) != 0 {
+				t.Fatalf("failed %v", failed)
+			}
+			h.assertStored(t, "v_early", "/img.png")
 		})
 	}
 	t.Run("a rate-limited platform returns the message to the queue", func(t *testing.T) {
