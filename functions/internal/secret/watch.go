@@ -27,11 +27,18 @@ type Watched struct {
 	now     func() time.Time
 	logger  *slog.Logger
 
-	mu       sync.Mutex
-	held     bool      // a value has been installed
-	due      time.Time // when the value is read again
-	reloaded time.Time // when a caller last asked for a read
+	mu        sync.Mutex
+	held      bool      // a value has been installed
+	due       time.Time // when the value is read again
+	reloaded  time.Time // when a caller last asked for a read
+	refreshes sync.WaitGroup
+	reading   bool // a periodic read is under way
 }
+
+// ReadTimeout bounds each read of the secret, whatever time the request
+// that caused it has left: a slow Secrets Manager must not spend a
+// callback's budget.
+const ReadTimeout = 2 * time.Second
 
 // startBackoff are the waits between the reads a cold start tries: a
 // throttled or briefly unreachable Secrets Manager must not crash every
@@ -69,16 +76,27 @@ func (w *Watched) Ready() bool {
 }
 
 // Refresh reads the secret again once the value held is older than the
-// refresh interval. It is cheap when the value is fresh.
+// refresh interval: in the background while a value is held, so that the
+// request goes on with it; at once while none is, since the request needs
+// one. It is cheap when the value is fresh.
 func (w *Watched) Refresh(ctx context.Context) {
 	if w == nil {
 		return
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if now := w.now(); !now.Before(w.due) {
-		w.load(ctx, now)
+	now := w.now()
+	if now.Before(w.due) || w.reading {
+		w.mu.Unlock()
+		return
 	}
+	held := w.held
+	w.reading = true
+	w.mu.Unlock()
+	if !held {
+		w.load(ctx, now)
+		return
+	}
+	w.refreshes.Go(func() { w.load(context.WithoutCancel(ctx), now) })
 }
 
 // Reload reads the secret at once, unless a caller asked less than
@@ -88,20 +106,27 @@ func (w *Watched) Reload(ctx context.Context) bool {
 		return false
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	now := w.now()
 	if !w.reloaded.IsZero() && now.Sub(w.reloaded) < MinReload {
+		w.mu.Unlock()
 		return false
 	}
 	w.reloaded = now
+	w.reading = true
+	w.mu.Unlock()
 	return w.load(ctx, now)
 }
 
-// load reads and installs the value. After a failure the next periodic
-// read comes no later than MinReload (MinRetry while nothing is held),
-// not on every call.
+// load reads the value, with no lock held and within ReadTimeout, and
+// installs it. After a failure the next periodic read comes no later than
+// MinReload (MinRetry while nothing is held), not on every call.
 func (w *Watched) load(ctx context.Context, now time.Time) bool {
-	value, err := w.read(ctx)
+	readCtx, cancel := context.WithTimeout(ctx, ReadTimeout)
+	value, err := w.read(readCtx)
+	cancel()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.reading = false
 	if err == nil {
 		err = w.apply(value)
 	}

@@ -13,15 +13,24 @@ import (
 )
 
 // store is a secret whose value and failures a test sets, and whose reads
-// it counts.
+// it counts; hold, when set, keeps a read waiting until it is closed or
+// the read's context ends.
 type store struct {
 	value string
 	err   error
 	reads int
+	hold  chan struct{}
 }
 
-func (s *store) read(context.Context) (string, error) {
+func (s *store) read(ctx context.Context) (string, error) {
 	s.reads++
+	if s.hold != nil {
+		select {
+		case <-s.hold:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
 	return s.value, s.err
 }
 
@@ -71,6 +80,7 @@ func TestWatchedReadsTheSecretAgain(t *testing.T) {
 		h.store.value = "k1,k2"
 		h.now = h.now.Add(5 * time.Minute)
 		h.w.Refresh(ctx)
+		h.w.Settle()
 		if h.store.reads != 2 || strings.Join(h.applied, " ") != "k1 k1,k2" {
 			t.Errorf("reads %d, applied %v", h.store.reads, h.applied)
 		}
@@ -97,8 +107,10 @@ func TestWatchedReadsTheSecretAgain(t *testing.T) {
 		h.store.err = errors.New("secrets manager: throttled")
 		h.now = h.now.Add(5 * time.Minute)
 		h.w.Refresh(ctx)
+		h.w.Settle()
 		for range 10 {
 			h.w.Refresh(ctx)
+			h.w.Settle()
 		}
 		if h.store.reads != 2 || len(h.applied) != 1 {
 			t.Errorf("reads %d, applied %v", h.store.reads, h.applied)
@@ -113,6 +125,7 @@ func TestWatchedReadsTheSecretAgain(t *testing.T) {
 		h.store.value = "k2"
 		h.now = h.now.Add(secret.MinReload)
 		h.w.Refresh(ctx)
+		h.w.Settle()
 		if strings.Join(h.applied, " ") != "k1 k2" {
 			t.Errorf("applied %v after the secret came back", h.applied)
 		}
@@ -139,6 +152,40 @@ func TestWatchedReadsTheSecretAgain(t *testing.T) {
 		w.Refresh(ctx)
 		if !w.Ready() || s.reads != reads+1 {
 			t.Errorf("ready %v after %d more reads, want the value once Secrets Manager answers", w.Ready(), s.reads-reads)
+		}
+	})
+	t.Run("a periodic read runs in the background: the request goes on with the value held", func(t *testing.T) {
+		h := newWatch(t, "k1")
+		h.store.value, h.store.hold = "k2", make(chan struct{})
+		h.now = h.now.Add(5 * time.Minute)
+		checked := make(chan error, 1)
+		go func() { checked <- h.w.Check(ctx, func() error { return nil }) }()
+		select {
+		case err := <-checked:
+			if err != nil {
+				t.Errorf("check: %v", err)
+			}
+		case <-time.After(time.Second):
+			t.Fatal("the request waited for Secrets Manager")
+		}
+		close(h.store.hold)
+		h.w.Settle()
+		if strings.Join(h.applied, " ") != "k1 k2" {
+			t.Errorf("applied %v: the background read installs the new value", h.applied)
+		}
+	})
+	t.Run("a read that hangs gives up after ReadTimeout, keeping the value held", func(t *testing.T) {
+		h := newWatch(t, "k1")
+		h.store.hold = make(chan struct{}) // never answers
+		start := time.Now()
+		if h.w.Reload(ctx) {
+			t.Error("a hung read installed a value")
+		}
+		if took := time.Since(start); took > secret.ReadTimeout+time.Second {
+			t.Errorf("the reload took %v: it must give up after %v", took, secret.ReadTimeout)
+		}
+		if !h.w.Ready() || len(h.applied) != 1 {
+			t.Errorf("ready %v, applied %v", h.w.Ready(), h.applied)
 		}
 	})
 }
