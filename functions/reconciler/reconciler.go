@@ -185,7 +185,7 @@ func (r *Reconciler) pending(ctx context.Context, now time.Time, rep *Report) er
 		if rec.State == kie.Running {
 			continue
 		}
-		cb := task.Callback{TaskID: t.ID, Code: rec.Code, Msg: rec.Msg, API: t.API, Sources: rec.Sources}
+		cb := task.Callback{TaskID: t.ID, Code: rec.Code, Msg: rec.Msg, API: t.API, Sources: rec.Sources, Polled: true}
 		if rec.State == kie.Succeeded {
 			cb.Code, cb.Msg = task.CodeSuccess, "result found by polling"
 		}

@@ -140,6 +140,9 @@ func TestPendingTasksArePolledAndFinishedLikeCallbacks(t *testing.T) {
 			if rec.Status != task.StatusQueued || rec.Code != 200 || !slices.Equal(rec.Sources, urls) || rec.ReceivedAt.IsZero() {
 				t.Errorf("record %+v", rec)
 			}
+			if rec.Deliveries != 0 {
+				t.Errorf("deliveries %d: a poll is no callback that arrived", rec.Deliveries)
+			}
 			if ids := h.queued(t); !slices.Equal(ids, []string{id}) {
 				t.Errorf("queued %v", ids)
 			}

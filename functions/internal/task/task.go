@@ -53,6 +53,9 @@ type Callback struct {
 	// Labels are the application's own identifiers from the callback
 	// URL's query; the first request that brings any sets them for good.
 	Labels map[string]string
+	// Polled marks what the reconciler found by polling the platform: no
+	// callback arrived, so none is counted in Deliveries.
+	Polled bool
 }
 
 // Succeeded reports whether the callback carries results to copy. A
@@ -198,7 +201,7 @@ const (
 // The change must be applied before anything is queued; queue reports
 // whether the task must then be sent to the copier.
 func Repeat(existing Task, cb Callback, now time.Time, ttl time.Duration) (change Change, outcome Outcome, queue bool) {
-	change = Change{ID: existing.ID, From: existing.Status, AddDelivery: true, Labels: cb.Labels, Now: now}
+	change = Change{ID: existing.ID, From: existing.Status, AddDelivery: !cb.Polled, Labels: cb.Labels, Now: now}
 	switch {
 	case cb.Progress:
 		// Progress moves nothing, whatever it carries and whenever it comes.
