@@ -149,10 +149,9 @@ func (r *Reconciler) claim(ctx context.Context, t task.Task, now time.Time) (boo
 	return err == nil, err
 }
 
+// pending expires the pending tasks past the platform's retention, and
+// polls the others when an API key is configured.
 func (r *Reconciler) pending(ctx context.Context, now time.Time, rep *Report) error {
-	if r.Platform == nil {
-		return nil
-	}
 	tasks, err := r.Tasks.Open(ctx, task.StatusPending, now.Add(-max(r.PendingAfter, minPollInterval)), r.Limit)
 	if err != nil {
 		return err
@@ -163,6 +162,9 @@ func (r *Reconciler) pending(ctx context.Context, now time.Time, rep *Report) er
 				return err
 			}
 			rep.Expired++
+			continue
+		}
+		if r.Platform == nil {
 			continue
 		}
 		claimed, err := r.claim(ctx, t, now)

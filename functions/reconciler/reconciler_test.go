@@ -122,6 +122,22 @@ func (h *harness) run(tb testing.TB) Report {
 	return rep
 }
 
+func TestWithoutAnAPIKeyPendingTasksStillExpire(t *testing.T) {
+	h := newHarness(t)
+	h.r.Platform = nil
+	h.seed(t, "too_old", "veo", task.StatusPending, 15*24*time.Hour)
+	h.seed(t, "recent", "veo", task.StatusPending, 3*time.Minute)
+	if rep := h.run(t); rep.Expired != 1 || rep.Polled != 0 {
+		t.Errorf("report %+v", rep)
+	}
+	if rec := h.record(t, "too_old"); rec.Status != task.StatusFailed || !strings.Contains(rec.Msg, "retention") {
+		t.Errorf("too_old is %s %q", rec.Status, rec.Msg)
+	}
+	if rec := h.record(t, "recent"); rec.Status != task.StatusPending {
+		t.Errorf("recent is %s", rec.Status)
+	}
+}
+
 func TestPendingTasksArePolledAndFinishedLikeCallbacks(t *testing.T) {
 	for _, api := range platform.APIs {
 		t.Run("a finished "+api+" task is queued for the copier", func(t *testing.T) {
