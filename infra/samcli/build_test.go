@@ -9,6 +9,21 @@ import (
 	"github.com/kiehook/kiehook/infra/samcli"
 )
 
+// samBuild is what `sam build` reads: the template's makefile builds, and
+// samconfig's build flag named flag.
+func samBuild(tb testing.TB, flag string) ([]samcli.Build, bool) {
+	tb.Helper()
+	set, err := samcli.BuildFlag(readFile(tb, "../../samconfig.toml"), flag)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	builds, err := kiehookTemplate(tb).MakefileBuilds()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return builds, set
+}
+
 // TestSamBuildBuildsEveryFunction builds each function as the README's
 // `sam build` does, with the samconfig.toml it reads: a scratch copy of
 // CodeUri unless samconfig builds in source.
@@ -16,14 +31,7 @@ func TestSamBuildBuildsEveryFunction(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross-compiles every function")
 	}
-	inSource, err := samcli.BuildFlag(readFile(t, "../../samconfig.toml"), "build_in_source")
-	if err != nil {
-		t.Fatal(err)
-	}
-	builds, err := kiehookTemplate(t).MakefileBuilds()
-	if err != nil {
-		t.Fatal(err)
-	}
+	builds, inSource := samBuild(t, "build_in_source")
 	if len(builds) != 4 {
 		t.Fatalf("%d makefile builds, want the 4 functions", len(builds))
 	}
@@ -74,14 +82,7 @@ func TestSamconfigBuildInSource(t *testing.T) {
 // cached build whose folder lacks go.mod and go.sum would keep the old
 // binaries after a dependency bump alone.
 func TestTheBuildCacheCannotShipStaleBinaries(t *testing.T) {
-	cached, err := samcli.BuildFlag(readFile(t, "../../samconfig.toml"), "cached")
-	if err != nil {
-		t.Fatal(err)
-	}
-	builds, err := kiehookTemplate(t).MakefileBuilds()
-	if err != nil {
-		t.Fatal(err)
-	}
+	builds, cached := samBuild(t, "cached")
 	for _, b := range builds {
 		for _, file := range []string{"go.mod", "go.sum"} {
 			if _, err := os.Stat(filepath.Join("../..", b.Source, file)); err != nil && cached {
