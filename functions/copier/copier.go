@@ -202,7 +202,8 @@ func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string) (out
 	objects, err := c.copyAll(ctx, t, owner)
 	var failed *sourceError
 	if errors.As(err, &failed) && task.ErrorCode(failed.err) == task.EPERMANENT {
-		// The sources copied whole before it: no record will name them.
+		// What the other sources stored, or may have stored before the
+		// cancel reached them: no record will name it.
 		for _, o := range objects {
 			if o.Key == "" {
 				continue
@@ -294,28 +295,35 @@ func (e *sourceError) Unwrap() error { return e.err }
 
 // copyAll copies a task's sources, sourceConcurrency at once, into objects
 // in the sources' order. A permanent failure wins over the others and
-// cancels the copies still running; otherwise the first failure is
-// returned. With a failure, objects holds the copies that completed (the
-// others have no Key), for the caller to delete.
+// stops the copies not started yet; otherwise the first failure is
+// returned. With a failure, objects names every key a Put was tried on
+// (the others have no Key), for the caller to delete.
 func (c *Copier) copyAll(ctx context.Context, t task.Task, owner string) ([]task.Object, error) {
 	objects := make([]task.Object, len(t.Sources))
 	errs := make([]error, len(t.Sources))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// A permanent failure stops the copies not started yet. The running
+	// ones finish: one cancelled mid-Put could still be stored by S3 after
+	// its object was deleted, and stay there with no record naming it.
+	stop, stopped := context.WithCancel(ctx)
+	defer stopped()
 	slots := make(chan struct{}, sourceConcurrency)
 	var wg sync.WaitGroup
 	for i, src := range t.Sources {
 		wg.Go(func() {
 			select {
 			case slots <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
+			case <-stop.Done():
+				errs[i] = stop.Err()
 				return
 			}
 			defer func() { <-slots }()
+			if stop.Err() != nil {
+				errs[i] = stop.Err()
+				return
+			}
 			objects[i], errs[i] = c.copyOne(ctx, t.ID, owner, i, src)
 			if task.ErrorCode(errs[i]) == task.EPERMANENT {
-				cancel()
+				stopped()
 			}
 		})
 	}
@@ -347,13 +355,16 @@ func (c *Copier) copyOne(ctx context.Context, id, owner string, index int, src s
 	}
 	err = c.Objects.Put(ctx, key, dl.ContentType, dl, metadata(id, src), dl.Sum, track)
 	if err != nil {
+		// The key goes back with the error: a Put cut short by a cancel
+		// may have stored the object all the same.
+		attempted := task.Object{Key: key}
 		// When the source failed, that is the cause, whatever the upload made
 		// of it: it may pass the error on wrapped, or first report a part it
 		// aborted because of it, which would hide a permanent failure.
 		if srcErr := dl.Err(); srcErr != nil {
-			return task.Object{}, srcErr
+			return attempted, srcErr
 		}
-		return task.Object{}, err
+		return attempted, err
 	}
 	return task.Object{Key: key, Bytes: dl.Bytes(), SHA256: dl.SHA256(), ContentType: dl.ContentType, Source: src}, nil
 }
