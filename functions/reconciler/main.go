@@ -1,6 +1,7 @@
 // Command reconciler runs every minute: it polls the platform for pending
 // tasks whose callback never came, queues again the records stuck before
-// the queue, and counts the copies that wait too long.
+// the queue, gives up the copies whose message reached the dead-letter
+// queue, and counts the copies that wait too long.
 package main
 
 import (

@@ -56,7 +56,8 @@ type unnotified interface {
 }
 
 // Reconciler closes the gaps callbacks leave: tasks whose callback never
-// came, records stuck before the queue, copies waiting too long.
+// came, records stuck before the queue, copies whose deliveries are used
+// up, copies waiting too long.
 type Reconciler struct {
 	Tasks interface {
 		openTasks
