@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +60,35 @@ func TestRecoveryOnTheLocalStack(t *testing.T) {
 			t.Fatalf("%v: %s", err, out.String())
 		}
 		waitStored(t, s, "ops_redriven")
+	})
+	queued := func(id string, leaseUntil time.Time) {
+		t.Helper()
+		item := map[string]types.AttributeValue{
+			"taskId": str(id), "status": str("queued"), "openStatus": str("queued"), "api": str("veo"), "code": &types.AttributeValueMemberN{Value: "200"}, "msg": str("success"),
+			"sources":    &types.AttributeValueMemberL{Value: []types.AttributeValue{str(files.URL(id + ".png"))}},
+			"receives":   &types.AttributeValueMemberN{Value: "5"},
+			"leaseOwner": str("copier-" + id), "leaseUntil": &types.AttributeValueMemberN{Value: fmt.Sprint(leaseUntil.UnixMilli())},
+			"updatedAt": str("2026-11-30T00:00:00Z"), "expiresAt": &types.AttributeValueMemberN{Value: "4102444800"},
+		}
+		if _, err := s.Env.DynamoDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.Env.Table, Item: item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("a redrive of a task still queued with its deliveries used up holds: its new message stores it", func(t *testing.T) {
+		queued("ops_exhausted", time.Now().Add(-time.Minute))
+		if _, err := s.Env.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &s.Env.DLQURL, MessageBody: aws.String(`{"taskId":"ops_exhausted"}`)}); err != nil {
+			t.Fatal(err)
+		}
+		if moved, err := r.Redrive(ctx); err != nil || !slices.Contains(moved, "ops_exhausted") {
+			t.Fatalf("moved %v, error %v", moved, err)
+		}
+		waitStored(t, s, "ops_exhausted")
+	})
+	t.Run("a task a copier holds is not reset under it", func(t *testing.T) {
+		queued("ops_held", time.Now().Add(time.Hour))
+		if err := r.Requeue(ctx, "ops_held"); err == nil || !strings.Contains(err.Error(), "a copier holds it") {
+			t.Errorf("error %v", err)
+		}
 	})
 	t.Run("a stored task is not requeued, and its message leaves the dead-letter queue", func(t *testing.T) {
 		if err := r.Requeue(ctx, "ops_requeued"); !errors.Is(err, errEnded) {
