@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -114,10 +116,16 @@ func TestRecoveryOnTheLocalStack(t *testing.T) {
 // Recovery on them.
 func localStack(t *testing.T) (*stack.Stack, *platform.Files, *Recovery) {
 	t.Helper()
+	return localStackIn(t, t.TempDir())
+}
+
+// localStackIn is localStack with its logs under dir/logs.
+func localStackIn(t *testing.T, dir string) (*stack.Stack, *platform.Files, *Recovery) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the functions")
 	}
-	s, err := stack.Start(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, CopierTimeout: 20 * time.Second})
+	s, err := stack.Start(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: dir, Binaries: binaries, CopierTimeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +210,52 @@ func TestACheckThatCannotConnectShowsNoToken(t *testing.T) {
 	for _, shown := range []string{err.Error(), out.String()} {
 		if strings.Contains(shown, token) || strings.Contains(shown, url.QueryEscape(token)) {
 			t.Errorf("the token is shown: %s", shown)
+		}
+	}
+}
+
+// TestNoCommandAndNoFunctionShowsASecret runs the commands against the
+// local stack, whose key and tokens are known, through successes and
+// failures, and reads every line they printed and every function logged.
+func TestNoCommandAndNoFunctionShowsASecret(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, files, r := localStackIn(t, dir)
+	var shown bytes.Buffer
+	show := func(err error) {
+		if err != nil {
+			fmt.Fprintln(&shown, err)
+		}
+	}
+	caller := Caller{CallbackURL: s.CallbackURL, Key: s.Key}
+	show(r.Check(ctx, caller, "", 30*time.Second, &shown))
+	show(r.Check(ctx, caller, files.URL("shown.png"), 30*time.Second, &shown))
+	show(r.Check(ctx, Caller{CallbackURL: s.CallbackURL, Key: "wrong"}, "", time.Second, &shown))
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	show(r.Check(ctx, Caller{CallbackURL: closed.URL + "/?token=" + url.QueryEscape(s.Token), Key: s.Key}, "", time.Second, &shown))
+	show(run(ctx, r, []string{"requeue", "ops_nobody"}, &shown))
+	show(run(ctx, r, []string{"redrive"}, &shown))
+	logs, err := filepath.Glob(filepath.Join(dir, "logs", "*"))
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("no function logs in %s: %v", dir, err)
+	}
+	texts := map[string]string{"the commands' output": shown.String()}
+	for _, path := range logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts[filepath.Base(path)] = string(b)
+	}
+	for what, text := range texts {
+		for name, secret := range map[string]string{"the webhook key": s.Key, "the callback token": s.Token, "the read token": s.ReadToken} {
+			if secret == "" {
+				t.Fatalf("the local stack has no %s to look for", name)
+			}
+			if strings.Contains(text, secret) || strings.Contains(text, url.QueryEscape(secret)) {
+				t.Errorf("%s shows %s", what, name)
+			}
 		}
 	}
 }
