@@ -259,3 +259,94 @@ func TestNoCommandAndNoFunctionShowsASecret(t *testing.T) {
 		}
 	}
 }
+
+// TestDeliveriesUsedUpBehindABacklogAreGivenUpAndRedriveStoresThem is
+// the dead-letter path end to end: 60 tasks use up their deliveries while
+// 50 older records wait queued, more than a run lists; all 60 end
+// copy_failed with their event, and once the source is back, redrive
+// stores them all.
+func TestDeliveriesUsedUpBehindABacklogAreGivenUpAndRedriveStoresThem(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the functions")
+	}
+	ctx := context.Background()
+	opts := stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, CopierTimeout: 20 * time.Second}
+	// Five quick deliveries of each message.
+	opts.Emulators.VisibilityTimeout, opts.Emulators.MaxReceiveCount = time.Second, 5
+	s, err := stack.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	files := platform.ServeFiles()
+	t.Cleanup(files.Close)
+	r, err := recoveryAt(ctx, s.Env.DynamoDBURL, s.Env.SQSURL, Resources{Table: s.Env.Table, QueueURL: s.Env.QueueURL, DLQURL: s.Env.DLQURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		item := map[string]types.AttributeValue{
+			"taskId": str(fmt.Sprintf("waiting_%02d", i)), "status": str("queued"), "openStatus": str("queued"), "api": str("veo"),
+			"code": &types.AttributeValueMemberN{Value: "200"}, "msg": str("success"),
+			"updatedAt": str("2026-11-01T00:00:00Z"), "expiresAt": &types.AttributeValueMemberN{Value: "4102444800"},
+		}
+		if _, err := s.Env.DynamoDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.Env.Table, Item: item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files.SetFaults(1) // every download answers 503
+	client := &platform.Client{URL: s.CallbackURL, Key: s.Key}
+	var ids []string
+	for i := range 60 {
+		id := fmt.Sprintf("exhausted_%02d", i)
+		body, _ := json.Marshal(map[string]any{"code": 200, "msg": "success", "data": map[string]any{"taskId": id, "resultUrls": []string{files.URL(id + ".png")}}})
+		if d := client.Send(ctx, id, body); !d.OK() {
+			t.Fatalf("%s: %d %v", id, d.Status, d.Err)
+		}
+		ids = append(ids, id)
+	}
+	status := func(id string) string {
+		rec, err := r.record(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.Status
+	}
+	waitAll := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for _, id := range ids {
+			for status(id) != want {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s is %s, want %s", id, status(id), want)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+	}
+	waitAll("copy_failed")
+	failedEvents := map[string]bool{}
+	for _, ev := range s.Env.Events() {
+		var d struct{ TaskID string }
+		json.Unmarshal(ev.Detail, &d)
+		if ev.DetailType == "Task Copy Failed" {
+			failedEvents[d.TaskID] = true
+		}
+	}
+	for _, id := range ids {
+		if !failedEvents[id] {
+			t.Errorf("%s: no Task Copy Failed", id)
+		}
+	}
+	files.SetFaults(0) // the cause is fixed
+	moved, err := r.Redrive(ctx)
+	if err != nil || len(moved) != len(ids) {
+		t.Fatalf("redrive moved %d of %d: %v", len(moved), len(ids), err)
+	}
+	for _, id := range ids {
+		waitStored(t, s, id)
+	}
+	if got := status("waiting_00"); got != "queued" {
+		t.Errorf("a waiting task became %s: waiting is no reason to give up", got)
+	}
+}
