@@ -22,6 +22,7 @@ type config struct {
 	NotifyAfter              time.Duration
 	DeadLetterQueueURL       string
 	PathStyle                bool
+	Prefix                   string
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
@@ -42,6 +43,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		NotifyAfter:        env.Duration("NOTIFY_SWEEP_AFTER", 2*time.Minute),
 		DeadLetterQueueURL: env.String("DEAD_LETTER_QUEUE_URL", ""),
 		PathStyle:          env.Bool("S3_USE_PATH_STYLE", false),
+		Prefix:             env.String("OBJECT_PREFIX", "tasks/"),
 	}
 	err := env.Err()
 	if c.EventBus != "" && c.Bucket == "" {

@@ -57,7 +57,8 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 	}
 	if c.DeadLetterQueueURL != "" {
 		r.DeadLetters = queue.NewDeadLetters(sqsClient, c.DeadLetterQueueURL)
-		r.Uploads = objects.New(s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = c.PathStyle }), c.Bucket, nil)
+		r.Leftovers = objects.New(s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = c.PathStyle }), c.Bucket, nil)
+		r.Prefix = c.Prefix
 	} else {
 		logger.Warn("no DEAD_LETTER_QUEUE_URL: copies whose deliveries are used up are not given up")
 	}

@@ -45,9 +45,12 @@ type deadLetters interface {
 	Tasks(ctx context.Context, scan int) ([]string, error)
 }
 
-// uploadAborter aborts a multipart upload a copy left open.
-type uploadAborter interface {
+// leftovers removes what the copies of a task given up left in the
+// bucket: its open multipart uploads, and the objects its failed attempts
+// stored under its prefix, which no record will name.
+type leftovers interface {
 	Abort(ctx context.Context, key, uploadID string) error
+	DeleteUnder(ctx context.Context, prefix string) error
 }
 
 // unnotified lists the ended tasks whose event the bus has not accepted.
@@ -67,8 +70,9 @@ type Reconciler struct {
 	}
 	// DeadLetters is the copy dead-letter queue; nil gives up nothing.
 	DeadLetters deadLetters
-	Uploads     uploadAborter // aborts the uploads a given-up task left open
-	Platform    recorder      // nil when no API key is configured: no polling
+	Leftovers   leftovers // cleans up after a given-up task
+	Prefix      string    // of every object key (OBJECT_PREFIX)
+	Platform    recorder  // nil when no API key is configured: no polling
 	Receiver    receiver
 	Notifier    task.Notifier // nil when no bus is configured: no events
 	Metrics     *metrics.Writer
@@ -334,12 +338,16 @@ const retriesExhausted = "copy retries exhausted: the message is in the dead-let
 
 // giveUp marks a task whose copy message went to the dead-letter queue as
 // copy_failed, and announces it. The uploads its copies left open are
-// aborted first: the record that names them goes.
+// aborted first, since the record that names them goes, and the objects
+// its attempts stored are deleted: a copy_failed record names none.
 func (r *Reconciler) giveUp(ctx context.Context, t task.Task, now time.Time) error {
 	for _, up := range t.Uploads {
-		if err := r.Uploads.Abort(ctx, up.Key, up.ID); err != nil {
+		if err := r.Leftovers.Abort(ctx, up.Key, up.ID); err != nil {
 			return fmt.Errorf("give up task %s: %w", t.ID, err)
 		}
+	}
+	if err := r.Leftovers.DeleteUnder(ctx, r.Prefix+t.ID+"/"); err != nil {
+		return fmt.Errorf("give up task %s: %w", t.ID, err)
 	}
 	failed, err := r.Tasks.CopyFailed(ctx, t.ID, "", retriesExhausted, now)
 	if errors.Is(err, task.ErrStale) {

@@ -234,7 +234,7 @@ func TestNoBacklogHidesADeadLetter(t *testing.T) {
 	}
 }
 
-func TestGivingUpAbortsTheUploadsACopyLeftOpen(t *testing.T) {
+func TestGivingUpLeavesNothingInTheBucket(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	h.seed(t, "half", "veo", task.StatusQueued, time.Hour)
@@ -247,11 +247,26 @@ func TestGivingUpAbortsTheUploadsACopyLeftOpen(t *testing.T) {
 	if err := h.store.AddUpload(ctx, "half", "copier-half", task.Upload{Key: key, ID: *up.UploadId}); err != nil {
 		t.Fatal(err)
 	}
+	// An earlier attempt stored source 1 before source 0 failed.
+	stored := "tasks/half/1.png"
+	if _, err := h.env.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &h.env.Bucket, Key: &stored, Body: strings.NewReader("png")}); err != nil {
+		t.Fatal(err)
+	}
+	other := "tasks/halfway/0.png" // another task's, whose id starts alike
+	if _, err := h.env.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &h.env.Bucket, Key: &other, Body: strings.NewReader("png")}); err != nil {
+		t.Fatal(err)
+	}
 	h.deadLetter(t, "half")
 	if rep := h.run(t); rep.GivenUp != 1 {
 		t.Fatalf("report %+v", rep)
 	}
 	if n, err := h.env.OpenUploads(ctx); n != 0 || err != nil {
 		t.Errorf("%d uploads open (%v): the record that named them is gone", n, err)
+	}
+	if _, err := h.env.Object(ctx, stored); err == nil {
+		t.Error("an object of the given-up task stays, which no record names")
+	}
+	if _, err := h.env.Object(ctx, other); err != nil {
+		t.Errorf("another task's object went: %v", err)
 	}
 }

@@ -81,7 +81,15 @@ func audit(ctx context.Context, s *stack.Stack, tasks []*Task, firstOK map[strin
 		if t, ok := byTask[id]; !ok || !t.Accepted {
 			rep.UnacceptedObjects++
 			rep.note("object %s of a task never accepted", key)
+			continue
 		}
+		if !slices.ContainsFunc(records[id].Objects, func(o stack.Object) bool { return o.Key == key }) {
+			rep.UnnamedObjects++
+			rep.note("object %s: the record of %s (%s) does not name it", key, id, records[id].Status)
+		}
+	}
+	if rep.OpenUploads, err = s.Env.OpenUploads(ctx); err != nil {
+		return err
 	}
 	for id := range dlq {
 		if t, ok := byTask[id]; !ok || !t.Accepted || records[id].Status == "stored" {

@@ -22,6 +22,7 @@ type Report struct {
 	Stored, FailedOK, CopyFailed, InDLQ, NeverAccepted, Objects int
 	Lost, Corrupt, UnacceptedObjects, QueueLeft, DLQ            int
 	DLQUnexpected                                               int
+	UnnamedObjects, OpenUploads                                 int // objects no record names, multipart uploads left open
 	BytesCopied                                                 int64
 
 	Events, EventsMissing, EventsWrong, EventsForOpen, EventRepeats int
@@ -48,6 +49,7 @@ func (r *Report) Problems() []string {
 	}{
 		{r.Lost, "lost tasks"}, {r.Corrupt, "objects that differ from their source"},
 		{r.UnacceptedObjects, "objects of tasks never accepted"}, {r.QueueLeft, "messages left in the queue"},
+		{r.UnnamedObjects, "objects no record names"}, {r.OpenUploads, "multipart uploads left open"},
 		{r.DLQUnexpected, "dead-letter messages the scenario did not cause"},
 		{r.EventsMissing, "ended tasks without their event"}, {r.EventsWrong, "events that do not describe their task"},
 		{r.EventsForOpen, "events of tasks that have not ended"},
@@ -89,7 +91,7 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "  outcome          stored %d, failed %d, copy_failed %d, in DLQ %d, never accepted %d\n", r.Stored, r.FailedOK, r.CopyFailed, r.InDLQ, r.NeverAccepted)
 	fmt.Fprintf(&b, "  lost             %d\n", r.Lost)
 	fmt.Fprintf(&b, "  duplicates       %d absorbed\n", r.DuplicatesAbsorbed)
-	fmt.Fprintf(&b, "  audit            %d objects intact, %d corrupt, %d of unaccepted tasks, %d left in queue, %d in DLQ (%d unexpected)\n", r.Objects, r.Corrupt, r.UnacceptedObjects, r.QueueLeft, r.DLQ, r.DLQUnexpected)
+	fmt.Fprintf(&b, "  audit            %d objects intact, %d corrupt, %d of unaccepted tasks, %d no record names, %d uploads open, %d left in queue, %d in DLQ (%d unexpected)\n", r.Objects, r.Corrupt, r.UnacceptedObjects, r.UnnamedObjects, r.OpenUploads, r.QueueLeft, r.DLQ, r.DLQUnexpected)
 	fmt.Fprintf(&b, "  task events      %d put, %d missing, %d wrong, %d of unended tasks, %d repeats (at least once)\n", r.Events, r.EventsMissing, r.EventsWrong, r.EventsForOpen, r.EventRepeats)
 	if r.forwarded != nil {
 		fmt.Fprintf(&b, "  forwarded        %d details taken by the endpoint, %d missing, %d of unended tasks; %d calls refused on purpose and retried\n", r.Forwarded, r.ForwardedMissing, r.ForwardedForOpen, r.ForwardRefused)

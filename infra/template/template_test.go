@@ -271,7 +271,7 @@ func TestReconcilerFunction(t *testing.T) {
 	ev := p.At("Events", "EveryMinute")
 	expect(t, ev, "Schedule", "Type")
 	expect(t, ev, "rate(1 minute)", "Properties", "Schedule")
-	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", "kms:Decrypt", "s3:AbortMultipartUpload", "secretsmanager:GetSecretValue", "sqs:ReceiveMessage", "sqs:SendMessage"}) {
+	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", "kms:Decrypt", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:ListBucket", "secretsmanager:GetSecretValue", "sqs:ReceiveMessage", "sqs:SendMessage"}) {
 		t.Errorf("actions %v", got)
 	}
 	if res := statement(p, "ListOpenTasks").At("Resource"); res.Value != "${TasksTable.Arn}/index/open-tasks" {
@@ -336,7 +336,11 @@ func TestQueues(t *testing.T) {
 		if got := read.At("Action").Strs(); !slices.Equal(got, []string{"sqs:ReceiveMessage"}) || read.At("Resource").Value != "CopyDeadLetterQueue.Arn" {
 			t.Errorf("ReadDeadLetters %v on %q", got, read.At("Resource").Value)
 		}
-		underPrefix(t, statement(fn, "AbortAbandonedUploads").At("Resource"))
+		underPrefix(t, statement(fn, "RemoveAbandonedCopies").At("Resource"))
+		list := statement(fn, "ListAbandonedCopies")
+		if list.At("Resource").Value != "ObjectsBucket.Arn" || list.At("Condition", "StringLike", "s3:prefix").Tag != "!Sub" {
+			t.Error("the reconciler may list the bucket under the prefix only")
+		}
 	})
 	dlq := tpl.At("Resources", "CopyDeadLetterQueue", "Properties")
 	expect(t, q, "CopyDeadLetterQueue.Arn", "RedrivePolicy", "deadLetterTargetArn")
