@@ -83,7 +83,11 @@ func audit(ctx context.Context, s *stack.Stack, tasks []*Task, firstOK map[strin
 			rep.note("object %s of a task never accepted", key)
 			continue
 		}
-		if !slices.ContainsFunc(records[id].Objects, func(o stack.Object) bool { return o.Key == key }) {
+		// A copy that has ended leaves nothing its record does not name; one
+		// still under way, or waiting to be given up, may hold parts of its
+		// attempts.
+		ended := slices.Contains([]string{"stored", "failed", "copy_failed"}, records[id].Status)
+		if ended && !slices.ContainsFunc(records[id].Objects, func(o stack.Object) bool { return o.Key == key }) {
 			rep.UnnamedObjects++
 			rep.note("object %s: the record of %s (%s) does not name it", key, id, records[id].Status)
 		}
