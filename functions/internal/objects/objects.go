@@ -358,7 +358,7 @@ func (s *Store) putParts(ctx context.Context, key, contentType string, first *[]
 		Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("sha256"), Value: aws.String(hex.EncodeToString(sum()))}}},
 	})
 	if err != nil {
-		if _, delErr := s.client.DeleteObject(context.WithoutCancel(ctx), &s3.DeleteObjectInput{Bucket: s.bucket, Key: up.key}); delErr != nil {
+		if delErr := s.Delete(context.WithoutCancel(ctx), key); delErr != nil {
 			err = errors.Join(err, fmt.Errorf("and deleting the untagged object failed: %w", delErr))
 		}
 		return fmt.Errorf("tag %s: %w", key, refused(err))

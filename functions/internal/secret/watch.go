@@ -92,11 +92,17 @@ func (w *Watched) Refresh(ctx context.Context) {
 	held := w.held
 	w.reading = true
 	w.mu.Unlock()
-	if !held {
+	periodic := func(ctx context.Context) {
 		w.load(ctx, now)
+		w.mu.Lock()
+		w.reading = false
+		w.mu.Unlock()
+	}
+	if !held {
+		periodic(ctx)
 		return
 	}
-	w.refreshes.Go(func() { w.load(context.WithoutCancel(ctx), now) })
+	w.refreshes.Go(func() { periodic(context.WithoutCancel(ctx)) })
 }
 
 // Reload reads the secret at once, unless a caller asked less than
@@ -112,7 +118,6 @@ func (w *Watched) Reload(ctx context.Context) bool {
 		return false
 	}
 	w.reloaded = now
-	w.reading = true
 	w.mu.Unlock()
 	return w.load(ctx, now)
 }
@@ -126,7 +131,6 @@ func (w *Watched) load(ctx context.Context, now time.Time) bool {
 	cancel()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.reading = false
 	if err == nil {
 		err = w.apply(value)
 	}
