@@ -112,8 +112,23 @@ type function struct {
 }
 
 // startFunction runs bootstrap under the emulator with env, its output
-// appended to log.
+// appended to log. An emulator that exits at start-up is started again on
+// other ports: freeAddr's port is free when it answers, and another test
+// process may take it before the emulator binds it.
 func startFunction(ctx context.Context, rie, bootstrap, name string, env map[string]string, timeout time.Duration, log io.Writer) (*function, error) {
+	for attempt := 1; ; attempt++ {
+		f, err := launchFunction(ctx, rie, bootstrap, name, env, timeout, log)
+		if !errors.Is(err, errExitedAtStart) || attempt == 3 {
+			return f, err
+		}
+	}
+}
+
+// errExitedAtStart is an emulator that stopped before it listened.
+var errExitedAtStart = errors.New("the emulator exited at start-up")
+
+// launchFunction is one attempt of startFunction.
+func launchFunction(ctx context.Context, rie, bootstrap, name string, env map[string]string, timeout time.Duration, log io.Writer) (*function, error) {
 	apiAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -165,7 +180,7 @@ func waitListening(ctx context.Context, addr string, exited <-chan struct{}) err
 		}
 		select {
 		case <-exited:
-			return errors.New("the emulator exited at start-up")
+			return errExitedAtStart
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
