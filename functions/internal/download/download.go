@@ -41,10 +41,6 @@ type Options struct {
 // MaxRedirects is how many redirects one download follows.
 const MaxRedirects = 5
 
-// MaxReceiveWindow is the most an HTTP/2 source may send of one file
-// before the copier reads it.
-const MaxReceiveWindow = 1 << 20
-
 // Downloader opens downloads; it is safe for concurrent use.
 type Downloader struct {
 	client    *http.Client
@@ -94,18 +90,21 @@ func New(opts Options) *Downloader {
 		ResponseHeaderTimeout: opts.HeaderTimeout,
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
-		// What a source may send ahead of the copier's reads sits on the
-		// Go heap; when S3 is slower than the source, that is the whole
-		// window, for every file at once. 1 MiB a stream still allows
-		// 10 MB/s per file at 100 ms from the CDN.
-		HTTP2: &http.HTTP2Config{
-			MaxReceiveBufferPerStream:     MaxReceiveWindow,
-			MaxReceiveBufferPerConnection: 4 * MaxReceiveWindow,
-		},
+		// HTTP/1.1 only, one connection a file: what a source sends ahead
+		// of the copier's reads waits in the kernel's socket buffer, not on
+		// the Go heap as an HTTP/2 receive window does, and no shared
+		// window throttles a large file. (The release build also leaves
+		// HTTP/2 out of net/http: functions/Makefile.)
+		Protocols: http1Only(),
 	}
 	d.client = &http.Client{Transport: transport, CheckRedirect: d.checkRedirect}
 	return d
+}
+
+func http1Only() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	return &p
 }
 
 type refusedAddr struct{ address string }
