@@ -124,14 +124,14 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 	}
 	errs = append(errs, r.pending(pollCtx, now, &rep))
 	cancel()
-	r.Metrics.Emit("reconciled",
+	r.Metrics.Emit("reconciled", metrics.NonZero(
 		metrics.Metric{Name: "PendingPolled", Unit: metrics.Count, Value: int64(rep.Polled)},
 		metrics.Metric{Name: "PendingFinished", Unit: metrics.Count, Value: int64(rep.Finished)},
 		metrics.Metric{Name: "PendingExpired", Unit: metrics.Count, Value: int64(rep.Expired)},
 		metrics.Metric{Name: "StuckRequeued", Unit: metrics.Count, Value: int64(rep.Requeued)},
 		metrics.Metric{Name: "StaleQueued", Unit: metrics.Count, Value: int64(rep.StaleQueued)},
 		metrics.Metric{Name: "EventsSwept", Unit: metrics.Count, Value: int64(rep.Notified)},
-		metrics.Metric{Name: "CopiesGivenUp", Unit: metrics.Count, Value: int64(rep.GivenUp)})
+		metrics.Metric{Name: "CopiesGivenUp", Unit: metrics.Count, Value: int64(rep.GivenUp)})...)
 	return rep, errors.Join(errs...)
 }
 

@@ -69,10 +69,6 @@ var perTask = struct {
 // and latency, events put (3), reads (4).
 const busyMetrics = 23
 
-// idleMetrics are the counts the reconciler writes every run, tasks or
-// none.
-const idleMetrics = 7
-
 // monthSeconds is an average month.
 const monthSeconds = 30.44 * 24 * 3600
 
@@ -82,6 +78,7 @@ type template struct {
 	reconcileEvery  float64            // seconds
 	alarmMetrics    int                // metrics the alarms watch, with the defaults' conditions
 	secrets         int                // secrets every stack creates (not NotifyUrl's)
+	kmsKeys         int                // with AlarmEmail, which the idle estimate assumes
 	dashboards      int
 	notifyAvailable bool
 }
@@ -110,6 +107,8 @@ func readTemplate(raw []byte) (template, error) {
 			if !r.At("Condition").OK() {
 				t.secrets++
 			}
+		case "AWS::KMS::Key":
+			t.kmsKeys++
 		case "AWS::CloudWatch::Dashboard":
 			t.dashboards++
 		case "AWS::Events::ApiDestination":
@@ -137,27 +136,34 @@ func countReturnless(alarm yamlnode.Node) int {
 	return n
 }
 
-// line is one row of a table: what, how much, and its monthly dollars.
+// line is one row of a table: what, what it buys (idle lines only), how
+// much, and its monthly dollars.
 type line struct {
-	what, basis string
-	usd         float64
+	what, buys, basis string
+	usd               float64
 }
 
 func idle(t template) []line {
 	runs := monthSeconds / t.reconcileEvery
 	gbs := runs * 0.1 * t.memoryMB["Reconciler"] / 1024
-	return []line{
-		{"Secrets Manager", fmt.Sprintf("%d secrets (webhook key, callback token, read token)", t.secrets), float64(t.secrets) * prices.SecretMonth},
-		{"Secrets Manager calls", "each warm sandbox reads its secrets every 5 min: about 3 sandboxes", 3 * float64(t.secrets) * monthSeconds / 300 * prices.SecretCall},
-		{"KMS key", "the alarm topic's, with AlarmEmail", prices.KMSKeyMonth},
-		{"CloudWatch alarms", fmt.Sprintf("%d alarm metrics", t.alarmMetrics), float64(t.alarmMetrics) * prices.AlarmMetricMonth},
-		{"CloudWatch dashboard", fmt.Sprintf("%d (an account's first 3 are free)", t.dashboards), float64(t.dashboards) * prices.DashboardMonth},
-		{"CloudWatch metrics", fmt.Sprintf("%d custom metrics the reconciler writes every run", idleMetrics), idleMetrics * prices.CustomMetricMonth},
-		{"Reconciler runs", fmt.Sprintf("%.0f runs of about 0.1 s at %.0f MB", runs, t.memoryMB["Reconciler"]), runs*prices.LambdaRequest + gbs*prices.LambdaGBSecond},
-		{"Reconciler queries", "six index queries a run", runs * 6 * prices.DynamoRead},
-		{"Copy queue polling", "the event source mapping's long polls, about 650,000 a month", 650000 * prices.SQSRequest},
-		{"Point-in-time recovery", "of a table of 1 GB (the records of about 1 million tasks)", prices.DynamoPITRPerGBMonth},
+	lines := []line{
+		{"Secrets Manager", "each credential in a secret of its own, which only the function that checks it may read, rotated without a deploy",
+			fmt.Sprintf("%d secrets (webhook key, callback token, read token)", t.secrets), float64(t.secrets) * prices.SecretMonth},
+		{"CloudWatch alarms", "an email when a copy is given up, a function fails, callbacks are refused or a task waits too long",
+			fmt.Sprintf("%d alarm metrics", t.alarmMetrics), float64(t.alarmMetrics) * prices.AlarmMetricMonth},
+		{"Reconciler runs", "what a crash left half-done, and copies given up, found within a minute (with an API key, also tasks whose callback never came)",
+			fmt.Sprintf("%.0f runs of about 0.1 s at %.0f MB", runs, t.memoryMB["Reconciler"]), runs*prices.LambdaRequest + gbs*prices.LambdaGBSecond},
+		{"Reconciler queries", "the same runs' reads, from an index of open tasks: never a table scan", "six index queries a run", runs * 6 * prices.DynamoRead},
+		{"Copy queue polling", "a copy starts within a second of its callback", "the event source mapping's long polls, about 650,000 a month", 650000 * prices.SQSRequest},
+		{"Point-in-time recovery", "the task records restorable to any second of the last 35 days", "of a table of 1 GB (the records of about 1 million tasks)", prices.DynamoPITRPerGBMonth},
 	}
+	if t.kmsKeys > 0 {
+		lines = append(lines, line{"KMS keys", "", fmt.Sprint(t.kmsKeys), float64(t.kmsKeys) * prices.KMSKeyMonth})
+	}
+	if t.dashboards > 0 {
+		lines = append(lines, line{"CloudWatch dashboards", "", fmt.Sprint(t.dashboards), float64(t.dashboards) * prices.DashboardMonth})
+	}
+	return lines
 }
 
 func perMillion(t template) []line {
@@ -167,38 +173,46 @@ func perMillion(t template) []line {
 	}
 	files := tasks * perTask.Files
 	lines := []line{
-		{"Callback function", fmt.Sprintf("%.1f deliveries a task, %.0f ms each at %.0f MB", perTask.Callbacks, perTask.CallbackSeconds*1000, t.memoryMB["Callback"]),
+		{"Callback function", "", fmt.Sprintf("%.1f deliveries a task, %.0f ms each at %.0f MB", perTask.Callbacks, perTask.CallbackSeconds*1000, t.memoryMB["Callback"]),
 			tasks * perTask.Callbacks * (prices.LambdaRequest + gbs("Callback", perTask.CallbackSeconds))},
-		{"Copier function", fmt.Sprintf("%.1f s a task at %.0f MB (batches of 4 share an invocation)", perTask.CopierSeconds, t.memoryMB["Copier"]),
+		{"Copier function", "", fmt.Sprintf("%.1f s a task at %.0f MB (batches of 4 share an invocation)", perTask.CopierSeconds, t.memoryMB["Copier"]),
 			tasks * (prices.LambdaRequest/4 + gbs("Copier", perTask.CopierSeconds))},
-		{"Reader function", fmt.Sprintf("%.0f call a task, %.0f ms at %.0f MB", perTask.ReaderCalls, perTask.ReaderSeconds*1000, t.memoryMB["Reader"]),
+		{"Reader function", "", fmt.Sprintf("%.0f call a task, %.0f ms at %.0f MB", perTask.ReaderCalls, perTask.ReaderSeconds*1000, t.memoryMB["Reader"]),
 			tasks * perTask.ReaderCalls * (prices.LambdaRequest + gbs("Reader", perTask.ReaderSeconds))},
-		{"DynamoDB", fmt.Sprintf("%.0f write and %.0f read units a task", perTask.Writes, perTask.Reads), tasks * (perTask.Writes*prices.DynamoWrite + perTask.Reads*prices.DynamoRead)},
-		{"SQS", fmt.Sprintf("%.0f requests a task", perTask.SQSRequests), tasks * perTask.SQSRequests * prices.SQSRequest},
-		{"EventBridge", fmt.Sprintf("%.0f event a task on the custom bus", perTask.Events), tasks * perTask.Events * prices.Event},
-		{"S3 requests", fmt.Sprintf("%.0f files a task; a put each, a GET through each link", perTask.Files), files * (perTask.S3RequestsPerFile*prices.S3Put + prices.S3Get)},
-		{"S3 storage", fmt.Sprintf("%.0f MiB a task, per month kept", perTask.MiB), tasks * perTask.MiB / 1024 * prices.S3StoragePerGBMonth},
-		{"CloudWatch Logs", fmt.Sprintf("about %.0f KiB of logs and metrics a task", perTask.LogKiB), tasks * perTask.LogKiB / (1 << 20) * prices.LogIngestPerGB},
+		{"DynamoDB", "", fmt.Sprintf("%.0f write and %.0f read units a task", perTask.Writes, perTask.Reads), tasks * (perTask.Writes*prices.DynamoWrite + perTask.Reads*prices.DynamoRead)},
+		{"SQS", "", fmt.Sprintf("%.0f requests a task", perTask.SQSRequests), tasks * perTask.SQSRequests * prices.SQSRequest},
+		{"EventBridge", "", fmt.Sprintf("%.0f event a task on the custom bus", perTask.Events), tasks * perTask.Events * prices.Event},
+		{"S3 requests", "", fmt.Sprintf("%.0f files a task; a put each, a GET through each link", perTask.Files), files * (perTask.S3RequestsPerFile*prices.S3Put + prices.S3Get)},
+		{"S3 storage", "", fmt.Sprintf("%.0f MiB a task, per month kept", perTask.MiB), tasks * perTask.MiB / 1024 * prices.S3StoragePerGBMonth},
+		{"Secrets Manager calls", "", fmt.Sprintf("each warm sandbox reads its secrets every 5 min: about 3 sandboxes, %d secrets", t.secrets), 3 * float64(t.secrets) * monthSeconds / 300 * prices.SecretCall},
+		{"CloudWatch Logs", "", fmt.Sprintf("about %.0f KiB of logs and metrics a task", perTask.LogKiB), tasks * perTask.LogKiB / (1 << 20) * prices.LogIngestPerGB},
 		// A metric costs the same whatever its volume, once it is written.
-		{"CloudWatch metrics", fmt.Sprintf("about %d more metric and outcome pairs once tasks flow", busyMetrics), busyMetrics * prices.CustomMetricMonth},
+		{"CloudWatch metrics", "", fmt.Sprintf("about %d more metric and outcome pairs once tasks flow", busyMetrics), busyMetrics * prices.CustomMetricMonth},
 	}
 	if t.notifyAvailable {
-		lines = append(lines, line{"Forwarding (NotifyUrl)", "one API destination call an event", tasks * perTask.Events * prices.APIDestinationCall})
+		lines = append(lines, line{"Forwarding (NotifyUrl)", "", "one API destination call an event", tasks * perTask.Events * prices.APIDestinationCall})
 	}
 	return lines
 }
 
 func write(w io.Writer, t template) {
-	table := func(lines []line) float64 {
-		fmt.Fprintln(w, "| what | basis | USD a month |")
-		fmt.Fprintln(w, "|---|---|---:|")
-		total := 0.0
-		for _, l := range lines {
-			fmt.Fprintf(w, "| %s | %s | %.2f |\n", l.what, l.basis, l.usd)
-			total += l.usd
+	table := func(lines []line, buys bool) {
+		head, rule, total := "| what | basis | USD a month |", "|---|---|---:|", "| **total** | | **%.2f** |\n"
+		if buys {
+			head, rule, total = "| what | what it buys | basis | USD a month |", "|---|---|---|---:|", "| **total** | | | **%.2f** |\n"
 		}
-		fmt.Fprintf(w, "| **total** | | **%.2f** |\n", total)
-		return total
+		fmt.Fprintln(w, head)
+		fmt.Fprintln(w, rule)
+		sum := 0.0
+		for _, l := range lines {
+			if buys {
+				fmt.Fprintf(w, "| %s | %s | %s | %.2f |\n", l.what, l.buys, l.basis, l.usd)
+			} else {
+				fmt.Fprintf(w, "| %s | %s | %.2f |\n", l.what, l.basis, l.usd)
+			}
+			sum += l.usd
+		}
+		fmt.Fprintf(w, total, sum)
 	}
 	fmt.Fprint(w, `# What kiehook costs
 
@@ -214,7 +228,15 @@ With a webhook key, a callback token, a read token and an AlarmEmail, and no
 task at all.
 
 `)
-	table(idle(t))
+	table(idle(t), true)
+	fmt.Fprint(w, `
+Idle pays for nothing else. The functions write a custom metric only in an
+hour when it counted something (the alarms read missing data as no
+breach), there is no dashboard (the metrics are under the namespace
+kiehook/<stack name> in the CloudWatch console, for a dashboard of your
+own), and the alarm topic has no KMS key of its own: an alarm's message is
+its name and state, nothing secret.
+`)
 	fmt.Fprint(w, `
 ## Per million tasks
 
@@ -224,7 +246,7 @@ The durations are what the local stack measures, rounded up for AWS's
 latencies; copies of large videos cost more copier seconds and storage.
 
 `)
-	table(perMillion(t))
+	table(perMillion(t), false)
 	fmt.Fprint(w, `
 Storage grows with what you keep: set ObjectExpirationDays to expire the
 copies, and RecordTtl to let the task records go.

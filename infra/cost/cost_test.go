@@ -34,9 +34,28 @@ func TestTheEstimateReadsTheTemplate(t *testing.T) {
 			t.Errorf("no memory size for %s", fn)
 		}
 	}
-	if tpl.reconcileEvery != 60 || tpl.secrets != 3 || tpl.alarmMetrics == 0 || tpl.dashboards != 1 {
+	if tpl.reconcileEvery != 60 || tpl.secrets != 3 || tpl.alarmMetrics == 0 {
 		t.Errorf("read %+v", tpl)
 	}
+	t.Run("an idle stack costs at most 3 dollars a month", func(t *testing.T) {
+		total := 0.0
+		for _, l := range idle(tpl) {
+			total += l.usd
+		}
+		if total > 3 {
+			t.Errorf("idle costs $%.2f a month", total)
+		}
+	})
+	t.Run("a dashboard or a KMS key would show on the idle bill", func(t *testing.T) {
+		more := strings.Replace(string(raw), "\nResources:\n", "\nResources:\n  Extra:\n    Type: AWS::CloudWatch::Dashboard\n  ExtraKey:\n    Type: AWS::KMS::Key\n", 1)
+		tm, err := readTemplate([]byte(more))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(idle(tm)) != len(idle(tpl))+2 {
+			t.Error("the idle estimate misses a dashboard or a key")
+		}
+	})
 	t.Run("a larger copier costs more", func(t *testing.T) {
 		bigger := strings.Replace(string(raw), "MemorySize: 512", "MemorySize: 1024", 1)
 		tb, err := readTemplate([]byte(bigger))

@@ -39,11 +39,12 @@ func New(w io.Writer, namespace string, now func() time.Time) *Writer {
 	return &Writer{w: w, namespace: namespace, now: now}
 }
 
-// Emit writes one line recording metrics for outcome. Names, units and
-// outcomes are kiehook's own constants and need no JSON escaping.
+// Emit writes one line recording metrics for outcome, or nothing when
+// there are none. Names, units and outcomes are kiehook's own constants
+// and need no JSON escaping.
 func (w *Writer) Emit(outcome string, metrics ...Metric) {
-	if w == nil {
-		return // no metrics wanted
+	if w == nil || len(metrics) == 0 {
+		return // no metrics wanted, or nothing to count
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -74,4 +75,18 @@ func (w *Writer) Emit(outcome string, metrics ...Metric) {
 	b = append(b, "}\n"...)
 	w.buf = b
 	w.w.Write(b)
+}
+
+// NonZero keeps the metrics that counted something. CloudWatch charges a
+// custom metric for every hour it receives a value, zero or not, so counts
+// that are usually zero are written only when they are not; the alarms on
+// them treat missing data as not breaching.
+func NonZero(metrics ...Metric) []Metric {
+	kept := metrics[:0]
+	for _, m := range metrics {
+		if m.Value != 0 {
+			kept = append(kept, m)
+		}
+	}
+	return kept
 }

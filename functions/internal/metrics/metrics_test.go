@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +40,19 @@ func TestEmitWritesOneValidEMFLine(t *testing.T) {
 	}
 	if bytes.Count(buf.Bytes(), []byte("\n")) != 1 {
 		t.Error("want exactly one line")
+	}
+}
+
+func TestNothingToCountWritesNothing(t *testing.T) {
+	var buf bytes.Buffer
+	w := metrics.New(&buf, "kiehook", time.Now)
+	w.Emit("reconciled", metrics.NonZero(metrics.Metric{Name: "StaleQueued", Unit: metrics.Count}, metrics.Metric{Name: "EventsSwept", Unit: metrics.Count})...)
+	if buf.Len() != 0 {
+		t.Errorf("an idle run wrote %s: every custom metric written costs by the hour", buf.String())
+	}
+	w.Emit("reconciled", metrics.NonZero(metrics.Metric{Name: "StaleQueued", Unit: metrics.Count}, metrics.Metric{Name: "EventsSwept", Unit: metrics.Count, Value: 2})...)
+	if got := buf.String(); strings.Contains(got, "StaleQueued") || !strings.Contains(got, `"EventsSwept":2`) {
+		t.Errorf("wrote %s, want EventsSwept alone", got)
 	}
 }
 
