@@ -22,10 +22,6 @@ import (
 // MaxBodyBytes is the largest callback body accepted, after base64 decoding.
 const MaxBodyBytes = 1 << 20
 
-// requestBudget keeps every answer well inside the platform's 15 s wait, so
-// a slow dependency ends in a 503 the platform retries, not a timeout.
-const requestBudget = 10 * time.Second
-
 // receiver records authenticated, parsed callbacks and registrations.
 type receiver interface {
 	Receive(ctx context.Context, cb task.Callback) (task.Outcome, error)
@@ -69,7 +65,7 @@ var oneCallback = metrics.Metric{Name: "Callbacks", Unit: metrics.Count, Value: 
 
 // Handle answers one Function URL request.
 func (h *Handler) Handle(ctx context.Context, req events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestBudget)
+	ctx, cancel := context.WithTimeout(ctx, task.AnswerBudget)
 	defer cancel()
 	if req.RawPath == RegisterPath {
 		return h.register(ctx, req), nil

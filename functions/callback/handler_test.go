@@ -170,11 +170,20 @@ func (h *harness) call(tb testing.TB, req events.LambdaFunctionURLRequest) (int,
 
 func (h *harness) record(tb testing.TB, id string) task.Task {
 	tb.Helper()
-	t, found, err := h.store.Get(context.Background(), id)
-	if err != nil || !found {
-		tb.Fatalf("record %s: found=%v err=%v", id, found, err)
+	t, found := h.find(tb, id)
+	if !found {
+		tb.Fatalf("record %s: not found", id)
 	}
 	return t
+}
+
+func (h *harness) find(tb testing.TB, id string) (task.Task, bool) {
+	tb.Helper()
+	t, found, err := h.store.Get(context.Background(), id)
+	if err != nil {
+		tb.Fatalf("record %s: %v", id, err)
+	}
+	return t, found
 }
 
 func (h *harness) messages(tb testing.TB) []string {
@@ -407,8 +416,11 @@ func TestTaskLifeCycle(t *testing.T) {
 		if rec := h.record(t, "life_dup"); rec.Deliveries != 3 || rec.Status != task.StatusQueued {
 			t.Errorf("record %+v", rec)
 		}
-		if ids := h.messages(t); len(ids) != 0 {
-			t.Errorf("a duplicate queued %v", ids)
+		// A success is sent before its record is read: each repeat's
+		// message finds the task queued or stored, and the copier copies
+		// it once (functions/copier: TestFinishedTasksAreNotDownloadedAgain, TestTwoCopiersOfOneTaskNeverRuinEachOther).
+		if ids := h.messages(t); len(ids) != 2 || ids[0] != "life_dup" || ids[1] != "life_dup" {
+			t.Errorf("the repeats sent %v, want one message each", ids)
 		}
 	})
 	t.Run("a success after a failure wins and is queued", func(t *testing.T) {
@@ -446,7 +458,7 @@ func TestTaskLifeCycle(t *testing.T) {
 		}
 	})
 	for _, status := range []task.Status{task.StatusStored, task.StatusCopyFailed} {
-		t.Run("a repeat of a "+string(status)+" task is never queued again", func(t *testing.T) {
+		t.Run("a repeat of a "+string(status)+" task leaves it "+string(status), func(t *testing.T) {
 			h := newHarness(t, signed())
 			h.seed(t, task.Task{ID: "life_done", Status: status, Code: 200, Sources: []string{url}, Deliveries: 1})
 			if _, a := h.call(t, callback(t, success("life_done", url))); a.Status != "duplicate" {
@@ -455,8 +467,10 @@ func TestTaskLifeCycle(t *testing.T) {
 			if rec := h.record(t, "life_done"); rec.Status != status || rec.Deliveries != 2 {
 				t.Errorf("record %+v", rec)
 			}
-			if ids := h.messages(t); len(ids) != 0 {
-				t.Errorf("queued %v", ids)
+			// Its message, sent before the record was read, is ended by
+			// the copier on reading it (functions/copier: TestFinishedTasksAreNotDownloadedAgain).
+			if ids := h.messages(t); len(ids) != 1 {
+				t.Errorf("sent %v, want the one message sent before the record was read", ids)
 			}
 		})
 	}
@@ -541,8 +555,10 @@ func TestFailingQueueLosesNothing(t *testing.T) {
 	if strings.Contains(a.Error, "10.0.0.7") {
 		t.Errorf("answer %q leaks the internal error", a.Error)
 	}
-	if rec := h.record(t, "queue_down"); rec.Status != task.StatusReceived {
-		t.Errorf("status %s, want received", rec.Status)
+	// Nothing is written before the message is sent: no record claims a
+	// copy that nobody will make.
+	if rec, found := h.find(t, "queue_down"); found {
+		t.Errorf("record %+v written, though its message was not sent", rec)
 	}
 	logs := h.logs.String()
 	for _, want := range []string{"queue_down", "req-1", "10.0.0.7"} {
@@ -555,8 +571,8 @@ func TestFailingQueueLosesNothing(t *testing.T) {
 	if status, a := h.call(t, callback(t, body)); status != 200 || a.Status != "accepted" {
 		t.Fatalf("retry got %d %+v, want 200 accepted", status, a)
 	}
-	if rec := h.record(t, "queue_down"); rec.Status != task.StatusQueued || rec.Deliveries != 2 {
-		t.Errorf("record %+v", rec)
+	if rec := h.record(t, "queue_down"); rec.Status != task.StatusQueued || rec.Deliveries != 1 {
+		t.Errorf("record %+v, want queued by the one callback it recorded", rec)
 	}
 	if ids := h.messages(t); len(ids) != 1 {
 		t.Errorf("queued %v, want one", ids)
@@ -573,8 +589,11 @@ func TestFailingTableAnswers503(t *testing.T) {
 	if status != 503 || a.Error != "task store unavailable" {
 		t.Errorf("got %d %+v, want 503 task store unavailable", status, a)
 	}
-	if ids := h.messages(t); len(ids) != 0 {
-		t.Errorf("queued %v without a record", ids)
+	// The message went first; with no record and no 200, the platform
+	// calls again, and the copier drops this one once the answer budget
+	// has passed (functions/copier: TestAMessageWithoutARecord).
+	if ids := h.messages(t); len(ids) != 1 {
+		t.Errorf("sent %v, want the one message sent before the record", ids)
 	}
 	if !strings.Contains(h.logs.String(), "table_down") {
 		t.Errorf("log %q lacks the task id", h.logs.String())

@@ -79,16 +79,28 @@ const (
 	outcomeRetried    = "retried"  // returned to the queue
 	outcomeNotified   = "notified" // already finished; only its event was missing
 	outcomeLeased     = "leased"   // another delivery holds the task; returned for later
+	// The task has no record: its callback sent the message, then failed
+	// to write the record, and was not answered 200.
+	outcomeUnrecorded = "unrecorded"
 )
 
-// Copy copies the task named id for a message SQS has delivered receives
-// times. It returns nil when the task is done with (stored, or failed for
+// Delivery is what SQS says of the messages of one task in a batch.
+type Delivery struct {
+	Receives int       // the most deliveries any of them has had
+	SentAt   time.Time // when the earliest was sent; zero for just now
+}
+
+// recordGrace is how long past task.AnswerBudget the record of a message
+// may still appear: a put that its callback gave up on can still land.
+const recordGrace = 5 * time.Second
+
+// Copy copies the task named id for its messages d. It returns nil when the task is done with (stored, or failed for
 // good), and an error when the message must be retried. Every call adds to
 // the Copies metric by outcome; a stored task adds its bytes to
 // BytesCopied and its duration to CopyLatency.
-func (c *Copier) Copy(ctx context.Context, id string, receives int) error {
+func (c *Copier) Copy(ctx context.Context, id string, d Delivery) error {
 	start := c.Now()
-	outcome, bytes, err := c.copy(ctx, id, receives)
+	outcome, bytes, err := c.copy(ctx, id, d)
 	switch {
 	case errors.Is(err, ErrLeased):
 		outcome = outcomeLeased
@@ -106,13 +118,14 @@ func (c *Copier) Copy(ctx context.Context, id string, receives int) error {
 	return nil
 }
 
-func (c *Copier) copy(ctx context.Context, id string, receives int) (outcome string, bytes int64, err error) {
-	t, found, err := c.Store.Get(ctx, id)
+func (c *Copier) copy(ctx context.Context, id string, d Delivery) (outcome string, bytes int64, err error) {
+	t, found, err := c.load(ctx, id, d.SentAt)
 	if err != nil {
 		return "", 0, fmt.Errorf("load task %s: %w", id, err)
 	}
 	if !found {
-		return "", 0, fmt.Errorf("task %s has no record", id)
+		c.Logger.WarnContext(ctx, "dropped a message whose task has no record: its callback was not answered 200, and the platform calls again", "taskId", id)
+		return outcomeUnrecorded, 0, nil
 	}
 	switch t.Status {
 	case task.StatusReceived, task.StatusQueued:
@@ -130,7 +143,7 @@ func (c *Copier) copy(ctx context.Context, id string, receives int) (outcome str
 		c.Logger.WarnContext(ctx, "nothing to copy", "taskId", id, "status", string(t.Status))
 		return outcomeSkipped, 0, nil
 	}
-	lease, err := c.lease(ctx, t, receives)
+	lease, err := c.lease(ctx, t, d.Receives)
 	if err != nil {
 		return "", 0, err
 	}
@@ -143,6 +156,30 @@ func (c *Copier) copy(ctx context.Context, id string, receives int) (outcome str
 		}
 	}
 	return outcome, bytes, err
+}
+
+// load reads the task's record. A callback sends its message before it
+// writes the record, or before it moves a pending or failed record to
+// queued, so a copier may read first: a record missing, or still
+// task.Queueable, is read again until no callback that sent at sentAt can
+// change it.
+func (c *Copier) load(ctx context.Context, id string, sentAt time.Time) (task.Task, bool, error) {
+	if sentAt.IsZero() {
+		sentAt = c.Now()
+	}
+	giveUp := time.Now().Add(sentAt.Add(task.AnswerBudget + recordGrace).Sub(c.Now()))
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		t, found, err := c.Store.Get(ctx, id)
+		left := time.Until(giveUp)
+		if err != nil || (found && !task.Queueable(t.Status)) || left <= 0 {
+			return t, found, err
+		}
+		select {
+		case <-ctx.Done():
+			return task.Task{}, false, context.Cause(ctx)
+		case <-time.After(min(wait, left)):
+		}
+	}
 }
 
 // ErrLeased is a delivery that found its task being copied by another: no

@@ -29,8 +29,8 @@ func invocationDeadline(ctx context.Context) (time.Time, bool) {
 	return ctx.Deadline()
 }
 
-// copyFunc copies one task, for a message SQS has delivered receives times.
-type copyFunc func(ctx context.Context, taskID string, receives int) error
+// copyFunc copies one task, for its messages d.
+type copyFunc func(ctx context.Context, taskID string, d Delivery) error
 
 // Handler turns SQS batches into copies, reporting only the failed messages.
 type Handler struct {
@@ -92,7 +92,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	for _, id := range order {
 		recs := byTask[id]
 		wg.Go(func() {
-			if err := h.copy(ctx, id, receives(recs)); err != nil {
+			if err := h.copy(ctx, id, delivery(recs)); err != nil {
 				fail(err, recs...)
 			}
 		})
@@ -101,14 +101,22 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	return events.SQSEventResponse{BatchItemFailures: failures}, nil
 }
 
-// receives is the most deliveries any of a task's messages has had.
-// Lambda's SQS events always carry the count; a message without one counts
-// as a first delivery.
-func receives(recs []events.SQSMessage) int {
-	most := 1
+// delivery is what the messages of one task say: the most deliveries any
+// has had, and when the earliest was sent. Lambda's SQS events always
+// carry both; a message without them counts as a first delivery, sent
+// just now. (goaws, the tests' SQS, gives the time of receipt as
+// SentTimestamp: later than the send, so a wait for the record is only
+// longer.)
+func delivery(recs []events.SQSMessage) Delivery {
+	d := Delivery{Receives: 1}
 	for _, rec := range recs {
 		n, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
-		most = max(most, n)
+		d.Receives = max(d.Receives, n)
+		if ms, err := strconv.ParseInt(rec.Attributes["SentTimestamp"], 10, 64); err == nil {
+			if sent := time.UnixMilli(ms); d.SentAt.IsZero() || sent.Before(d.SentAt) {
+				d.SentAt = sent
+			}
+		}
 	}
-	return most
+	return d
 }

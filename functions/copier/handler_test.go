@@ -193,13 +193,17 @@ func (h *harness) url(path string) string { return h.src.URL + path }
 
 func (h *harness) seed(tb testing.TB, id string, status task.Status, paths ...string) {
 	tb.Helper()
+	if _, created, err := h.store.Create(context.Background(), h.task(id, status, paths...)); err != nil || !created {
+		tb.Fatalf("seed %s: %v %v", id, created, err)
+	}
+}
+
+func (h *harness) task(id string, status task.Status, paths ...string) task.Task {
 	t := task.Task{ID: id, Status: status, Code: 200, Msg: "success", API: "midjourney", Deliveries: 1, ReceivedAt: testNow, UpdatedAt: testNow, ExpiresAt: testNow.Add(time.Hour)}
 	for _, p := range paths {
 		t.Sources = append(t.Sources, h.url(p))
 	}
-	if _, created, err := h.store.Create(context.Background(), t); err != nil || !created {
-		tb.Fatalf("seed %s: %v %v", id, created, err)
-	}
+	return t
 }
 
 func message(id string) events.SQSMessage {
@@ -506,6 +510,75 @@ func TestTheMessagesOfOneTaskFollowItsCopy(t *testing.T) {
 	}
 }
 
+func sentAt(m events.SQSMessage, at time.Time) events.SQSMessage {
+	m.Attributes = map[string]string{"ApproximateReceiveCount": "1", "SentTimestamp": strconv.FormatInt(at.UnixMilli(), 10)}
+	return m
+}
+
+func TestAMessageWithoutARecord(t *testing.T) {
+	// The callback sends the message, then writes the record.
+	t.Run("is copied when its record lands after the message is read", func(t *testing.T) {
+		h := newHarness(t)
+		created := make(chan error, 1)
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			_, _, err := h.store.Create(context.Background(), h.task("late", task.StatusQueued, "/img.png"))
+			created <- err
+		}()
+		if failed := h.run(t, sentAt(message("late"), testNow)); len(failed) != 0 {
+			t.Fatalf("failed %v", failed)
+		}
+		if err := <-created; err != nil {
+			t.Fatal(err)
+		}
+		h.assertStored(t, "late", "/img.png")
+	})
+	t.Run("is dropped once no callback can write its record, and nothing is stored", func(t *testing.T) {
+		h := newHarness(t)
+		sent := testNow.Add(-task.AnswerBudget - recordGrace + 300*time.Millisecond)
+		if failed := h.run(t, sentAt(message("orphan"), sent)); len(failed) != 0 {
+			t.Fatalf("failed %v: the message would end in the dead-letter queue and raise its alarm", failed)
+		}
+		if keys := h.keys(t, "tasks/orphan"); len(keys) != 0 {
+			t.Errorf("stored %v", keys)
+		}
+		if m := h.metrics.String(); !strings.Contains(m, `"Outcome":"unrecorded"`) {
+			t.Errorf("metrics %s", m)
+		}
+	})
+	for _, before := range []task.Status{task.StatusPending, task.StatusFailed} {
+		t.Run("is copied when its callback moves a "+string(before)+" task to queued after the message is read", func(t *testing.T) {
+			// Suno's final callback, after its progress ones made the
+			// record pending; a success after a failure.
+			h := newHarness(t)
+			h.seed(t, "moving", before, "/img.png")
+			moved := make(chan error, 1)
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				_, err := h.store.Update(context.Background(), task.Change{ID: "moving", From: before, To: task.StatusQueued, Now: testNow})
+				moved <- err
+			}()
+			if failed := h.run(t, sentAt(message("moving"), testNow)); len(failed) != 0 {
+				t.Fatalf("failed %v", failed)
+			}
+			if err := <-moved; err != nil {
+				t.Fatal(err)
+			}
+			h.assertStored(t, "moving", "/img.png")
+		})
+	}
+	t.Run("sent long ago is dropped at once", func(t *testing.T) {
+		h := newHarness(t)
+		start := time.Now()
+		if failed := h.run(t, sentAt(message("old_orphan"), testNow.Add(-time.Minute))); len(failed) != 0 {
+			t.Fatalf("failed %v", failed)
+		}
+		if waited := time.Since(start); waited > task.AnswerBudget {
+			t.Errorf("waited %v for a record no callback can write any more", waited)
+		}
+	})
+}
+
 func TestADeliveryRecordsItsReceiveCountAndReleasesItsLease(t *testing.T) {
 	h := newHarness(t)
 	h.seed(t, "counted", task.StatusQueued, "/img.png")
@@ -551,9 +624,9 @@ func TestOneBadRecordNeverFailsItsNeighbours(t *testing.T) {
 	h.seed(t, "busy", task.StatusQueued, "/status/503")
 	h.seed(t, "gone", task.StatusQueued, "/status/404")
 	foreign := events.SQSMessage{MessageId: "msg-foreign", Body: "hello"}
-	orphan := message("no_such_task")
+	orphan := sentAt(message("no_such_task"), testNow.Add(-time.Minute)) // dropped
 	failed := h.run(t, message("good1"), foreign, message("busy"), message("good2"), orphan, message("gone"))
-	want := map[string]bool{"msg-foreign": true, "msg-busy": true, "msg-no_such_task": true}
+	want := map[string]bool{"msg-foreign": true, "msg-busy": true}
 	if len(failed) != len(want) {
 		t.Errorf("failed %v, want exactly %v", failed, want)
 	}
@@ -824,7 +897,7 @@ func TestEveryCopyOfABatchStartsAtOnce(t *testing.T) {
 	const n = 4
 	var started sync.WaitGroup
 	started.Add(n)
-	copyAll := func(ctx context.Context, _ string, _ int) error {
+	copyAll := func(ctx context.Context, _ string, _ Delivery) error {
 		started.Done()
 		done := make(chan struct{})
 		go func() { started.Wait(); close(done) }()

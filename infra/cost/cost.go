@@ -44,7 +44,7 @@ var prices = struct {
 // in the code: what one generation task costs kiehook.
 var perTask = struct {
 	Callbacks         float64 // deliveries: a few tasks come twice, Suno's three times
-	CallbackSeconds   float64 // billed per delivery: a conditional write, a send, an update
+	CallbackSeconds   float64 // billed per delivery: a send and a conditional write
 	CopierSeconds     float64 // billed per task: four 1 MiB files downloaded and stored
 	Files             float64
 	MiB               float64 // stored per task
@@ -56,9 +56,9 @@ var perTask = struct {
 	ReaderSeconds     float64
 }{
 	Callbacks: 1.2, CallbackSeconds: 0.040, CopierSeconds: 0.400, Files: 4, MiB: 4,
-	// create, queued, lease, stored (objects, 2 units), notifiedAt; the
+	// create (queued), lease, stored (objects, 2 units), notifiedAt; the
 	// copier's consistent read, the reader's read.
-	Writes: 6, Reads: 2,
+	Writes: 5, Reads: 2,
 	SQSRequests: 3, Events: 1, LogKiB: 2,
 	S3RequestsPerFile: 1,
 	ReaderCalls:       1, ReaderSeconds: 0.030,

@@ -1,14 +1,18 @@
 package stack_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/kiehook/kiehook/infra/platform"
+	"github.com/kiehook/kiehook/infra/stack"
 )
 
 // BenchmarkReader asks the local stack's reader for a stored task of two
@@ -44,8 +48,79 @@ func BenchmarkReader(b *testing.B) {
 		took = append(took, time.Since(start))
 	}
 	b.StopTimer()
+	b.ReportMetric(quantile(took, 0.5), "p50-ms")
+	b.ReportMetric(quantile(took, 0.99), "p99-ms")
+}
+
+// quantile is the q-quantile of took, in milliseconds; it sorts took.
+func quantile(took []time.Duration, q float64) float64 {
 	slices.Sort(took)
-	ms := func(q float64) float64 { return float64(took[int(q*float64(len(took)-1))].Microseconds()) / 1000 }
-	b.ReportMetric(ms(0.5), "p50-ms")
-	b.ReportMetric(ms(0.99), "p99-ms")
+	return float64(took[int(q*float64(len(took)-1))].Microseconds()) / 1000
+}
+
+// BenchmarkCallback sends the success callback of a new task, signed and
+// with the token, through the local Function URL front to the callback
+// function under the Runtime Interface Emulator, on the in-process
+// emulators. Every callback follows a request to a hello-world handler
+// served the same way (infra/hello), so that both meet the same machine;
+// it reports both medians and their ratio, the figure docs/benchmarks.md
+// holds to at most 2. Copies are paused: only the answer's path runs.
+func BenchmarkCallback(b *testing.B) {
+	if testing.Short() {
+		b.Skip("runs the stack")
+	}
+	s, err := stack.Start(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: b.TempDir(), Binaries: binaries, Baseline: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Close)
+	s.PauseCopies()
+	client := &http.Client{}
+	do := func(req *http.Request) time.Duration {
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("%s answered %d", req.URL.Host, resp.StatusCode)
+		}
+		return time.Since(start)
+	}
+	callback := func(i int) *http.Request {
+		id := fmt.Sprintf("bench_cb_%d_%d", b.N, i)
+		body := platform.Body("midjourney", id, 200, []string{"http://127.0.0.1:1/a.png"})
+		req, _ := http.NewRequest(http.MethodPost, s.CallbackURL, bytes.NewReader(body))
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Webhook-Timestamp", ts)
+		req.Header.Set("X-Webhook-Signature", platform.Sign(s.Key, id, ts))
+		return req
+	}
+	hello := func() *http.Request {
+		req, _ := http.NewRequest(http.MethodPost, s.BaselineURL, bytes.NewReader([]byte(`{"code":200}`)))
+		req.Header.Set("Content-Type", "application/json")
+		return req
+	}
+	for i := range 20 { // warm sandboxes and connections
+		do(hello())
+		do(callback(-1 - i))
+	}
+	calls, hellos := make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		h, c := hello(), callback(i)
+		b.StartTimer()
+		hellos = append(hellos, do(h))
+		calls = append(calls, do(c))
+	}
+	b.StopTimer()
+	p50, hello50 := quantile(calls, 0.5), quantile(hellos, 0.5)
+	b.ReportMetric(p50, "p50-ms")
+	b.ReportMetric(quantile(calls, 0.99), "p99-ms")
+	b.ReportMetric(hello50, "hello-p50-ms")
+	b.ReportMetric(p50/hello50, "p50/hello")
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +22,10 @@ import (
 // Functions are the folders under functions/ that a stack runs.
 var Functions = []string{"callback", "copier", "reconciler", "reader"}
 
+// Baseline is the hello-world Function URL handler the benchmarks measure
+// the callback against (infra/hello), built and run the same way.
+const Baseline = "hello"
+
 // Binaries are the functions' bootstraps, by folder name, and the Runtime
 // Interface Emulator that runs them.
 type Binaries struct {
@@ -28,9 +33,10 @@ type Binaries struct {
 	Bootstrap map[string]string
 }
 
-// Build builds every function into dir/<name>/bootstrap as `sam build`
-// does (static, lambda.norpc), and finds the emulator that go.mod's tool
-// line pins. Tests build once, before any clock starts (RunTests).
+// Build builds every function, and the Baseline, into
+// dir/<name>/bootstrap with the flags `sam build` uses (functions/Makefile)
+// for this machine's architecture, and finds the emulator that go.mod's
+// tool line pins. Tests build once, before any clock starts (RunTests).
 func Build(ctx context.Context, dir string) (*Binaries, error) {
 	// The emulator panics at start-up when its working directory, the
 	// binaries' folder, holds a percent sign.
@@ -45,11 +51,14 @@ func Build(ctx context.Context, dir string) (*Binaries, error) {
 	if b.RIE, err = emulatorPath(ctx, root); err != nil {
 		return nil, err
 	}
+	packages := map[string]string{Baseline: "./infra/hello"}
 	for _, name := range Functions {
+		packages[name] = "./functions/" + name
+	}
+	for name, pkg := range packages {
 		out := filepath.Join(dir, name, "bootstrap")
-		cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, "./functions/"+name)
+		cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-f", "functions/Makefile", "bootstrap", "PKG="+pkg, "OUT="+out, "GOARCH="+runtime.GOARCH)
 		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("build %s: %v\n%s", name, err, out)
 		}

@@ -75,6 +75,9 @@ type Options struct {
 	// Notify, when set, receives every task event's detail, as the
 	// template's NotifyUrl does when deployed.
 	Notify *forward.Target
+	// Baseline also runs the hello-world handler behind a Function URL of
+	// its own (BaselineURL), for benchmarks to divide by.
+	Baseline bool
 }
 
 // SamLocal are the options of the stack that events/env.json names: its
@@ -97,6 +100,7 @@ type Stack struct {
 	Token, Key  string // what the platform must send
 	ReaderURL   string // the reader's Function URL
 	ReadToken   string // the reader's bearer token
+	BaselineURL string // the hello-world handler's Function URL, with Options.Baseline
 	// Files serves result files at Options.FilesAddr; nil without one.
 	Files *platform.Files
 
@@ -109,6 +113,7 @@ type Stack struct {
 
 	callbacks  chan *function
 	readers    chan *function
+	baseline   chan *function
 	poller     *esm.Poller
 	copier     *function
 	reconciler *function
@@ -320,6 +325,19 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, local map[stri
 	s.functions = append(s.functions, reader)
 	s.readers = make(chan *function, 1)
 	s.readers <- reader
+	if !opts.Baseline {
+		return nil
+	}
+	if log, err = logFile(opts.Dir, "hello.log"); err != nil {
+		return err
+	}
+	hello, err := startFunction(ctx, rie, bins[Baseline], "HelloFunction", common, 10*time.Second, log)
+	if err != nil {
+		return err
+	}
+	s.functions = append(s.functions, hello)
+	s.baseline = make(chan *function, 1)
+	s.baseline <- hello
 	return nil
 }
 
@@ -380,7 +398,19 @@ func (s *Stack) serve(opts Options) error {
 		return fmt.Errorf("reader's Function URL: %w", err)
 	}
 	s.ReaderURL = "http://" + reader
+	if s.baseline != nil {
+		hello, err := s.listen(net.JoinHostPort(host(front), "0"), s.functionURL(s.baseline))
+		if err != nil {
+			return fmt.Errorf("baseline's Function URL: %w", err)
+		}
+		s.BaselineURL = "http://" + hello
+	}
 	return nil
+}
+
+func host(addr string) string {
+	h, _, _ := net.SplitHostPort(addr)
+	return h
 }
 
 // listen serves h at addr and returns the address it listens at.

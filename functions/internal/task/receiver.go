@@ -64,25 +64,39 @@ const maxRaces = 3
 // returns the answer to give. An error, of code EUNAVAILABLE, means
 // nothing was lost and the platform should call again. What fails once
 // the task is safe is logged, not returned.
+//
+// A success costs two round trips: the message is sent, then the record
+// is written as queued. In that order a process that dies between them
+// leaves a message with no record and no 200 (the platform calls again,
+// and the copier drops the message once AnswerBudget has passed), never a
+// queued record without a message. The price is a message for every
+// repeat of a success, which the copier ends on reading its record.
 func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
 	now := r.Now().UTC()
+	sent := false
+	if cb.Succeeded() {
+		if err := r.send(ctx, cb.TaskID); err != nil {
+			return "", err
+		}
+		sent = true
+	}
 	fresh := New(cb, now, r.TTL)
 	existing, created, err := r.Store.Create(ctx, fresh)
 	if err != nil {
 		return "", Wrap(EUNAVAILABLE, "task store unavailable", err)
 	}
 	if created {
-		if fresh.Status == StatusReceived {
-			if err := r.Enqueue(ctx, cb.TaskID); err != nil {
-				return "", err
-			}
-			return Accepted, nil
-		}
 		r.notify(ctx, fresh)
 		return Accepted, nil
 	}
 	for range maxRaces {
 		change, outcome, queue := Repeat(existing, cb, now, r.TTL)
+		if queue && !sent {
+			if err := r.send(ctx, cb.TaskID); err != nil {
+				return "", err
+			}
+			sent = true
+		}
 		current, err := r.Store.Update(ctx, change)
 		var stale *StaleError
 		if errors.As(err, &stale) {
@@ -92,12 +106,6 @@ func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
 		if err != nil {
 			return "", Wrap(EUNAVAILABLE, "task store unavailable", err)
 		}
-		if queue {
-			if err := r.Enqueue(ctx, cb.TaskID); err != nil {
-				return "", err
-			}
-			return outcome, nil
-		}
 		if change.To != "" {
 			r.notify(ctx, current)
 		}
@@ -106,15 +114,22 @@ func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
 	return "", Errorf(EUNAVAILABLE, "task %s is changing concurrently, try again", cb.TaskID)
 }
 
-// Enqueue sends a received task to the copier, then marks it queued. A
-// failed send is an EUNAVAILABLE error and leaves the record received, so
-// that a retry (the platform's, or the reconciler's) finishes it. Once
-// sent, the task is safe: if marking it fails, or the copier has already
-// moved it on, the record stays or becomes right without it (the copier
-// takes received as well as queued).
-func (r *Receiver) Enqueue(ctx context.Context, id string) error {
+func (r *Receiver) send(ctx context.Context, id string) error {
 	if err := r.Queue.Enqueue(ctx, id); err != nil {
 		return Wrap(EUNAVAILABLE, "queue unavailable", err)
+	}
+	return nil
+}
+
+// Enqueue sends a received task to the copier, then marks it queued: the
+// reconciler's way with a record left received. A failed send is an
+// EUNAVAILABLE error and leaves the record received, for the next run.
+// Once sent, the task is safe: if marking it fails, or the copier has
+// already moved it on, the record stays or becomes right without it (the
+// copier takes received as well as queued).
+func (r *Receiver) Enqueue(ctx context.Context, id string) error {
+	if err := r.send(ctx, id); err != nil {
+		return err
 	}
 	_, err := r.Store.Update(ctx, Change{ID: id, From: StatusReceived, To: StatusQueued, Now: r.Now().UTC()})
 	if err != nil && !errors.Is(err, ErrStale) {

@@ -11,8 +11,8 @@ type Status string
 
 const (
 	StatusPending    Status = "pending"     // registered before its callback
-	StatusReceived   Status = "received"    // recorded, not yet queued for copying
-	StatusQueued     Status = "queued"      // handed to the copier
+	StatusReceived   Status = "received"    // recorded, not yet queued for copying (an earlier release's first step; a reconciler's requeue)
+	StatusQueued     Status = "queued"      // handed to the copier: its message was sent before the record said so
 	StatusStored     Status = "stored"      // every result is in the bucket
 	StatusFailed     Status = "failed"      // the platform reported no usable result
 	StatusCopyFailed Status = "copy_failed" // a result can never be copied
@@ -23,6 +23,12 @@ const CodeSuccess = 200
 
 // DefaultTTL is how long a task record lives by default (RECORD_TTL).
 const DefaultTTL = 720 * time.Hour
+
+// AnswerBudget is the longest a callback takes to answer, so that a slow
+// dependency ends in a 503 the platform retries rather than in its 15 s
+// timeout. Past it, a callback's writes are over: the copier drops a
+// message whose task still has no record that long after it was sent.
+const AnswerBudget = 10 * time.Second
 
 // Timestamp is how the record and the events write a time: RFC 3339 in
 // UTC, to the second; "" for the zero time.
@@ -130,10 +136,10 @@ func Final(s Status) bool {
 	return s == StatusStored || s == StatusFailed || s == StatusCopyFailed
 }
 
-// New is the record that the first callback for a task creates: received
-// when there is something to copy, failed otherwise, and pending after a
-// progress callback (so that the reconciler polls it if the final callback
-// never comes).
+// New is the record that the first callback for a task creates: queued
+// when there is something to copy (its message is sent first), failed
+// otherwise, and pending after a progress callback (so that the reconciler
+// polls it if the final callback never comes).
 func New(cb Callback, now time.Time, ttl time.Duration) Task {
 	if cb.Progress {
 		t := NewPending(cb.TaskID, cb.API, cb.Labels, now, ttl)
@@ -154,9 +160,16 @@ func New(cb Callback, now time.Time, ttl time.Duration) Task {
 		Labels:     cb.Labels,
 	}
 	if cb.Succeeded() {
-		t.Status = StatusReceived
+		t.Status = StatusQueued
 	}
 	return t
+}
+
+// Queueable reports whether a callback may still move a task in status s
+// to queued: a success moves a pending or failed task on. Its message is
+// sent before that change, so a copier may read the record first.
+func Queueable(s Status) bool {
+	return s == StatusPending || s == StatusFailed
 }
 
 // Open reports whether a task in status s still needs kiehook's work: it
@@ -198,8 +211,8 @@ const (
 )
 
 // Repeat decides what a callback does to a task that already has a record.
-// The change must be applied before anything is queued; queue reports
-// whether the task must then be sent to the copier.
+// queue reports that the change moves the task to queued: its message must
+// have been sent before the change is applied.
 func Repeat(existing Task, cb Callback, now time.Time, ttl time.Duration) (change Change, outcome Outcome, queue bool) {
 	change = Change{ID: existing.ID, From: existing.Status, AddDelivery: !cb.Polled, Labels: cb.Labels, Now: now}
 	switch {
@@ -219,13 +232,14 @@ func Repeat(existing Task, cb Callback, now time.Time, ttl time.Duration) (chang
 		if existing.ReceivedAt.IsZero() {
 			change.ReceivedAt = now
 		}
-		return change, Accepted, fresh.Status == StatusReceived
+		return change, Accepted, fresh.Status == StatusQueued
 	case existing.Status == StatusReceived:
 		// An earlier attempt died before queueing: finish its work.
+		change.To = StatusQueued
 		return change, Accepted, true
 	case existing.Status == StatusFailed && cb.Succeeded():
 		// A later success wins over an earlier failure.
-		change.To, change.Callback = StatusReceived, &cb
+		change.To, change.Callback = StatusQueued, &cb
 		return change, Accepted, true
 	default:
 		return change, Duplicate, false

@@ -21,10 +21,11 @@ func TestRepeat(t *testing.T) {
 		queue   bool
 		replace bool
 	}{
-		{"a pending task's success is received and queued", task.StatusPending, ok, task.StatusReceived, task.Accepted, true, true},
+		{"a pending task's success is queued", task.StatusPending, ok, task.StatusQueued, task.Accepted, true, true},
 		{"a pending task's failure is recorded as failed", task.StatusPending, bad, task.StatusFailed, task.Accepted, false, true},
-		{"a task still received is queued again", task.StatusReceived, ok, "", task.Accepted, true, false},
-		{"a success after a failure replaces it", task.StatusFailed, ok, task.StatusReceived, task.Accepted, true, true},
+		{"a task still received is queued again", task.StatusReceived, ok, task.StatusQueued, task.Accepted, true, false},
+		{"a task still received is queued again by any final callback", task.StatusReceived, bad, task.StatusQueued, task.Accepted, true, false},
+		{"a success after a failure replaces it", task.StatusFailed, ok, task.StatusQueued, task.Accepted, true, true},
 		{"a failure after a failure is a duplicate", task.StatusFailed, bad, "", task.Duplicate, false, false},
 		{"a queued task is a duplicate", task.StatusQueued, ok, "", task.Duplicate, false, false},
 		{"a stored task is a duplicate", task.StatusStored, ok, "", task.Duplicate, false, false},
@@ -51,7 +52,7 @@ func TestRepeat(t *testing.T) {
 func TestNew(t *testing.T) {
 	now := time.Unix(1764300000, 0).UTC()
 	got := task.New(task.Callback{TaskID: "t1", Code: 200, Sources: []string{"u"}}, now, time.Hour)
-	if got.Status != task.StatusReceived || got.Deliveries != 1 || !got.ExpiresAt.Equal(now.Add(time.Hour)) {
+	if got.Status != task.StatusQueued || got.Deliveries != 1 || !got.ExpiresAt.Equal(now.Add(time.Hour)) {
 		t.Errorf("new success %+v", got)
 	}
 	if got := task.New(task.Callback{TaskID: "t2", Code: 200}, now, time.Hour); got.Status != task.StatusFailed {
