@@ -666,4 +666,3 @@ func TestForwardingToHTTPS(t *testing.T) {
 		t.Error("no alarm on the notify dead-letter queue")
 	}
 }
-
