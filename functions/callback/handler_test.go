@@ -416,7 +416,7 @@ func TestTaskLifeCycle(t *testing.T) {
 		if rec := h.record(t, "life_dup"); rec.Deliveries != 3 || rec.Status != task.StatusQueued {
 			t.Errorf("record %+v", rec)
 		}
-		// A success is sent before its record is read: each repeat's
+		// A success is sent while its record is read: each repeat's
 		// message finds the task queued or stored, and the copier copies
 		// it once (functions/copier: TestFinishedTasksAreNotDownloadedAgain, TestTwoCopiersOfOneTaskNeverRuinEachOther).
 		if ids := h.messages(t); len(ids) != 2 || ids[0] != "life_dup" || ids[1] != "life_dup" {
@@ -467,10 +467,10 @@ func TestTaskLifeCycle(t *testing.T) {
 			if rec := h.record(t, "life_done"); rec.Status != status || rec.Deliveries != 2 {
 				t.Errorf("record %+v", rec)
 			}
-			// Its message, sent before the record was read, is ended by
+			// Its message, sent while the record was read, is ended by
 			// the copier on reading it (functions/copier: TestFinishedTasksAreNotDownloadedAgain).
 			if ids := h.messages(t); len(ids) != 1 {
-				t.Errorf("sent %v, want the one message sent before the record was read", ids)
+				t.Errorf("sent %v, want the one message sent with the read", ids)
 			}
 		})
 	}
@@ -555,10 +555,10 @@ func TestFailingQueueLosesNothing(t *testing.T) {
 	if strings.Contains(a.Error, "10.0.0.7") {
 		t.Errorf("answer %q leaks the internal error", a.Error)
 	}
-	// Nothing is written before the message is sent: no record claims a
-	// copy that nobody will make.
-	if rec, found := h.find(t, "queue_down"); found {
-		t.Errorf("record %+v written, though its message was not sent", rec)
+	// The record was written while the send failed: it waits for the
+	// message that the platform's retry sends.
+	if rec := h.record(t, "queue_down"); rec.Status != task.StatusQueued {
+		t.Errorf("status %s, want queued", rec.Status)
 	}
 	logs := h.logs.String()
 	for _, want := range []string{"queue_down", "req-1", "10.0.0.7"} {
@@ -568,14 +568,45 @@ func TestFailingQueueLosesNothing(t *testing.T) {
 	}
 
 	h.send.fail(nil)
-	if status, a := h.call(t, callback(t, body)); status != 200 || a.Status != "accepted" {
-		t.Fatalf("retry got %d %+v, want 200 accepted", status, a)
+	if status, a := h.call(t, callback(t, body)); status != 200 || a.Status != "duplicate" {
+		t.Fatalf("retry got %d %+v, want 200 duplicate: the record was there", status, a)
 	}
-	if rec := h.record(t, "queue_down"); rec.Status != task.StatusQueued || rec.Deliveries != 1 {
-		t.Errorf("record %+v, want queued by the one callback it recorded", rec)
+	if rec := h.record(t, "queue_down"); rec.Status != task.StatusQueued || rec.Deliveries != 2 {
+		t.Errorf("record %+v", rec)
 	}
 	if ids := h.messages(t); len(ids) != 1 {
-		t.Errorf("queued %v, want one", ids)
+		t.Errorf("queued %v, want the retry's message", ids)
+	}
+}
+
+// recordFirst is an SQS that takes a message only once the task's record
+// exists: a callback that waited for the send before writing never gets
+// there.
+type recordFirst struct {
+	real  queue.Sender
+	store *dynamo.Store
+	id    string
+}
+
+func (s recordFirst) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, found, err := s.store.Get(ctx, s.id); err == nil && found {
+			return s.real.SendMessage(ctx, in, opts...)
+		}
+	}
+	return nil, errors.New("the record was not written while the message was sent")
+}
+
+func TestASuccessIsSentWhileItsRecordIsWritten(t *testing.T) {
+	// Two round trips at once, not one after the other: the answer's
+	// latency is the slower of the two.
+	h := newHarness(t, signed())
+	h.send.real = recordFirst{real: h.env.SQS, store: h.store, id: "at_once"}
+	if status, a := h.call(t, callback(t, success("at_once", "https://tempfile.aiquickdraw.com/a.png"))); status != 200 || a.Status != "accepted" {
+		t.Fatalf("got %d %+v", status, a)
+	}
+	if ids := h.messages(t); len(ids) != 1 || ids[0] != "at_once" {
+		t.Errorf("sent %v", ids)
 	}
 }
 
@@ -589,11 +620,11 @@ func TestFailingTableAnswers503(t *testing.T) {
 	if status != 503 || a.Error != "task store unavailable" {
 		t.Errorf("got %d %+v, want 503 task store unavailable", status, a)
 	}
-	// The message went first; with no record and no 200, the platform
+	// The message went; with no record and no 200, the platform
 	// calls again, and the copier drops this one once the answer budget
 	// has passed (functions/copier: TestAMessageWithoutARecord).
 	if ids := h.messages(t); len(ids) != 1 {
-		t.Errorf("sent %v, want the one message sent before the record", ids)
+		t.Errorf("sent %v, want the one message sent with the record", ids)
 	}
 	if !strings.Contains(h.logs.String(), "table_down") {
 		t.Errorf("log %q lacks the task id", h.logs.String())

@@ -158,9 +158,9 @@ func (c *Copier) copy(ctx context.Context, id string, d Delivery) (outcome strin
 	return outcome, bytes, err
 }
 
-// load reads the task's record. A callback sends its message before it
-// writes the record, or before it moves a pending or failed record to
-// queued, so a copier may read first: a record missing, or still
+// load reads the task's record. A callback sends its message while it
+// writes the record, or moves a pending or failed record to queued, so a
+// copier may read first: a record missing, or still
 // task.Queueable, is read again until no callback that sent at sentAt can
 // change it.
 func (c *Copier) load(ctx context.Context, id string, sentAt time.Time) (task.Task, bool, error) {

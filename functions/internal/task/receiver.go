@@ -65,21 +65,34 @@ const maxRaces = 3
 // nothing was lost and the platform should call again. What fails once
 // the task is safe is logged, not returned.
 //
-// A success costs two round trips: the message is sent, then the record
-// is written as queued. In that order a process that dies between them
-// leaves a message with no record and no 200 (the platform calls again,
-// and the copier drops the message once AnswerBudget has passed), never a
-// queued record without a message. The price is a message for every
-// repeat of a success, which the copier ends on reading its record.
+// A success costs two round trips, at once: the message is sent while the
+// record is written as queued, and the answer waits for both. A 200 thus
+// always has its record and its message. When one of them fails, or the
+// process dies between them, the answer is not a 200 and the platform
+// calls again, and every success callback sends its own message: a
+// message without a record is dropped by the copier once AnswerBudget has
+// passed, and a record without a message gets one from the retry. (Only
+// if every retry fails too does a queued record stay without a message;
+// the StaleQueued alarm names it, and ops requeue sends it.) The price is
+// a message for every repeat of a success, which the copier ends on
+// reading the record.
 func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
-	now := r.Now().UTC()
-	sent := false
-	if cb.Succeeded() {
-		if err := r.send(ctx, cb.TaskID); err != nil {
-			return "", err
-		}
-		sent = true
+	if !cb.Succeeded() {
+		return r.record(ctx, cb, false)
 	}
+	sent := make(chan error, 1)
+	go func() { sent <- r.send(ctx, cb.TaskID) }()
+	outcome, err := r.record(ctx, cb, true)
+	if sendErr := <-sent; sendErr != nil {
+		return "", sendErr
+	}
+	return outcome, err
+}
+
+// record writes what cb says of its task; sent says its message is sent
+// (or being sent) already.
+func (r *Receiver) record(ctx context.Context, cb Callback, sent bool) (Outcome, error) {
+	now := r.Now().UTC()
 	fresh := New(cb, now, r.TTL)
 	existing, created, err := r.Store.Create(ctx, fresh)
 	if err != nil {

@@ -12,7 +12,7 @@ type Status string
 const (
 	StatusPending    Status = "pending"     // registered before its callback
 	StatusReceived   Status = "received"    // recorded, not yet queued for copying (an earlier release's first step; a reconciler's requeue)
-	StatusQueued     Status = "queued"      // handed to the copier: its message was sent before the record said so
+	StatusQueued     Status = "queued"      // handed to the copier
 	StatusStored     Status = "stored"      // every result is in the bucket
 	StatusFailed     Status = "failed"      // the platform reported no usable result
 	StatusCopyFailed Status = "copy_failed" // a result can never be copied
@@ -167,7 +167,7 @@ func New(cb Callback, now time.Time, ttl time.Duration) Task {
 
 // Queueable reports whether a callback may still move a task in status s
 // to queued: a success moves a pending or failed task on. Its message is
-// sent before that change, so a copier may read the record first.
+// sent while that change is made, so a copier may read the record first.
 func Queueable(s Status) bool {
 	return s == StatusPending || s == StatusFailed
 }
@@ -212,7 +212,7 @@ const (
 
 // Repeat decides what a callback does to a task that already has a record.
 // queue reports that the change moves the task to queued: its message must
-// have been sent before the change is applied.
+// be sent too before the answer.
 func Repeat(existing Task, cb Callback, now time.Time, ttl time.Duration) (change Change, outcome Outcome, queue bool) {
 	change = Change{ID: existing.ID, From: existing.Status, AddDelivery: !cb.Polled, Labels: cb.Labels, Now: now}
 	switch {
