@@ -52,11 +52,14 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	return c, err
 }
 
-// memoryPlan shares the function's memory: a quarter for the part buffers
-// every upload shares (outside the Go heap), and a soft limit on the Go
-// heap at half, so that the collector works harder before the sandbox,
+// memoryPlan shares the function's memory: the part buffers every upload
+// shares (outside the Go heap), as many as keep S3 busy
+// (objects.PartsInFlight) within a quarter of it, and a soft limit on the
+// Go heap at half, so that the collector works harder before the sandbox,
 // with the HTTP buffers, the runtime and the binary, nears its size.
+// Buffers beyond those in flight buy no speed: when S3 is the slower side
+// they would only fill with what the sources sent ahead.
 func memoryPlan(memoryMB int64) (parts int, heapLimit int64) {
 	memory := memoryMB << 20
-	return max(int(memory/4/objects.PartSize), 2), memory / 2
+	return min(max(int(memory/4/objects.PartSize), 2), objects.PartsInFlight), memory / 2
 }

@@ -132,9 +132,10 @@ func TestMemoryIsPlannedFromTheFunctionsSize(t *testing.T) {
 		parts     int
 		heapLimit int64
 	}{
-		{512, 25, 256 << 20},
-		{1024, 51, 512 << 20},
-		{128, 6, 64 << 20},
+		{512, objects.PartsInFlight, 256 << 20},
+		{1024, objects.PartsInFlight, 512 << 20},
+		{256, objects.PartsInFlight, 128 << 20},
+		{64, 3, 32 << 20},
 	} {
 		t.Run(fmt.Sprintf("%d MB: %d part buffers, a %d MiB heap", tt.memoryMB, tt.parts, tt.heapLimit>>20), func(t *testing.T) {
 			parts, limit := memoryPlan(tt.memoryMB)

@@ -52,11 +52,14 @@ type Client interface {
 // A file larger than PartSize goes up in parts of PartSize, up to
 // Concurrency of them uploading while the next one downloads, as far as
 // the Budget allows; S3's smallest part keeps memory low, and S3's 10,000
-// parts cover 50 GiB.
+// parts cover 50 GiB. PartsInFlight parts uploading at once keep S3 busy
+// for a copier's whole batch: a part streams at tens of MB/s, and a
+// Lambda function's network is not much faster than a handful of them.
 const (
-	PartSize    = 5 << 20
-	Concurrency = 3
-	MaxParts    = 10000
+	PartSize      = 5 << 20
+	Concurrency   = 5
+	PartsInFlight = Concurrency + 1
+	MaxParts      = 10000
 )
 
 // MaxMetadata is the user metadata Put may be given, in bytes of keys and
