@@ -515,23 +515,33 @@ func sentAt(m events.SQSMessage, at time.Time) events.SQSMessage {
 	return m
 }
 
+// copyWhile runs a message of id, sent just now, while write, 300 ms
+// later, does what its callback does to the record, and wants the task's
+// one source, /img.png, stored.
+func (h *harness) copyWhile(t *testing.T, id string, write func() error) {
+	t.Helper()
+	written := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		written <- write()
+	}()
+	if failed := h.run(t, sentAt(message(id), testNow)); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	h.assertStored(t, id, "/img.png")
+}
+
 func TestAMessageWithoutARecord(t *testing.T) {
 	// The callback sends the message, then writes the record.
 	t.Run("is copied when its record lands after the message is read", func(t *testing.T) {
 		h := newHarness(t)
-		created := make(chan error, 1)
-		go func() {
-			time.Sleep(300 * time.Millisecond)
+		h.copyWhile(t, "late", func() error {
 			_, _, err := h.store.Create(context.Background(), h.task("late", task.StatusQueued, "/img.png"))
-			created <- err
-		}()
-		if failed := h.run(t, sentAt(message("late"), testNow)); len(failed) != 0 {
-			t.Fatalf("failed %v", failed)
-		}
-		if err := <-created; err != nil {
-			t.Fatal(err)
-		}
-		h.assertStored(t, "late", "/img.png")
+			return err
+		})
 	})
 	t.Run("is dropped once no callback can write its record, and nothing is stored", func(t *testing.T) {
 		h := newHarness(t)
@@ -552,19 +562,10 @@ func TestAMessageWithoutARecord(t *testing.T) {
 			// record pending; a success after a failure.
 			h := newHarness(t)
 			h.seed(t, "moving", before, "/img.png")
-			moved := make(chan error, 1)
-			go func() {
-				time.Sleep(300 * time.Millisecond)
+			h.copyWhile(t, "moving", func() error {
 				_, err := h.store.Update(context.Background(), task.Change{ID: "moving", From: before, To: task.StatusQueued, Now: testNow})
-				moved <- err
-			}()
-			if failed := h.run(t, sentAt(message("moving"), testNow)); len(failed) != 0 {
-				t.Fatalf("failed %v", failed)
-			}
-			if err := <-moved; err != nil {
-				t.Fatal(err)
-			}
-			h.assertStored(t, "moving", "/img.png")
+				return err
+			})
 		})
 	}
 	t.Run("sent long ago is dropped at once", func(t *testing.T) {
