@@ -11,7 +11,7 @@ type Status string
 
 const (
 	StatusPending    Status = "pending"     // registered before its callback
-	StatusReceived   Status = "received"    // recorded, not yet queued for copying (an earlier release's first step; a reconciler's requeue)
+	StatusReceived   Status = "received"    // recorded, not yet queued (left by an earlier release's callback that died midway)
 	StatusQueued     Status = "queued"      // handed to the copier
 	StatusStored     Status = "stored"      // every result is in the bucket
 	StatusFailed     Status = "failed"      // the platform reported no usable result
