@@ -94,10 +94,11 @@ type Delivery struct {
 // may still appear: a put that its callback gave up on can still land.
 const recordGrace = 5 * time.Second
 
-// Copy copies the task named id for its messages d. It returns nil when the task is done with (stored, or failed for
-// good), and an error when the message must be retried. Every call adds to
-// the Copies metric by outcome; a stored task adds its bytes to
-// BytesCopied and its duration to CopyLatency.
+// Copy copies the task named id for its messages d. It returns nil when
+// the task is done with (stored, failed for good, or never recorded), and
+// an error when the messages must be retried. Every call adds to the
+// Copies metric by outcome; a stored task adds its bytes to BytesCopied
+// and its duration to CopyLatency.
 func (c *Copier) Copy(ctx context.Context, id string, d Delivery) error {
 	start := c.Now()
 	outcome, bytes, err := c.copy(ctx, id, d)
