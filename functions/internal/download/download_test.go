@@ -266,6 +266,10 @@ func TestPublicAddr(t *testing.T) {
 		{"224.0.0.1", false},
 		{"255.255.255.255", false},
 		{"198.18.0.1", false},
+		{"192.88.99.1", false},
+		{"3fff:1::1", false},
+		{"3fff:fff:ffff::1", false},
+		{"3fff:1000::1", true}, // past 3fff::/20
 		{"::1", false},
 		{"::", false},
 		{"fe80::1", false},

@@ -47,13 +47,18 @@ func (h Hosts) Allows(host string) bool {
 	return false
 }
 
-// special are the IPv4 ranges never dialled unless private sources are
-// allowed, beyond what netip's predicates cover.
+// special are the IPv4 and IPv6 ranges never dialled unless private
+// sources are allowed, beyond what netip's predicates cover: the entries
+// of IANA's IPv4 and IPv6 Special-Purpose Address Registries
+// (iana.org/assignments/iana-ipv4-special-registry and
+// iana-ipv6-special-registry) that are not globally reachable unicast, and
+// the translation prefixes that would reach IPv4 inside.
 var special = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
 	netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT
 	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
 	netip.MustParsePrefix("192.0.2.0/24"),    // TEST-NET-1
+	netip.MustParsePrefix("192.88.99.0/24"),  // 6to4 relay anycast (deprecated, RFC 7526)
 	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
 	netip.MustParsePrefix("198.51.100.0/24"), // TEST-NET-2
 	netip.MustParsePrefix("203.0.113.0/24"),  // TEST-NET-3
@@ -63,6 +68,7 @@ var special = []netip.Prefix{
 	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
 	netip.MustParsePrefix("2001::/23"),       // IETF protocol assignments (Teredo, ORCHID…)
 	netip.MustParsePrefix("2001:db8::/32"),   // documentation
+	netip.MustParsePrefix("3fff::/20"),       // documentation (RFC 9637)
 	netip.MustParsePrefix("2002::/16"),       // 6to4 (would reach IPv4 inside)
 	netip.MustParsePrefix("100::/64"),        // discard-only
 	netip.MustParsePrefix("fec0::/10"),       // deprecated site-local
