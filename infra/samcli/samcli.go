@@ -24,7 +24,7 @@ import (
 	"slices"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/kiehook/kiehook/infra/yamlnode"
 )

@@ -6,7 +6,7 @@ package yamlnode
 import (
 	"fmt"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Node is a YAML node; the zero Node stands for a missing one.
