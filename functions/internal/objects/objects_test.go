@@ -41,7 +41,6 @@ func content(n int) []byte {
 // reports when it has been read to its end.
 type hashing struct {
 	r     io.Reader
-	h     []byte
 	all   bytes.Buffer
 	ended bool
 }
