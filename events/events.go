@@ -6,6 +6,13 @@
 //   - callback-*.json: Lambda Function URL events (payload format 2.0) for
 //     CallbackFunction.
 //   - copier-*.json: SQS events for CopierFunction.
+//   - reconciler-schedule.json: the EventBridge schedule event of
+//     ReconcilerFunction.
+//   - reader-get.json: a Function URL GET for ReaderFunction.
+//   - task-*.json: the task events kiehook puts on the bus, as an
+//     application's rule receives them.
+//   - env.json: every function's variables for the local stack, the file
+//     `sam local invoke --env-vars` reads.
 package events
 
 import (

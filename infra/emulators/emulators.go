@@ -1,6 +1,7 @@
-// Package emulators runs DynamoDB, SQS, S3 and Secrets Manager in-process on loopback, so that
-// tests and the local stack talk to real wire protocols through the official
-// SDK. Nothing here binds outside 127.0.0.1.
+// Package emulators runs DynamoDB, SQS, S3, Secrets Manager and EventBridge
+// in-process on loopback, so that tests and the local stack talk to real
+// wire protocols through the official SDK. Nothing here binds outside
+// 127.0.0.1.
 //
 // Known differences from AWS, which callers code around and never for:
 //   - minidyn returns no old item when a conditional PutItem fails, and has no

@@ -201,8 +201,9 @@ func (sc Scenario) Run(ctx context.Context, opts stack.Options) (*Report, string
 }
 
 // keyRotation rotates the webhook key in the middle of a load, in the
-// README's runbook order, with warm callback sandboxes that read the key
-// from its secret: no callback may be refused, none lost.
+// runbook's order (docs/operations.md, Rotation), with warm callback
+// sandboxes that read the key from its secret: no callback may be refused,
+// none lost.
 func keyRotation() Scenario {
 	const (
 		secretName = "kiehook/webhook-key"

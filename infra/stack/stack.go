@@ -1,6 +1,6 @@
 // Package stack runs kiehook locally on real wire protocols: the in-process
 // DynamoDB, SQS, S3, Secrets Manager and EventBridge emulators with the
-// template's resources, the three functions built as bootstrap binaries and
+// template's resources, the four functions built as bootstrap binaries and
 // run under the Runtime Interface Emulator (as `sam local invoke` does), an
 // HTTP front that plays the Function URL, a poller that plays the SQS event
 // source mapping, and a clock that plays the reconciler's schedule.
@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kiehook/kiehook/events"
+	sample "github.com/kiehook/kiehook/events"
 	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/esm"
 	"github.com/kiehook/kiehook/infra/faults"
@@ -149,7 +149,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if opts.Log == nil {
 		opts.Log = os.Stderr
 	}
-	local, err := events.LocalVars("CallbackFunction")
+	local, err := sample.LocalVars("CallbackFunction")
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +235,7 @@ func (s *Stack) ResumeCopies() { s.poller.Resume() }
 // schedule runs the reconciler every period, as its one-minute schedule
 // does when deployed.
 func (s *Stack) schedule(ctx context.Context, period time.Duration) {
-	event, err := events.Files.ReadFile("reconciler-schedule.json")
+	event, err := sample.Files.ReadFile("reconciler-schedule.json")
 	if err != nil {
 		fmt.Fprintf(s.log, "reconciler: %v\n", err)
 		return
@@ -310,7 +310,7 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, local map[stri
 		return err
 	}
 	s.functions = append(s.functions, s.reconciler)
-	readerVars, err := events.LocalVars("ReaderFunction")
+	readerVars, err := sample.LocalVars("ReaderFunction")
 	if err != nil {
 		return err
 	}

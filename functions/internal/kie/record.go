@@ -51,7 +51,8 @@ func KnownAPI(api string) bool {
 	return ok
 }
 
-// KnownAPIs lists the APIs kiehook can poll, in the order the README gives.
+// KnownAPIs lists the APIs kiehook can poll, in the contract's order of the
+// record's api attribute (unknown aside).
 var KnownAPIs = []string{APIFluxKontext, API4oImage, APIMidjourney, APIVeo, APIRunway, APIRunwayAleph, APISuno, APIMarket}
 
 // recordBody is the union of every API's record-info response.
