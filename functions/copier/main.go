@@ -54,7 +54,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		cp.Notifier = bus
 	}
 	if c.Verify {
-		// loadConfig made sure a key is configured, so the client is not nil.
+		// loadConfig made sure a key is configured.
 		if cp.Verifier, err = kieapi.Connect(ctx, awsCfg, c.API, logger); err != nil {
 			return nil, err
 		}

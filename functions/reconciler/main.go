@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"time"
@@ -35,9 +36,9 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
-	platform, err := kieapi.Connect(ctx, awsCfg, c.API, logger)
-	if err != nil {
-		return nil, err
+	platform, keyErr := kieapi.Connect(ctx, awsCfg, c.API, logger)
+	if keyErr != nil && !errors.Is(keyErr, kieapi.ErrNoKey) {
+		return nil, keyErr
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.Events(c.EventBus != ""))
 	sqsClient := sqs.NewFromConfig(awsCfg)
@@ -67,10 +68,10 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 		bus.Metrics = r.Metrics
 		r.Notifier, receiver.Notifier = bus, bus
 	}
-	if platform != nil {
+	if keyErr == nil {
 		r.Platform = platform
 	} else {
-		logger.Warn("no KIE_API_KEY or KIE_API_KEY_SECRET: pending tasks are not polled")
+		logger.Warn(keyErr.Error() + ": pending tasks are not polled")
 	}
 	return r, nil
 }

@@ -2,6 +2,7 @@ package kieapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -29,12 +30,16 @@ func ReadSettings(env *envconf.Env) Settings {
 	}
 }
 
-// Connect returns a Client with the configured key; nil when no key is
-// configured. A key from Secrets Manager is read again every Refresh, and
-// at once when the platform refuses it (a rotated key).
+// ErrNoKey is Connect's answer when no key is configured: a deliberate
+// setting (nothing is polled, nothing verified), not a failure.
+var ErrNoKey = errors.New("no KIE_API_KEY or KIE_API_KEY_SECRET is set")
+
+// Connect returns a Client with the configured key, or ErrNoKey. A key from
+// Secrets Manager is read again every Refresh, and at once when the
+// platform refuses it (a rotated key).
 func Connect(ctx context.Context, cfg aws.Config, s Settings, logger *slog.Logger) (*Client, error) {
 	if !s.Key.Set() {
-		return nil, nil
+		return nil, ErrNoKey
 	}
 	c := New(s.BaseURL, s.Key.Value)
 	keys, err := secret.Install(ctx, secretsmanager.NewFromConfig(cfg), s.Key, c.setKey, s.Refresh, logger)
