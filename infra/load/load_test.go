@@ -26,7 +26,8 @@ func TestALoadRunWithoutFaultsStoresEverySuccessAtOnce(t *testing.T) {
 }
 
 func TestTheFaultScenarios(t *testing.T) {
-	for _, sc := range load.Scenarios() {
+	for _, scenario := range load.Scenarios() {
+		sc := scenario()
 		t.Run(sc.Name, func(t *testing.T) { run(t, sc) })
 	}
 }

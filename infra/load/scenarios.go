@@ -43,109 +43,123 @@ func Small(tasks int) Options {
 		Backoff: 300 * time.Millisecond, Pace: 0.005, Wait: 90 * time.Second, Seed: 7}
 }
 
-// Scenarios are the fault outcomes kiehook promises, each with fresh state.
-func Scenarios() []Scenario {
+// Scenarios are the fault outcomes kiehook promises. Each is a
+// constructor: a Scenario keeps the state of its one run (what it killed,
+// what it counted), so a run again takes a new one.
+func Scenarios() []func() Scenario {
+	return []func() Scenario{keyRotation, killedBeforeTheEvent, backlog, everyFault, killedMidUpload, sqsDown, dynamoThrottled}
+}
+
+// everyFault injects 5 % of every fault on every dependency and source.
+func everyFault() Scenario {
+	faultRates := faults.Uniform(0.05)
+	return Scenario{
+		Name:         "five percent of every fault on every dependency loses nothing",
+		Faults:       &faultRates,
+		SourceFaults: 0.05,
+		Visibility:   3 * time.Second,
+		Options:      Small(60),
+		Check: func(rep *Report, s *stack.Stack, files *platform.Files) (string, error) {
+			counts := []int64{s.Proxies.DynamoDB.Injected.Load(), s.Proxies.SQS.Injected.Load(), s.Proxies.S3.Injected.Load(), s.Proxies.EventBridge.Injected.Load(), files.Injected.Load()}
+			injected := fmt.Sprintf("faults injected: DynamoDB %d, SQS %d, S3 %d, EventBridge %d, source %d", counts[0], counts[1], counts[2], counts[3], counts[4])
+			if slices.Contains(counts, 0) {
+				return "", errors.New("some dependency met no fault: " + injected)
+			}
+			accepted := rep.Planned.Success + rep.Planned.FailThenWin - rep.NeverAccepted
+			if rep.Stored+rep.InDLQ+rep.CopyFailed != accepted {
+				return "", fmt.Errorf("%d accepted successes, but %d stored, %d in the DLQ and %d copy_failed", accepted, rep.Stored, rep.InDLQ, rep.CopyFailed)
+			}
+			return fmt.Sprintf("%s; %d accepted successes: %d stored, %d in the DLQ, %d copy_failed; lost %d",
+				injected, accepted, rep.Stored, rep.InDLQ, rep.CopyFailed, rep.Lost), nil
+		},
+	}
+}
+
+// killedMidUpload kills the copier while a multipart upload is open.
+func killedMidUpload() Scenario {
 	var killed, openWhenKilled atomic.Int32
-	everyFault := faults.Uniform(0.05)
-	noBackground := Small(8)
-	noBackground.Duplicates, noBackground.Failures, noBackground.FailThenWin = 0, 0, 0
 	// One 100+ MiB video keeps the copier busy; every other file fits in one
 	// part, so the video's is the one multipart upload the kill interrupts.
+	noBackground := Small(8)
+	noBackground.Duplicates, noBackground.Failures, noBackground.FailThenWin = 0, 0, 0
 	noBackground.BigVideos, noBackground.MaxFile = 1, 4<<20
-	return []Scenario{
-		keyRotation(),
-		killedBeforeTheEvent(),
-		backlog(),
-		{
-			Name:         "five percent of every fault on every dependency loses nothing",
-			Faults:       &everyFault,
-			SourceFaults: 0.05,
-			Visibility:   3 * time.Second,
-			Options:      Small(60),
-			Check: func(rep *Report, s *stack.Stack, files *platform.Files) (string, error) {
-				counts := []int64{s.Proxies.DynamoDB.Injected.Load(), s.Proxies.SQS.Injected.Load(), s.Proxies.S3.Injected.Load(), s.Proxies.EventBridge.Injected.Load(), files.Injected.Load()}
-				injected := fmt.Sprintf("faults injected: DynamoDB %d, SQS %d, S3 %d, EventBridge %d, source %d", counts[0], counts[1], counts[2], counts[3], counts[4])
-				if slices.Contains(counts, 0) {
-					return "", errors.New("some dependency met no fault: " + injected)
+	return Scenario{
+		Name:       "a copier killed mid-upload is retried and stores intact objects",
+		Visibility: 20 * time.Second,
+		Options:    noBackground,
+		During: func(ctx context.Context, s *stack.Stack, _ *platform.Client) {
+			// Kill the copier mid-upload of a 100+ MiB video: once one of its
+			// multipart uploads is open in the bucket, and recorded in its
+			// task. (Between the upload's start and its record, a
+			// millisecond, only the bucket's lifecycle rule would end it.)
+			for killed.Load() == 0 && ctx.Err() == nil {
+				if open, err := s.Env.OpenUploads(ctx); err == nil && open > 0 && recordedUpload(ctx, s) {
+					killed.Store(int32(s.KillCopier()))
+					openWhenKilled.Store(int32(open))
 				}
-				accepted := rep.Planned.Success + rep.Planned.FailThenWin - rep.NeverAccepted
-				if rep.Stored+rep.InDLQ+rep.CopyFailed != accepted {
-					return "", fmt.Errorf("%d accepted successes, but %d stored, %d in the DLQ and %d copy_failed", accepted, rep.Stored, rep.InDLQ, rep.CopyFailed)
-				}
-				return fmt.Sprintf("%s; %d accepted successes: %d stored, %d in the DLQ, %d copy_failed; lost %d",
-					injected, accepted, rep.Stored, rep.InDLQ, rep.CopyFailed, rep.Lost), nil
-			},
+				time.Sleep(10 * time.Millisecond)
+			}
 		},
-		{
-			Name:       "a copier killed mid-upload is retried and stores intact objects",
-			Visibility: 20 * time.Second,
-			Options:    noBackground,
-			During: func(ctx context.Context, s *stack.Stack, _ *platform.Client) {
-				// Kill the copier mid-upload of a 100+ MiB video: once one of its
-				// multipart uploads is open in the bucket, and recorded in its
-				// task. (Between the upload's start and its record, a
-				// millisecond, only the bucket's lifecycle rule would end it.)
-				for killed.Load() == 0 && ctx.Err() == nil {
-					if open, err := s.Env.OpenUploads(ctx); err == nil && open > 0 && recordedUpload(ctx, s) {
-						killed.Store(int32(s.KillCopier()))
-						openWhenKilled.Store(int32(open))
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-			},
-			Check: func(rep *Report, s *stack.Stack, _ *platform.Files) (string, error) {
-				if killed.Load() == 0 {
-					return "", errors.New("the copier was never killed")
-				}
-				if rep.Stored != rep.Tasks || rep.Objects == 0 {
-					return "", fmt.Errorf("%d of %d tasks stored", rep.Stored, rep.Tasks)
-				}
-				// The retry aborts what the killed copier left open; the
-				// bucket's lifecycle rule is only the backstop.
-				if open, err := s.Env.OpenUploads(context.Background()); open != 0 || err != nil {
-					return "", fmt.Errorf("%d multipart uploads left open (%v)", open, err)
-				}
-				return fmt.Sprintf("copier killed mid-upload (open multipart uploads: %d, all aborted by the retry); %d of %d tasks stored, %d objects intact, %.0f MiB", openWhenKilled.Load(), rep.Stored, rep.Tasks, rep.Objects, float64(rep.BytesCopied)/(1<<20)), nil
-			},
+		Check: func(rep *Report, s *stack.Stack, _ *platform.Files) (string, error) {
+			if killed.Load() == 0 {
+				return "", errors.New("the copier was never killed")
+			}
+			if rep.Stored != rep.Tasks || rep.Objects == 0 {
+				return "", fmt.Errorf("%d of %d tasks stored", rep.Stored, rep.Tasks)
+			}
+			// The retry aborts what the killed copier left open; the
+			// bucket's lifecycle rule is only the backstop.
+			if open, err := s.Env.OpenUploads(context.Background()); open != 0 || err != nil {
+				return "", fmt.Errorf("%d multipart uploads left open (%v)", open, err)
+			}
+			return fmt.Sprintf("copier killed mid-upload (open multipart uploads: %d, all aborted by the retry); %d of %d tasks stored, %d objects intact, %.0f MiB", openWhenKilled.Load(), rep.Stored, rep.Tasks, rep.Objects, float64(rep.BytesCopied)/(1<<20)), nil
 		},
-		{
-			Name:       "SQS unavailable for a while makes callbacks answer 503, and the platform's retries complete them",
-			Faults:     &faults.Rates{},
-			Visibility: 3 * time.Second,
-			Options:    Small(30),
-			During: func(ctx context.Context, s *stack.Stack, _ *platform.Client) {
-				s.Proxies.SQS.SetDown(true)
-				select {
-				case <-time.After(700 * time.Millisecond):
-				case <-ctx.Done():
-				}
-				s.Proxies.SQS.SetDown(false)
-			},
-			Check: func(rep *Report, _ *stack.Stack, _ *platform.Files) (string, error) {
-				if rep.Retries == 0 || rep.GaveUp != 0 {
-					return "", fmt.Errorf("want 503s retried to completion: retries %d, given up %d", rep.Retries, rep.GaveUp)
-				}
-				return fmt.Sprintf("SQS down 0.7 s: %d answers other than 200 retried, %d given up; lost %d", rep.Retries, rep.GaveUp, rep.Lost), nil
-			},
+	}
+}
+
+// sqsDown takes SQS away for 0.7 s in the middle of a load.
+func sqsDown() Scenario {
+	return Scenario{
+		Name:       "SQS unavailable for a while makes callbacks answer 503, and the platform's retries complete them",
+		Faults:     &faults.Rates{},
+		Visibility: 3 * time.Second,
+		Options:    Small(30),
+		During: func(ctx context.Context, s *stack.Stack, _ *platform.Client) {
+			s.Proxies.SQS.SetDown(true)
+			select {
+			case <-time.After(700 * time.Millisecond):
+			case <-ctx.Done():
+			}
+			s.Proxies.SQS.SetDown(false)
 		},
-		{
-			Name:       "DynamoDB throttling keeps every answer inside the platform's 15 s",
-			Faults:     &faults.Rates{},
-			Visibility: 3 * time.Second,
-			Options:    Small(30),
-			Setup: func(s *stack.Stack) {
-				s.Proxies.DynamoDB.SetRates(faults.Rates{Throttle: 0.3})
-			},
-			Check: func(rep *Report, s *stack.Stack, _ *platform.Files) (string, error) {
-				throttled := s.Proxies.DynamoDB.Injected.Load()
-				if throttled == 0 {
-					return "", errors.New("nothing was throttled")
-				}
-				if rep.MaxLatency() >= 15*time.Second {
-					return "", fmt.Errorf("slowest answer %v: the platform waits 15 s", rep.MaxLatency())
-				}
-				return fmt.Sprintf("30%% of DynamoDB requests throttled (%d); slowest answer %v of the platform's 15 s; lost %d", throttled, ms(rep.MaxLatency()), rep.Lost), nil
-			},
+		Check: func(rep *Report, _ *stack.Stack, _ *platform.Files) (string, error) {
+			if rep.Retries == 0 || rep.GaveUp != 0 {
+				return "", fmt.Errorf("want 503s retried to completion: retries %d, given up %d", rep.Retries, rep.GaveUp)
+			}
+			return fmt.Sprintf("SQS down 0.7 s: %d answers other than 200 retried, %d given up; lost %d", rep.Retries, rep.GaveUp, rep.Lost), nil
+		},
+	}
+}
+
+// dynamoThrottled throttles 30 % of DynamoDB requests.
+func dynamoThrottled() Scenario {
+	return Scenario{
+		Name:       "DynamoDB throttling keeps every answer inside the platform's 15 s",
+		Faults:     &faults.Rates{},
+		Visibility: 3 * time.Second,
+		Options:    Small(30),
+		Setup: func(s *stack.Stack) {
+			s.Proxies.DynamoDB.SetRates(faults.Rates{Throttle: 0.3})
+		},
+		Check: func(rep *Report, s *stack.Stack, _ *platform.Files) (string, error) {
+			throttled := s.Proxies.DynamoDB.Injected.Load()
+			if throttled == 0 {
+				return "", errors.New("nothing was throttled")
+			}
+			if rep.MaxLatency() >= 15*time.Second {
+				return "", fmt.Errorf("slowest answer %v: the platform waits 15 s", rep.MaxLatency())
+			}
+			return fmt.Sprintf("30%% of DynamoDB requests throttled (%d); slowest answer %v of the platform's 15 s; lost %d", throttled, ms(rep.MaxLatency()), rep.Lost), nil
 		},
 	}
 }

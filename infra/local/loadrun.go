@@ -79,7 +79,7 @@ func writeChart(path string, draw func(io.Writer) error) error {
 
 // runScenarios runs each fault scenario on a stack of its own, prints a line
 // for each, and writes them to dir as scenarios.txt. It fails when one does.
-func runScenarios(ctx context.Context, out io.Writer, opts stack.Options, scenarios []load.Scenario, dir string) error {
+func runScenarios(ctx context.Context, out io.Writer, opts stack.Options, scenarios []func() load.Scenario, dir string) error {
 	// Each scenario's stack takes fresh ports: the fixed ones would outlive
 	// one stack into the next.
 	opts.Addr = "127.0.0.1:0"
@@ -89,7 +89,8 @@ func runScenarios(ctx context.Context, out io.Writer, opts stack.Options, scenar
 	report.WriteString("kiehook fault scenarios\n")
 	var failed []error
 	p := progress.New(out, 0)
-	for i, sc := range scenarios {
+	for i, scenario := range scenarios {
+		sc := scenario()
 		p.Label(fmt.Sprintf("scenario %d/%d, %s", i+1, len(scenarios), sc.Name))
 		p.Phase("building the functions and starting the emulators", nil)
 		sc.Options.Progress = p

@@ -102,7 +102,7 @@ func TestScenariosReportALineForEachAndFailWhenOneFails(t *testing.T) {
 	}
 	var out capture.Buffer
 	dir := t.TempDir()
-	err := runScenarios(context.Background(), &out, stack.Options{Dir: filepath.Join(dir, "stack"), Binaries: binaries}, []load.Scenario{passes, fails}, dir)
+	err := runScenarios(context.Background(), &out, stack.Options{Dir: filepath.Join(dir, "stack"), Binaries: binaries}, []func() load.Scenario{func() load.Scenario { return passes }, func() load.Scenario { return fails }}, dir)
 	if err == nil || !strings.Contains(err.Error(), "the outcome did not hold") {
 		t.Errorf("error %v, want the failed scenario's", err)
 	}
