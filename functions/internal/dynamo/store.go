@@ -107,7 +107,7 @@ func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 		b.setStatus(c.To)
 	}
 	if !c.IfUpdatedAt.IsZero() {
-		b.condition += " AND #updatedAt = :ifUpdatedAt"
+		b.condition += " AND " + b.name(attrUpdatedAt) + " = :ifUpdatedAt"
 		b.values[":ifUpdatedAt"] = str(task.Timestamp(c.IfUpdatedAt))
 	}
 	if c.AddDelivery {

@@ -150,6 +150,16 @@ func TestTheOpenIndexFollowsEveryStatusChange(t *testing.T) {
 			t.Errorf("a second claim with the same updatedAt: %v", err)
 		}
 	})
+	t.Run("a claim that moves no clock still names updatedAt in its condition", func(t *testing.T) {
+		rec, _, _ := s.Get(ctx, "f")
+		c := task.Change{ID: "f", From: rec.Status, IfUpdatedAt: rec.UpdatedAt, AddDelivery: true}
+		if _, err := s.Update(ctx, c); err != nil {
+			t.Fatalf("%v: the condition used #updatedAt without defining it", err)
+		}
+		if _, err := s.Update(ctx, c); err != nil {
+			t.Errorf("the record's updatedAt stays, so the same claim holds again: %v", err)
+		}
+	})
 }
 
 func TestALeaseKeepsOtherCopiersOff(t *testing.T) {

@@ -62,8 +62,12 @@ func indexed(s task.Status, events Events) bool {
 	return task.Open(s) || bool(events) && task.Final(s)
 }
 
+// orStatus also accepts a record in status s: the status clause that
+// newUpdate began the condition with widens, and every clause added since
+// stays.
 func (b *update) orStatus(s task.Status) {
-	b.condition = b.name(attrStatus) + " IN (:from, :from2)"
+	status := b.name(attrStatus)
+	b.condition = strings.Replace(b.condition, status+" = :from", status+" IN (:from, :from2)", 1)
 	b.values[":from2"] = str(string(s))
 }
 
