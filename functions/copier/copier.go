@@ -239,7 +239,7 @@ func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string) (out
 	}
 	objects, err := c.copyAll(ctx, t, owner)
 	var failed *sourceError
-	if errors.As(err, &failed) && task.ErrorCode(failed.err) == task.EPERMANENT {
+	if errors.As(err, &failed) && task.IsPermanent(failed.err) {
 		// What the other sources stored, or may have stored before the
 		// cancel reached them: no record will name it.
 		for _, o := range objects {
@@ -250,7 +250,7 @@ func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string) (out
 				return "", 0, fmt.Errorf("task %s: %w", t.ID, err)
 			}
 		}
-		reason := fmt.Sprintf("source %d: %s", failed.index, task.ErrorMessage(failed.err))
+		reason := fmt.Sprintf("source %d: %s", failed.index, task.PermanentReason(failed.err))
 		c.Logger.WarnContext(ctx, "copy failed for good", "taskId", t.ID, "error", reason)
 		return outcomeCopyFailed, 0, c.copyFailed(ctx, t.ID, owner, reason)
 	}
@@ -360,7 +360,7 @@ func (c *Copier) copyAll(ctx context.Context, t task.Task, owner string) ([]task
 				return
 			}
 			objects[i], errs[i] = c.copyOne(ctx, t.ID, owner, i, src)
-			if task.ErrorCode(errs[i]) == task.EPERMANENT {
+			if task.IsPermanent(errs[i]) {
 				stopped()
 			}
 		})
@@ -368,7 +368,7 @@ func (c *Copier) copyAll(ctx context.Context, t task.Task, owner string) ([]task
 	wg.Wait()
 	first := -1
 	for i, err := range errs {
-		if task.ErrorCode(err) == task.EPERMANENT {
+		if task.IsPermanent(err) {
 			return objects, &sourceError{i, err}
 		}
 		if err != nil && first < 0 {

@@ -132,7 +132,7 @@ func (d *Downloader) checkURL(u *url.URL) error {
 }
 
 func permanent(format string, args ...any) error {
-	return task.Errorf(task.EPERMANENT, format, args...)
+	return task.Permanentf(format, args...)
 }
 
 // Download is an open download: read it to the end, then Close it.
@@ -154,7 +154,7 @@ type Download struct {
 
 // Open starts downloading rawURL and checks everything that can be known
 // before the body: the URL, every hop, the status, the declared length and
-// the sniffed type. Its errors are task.Error of code EPERMANENT when a retry
+// the sniffed type. Its errors are task.PermanentError when a retry
 // cannot help; any other error is transient.
 func (d *Downloader) Open(ctx context.Context, rawURL string) (*Download, error) {
 	u, err := url.Parse(rawURL)

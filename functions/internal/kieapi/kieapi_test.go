@@ -156,7 +156,7 @@ func TestConnect(t *testing.T) {
 		if err != nil || c == nil {
 			t.Fatalf("%v %v: a sandbox that cannot start copies nothing", c, err)
 		}
-		if _, err := c.Record(context.Background(), "veo", "v1"); err == nil || task.ErrorCode(err) == task.EPERMANENT {
+		if _, err := c.Record(context.Background(), "veo", "v1"); err == nil || task.IsPermanent(err) {
 			t.Errorf("error %v, want a transient one", err)
 		}
 	})

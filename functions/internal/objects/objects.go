@@ -99,7 +99,7 @@ func refused(err error) error {
 	if passesOnRetry[reason] {
 		return err
 	}
-	return task.Wrap(task.EPERMANENT, fmt.Sprintf("S3 refused the object: %d %s", code, reason), err)
+	return &task.PermanentError{Reason: fmt.Sprintf("S3 refused the object: %d %s", code, reason), Err: err}
 }
 
 // Budget is the part buffers a process may hold, shared by all its

@@ -203,7 +203,7 @@ func TestAFailedPutLeavesNothingBehind(t *testing.T) {
 		t.Run(refusal.name+" is an error and leaves no untagged object behind", func(t *testing.T) {
 			client := s3.New(env.S3.Options(), func(o *s3.Options) { o.RetryMaxAttempts = 1; o.APIOptions = append(o.APIOptions, refusal.fail) })
 			err := objects.New(client, env.Bucket, testParts).Put(context.Background(), "tasks/g/0.mp4", "video/mp4", bytes.NewReader(content(large)), nil, func() []byte { return make([]byte, 32) }, noTrack)
-			if err == nil || !strings.Contains(err.Error(), "tag tasks/g/0.mp4") || (task.ErrorCode(err) == task.EPERMANENT) != refusal.permanent {
+			if err == nil || !strings.Contains(err.Error(), "tag tasks/g/0.mp4") || task.IsPermanent(err) != refusal.permanent {
 				t.Errorf("error %v", err)
 			}
 			if _, err := env.Object(context.Background(), "tasks/g/0.mp4"); err == nil {
@@ -314,11 +314,11 @@ func TestS3RefusalsArePermanentAndTheRestTransient(t *testing.T) {
 			if err == nil {
 				t.Fatal("want an error")
 			}
-			if got := task.ErrorCode(err) == task.EPERMANENT; got != tt.permanent {
+			if got := task.IsPermanent(err); got != tt.permanent {
 				t.Errorf("error %v: permanent %v", err, got)
 			}
-			if tt.permanent && !strings.Contains(task.ErrorMessage(err), tt.code) {
-				t.Errorf("the reason %q does not name %s", task.ErrorMessage(err), tt.code)
+			if tt.permanent && !strings.Contains(task.PermanentReason(err), tt.code) {
+				t.Errorf("the reason %q does not name %s", task.PermanentReason(err), tt.code)
 			}
 		})
 	}

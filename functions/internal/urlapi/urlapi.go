@@ -14,8 +14,8 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
-// statusOf maps every error code to the HTTP status the caller sees; a
-// code it lacks (EPERMANENT, a copy's) is an internal error here.
+// statusOf maps every error code to the HTTP status the caller sees; an
+// error without a code is an internal error here.
 var statusOf = map[string]int{
 	task.EINVALID:      http.StatusBadRequest,
 	task.EUNAUTHORIZED: http.StatusUnauthorized,
