@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -36,12 +35,11 @@ type opener interface {
 	Open(ctx context.Context, rawURL string) (*download.Download, error)
 }
 
-// putter streams an object into the bucket; sum, called once body ended,
-// is its SHA-256, and track is told of a multipart upload before its parts.
+// putter streams an object into the bucket (objects.PutInput says how).
 // Abort ends an upload a dead copier left open; Delete removes a copy no
 // record will name.
 type putter interface {
-	Put(ctx context.Context, key, contentType string, body io.Reader, meta map[string]string, sum func() []byte, track func(uploadID string) error) error
+	Put(ctx context.Context, in objects.PutInput) error
 	Abort(ctx context.Context, key, uploadID string) error
 	Delete(ctx context.Context, key string) error
 }
@@ -391,7 +389,7 @@ func (c *Copier) copyOne(ctx context.Context, id, owner string, index int, src s
 	track := func(uploadID string) error {
 		return c.Store.AddUpload(ctx, id, owner, task.Upload{Key: key, ID: uploadID})
 	}
-	err = c.Objects.Put(ctx, key, dl.ContentType, dl, metadata(id, src), dl.Sum, track)
+	err = c.Objects.Put(ctx, objects.PutInput{Key: key, ContentType: dl.ContentType, Body: dl, Metadata: metadata(id, src), Sum: dl.Sum, Track: track})
 	if err != nil {
 		// The key goes back with the error: a Put cut short by a cancel
 		// may have stored the object all the same.

@@ -87,8 +87,7 @@ func TestPutStoresTheFileWithItsHashAsATag(t *testing.T) {
 			// The last byte comes with io.EOF, as a reader may send it.
 			body := &hashing{r: iotest.DataErrReader(bytes.NewReader(want))}
 			var tracked []string
-			err := store.Put(context.Background(), key, "video/mp4", body, map[string]string{"task-id": "t"}, body.sum(t),
-				func(id string) error { tracked = append(tracked, id); return nil })
+			err := store.Put(context.Background(), objects.PutInput{Key: key, ContentType: "video/mp4", Body: body, Metadata: map[string]string{"task-id": "t"}, Sum: body.sum(t), Track: func(id string) error { tracked = append(tracked, id); return nil }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,7 +142,7 @@ func TestPartsUploadWhileTheFileDownloads(t *testing.T) {
 		o.APIOptions = append(o.APIOptions, on("UploadPart", func() { opened.Do(func() { close(g.open) }) }))
 	})
 	sum := sha256.Sum256(want)
-	if err := objects.New(client, env.Bucket, testParts).Put(context.Background(), "tasks/p/0.mp4", "video/mp4", g, nil, func() []byte { return sum[:] }, nil); err != nil {
+	if err := objects.New(client, env.Bucket, testParts).Put(context.Background(), objects.PutInput{Key: "tasks/p/0.mp4", ContentType: "video/mp4", Body: g, Sum: func() []byte { return sum[:] }}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := env.Object(context.Background(), "tasks/p/0.mp4"); err != nil || !bytes.Equal(got.Body, want) {
@@ -182,7 +181,7 @@ func TestAFailedPutLeavesNothingBehind(t *testing.T) {
 			if tt.fail != "" {
 				client = s3.New(env.S3.Options(), func(o *s3.Options) { o.APIOptions = append(o.APIOptions, failing(tt.fail)) })
 			}
-			err := objects.New(client, env.Bucket, testParts).Put(context.Background(), "tasks/f/0.mp4", "video/mp4", tt.body, nil, func() []byte { return make([]byte, 32) }, tt.track)
+			err := objects.New(client, env.Bucket, testParts).Put(context.Background(), objects.PutInput{Key: "tasks/f/0.mp4", ContentType: "video/mp4", Body: tt.body, Sum: func() []byte { return make([]byte, 32) }, Track: tt.track})
 			if err == nil || !strings.Contains(err.Error(), tt.reason) {
 				t.Errorf("error %v, want one that says %q", err, tt.reason)
 			}
@@ -202,7 +201,7 @@ func TestAFailedPutLeavesNothingBehind(t *testing.T) {
 	} {
 		t.Run(refusal.name+" is an error and leaves no untagged object behind", func(t *testing.T) {
 			client := s3.New(env.S3.Options(), func(o *s3.Options) { o.RetryMaxAttempts = 1; o.APIOptions = append(o.APIOptions, refusal.fail) })
-			err := objects.New(client, env.Bucket, testParts).Put(context.Background(), "tasks/g/0.mp4", "video/mp4", bytes.NewReader(content(large)), nil, func() []byte { return make([]byte, 32) }, noTrack)
+			err := objects.New(client, env.Bucket, testParts).Put(context.Background(), objects.PutInput{Key: "tasks/g/0.mp4", ContentType: "video/mp4", Body: bytes.NewReader(content(large)), Sum: func() []byte { return make([]byte, 32) }, Track: noTrack})
 			if err == nil || !strings.Contains(err.Error(), "tag tasks/g/0.mp4") || task.IsPermanent(err) != refusal.permanent {
 				t.Errorf("error %v", err)
 			}
@@ -310,7 +309,7 @@ func TestS3RefusalsArePermanentAndTheRestTransient(t *testing.T) {
 			if tt.code == "NoSuchUpload" { // an answer to a part
 				size = objects.PartSize + 1
 			}
-			err := objects.New(client, env.Bucket, testParts).Put(context.Background(), "tasks/r/0.png", "image/png", bytes.NewReader(content(size)), nil, func() []byte { return make([]byte, 32) }, nil)
+			err := objects.New(client, env.Bucket, testParts).Put(context.Background(), objects.PutInput{Key: "tasks/r/0.png", ContentType: "image/png", Body: bytes.NewReader(content(size)), Sum: func() []byte { return make([]byte, 32) }})
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -337,7 +336,7 @@ func TestUploadsShareOneBudgetOfParts(t *testing.T) {
 		errs := make(chan error, 4)
 		for i := range 4 {
 			go func() {
-				errs <- store.Put(context.Background(), fmt.Sprintf("tasks/b/%d.mp4", i), "video/mp4", bytes.NewReader(want), nil, func() []byte { return sum[:] }, nil)
+				errs <- store.Put(context.Background(), objects.PutInput{Key: fmt.Sprintf("tasks/b/%d.mp4", i), ContentType: "video/mp4", Body: bytes.NewReader(want), Sum: func() []byte { return sum[:] }})
 			}()
 		}
 		for range 4 {
@@ -364,7 +363,7 @@ func TestUploadsShareOneBudgetOfParts(t *testing.T) {
 		client := s3.New(env.S3.Options(), func(o *s3.Options) { o.APIOptions = append(o.APIOptions, failing("UploadPart")) })
 		store := objects.New(client, env.Bucket, budget)
 		for i := range 3 {
-			store.Put(context.Background(), fmt.Sprintf("tasks/c/%d.mp4", i), "video/mp4", bytes.NewReader(content(3*objects.PartSize)), nil, func() []byte { return make([]byte, 32) }, nil)
+			store.Put(context.Background(), objects.PutInput{Key: fmt.Sprintf("tasks/c/%d.mp4", i), ContentType: "video/mp4", Body: bytes.NewReader(content(3 * objects.PartSize)), Sum: func() []byte { return make([]byte, 32) }})
 		}
 		for i := range 4 {
 			if budget.TryGet() == nil {
@@ -378,7 +377,7 @@ func TestUploadsShareOneBudgetOfParts(t *testing.T) {
 		defer budget.Put(held)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
-		err := objects.New(env.S3, env.Bucket, budget).Put(ctx, "tasks/d/0.png", "image/png", bytes.NewReader(content(10)), nil, func() []byte { return make([]byte, 32) }, nil)
+		err := objects.New(env.S3, env.Bucket, budget).Put(ctx, objects.PutInput{Key: "tasks/d/0.png", ContentType: "image/png", Body: bytes.NewReader(content(10)), Sum: func() []byte { return make([]byte, 32) }})
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("error %v", err)
 		}
