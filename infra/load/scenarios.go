@@ -117,51 +117,47 @@ func killedMidUpload() Scenario {
 	}
 }
 
+// proxied is a short load of 30 tasks named name, with a proxy before
+// every emulator that injects nothing until the scenario says so.
+func proxied(name string) Scenario {
+	return Scenario{Name: name, Faults: &faults.Rates{}, Visibility: 3 * time.Second, Options: Small(30)}
+}
+
 // sqsDown takes SQS away for 0.7 s in the middle of a load.
 func sqsDown() Scenario {
-	return Scenario{
-		Name:       "SQS unavailable for a while makes callbacks answer 503, and the platform's retries complete them",
-		Faults:     &faults.Rates{},
-		Visibility: 3 * time.Second,
-		Options:    Small(30),
-		During: func(ctx context.Context, s *stack.Stack, _ *platform.Client) {
-			s.Proxies.SQS.SetDown(true)
-			select {
-			case <-time.After(700 * time.Millisecond):
-			case <-ctx.Done():
-			}
-			s.Proxies.SQS.SetDown(false)
-		},
-		Check: func(rep *Report, _ *stack.Stack, _ *platform.Files) (string, error) {
-			if rep.Retries == 0 || rep.GaveUp != 0 {
-				return "", fmt.Errorf("want 503s retried to completion: retries %d, given up %d", rep.Retries, rep.GaveUp)
-			}
-			return fmt.Sprintf("SQS down 0.7 s: %d answers other than 200 retried, %d given up; lost %d", rep.Retries, rep.GaveUp, rep.Lost), nil
-		},
+	sc := proxied("SQS unavailable for a while makes callbacks answer 503, and the platform's retries complete them")
+	sc.During = func(ctx context.Context, s *stack.Stack, _ *platform.Client) {
+		s.Proxies.SQS.SetDown(true)
+		select {
+		case <-time.After(700 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		s.Proxies.SQS.SetDown(false)
 	}
+	sc.Check = func(rep *Report, _ *stack.Stack, _ *platform.Files) (string, error) {
+		if rep.Retries == 0 || rep.GaveUp != 0 {
+			return "", fmt.Errorf("want 503s retried to completion: retries %d, given up %d", rep.Retries, rep.GaveUp)
+		}
+		return fmt.Sprintf("SQS down 0.7 s: %d answers other than 200 retried, %d given up; lost %d", rep.Retries, rep.GaveUp, rep.Lost), nil
+	}
+	return sc
 }
 
 // dynamoThrottled throttles 30 % of DynamoDB requests.
 func dynamoThrottled() Scenario {
-	return Scenario{
-		Name:       "DynamoDB throttling keeps every answer inside the platform's 15 s",
-		Faults:     &faults.Rates{},
-		Visibility: 3 * time.Second,
-		Options:    Small(30),
-		Setup: func(s *stack.Stack) {
-			s.Proxies.DynamoDB.SetRates(faults.Rates{Throttle: 0.3})
-		},
-		Check: func(rep *Report, s *stack.Stack, _ *platform.Files) (string, error) {
-			throttled := s.Proxies.DynamoDB.Injected.Load()
-			if throttled == 0 {
-				return "", errors.New("nothing was throttled")
-			}
-			if rep.MaxLatency() >= 15*time.Second {
-				return "", fmt.Errorf("slowest answer %v: the platform waits 15 s", rep.MaxLatency())
-			}
-			return fmt.Sprintf("30%% of DynamoDB requests throttled (%d); slowest answer %v of the platform's 15 s; lost %d", throttled, ms(rep.MaxLatency()), rep.Lost), nil
-		},
+	sc := proxied("DynamoDB throttling keeps every answer inside the platform's 15 s")
+	sc.Setup = func(s *stack.Stack) { s.Proxies.DynamoDB.SetRates(faults.Rates{Throttle: 0.3}) }
+	sc.Check = func(rep *Report, s *stack.Stack, _ *platform.Files) (string, error) {
+		throttled := s.Proxies.DynamoDB.Injected.Load()
+		if throttled == 0 {
+			return "", errors.New("nothing was throttled")
+		}
+		if rep.MaxLatency() >= 15*time.Second {
+			return "", fmt.Errorf("slowest answer %v: the platform waits 15 s", rep.MaxLatency())
+		}
+		return fmt.Sprintf("30%% of DynamoDB requests throttled (%d); slowest answer %v of the platform's 15 s; lost %d", throttled, ms(rep.MaxLatency()), rep.Lost), nil
 	}
+	return sc
 }
 
 // Run starts a stack from opts with the scenario's faults, drives and audits
