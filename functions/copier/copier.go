@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,7 +78,10 @@ const (
 	outcomeSkipped    = "skipped"  // already finished, or nothing to copy
 	outcomeRetried    = "retried"  // returned to the queue
 	outcomeNotified   = "notified" // already finished; only its event was missing
-	outcomeLeased     = "leased"   // another delivery holds the task; returned for later
+	outcomeLeased     = "leased"   // another delivery of the same message holds the task; returned for later
+	// Another message of the task (a repeat callback's) holds its lease:
+	// that message carries the copy, and is retried should it fail.
+	outcomeRedundant = "redundant"
 	// The task has no record: its callback sent the message, then failed
 	// to write the record, and was not answered 200.
 	outcomeUnrecorded = "unrecorded"
@@ -84,8 +89,9 @@ const (
 
 // Delivery is what SQS says of the messages of one task in a batch.
 type Delivery struct {
-	Receives int       // the most deliveries any of them has had
-	SentAt   time.Time // when the earliest was sent; zero for just now
+	MessageIDs []string  // SQS's ids of the messages
+	Receives   int       // the most deliveries any of them has had
+	SentAt     time.Time // when the earliest was sent; zero for just now
 }
 
 // recordGrace is how long past task.AnswerBudget the record of a message
@@ -142,7 +148,12 @@ func (c *Copier) copy(ctx context.Context, id string, d Delivery) (outcome strin
 		c.Logger.WarnContext(ctx, "nothing to copy", "taskId", id, "status", string(t.Status))
 		return outcomeSkipped, 0, nil
 	}
-	lease, err := c.lease(ctx, t, d.Receives)
+	lease, err := c.lease(ctx, t, d)
+	var held *leasedError
+	if errors.As(err, &held) && !held.carries(d.MessageIDs) {
+		c.Logger.InfoContext(ctx, "dropped a message whose task another message is being copied for", "taskId", id)
+		return outcomeRedundant, 0, nil
+	}
 	if err != nil {
 		return "", 0, err
 	}
@@ -194,17 +205,21 @@ const leaseMargin = 5 * time.Second
 // run after the copy's shortened deadline, up to Lambda's. A live
 // lease of another delivery is an error: the message comes back later,
 // when that copy has ended one way or the other.
-func (c *Copier) lease(ctx context.Context, t task.Task, receives int) (task.Lease, error) {
+func (c *Copier) lease(ctx context.Context, t task.Task, d Delivery) (task.Lease, error) {
 	now := c.Now()
 	if t.Lease.Live(now) {
-		return task.Lease{}, fmt.Errorf("task %s %w until %s", t.ID, ErrLeased, t.Lease.Until.Format(time.RFC3339))
+		return task.Lease{}, &leasedError{task: t.ID, holder: t.Lease.Owner}
 	}
 	remaining := 15 * time.Minute // Lambda's longest run, for a context without a deadline
 	if deadline, ok := invocationDeadline(ctx); ok {
 		remaining = time.Until(deadline)
 	}
-	l := task.Lease{Owner: leaseOwner(), Until: now.Add(remaining + leaseMargin)}
-	err := c.Store.Lease(ctx, t.ID, l, receives, now)
+	l := task.Lease{Owner: leaseOwner(d.MessageIDs), Until: now.Add(remaining + leaseMargin)}
+	err := c.Store.Lease(ctx, t.ID, l, d.Receives, now)
+	var stale *task.StaleError
+	if errors.As(err, &stale) && stale.Current.Lease.Live(now) {
+		return task.Lease{}, &leasedError{task: t.ID, holder: stale.Current.Lease.Owner}
+	}
 	if errors.Is(err, task.ErrStale) {
 		return task.Lease{}, fmt.Errorf("task %s %w (it took the lease first)", t.ID, ErrLeased)
 	}
@@ -214,11 +229,41 @@ func (c *Copier) lease(ctx context.Context, t task.Task, receives int) (task.Lea
 	return l, nil
 }
 
-// leaseOwner names one copy attempt.
-func leaseOwner() string {
+// leaseOwner names one copy attempt: a random part, then the ids of the
+// messages it copies for, so that another delivery can tell a redelivery
+// of the same message from a message of its own.
+func leaseOwner(messageIDs []string) string {
 	var b [12]byte
 	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return hex.EncodeToString(b[:]) + "/" + strings.Join(messageIDs, ",")
+}
+
+// leasedError is a delivery that found its task leased by holder.
+type leasedError struct{ task, holder string }
+
+func (e *leasedError) Error() string {
+	return fmt.Sprintf("task %s %v (lease %s)", e.task, ErrLeased, e.holder)
+}
+
+func (e *leasedError) Unwrap() error { return ErrLeased }
+
+// carries reports whether the holder copies for one of messageIDs: the
+// same message delivered again, which must come back should the holder
+// fail. Any other message of the task is redundant: the holder's own
+// message returns to the queue if its copy fails, and again after its
+// visibility timeout if the holder dies. A holder named the old way, with
+// no ids, is taken to carry them all.
+func (e *leasedError) carries(messageIDs []string) bool {
+	_, held, ok := strings.Cut(e.holder, "/")
+	if !ok {
+		return true
+	}
+	for _, id := range strings.Split(held, ",") {
+		if slices.Contains(messageIDs, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // copyLeased copies t under owner's lease.

@@ -110,6 +110,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 func delivery(recs []events.SQSMessage) Delivery {
 	d := Delivery{Receives: 1}
 	for _, rec := range recs {
+		d.MessageIDs = append(d.MessageIDs, rec.MessageId)
 		n, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
 		d.Receives = max(d.Receives, n)
 		if ms, err := strconv.ParseInt(rec.Attributes["SentTimestamp"], 10, 64); err == nil {

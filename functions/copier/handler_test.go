@@ -469,17 +469,25 @@ func TestTwoCopiersOfOneTaskNeverRuinEachOther(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	// Copier B gets a second delivery of the task's message.
+	// Copier B gets a second delivery of the task's message (SQS keeps
+	// its id): it must come back, should A fail.
 	second := message("shared")
-	second.MessageId = "msg-shared-2"
 	if failed := h.run(t, second); len(failed) != 1 {
 		t.Errorf("copier B: failed %v, want its message left for later", failed)
+	}
+	// Copier C gets another message of the task, a repeat callback's: A's
+	// message carries the copy, so C's is done with, never spending
+	// deliveries towards the dead-letter queue while A copies.
+	repeat := message("shared")
+	repeat.MessageId = "msg-shared-repeat"
+	if failed := h.run(t, repeat); len(failed) != 0 {
+		t.Errorf("copier C: failed %v, want its redundant message dropped", failed)
 	}
 	if n, err := h.env.OpenUploads(context.Background()); n != 1 || err != nil {
 		t.Errorf("%d uploads open (%v): copier B must leave copier A's upload alone", n, err)
 	}
 	// A duplicate delivery is no failure: counted apart, never alarming.
-	if got := h.metrics.String(); !strings.Contains(got, `"Outcome":"leased"`) || strings.Contains(got, `"Outcome":"retried"`) {
+	if got := h.metrics.String(); !strings.Contains(got, `"Outcome":"leased"`) || !strings.Contains(got, `"Outcome":"redundant"`) || strings.Contains(got, `"Outcome":"retried"`) {
 		t.Errorf("metrics %s", got)
 	}
 	close(h.src.gate)
@@ -948,5 +956,25 @@ func TestObjectMetadataStaysWithinS3sLimit(t *testing.T) {
 	}
 	if got := h.object(t, rec.Objects[0].Key).Metadata["source-url"]; got != h.url(short) {
 		t.Errorf("a short source URL is kept in the metadata, got %q", got)
+	}
+}
+
+func TestALeaseNamesTheMessagesItCopiesFor(t *testing.T) {
+	owner := leaseOwner([]string{"m1", "m2"})
+	for _, tt := range []struct {
+		name    string
+		holder  string
+		ids     []string
+		carries bool
+	}{
+		{"a redelivery of one of the holder's messages is carried by it", owner, []string{"m2"}, true},
+		{"another message of the task is not", owner, []string{"m3"}, false},
+		{"a holder named by an earlier release carries every message", "3f2a9c0d1e4b5a6978c0d1e2", []string{"m3"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := (&leasedError{task: "t", holder: tt.holder}).carries(tt.ids); got != tt.carries {
+				t.Errorf("holder %q carries %v: %v", tt.holder, tt.ids, got)
+			}
+		})
 	}
 }
