@@ -177,6 +177,8 @@ func (c *Copier) load(ctx context.Context, id string, sentAt time.Time) (task.Ta
 	if sentAt.IsZero() {
 		sentAt = c.Now()
 	}
+	// How long is left is the copier's clock's to say (tests fix it); the
+	// waiting itself is real time.
 	giveUp := time.Now().Add(sentAt.Add(task.AnswerBudget + recordGrace).Sub(c.Now()))
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		t, found, err := c.Store.Get(ctx, id)

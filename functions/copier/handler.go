@@ -101,8 +101,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	return events.SQSEventResponse{BatchItemFailures: failures}, nil
 }
 
-// delivery is what the messages of one task say: the most deliveries any
-// has had, and when the earliest was sent. Lambda's SQS events always
+// delivery is what the messages of one task say: their ids, the most
+// deliveries any has had, and when the earliest was sent. Lambda's SQS events always
 // carry both; a message without them counts as a first delivery, sent
 // just now. (goaws, the tests' SQS, gives the time of receipt as
 // SentTimestamp: later than the send, so a wait for the record is only

@@ -386,8 +386,8 @@ func (s *Stack) serve(opts Options) error {
 	}
 	s.URL = "http://" + front
 	s.CallbackURL = s.URL + "/?token=" + s.Token
+	host, port, _ := net.SplitHostPort(front)
 	if opts.ReaderAddr == "" {
-		host, port, _ := net.SplitHostPort(front)
 		opts.ReaderAddr = net.JoinHostPort(host, "0")
 		if n, _ := strconv.Atoi(port); n != 0 && !strings.HasSuffix(opts.Addr, ":0") {
 			opts.ReaderAddr = net.JoinHostPort(host, strconv.Itoa(n+1))
@@ -399,18 +399,13 @@ func (s *Stack) serve(opts Options) error {
 	}
 	s.ReaderURL = "http://" + reader
 	if s.baseline != nil {
-		hello, err := s.listen(net.JoinHostPort(host(front), "0"), s.functionURL(s.baseline))
+		hello, err := s.listen(net.JoinHostPort(host, "0"), s.functionURL(s.baseline))
 		if err != nil {
 			return fmt.Errorf("baseline's Function URL: %w", err)
 		}
 		s.BaselineURL = "http://" + hello
 	}
 	return nil
-}
-
-func host(addr string) string {
-	h, _, _ := net.SplitHostPort(addr)
-	return h
 }
 
 // listen serves h at addr and returns the address it listens at.

@@ -82,7 +82,7 @@ func (w *Writer) Emit(outcome string, metrics ...Metric) {
 // that are usually zero are written only when they are not; the alarms on
 // them treat missing data as not breaching.
 func NonZero(metrics ...Metric) []Metric {
-	kept := metrics[:0]
+	var kept []Metric // never the caller's array, which a passed slice would share
 	for _, m := range metrics {
 		if m.Value != 0 {
 			kept = append(kept, m)
