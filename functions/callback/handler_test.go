@@ -21,7 +21,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/kiehook/kiehook/functions/internal/copymsg"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kie"
@@ -29,6 +28,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/secret"
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/schema"
 	"github.com/kiehook/kiehook/infra/capture"
 	"github.com/kiehook/kiehook/infra/emulators"
 )
@@ -198,7 +198,7 @@ func (h *harness) messages(tb testing.TB) []string {
 			return ids
 		}
 		for _, m := range out.Messages {
-			msg, err := copymsg.Decode(aws.ToString(m.Body))
+			msg, err := schema.DecodeCopyMessage(aws.ToString(m.Body))
 			if err != nil {
 				tb.Fatal(err)
 			}

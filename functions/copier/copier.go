@@ -21,13 +21,15 @@ import (
 )
 
 // taskStore reads a task, leases it, keeps its open uploads, and records
-// how its copy ended; every change but the lease is the lease owner's.
+// how its copy ended; every change but the lease and an operator's
+// requeue is the lease owner's.
 type taskStore interface {
 	Get(ctx context.Context, id string) (task.Task, bool, error)
 	Lease(ctx context.Context, id string, l task.Lease, receives int, now time.Time) error
 	Release(ctx context.Context, id, owner string) error
 	Stored(ctx context.Context, id, owner string, objects []task.Object, now time.Time) (task.Task, error)
 	CopyFailed(ctx context.Context, id, owner, reason string, now time.Time) (task.Task, error)
+	Requeue(ctx context.Context, id string, now time.Time) error
 	AddUpload(ctx context.Context, id, owner string, up task.Upload) error
 	ClearUploads(ctx context.Context, id, owner string) error
 }
@@ -92,6 +94,7 @@ type Delivery struct {
 	MessageIDs []string  // SQS's ids of the messages
 	Receives   int       // the most deliveries any of them has had
 	SentAt     time.Time // when the earliest was sent; zero for just now
+	Requeue    bool      // one is an operator's request to copy a copy_failed task again
 }
 
 // recordGrace is how long past task.AnswerBudget the record of a message
@@ -131,6 +134,13 @@ func (c *Copier) copy(ctx context.Context, id string, d Delivery) (outcome strin
 	if !found {
 		c.Logger.WarnContext(ctx, "dropped a message whose task has no record: its callback was not answered 200, and the platform calls again", "taskId", id)
 		return outcomeUnrecorded, 0, nil
+	}
+	if t.Status == task.StatusCopyFailed && d.Requeue {
+		if err := c.Store.Requeue(ctx, id, c.Now()); err != nil {
+			return "", 0, fmt.Errorf("requeue task %s: %w", id, err)
+		}
+		c.Logger.InfoContext(ctx, "copying a copy_failed task again, as an operator asked", "taskId", id, "error", t.Error)
+		t.Status, t.Error, t.NotifiedAt, t.Lease = task.StatusQueued, "", time.Time{}, task.Lease{}
 	}
 	switch t.Status {
 	case task.StatusReceived, task.StatusQueued:

@@ -10,7 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/kiehook/kiehook/functions/internal/copymsg"
+	"github.com/kiehook/kiehook/functions/schema"
 )
 
 // copyMargin is kept back from the Lambda deadline so that a copy cut short
@@ -76,10 +76,11 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	}
 	var order []string
 	byTask := map[string][]events.SQSMessage{}
+	requeue := map[string]bool{}
 	for _, rec := range ev.Records {
 		// A message that names no task is reported failed, so that it ends
 		// in the dead-letter queue to be looked at.
-		msg, err := copymsg.Decode(rec.Body)
+		msg, err := schema.DecodeCopyMessage(rec.Body)
 		if err != nil {
 			fail(err, rec)
 			continue
@@ -88,11 +89,14 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			order = append(order, msg.TaskID)
 		}
 		byTask[msg.TaskID] = append(byTask[msg.TaskID], rec)
+		requeue[msg.TaskID] = requeue[msg.TaskID] || msg.Requeue
 	}
 	for _, id := range order {
 		recs := byTask[id]
 		wg.Go(func() {
-			if err := h.copy(ctx, id, delivery(recs)); err != nil {
+			d := delivery(recs)
+			d.Requeue = requeue[id]
+			if err := h.copy(ctx, id, d); err != nil {
 				fail(err, recs...)
 			}
 		})

@@ -33,6 +33,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/schema"
 	"github.com/kiehook/kiehook/functions/taskevent"
 	"github.com/kiehook/kiehook/infra/capture"
 	"github.com/kiehook/kiehook/infra/emulators"
@@ -309,6 +310,23 @@ func TestFinishedTasksAreNotDownloadedAgain(t *testing.T) {
 			t.Errorf("status %s", rec.Status)
 		}
 	})
+}
+
+func TestAnOperatorsRequeueCopiesACopyFailedTaskAgain(t *testing.T) {
+	h := newHarness(t)
+	failed := h.task("again", task.StatusCopyFailed, "/img.png")
+	failed.Error = "source answered 503"
+	if _, _, err := h.store.Create(context.Background(), failed); err != nil {
+		t.Fatal(err)
+	}
+	requeue := events.SQSMessage{MessageId: "msg-ops", Body: schema.CopyMessage{TaskID: "again", Requeue: true}.Encode()}
+	if failed := h.run(t, message("again"), requeue); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	h.assertStored(t, "again", "/img.png")
+	if rec := h.record(t, "again"); rec.Error != "" {
+		t.Errorf("the stored record keeps the old error %q", rec.Error)
+	}
 }
 
 func TestPermanentFailuresMarkTheTaskAndDropTheMessage(t *testing.T) {

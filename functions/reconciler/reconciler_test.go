@@ -17,7 +17,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	sample "github.com/kiehook/kiehook/events"
-	"github.com/kiehook/kiehook/functions/internal/copymsg"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
@@ -27,6 +26,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/schema"
 	"github.com/kiehook/kiehook/functions/taskevent"
 	"github.com/kiehook/kiehook/infra/capture"
 	"github.com/kiehook/kiehook/infra/emulators"
@@ -108,7 +108,7 @@ func (h *harness) queued(tb testing.TB) []string {
 			return ids
 		}
 		for _, m := range out.Messages {
-			msg, _ := copymsg.Decode(*m.Body)
+			msg, _ := schema.DecodeCopyMessage(*m.Body)
 			ids = append(ids, msg.TaskID)
 		}
 	}

@@ -13,9 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/kiehook/kiehook/functions/internal/copymsg"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/schema"
 	"github.com/kiehook/kiehook/functions/taskevent"
 	"github.com/kiehook/kiehook/infra/platform"
 )
@@ -158,7 +158,7 @@ func TestEveryPassGetsItsTurn(t *testing.T) {
 // does once its deliveries are used up.
 func (h *harness) deadLetter(tb testing.TB, id string) {
 	tb.Helper()
-	body, _ := copymsg.Encode(id)
+	body := schema.CopyMessage{TaskID: id}.Encode()
 	if _, err := h.env.SQS.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &h.env.DLQURL, MessageBody: &body}); err != nil {
 		tb.Fatal(err)
 	}

@@ -22,7 +22,7 @@ type removeFix struct {
 }
 
 // removeClause is the REMOVE clause of an update expression.
-var removeClause = regexp.MustCompile(`(?i)\bREMOVE\b(.*?)(?:\bSET\b|\bADD\b|\bDELETE\b|$)`)
+var removeClause = regexp.MustCompile(`(?is)\bREMOVE\b(.*?)(?:\bSET\b|\bADD\b|\bDELETE\b|$)`)
 
 type updateRequest struct {
 	TableName                string

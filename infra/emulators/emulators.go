@@ -49,6 +49,8 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/sirupsen/logrus"
 	"github.com/truora/minidyn/server"
+
+	"github.com/kiehook/kiehook/functions/schema"
 )
 
 // Region is the region every emulated client claims.
@@ -210,18 +212,18 @@ func (e *Env) provision(ctx context.Context, opts Options) error {
 		TableName:   aws.String(e.Table),
 		BillingMode: dynamotypes.BillingModePayPerRequest,
 		AttributeDefinitions: []dynamotypes.AttributeDefinition{
-			{AttributeName: aws.String("taskId"), AttributeType: dynamotypes.ScalarAttributeTypeS},
-			{AttributeName: aws.String("openStatus"), AttributeType: dynamotypes.ScalarAttributeTypeS},
-			{AttributeName: aws.String("updatedAt"), AttributeType: dynamotypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String(schema.TaskID), AttributeType: dynamotypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String(schema.OpenStatus), AttributeType: dynamotypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String(schema.UpdatedAt), AttributeType: dynamotypes.ScalarAttributeTypeS},
 		},
-		KeySchema: []dynamotypes.KeySchemaElement{{AttributeName: aws.String("taskId"), KeyType: dynamotypes.KeyTypeHash}},
+		KeySchema: []dynamotypes.KeySchemaElement{{AttributeName: aws.String(schema.TaskID), KeyType: dynamotypes.KeyTypeHash}},
 		// The template's sparse index of the tasks that still need work, for
 		// the reconciler.
 		GlobalSecondaryIndexes: []dynamotypes.GlobalSecondaryIndex{{
-			IndexName: aws.String("open-tasks"),
+			IndexName: aws.String(schema.IndexOpen),
 			KeySchema: []dynamotypes.KeySchemaElement{
-				{AttributeName: aws.String("openStatus"), KeyType: dynamotypes.KeyTypeHash},
-				{AttributeName: aws.String("updatedAt"), KeyType: dynamotypes.KeyTypeRange},
+				{AttributeName: aws.String(schema.OpenStatus), KeyType: dynamotypes.KeyTypeHash},
+				{AttributeName: aws.String(schema.UpdatedAt), KeyType: dynamotypes.KeyTypeRange},
 			},
 			Projection: &dynamotypes.Projection{ProjectionType: dynamotypes.ProjectionTypeAll},
 		}},

@@ -3,6 +3,7 @@ package emulators_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"testing"
 	"time"
@@ -77,29 +78,36 @@ func TestUpdateItemRemovesWhatItsRemoveClauseNames(t *testing.T) {
 	env := emulators.New(t, emulators.Options{})
 	ctx := context.Background()
 	s := func(v string) dynamotypes.AttributeValue { return &dynamotypes.AttributeValueMemberS{Value: v} }
-	key := map[string]dynamotypes.AttributeValue{"taskId": s("t1")}
-	if _, err := env.DynamoDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &env.Table, Item: map[string]dynamotypes.AttributeValue{"taskId": s("t1"), "status": s("failed"), "notifiedAt": s("x"), "error": s("e")}}); err != nil {
-		t.Fatal(err)
-	}
-	out, err := env.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: &env.Table, Key: key, ReturnValues: dynamotypes.ReturnValueAllNew,
-		UpdateExpression:          aws.String("SET #status = :to REMOVE #notifiedAt, #error"),
-		ExpressionAttributeNames:  map[string]string{"#status": "status", "#notifiedAt": "notifiedAt", "#error": "error"},
-		ExpressionAttributeValues: map[string]dynamotypes.AttributeValue{":to": s("received")},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := env.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: &env.Table, Key: key})
-	for name, item := range map[string]map[string]dynamotypes.AttributeValue{"stored item": got.Item, "answer": out.Attributes} {
-		if _, ok := item["notifiedAt"]; ok {
-			t.Errorf("the %s keeps notifiedAt", name)
-		}
-		if _, ok := item["error"]; ok {
-			t.Errorf("the %s keeps error", name)
-		}
-		if st, _ := item["status"].(*dynamotypes.AttributeValueMemberS); st == nil || st.Value != "received" {
-			t.Errorf("the %s lost the SET: %v", name, item["status"])
-		}
+	for i, expr := range []struct{ name, update string }{
+		{"a clause on one line", "SET #status = :to REMOVE #notifiedAt, #error"},
+		{"clauses on lines of their own, as the SDK's expression builder writes them", "REMOVE #notifiedAt, #error\nSET #status = :to\n"},
+	} {
+		t.Run(expr.name, func(t *testing.T) {
+			key := map[string]dynamotypes.AttributeValue{"taskId": s(fmt.Sprint("t", i))}
+			if _, err := env.DynamoDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &env.Table, Item: map[string]dynamotypes.AttributeValue{"taskId": key["taskId"], "status": s("failed"), "notifiedAt": s("x"), "error": s("e")}}); err != nil {
+				t.Fatal(err)
+			}
+			out, err := env.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+				TableName: &env.Table, Key: key, ReturnValues: dynamotypes.ReturnValueAllNew,
+				UpdateExpression:          aws.String(expr.update),
+				ExpressionAttributeNames:  map[string]string{"#status": "status", "#notifiedAt": "notifiedAt", "#error": "error"},
+				ExpressionAttributeValues: map[string]dynamotypes.AttributeValue{":to": s("received")},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := env.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: &env.Table, Key: key})
+			for name, item := range map[string]map[string]dynamotypes.AttributeValue{"stored item": got.Item, "answer": out.Attributes} {
+				if _, ok := item["notifiedAt"]; ok {
+					t.Errorf("the %s keeps notifiedAt", name)
+				}
+				if _, ok := item["error"]; ok {
+					t.Errorf("the %s keeps error", name)
+				}
+				if st, _ := item["status"].(*dynamotypes.AttributeValueMemberS); st == nil || st.Value != "received" {
+					t.Errorf("the %s lost the SET: %v", name, item["status"])
+				}
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/kiehook/kiehook/functions/schema"
 	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/platform"
 	"github.com/kiehook/kiehook/infra/stack"
@@ -53,7 +54,7 @@ func audit(ctx context.Context, s *stack.Stack, tasks []*Task, firstOK map[strin
 		case t.Accepted && known && r.Status == "stored":
 			rep.Stored++
 			rep.checkObjects(s, t, r, objects)
-			if at, err := time.Parse(time.RFC3339, r.StoredAt); err == nil {
+			if at, err := schema.ParseTimestamp(r.StoredAt); err == nil && !at.IsZero() {
 				lastStored = maxTime(lastStored, at)
 				// storedAt has whole seconds; a copy within the second reads 0.
 				rep.toStored = append(rep.toStored, max(0, at.Sub(firstOK[t.ID].Truncate(time.Second))))

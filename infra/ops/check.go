@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/kiehook/kiehook/functions/schema"
 	"github.com/kiehook/kiehook/infra/platform"
 )
 
@@ -32,18 +33,6 @@ func (c Caller) PrintURLs(out io.Writer) {
 	fmt.Fprintf(out, "callBackUrl  %s\nreader       %stasks/<taskId>\nread token   %s   (Authorization: Bearer <read token>)\n", c.CallbackURL, c.ReaderURL, c.ReadToken)
 }
 
-// checked is what the check reads of the task record.
-type checked struct {
-	Status  string `dynamodbav:"status"`
-	Msg     string `dynamodbav:"msg"`
-	Error   string `dynamodbav:"error"`
-	Objects []struct {
-		Key    string `dynamodbav:"key"`
-		Bytes  int64  `dynamodbav:"bytes"`
-		SHA256 string `dynamodbav:"sha256"`
-	} `dynamodbav:"objects"`
-}
-
 // Check sends a signed callback to the stack as the platform would, then
 // waits for the task to end and prints its record: with resultURL (a file
 // of yours on the platform's hosts) a success to copy, which must end
@@ -51,9 +40,9 @@ type checked struct {
 // id is kiehook-check-<time>.
 func (r *Recovery) Check(ctx context.Context, c Caller, resultURL string, wait time.Duration, out io.Writer) error {
 	id := fmt.Sprintf("kiehook-check-%d", r.Now().Unix())
-	body, want := map[string]any{"code": 501, "msg": "kiehook check: a failure, nothing to copy", "data": map[string]any{"taskId": id}}, "failed"
+	body, want := map[string]any{"code": 501, "msg": "kiehook check: a failure, nothing to copy", "data": map[string]any{"taskId": id}}, schema.Failed
 	if resultURL != "" {
-		body, want = map[string]any{"code": 200, "msg": "kiehook check", "data": map[string]any{"taskId": id, "resultUrls": []string{resultURL}}}, "stored"
+		body, want = map[string]any{"code": 200, "msg": "kiehook check", "data": map[string]any{"taskId": id, "resultUrls": []string{resultURL}}}, schema.Stored
 	}
 	raw, _ := json.Marshal(body)
 	client := &platform.Client{URL: withLabel(c.CallbackURL), Key: c.Key, Retries: 1}
@@ -70,7 +59,7 @@ func (r *Recovery) Check(ctx context.Context, c Caller, resultURL string, wait t
 		if err != nil {
 			return err
 		}
-		if rec.Status == want || rec.Status == "copy_failed" || time.Now().After(deadline) {
+		if rec.Status == want || rec.Status == schema.CopyFailed || time.Now().After(deadline) {
 			fmt.Fprintf(out, "task %s is %s %s%s\n", id, rec.Status, rec.Msg, rec.Error)
 			for _, o := range rec.Objects {
 				fmt.Fprintf(out, "  %s  %d bytes  sha256 %s\n", o.Key, o.Bytes, o.SHA256)
@@ -88,12 +77,12 @@ func (r *Recovery) Check(ctx context.Context, c Caller, resultURL string, wait t
 	}
 }
 
-func (r *Recovery) record(ctx context.Context, id string) (checked, error) {
+func (r *Recovery) record(ctx context.Context, id string) (schema.Record, error) {
 	out, err := r.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(r.Table), Key: key(id), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return checked{}, fmt.Errorf("read task %s: %w", id, err)
+		return schema.Record{}, fmt.Errorf("read task %s: %w", id, err)
 	}
-	var rec checked
+	var rec schema.Record
 	err = attributevalue.UnmarshalMap(out.Item, &rec)
 	return rec, err
 }

@@ -11,8 +11,9 @@
 // sends a signed callback as the platform would and shows the task's
 // record once it has ended. requeue hands copy_failed tasks to the copier
 // again, once their cause is fixed; redrive does it for every message in
-// the copy dead-letter queue. Either way the record is reset as new, so
-// that Task Stored is put when the copy succeeds. It uses the AWS CLI's
+// the copy dead-letter queue. Either way the copier resets the record as
+// new, so that Task Stored is put when the copy succeeds: ops itself only
+// reads records and sends messages. It uses the AWS CLI's
 // credentials and region.
 package main
 

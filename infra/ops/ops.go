@@ -2,16 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/kiehook/kiehook/functions/schema"
 )
 
 // Resources are the deployed stack's table and copy queues.
@@ -19,10 +19,10 @@ type Resources struct {
 	Table, QueueURL, DLQURL string
 }
 
-// dynamoAPI is the part of DynamoDB recovery uses.
+// dynamoAPI is the part of DynamoDB recovery uses: it only reads, and
+// leaves every change of a record to the functions.
 type dynamoAPI interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
-	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 }
 
 // sqsAPI is the part of SQS recovery uses.
@@ -44,64 +44,34 @@ type Recovery struct {
 // copy to retry.
 var errEnded = errors.New("nothing to requeue")
 
-// Requeue gives the task id to the copier again. A copy_failed or queued
-// record is reset first, as new, unless a copier holds it: its error, its
-// event's notifiedAt (so that Task Stored is put once the copy succeeds),
-// its lease and delivery count go, and it is back in the open index as
-// queued. Its recorded uploads stay, for the next copy to abort. Any
-// other status is refused, naming it. A Requeue whose send failed is safe
-// to repeat.
+// Requeue gives the task id to the copier again, with a message that
+// asks it to: the copier moves a copy_failed record back to queued
+// through the same transition the functions own (its error, its event's
+// notifiedAt, its lease and delivery count go, so that Task Stored is put
+// once the copy succeeds), then copies it. A queued record is copied as
+// it is. Any other status is refused, naming it, and so is a task a
+// copier holds: the copier would drop the message. A Requeue whose send
+// failed is safe to repeat.
 func (r *Recovery) Requeue(ctx context.Context, id string) error {
 	rec, err := r.record(ctx, id)
 	if err != nil {
 		return err
 	}
 	switch status := rec.Status; status {
-	case "copy_failed", "queued":
-		if err := r.reset(ctx, id); err != nil {
-			return err
+	case schema.CopyFailed, schema.Queued:
+		if until := time.UnixMilli(rec.LeaseUntil); rec.LeaseOwner != "" && until.After(r.Now()) {
+			return fmt.Errorf("task %s: a copier holds it until %s; run requeue again once that copy has ended", id, schema.Timestamp(until))
 		}
 	case "":
 		return fmt.Errorf("task %s: no record", id)
-	case "stored", "failed":
+	case schema.Stored, schema.Failed:
 		return fmt.Errorf("task %s is %s: %w", id, status, errEnded)
 	default:
 		return fmt.Errorf("task %s is %s: only copy_failed and queued tasks are requeued", id, status)
 	}
-	body, _ := json.Marshal(map[string]string{"taskId": id}) // the copier's message
-	if _, err := r.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(r.QueueURL), MessageBody: aws.String(string(body))}); err != nil {
-		return fmt.Errorf("task %s is queued, but sending it failed (run requeue again): %w", id, err)
-	}
-	return nil
-}
-
-// reset moves a copy_failed or queued record that no copier holds back to
-// queued, as the record of a task the callback has just queued.
-func (r *Recovery) reset(ctx context.Context, id string) error {
-	now := r.Now().UTC()
-	_, err := r.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(r.Table),
-		Key:                 key(id),
-		ConditionExpression: aws.String("#status IN (:failed, :queued) AND (attribute_not_exists(#leaseUntil) OR #leaseUntil < :nowMillis)"),
-		UpdateExpression: aws.String("SET #status = :queued, #openStatus = :queued, #updatedAt = :now " +
-			"REMOVE #error, #notifiedAt, #leaseOwner, #leaseUntil, #receives"),
-		ExpressionAttributeNames: map[string]string{
-			"#status": "status", "#openStatus": "openStatus", "#updatedAt": "updatedAt", "#error": "error", "#notifiedAt": "notifiedAt",
-			"#leaseOwner": "leaseOwner", "#leaseUntil": "leaseUntil", "#receives": "receives",
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":failed":    &types.AttributeValueMemberS{Value: "copy_failed"},
-			":queued":    &types.AttributeValueMemberS{Value: "queued"},
-			":now":       &types.AttributeValueMemberS{Value: now.Format(time.RFC3339)},
-			":nowMillis": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
-		},
-	})
-	var changed *types.ConditionalCheckFailedException
-	if errors.As(err, &changed) {
-		return fmt.Errorf("task %s changed, or a copier holds it, while it was requeued; run requeue again once that copy has ended", id)
-	}
-	if err != nil {
-		return fmt.Errorf("task %s: %w", id, err)
+	body := schema.CopyMessage{TaskID: id, Requeue: true}.Encode()
+	if _, err := r.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(r.QueueURL), MessageBody: aws.String(body)}); err != nil {
+		return fmt.Errorf("task %s: sending it to the copier failed (run requeue again): %w", id, err)
 	}
 	return nil
 }
@@ -130,13 +100,13 @@ func (r *Recovery) Redrive(ctx context.Context) ([]string, error) {
 				continue
 			}
 			fresh++
-			var msg struct{ TaskID string }
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &msg); err != nil || msg.TaskID == "" {
-				errs = append(errs, fmt.Errorf("message %s names no task: %q", aws.ToString(m.MessageId), aws.ToString(m.Body)))
+			msg, err := schema.DecodeCopyMessage(aws.ToString(m.Body))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("message %s: %w", aws.ToString(m.MessageId), err))
 				kept[aws.ToString(m.MessageId)] = true
 				continue
 			}
-			err := r.Requeue(ctx, msg.TaskID)
+			err = r.Requeue(ctx, msg.TaskID)
 			ended := errors.Is(err, errEnded)
 			if err != nil && !ended {
 				errs = append(errs, err)
@@ -157,5 +127,5 @@ func (r *Recovery) Redrive(ctx context.Context) ([]string, error) {
 }
 
 func key(id string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{"taskId": &types.AttributeValueMemberS{Value: id}}
+	return map[string]types.AttributeValue{schema.TaskID: &types.AttributeValueMemberS{Value: id}}
 }

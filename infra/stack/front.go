@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/kiehook/kiehook/functions/schema"
 )
 
 // maxPayload is a Function URL's request limit.
@@ -155,33 +157,10 @@ func (s *Stack) invokeCopier(ctx context.Context, ev events.SQSEvent) (events.SQ
 }
 
 // Task is a task record as the local routes show it.
-type Task struct {
-	TaskID     string   `json:"taskId" dynamodbav:"taskId"`
-	Status     string   `json:"status" dynamodbav:"status"`
-	Code       int      `json:"code" dynamodbav:"code"`
-	Msg        string   `json:"msg" dynamodbav:"msg"`
-	API        string   `json:"api" dynamodbav:"api"`
-	Sources    []string `json:"sources,omitempty" dynamodbav:"sources"`
-	Objects    []Object `json:"objects,omitempty" dynamodbav:"objects"`
-	Deliveries int      `json:"deliveries" dynamodbav:"deliveries"`
-	ReceivedAt string   `json:"receivedAt,omitempty" dynamodbav:"receivedAt"`
-	StoredAt   string   `json:"storedAt,omitempty" dynamodbav:"storedAt"`
-	Error      string   `json:"error,omitempty" dynamodbav:"error"`
-	NotifiedAt string   `json:"notifiedAt,omitempty" dynamodbav:"notifiedAt"`
-	Uploads    []struct {
-		Key      string `json:"key" dynamodbav:"key"`
-		UploadID string `json:"uploadId" dynamodbav:"uploadId"`
-	} `json:"uploads,omitempty" dynamodbav:"uploads"`
-}
+type Task = schema.Record
 
 // Object is one copy of a task's result.
-type Object struct {
-	Key         string `json:"key" dynamodbav:"key"`
-	Bytes       int64  `json:"bytes" dynamodbav:"bytes"`
-	SHA256      string `json:"sha256" dynamodbav:"sha256"`
-	ContentType string `json:"contentType" dynamodbav:"contentType"`
-	Source      string `json:"source" dynamodbav:"source"`
-}
+type Object = schema.Object
 
 // Tasks reads every task record, sorted by id.
 func (s *Stack) Tasks(ctx context.Context) ([]Task, error) {

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/schema"
 )
 
 // Client is the part of the DynamoDB API the store uses.
@@ -24,17 +26,14 @@ type Client interface {
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
 
-// IndexOpen is the table's sparse global secondary index of the tasks that
-// still need kiehook's work: partition key openStatus (the status), sort
-// key updatedAt. Open tasks (pending, received, queued) are in it, and,
-// when events are on, ended tasks whose event the bus has not accepted. A
-// record leaves it when it ends (or is notified), so the reconciler never
-// scans the table.
+// The open index (schema.IndexOpen) holds the open tasks (pending,
+// received, queued) and, when events are on, the ended tasks whose event
+// the bus has not accepted. A record leaves it when it ends (or is
+// notified), so the reconciler never scans the table.
 //
 // One index serves both, rather than a second one that records join by an
 // update: minidyn (v0.8.2) corrupts an index when an update gives a record
 // the key it lacked, and every record here has its key from its creation.
-const IndexOpen = "open-tasks"
 
 // Store implements task.Store on one table.
 type Store struct {
@@ -57,15 +56,28 @@ func New(client Client, table string, events Events) *Store {
 	return &Store{client: client, table: aws.String(table), events: events}
 }
 
-var createCondition = aws.String("attribute_not_exists(" + attrTaskID + ")")
+// createCondition is built once: it has no values, and the callback's
+// hot path needs it on every new task.
+var createCondition = func() expression.Expression {
+	e, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name(schema.TaskID))).Build()
+	if err != nil {
+		panic(err) // a constant expression: it builds, or the package is wrong
+	}
+	return e
+}()
 
 // Create writes t unless its task id has a record. The failed condition
 // returns the existing record itself (ALL_OLD), so a repeat costs no read.
 func (s *Store) Create(ctx context.Context, t task.Task) (task.Task, bool, error) {
-	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+	item, err := s.item(t)
+	if err != nil {
+		return task.Task{}, false, err
+	}
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                           s.table,
-		Item:                                s.item(t),
-		ConditionExpression:                 createCondition,
+		Item:                                item,
+		ConditionExpression:                 createCondition.Condition(),
+		ExpressionAttributeNames:            createCondition.Names(),
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var exists *types.ConditionalCheckFailedException
@@ -107,30 +119,28 @@ func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 		b.setStatus(c.To)
 	}
 	if !c.IfUpdatedAt.IsZero() {
-		b.condition += " AND " + b.name(attrUpdatedAt) + " = :ifUpdatedAt"
-		b.values[":ifUpdatedAt"] = str(task.Timestamp(c.IfUpdatedAt))
+		b.require(expression.Name(schema.UpdatedAt).Equal(expression.Value(schema.Timestamp(c.IfUpdatedAt))))
 	}
 	if c.AddDelivery {
-		b.add(attrDeliveries, num(1))
+		b.add(schema.Deliveries, 1)
 	}
 	if cb := c.Callback; cb != nil {
-		b.set(attrCode, num(int64(cb.Code)))
-		b.set(attrMsg, str(cb.Msg))
-		b.set(attrAPI, str(cb.API))
-		b.setList(attrSources, strList(cb.Sources))
+		b.set(schema.Code, cb.Code)
+		b.set(schema.Msg, cb.Msg)
+		b.set(schema.API, cb.API)
+		setList(b, schema.Sources, cb.Sources)
 	}
 	if !c.ReceivedAt.IsZero() {
-		b.set(attrReceivedAt, str(task.Timestamp(c.ReceivedAt)))
+		b.set(schema.ReceivedAt, schema.Timestamp(c.ReceivedAt))
 	}
 	if !c.ExpiresAt.IsZero() {
-		b.set(attrExpiresAt, num(c.ExpiresAt.Unix()))
+		b.set(schema.ExpiresAt, c.ExpiresAt.Unix())
 	}
 	if len(c.Labels) > 0 {
 		// The first request that brings labels sets them; later ones never
 		// change them.
-		labels := b.name(attrLabels)
-		b.sets = append(b.sets, labels+" = if_not_exists("+labels+", :"+attrLabels+")")
-		b.values[":"+attrLabels] = strMap(c.Labels)
+		labels := expression.Name(schema.Labels)
+		b.changes = b.changes.Set(labels, labels.IfNotExists(expression.Value(c.Labels)))
 	}
 	return s.apply(ctx, c.ID, b)
 }
@@ -151,9 +161,9 @@ func (s *Store) copyUpdate(owner string, now time.Time) *update {
 // count of the message that takes it. A lease held is task.ErrStale.
 func (s *Store) Lease(ctx context.Context, id string, l task.Lease, receives int, now time.Time) error {
 	b := s.copyUpdate("", now)
-	b.set(attrLeaseOwner, str(l.Owner))
-	b.set(attrLeaseUntil, num(l.Until.UnixMilli()))
-	b.set(attrReceives, num(int64(receives)))
+	b.set(schema.LeaseOwner, l.Owner)
+	b.set(schema.LeaseUntil, l.Until.UnixMilli())
+	b.set(schema.Receives, receives)
 	_, err := s.apply(ctx, id, b)
 	return err
 }
@@ -162,21 +172,21 @@ func (s *Store) Lease(ctx context.Context, id string, l task.Lease, receives int
 // retried, so that another delivery need not wait for it to expire.
 func (s *Store) Release(ctx context.Context, id, owner string) error {
 	b := s.copyUpdate(owner, time.Time{})
-	b.remove(attrLeaseOwner)
-	b.remove(attrLeaseUntil)
+	b.remove(schema.LeaseOwner)
+	b.remove(schema.LeaseUntil)
 	_, err := s.apply(ctx, id, b)
 	return err
 }
 
 // Stored records the copied objects of a task still received or queued
 // and leased by owner; anything else means another copier finished it.
-func (s *Store) Stored(ctx context.Context, id, owner string, objects []task.Object, now time.Time) (task.Task, error) {
+func (s *Store) Stored(ctx context.Context, id, owner string, stored []task.Object, now time.Time) (task.Task, error) {
 	b := s.copyUpdate(owner, now)
 	b.stamp(now)
 	b.setStatus(task.StatusStored)
-	b.set(attrStoredAt, str(task.Timestamp(now)))
-	b.setList(attrObjects, objectList(objects))
-	b.remove(attrError)
+	b.set(schema.StoredAt, schema.Timestamp(now))
+	setList(b, schema.Objects, objects(stored))
+	b.remove(schema.Error)
 	b.endLease()
 	return s.apply(ctx, id, b)
 }
@@ -188,9 +198,25 @@ func (s *Store) CopyFailed(ctx context.Context, id, owner, reason string, now ti
 	b := s.copyUpdate(owner, now)
 	b.stamp(now)
 	b.setStatus(task.StatusCopyFailed)
-	b.set(attrError, str(reason))
+	b.set(schema.Error, reason)
 	b.endLease()
 	return s.apply(ctx, id, b)
+}
+
+// Requeue moves a copy_failed task that no copier's lease holds at now
+// back to queued, as an operator asks once the cause is fixed: its error,
+// its event's notifiedAt (so that its next end is announced), its lease
+// and its delivery count go.
+func (s *Store) Requeue(ctx context.Context, id string, now time.Time) error {
+	b := s.newUpdate(task.StatusCopyFailed, now)
+	b.unleased(now)
+	b.setStatus(task.StatusQueued)
+	b.remove(schema.Error)
+	b.remove(schema.LeaseOwner)
+	b.remove(schema.LeaseUntil)
+	b.remove(schema.Receives)
+	_, err := s.apply(ctx, id, b)
+	return err
 }
 
 // AddUpload records a multipart upload that owner, the copier leasing a
@@ -198,12 +224,9 @@ func (s *Store) CopyFailed(ctx context.Context, id, owner, reason string, now ti
 // sent.
 func (s *Store) AddUpload(ctx context.Context, id, owner string, up task.Upload) error {
 	b := s.copyUpdate(owner, time.Time{})
-	uploads := b.name(attrUploads)
-	b.sets = append(b.sets, uploads+" = list_append(if_not_exists("+uploads+", :none), :upload)")
-	b.values[":none"] = &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
-	b.values[":upload"] = &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
-		attrKey: str(up.Key), attrUploadID: str(up.ID),
-	}}}}
+	uploads := expression.Name(schema.Uploads)
+	none := expression.Value(&types.AttributeValueMemberL{Value: []types.AttributeValue{}})
+	b.changes = b.changes.Set(uploads, expression.ListAppend(uploads.IfNotExists(none), expression.Value([]schema.Upload{{Key: up.Key, UploadID: up.ID}})))
 	_, err := s.apply(ctx, id, b)
 	return err
 }
@@ -212,7 +235,7 @@ func (s *Store) AddUpload(ctx context.Context, id, owner string, up task.Upload)
 // has aborted them.
 func (s *Store) ClearUploads(ctx context.Context, id, owner string) error {
 	b := s.copyUpdate(owner, time.Time{})
-	b.remove(attrUploads)
+	b.remove(schema.Uploads)
 	_, err := s.apply(ctx, id, b)
 	return err
 }
@@ -223,8 +246,8 @@ func (s *Store) ClearUploads(ctx context.Context, id, owner string) error {
 // an event of its own.
 func (s *Store) Notified(ctx context.Context, id string, status task.Status, at time.Time) error {
 	b := s.newUpdate(status, time.Time{}) // updatedAt stays: the sweep's age is the status change's
-	b.set(attrNotifiedAt, str(task.Timestamp(at)))
-	b.remove(attrOpenStatus)
+	b.set(schema.NotifiedAt, schema.Timestamp(at))
+	b.remove(schema.OpenStatus)
 	if _, err := s.apply(ctx, id, b); err != nil && !errors.Is(err, task.ErrStale) {
 		return err
 	}
@@ -246,14 +269,19 @@ func (s *Store) Unnotified(ctx context.Context, status task.Status, before time.
 // before, oldest first, from the sparse index. Index reads are eventually
 // consistent: callers claim each task with a conditional Change.
 func (s *Store) Open(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error) {
+	keys := expression.Key(schema.OpenStatus).Equal(expression.Value(string(status))).
+		And(expression.Key(schema.UpdatedAt).LessThan(expression.Value(schema.Timestamp(before))))
+	e, err := expression.NewBuilder().WithKeyCondition(keys).Build()
+	if err != nil {
+		return nil, fmt.Errorf("query open %s tasks: %w", status, err)
+	}
 	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
-		TableName:              s.table,
-		IndexName:              aws.String(IndexOpen),
-		KeyConditionExpression: aws.String(attrOpenStatus + " = :status AND " + attrUpdatedAt + " < :before"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":status": str(string(status)), ":before": str(task.Timestamp(before)),
-		},
-		Limit: aws.Int32(limit),
+		TableName:                 s.table,
+		IndexName:                 aws.String(schema.IndexOpen),
+		KeyConditionExpression:    e.KeyCondition(),
+		ExpressionAttributeNames:  e.Names(),
+		ExpressionAttributeValues: e.Values(),
+		Limit:                     aws.Int32(limit),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("query open %s tasks: %w", status, err)
@@ -282,13 +310,17 @@ func (s *Store) apply(ctx context.Context, id string, b *update) (task.Task, err
 	if b.ends {
 		returns = types.ReturnValueAllNew
 	}
+	e, err := b.build()
+	if err != nil {
+		return task.Task{}, err
+	}
 	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           s.table,
 		Key:                                 key(id),
-		UpdateExpression:                    aws.String(b.expression()),
-		ConditionExpression:                 aws.String(b.condition),
-		ExpressionAttributeNames:            b.names,
-		ExpressionAttributeValues:           b.values,
+		UpdateExpression:                    e.Update(),
+		ConditionExpression:                 e.Condition(),
+		ExpressionAttributeNames:            e.Names(),
+		ExpressionAttributeValues:           e.Values(),
 		ReturnValues:                        returns,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})

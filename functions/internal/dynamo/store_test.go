@@ -3,9 +3,11 @@ package dynamo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -202,4 +204,80 @@ func TestALeaseKeepsOtherCopiersOff(t *testing.T) {
 	if got.Status != task.StatusStored || got.Lease != (task.Lease{}) || len(got.Uploads) != 0 || got.Receives != 4 {
 		t.Errorf("record %+v: stored, with no lease and no uploads left, after 4 deliveries", got)
 	}
+}
+
+func TestARecordWithATimeItCannotReadIsAnError(t *testing.T) {
+	ctx := context.Background()
+	env := emulators.New(t, emulators.Options{})
+	item := map[string]types.AttributeValue{
+		"taskId": &types.AttributeValueMemberS{Value: "bad"}, "status": &types.AttributeValueMemberS{Value: "queued"},
+		"updatedAt": &types.AttributeValueMemberS{Value: "2026-12-02 18:30"},
+	}
+	if _, err := env.DynamoDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &env.Table, Item: item}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := dynamo.New(env.DynamoDB, env.Table, dynamo.WithEvents).Get(ctx, "bad"); err == nil {
+		t.Error("a record whose updatedAt is not RFC 3339 read as if it had none")
+	}
+}
+
+func TestRequeueMovesACopyFailedTaskBackToQueued(t *testing.T) {
+	ctx := context.Background()
+	env := emulators.New(t, emulators.Options{})
+	s := dynamo.New(env.DynamoDB, env.Table, dynamo.WithEvents)
+	now := time.Unix(1764300000, 0).UTC()
+	failed := func(id string, lease task.Lease) {
+		t.Helper()
+		if _, _, err := s.Create(ctx, task.Task{ID: id, Status: task.StatusQueued, Code: 200, Sources: []string{"https://x/a.png"}, UpdatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Lease(ctx, id, task.Lease{Owner: "old", Until: now.Add(time.Second)}, 5, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CopyFailed(ctx, id, "old", "source gone", now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Notified(ctx, id, task.StatusCopyFailed, now); err != nil {
+			t.Fatal(err)
+		}
+		if lease.Owner != "" {
+			if _, err := env.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+				TableName: &env.Table, Key: map[string]types.AttributeValue{"taskId": &types.AttributeValueMemberS{Value: id}},
+				UpdateExpression:          aws.String("SET leaseOwner = :o, leaseUntil = :u"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":o": &types.AttributeValueMemberS{Value: lease.Owner}, ":u": &types.AttributeValueMemberN{Value: fmt.Sprint(lease.Until.UnixMilli())}},
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	later := now.Add(time.Minute)
+	t.Run("a copy_failed task is queued again, as new", func(t *testing.T) {
+		failed("r1", task.Lease{})
+		if err := s.Requeue(ctx, "r1", later); err != nil {
+			t.Fatal(err)
+		}
+		got, _, _ := s.Get(ctx, "r1")
+		if got.Status != task.StatusQueued || got.Error != "" || !got.NotifiedAt.IsZero() || got.Lease != (task.Lease{}) || got.Receives != 0 ||
+			!got.UpdatedAt.Equal(later) {
+			t.Errorf("record %+v", got)
+		}
+		open, err := s.Open(ctx, task.StatusQueued, later.Add(time.Second), 10)
+		if err != nil || len(open) != 1 || open[0].ID != "r1" {
+			t.Errorf("open queued tasks %+v, %v: a requeued task is back in the open index", open, err)
+		}
+	})
+	t.Run("a task a copier holds is not requeued under it", func(t *testing.T) {
+		failed("r2", task.Lease{Owner: "live", Until: later.Add(time.Minute)})
+		if err := s.Requeue(ctx, "r2", later); !errors.Is(err, task.ErrStale) {
+			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("a task in any other status is not requeued", func(t *testing.T) {
+		if err := s.Requeue(ctx, "r1", later); !errors.Is(err, task.ErrStale) {
+			t.Errorf("a queued task: error %v", err)
+		}
+		if err := s.Requeue(ctx, "nobody", later); !errors.Is(err, task.ErrStale) {
+			t.Errorf("no record: error %v", err)
+		}
+	})
 }

@@ -1,36 +1,33 @@
 package dynamo
 
 import (
-	"strings"
+	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/schema"
 )
 
-// update builds an update expression conditional on the record's status.
+// update is one change of a record, conditional on its status: the SDK's
+// expression builders make its expressions, so that no clause or
+// placeholder is written by hand.
 type update struct {
-	sets, adds, removes []string
-	condition           string
-	names               map[string]string
-	values              map[string]types.AttributeValue
-	events              Events // an ended record stays in the open index until notified
-	ends                bool   // the update moves the record to a final status
-	from                task.Status
+	changes  expression.UpdateBuilder
+	statuses []expression.OperandBuilder // the record's status is one of these
+	clauses  []expression.ConditionBuilder
+	events   Events // an ended record stays in the open index until notified
+	ends     bool   // the update moves the record to a final status
+	from     task.Status
 }
 
 func (s *Store) newUpdate(from task.Status, now time.Time) *update {
 	b := &update{
-		from:      from,
-		events:    s.events,
-		condition: "#" + attrStatus + " = :from",
-		sets:      make([]string, 0, 8),
-		names:     make(map[string]string, 8),
-		values:    make(map[string]types.AttributeValue, 8),
+		from:     from,
+		events:   s.events,
+		statuses: []expression.OperandBuilder{expression.Value(string(from))},
 	}
-	b.name(attrStatus)
-	b.values[":from"] = str(string(from))
 	if !now.IsZero() {
 		b.stamp(now)
 	}
@@ -38,21 +35,21 @@ func (s *Store) newUpdate(from task.Status, now time.Time) *update {
 }
 
 // stamp moves the record's updatedAt to now.
-func (b *update) stamp(now time.Time) { b.set(attrUpdatedAt, str(task.Timestamp(now))) }
+func (b *update) stamp(now time.Time) { b.set(schema.UpdatedAt, schema.Timestamp(now)) }
 
 // setStatus moves the record to s, in or out of the open index. A record
 // leaving a final status owes a new event, so its notifiedAt goes (an open
 // record has none).
 func (b *update) setStatus(s task.Status) {
 	b.ends = task.Final(s)
-	b.set(attrStatus, str(string(s)))
+	b.set(schema.Status, string(s))
 	if indexed(s, b.events) {
-		b.set(attrOpenStatus, str(string(s)))
+		b.set(schema.OpenStatus, string(s))
 	} else {
-		b.remove(attrOpenStatus)
+		b.remove(schema.OpenStatus)
 	}
 	if task.Final(b.from) {
-		b.remove(attrNotifiedAt)
+		b.remove(schema.NotifiedAt)
 	}
 }
 
@@ -62,14 +59,13 @@ func indexed(s task.Status, events Events) bool {
 	return task.Open(s) || bool(events) && task.Final(s)
 }
 
-// orStatus also accepts a record in status s: the status clause that
-// newUpdate began the condition with widens, and every clause added since
-// stays.
+// orStatus also accepts a record in status s; every other clause stays.
 func (b *update) orStatus(s task.Status) {
-	status := b.name(attrStatus)
-	b.condition = strings.Replace(b.condition, status+" = :from", status+" IN (:from, :from2)", 1)
-	b.values[":from2"] = str(string(s))
+	b.statuses = append(b.statuses, expression.Value(string(s)))
 }
+
+// require adds a clause the record must meet besides its status.
+func (b *update) require(c expression.ConditionBuilder) { b.clauses = append(b.clauses, c) }
 
 // heldBy requires the lease of owner; with no owner, that no lease is
 // live at now.
@@ -78,88 +74,54 @@ func (b *update) heldBy(owner string, now time.Time) {
 		b.unleased(now)
 		return
 	}
-	b.condition += " AND " + b.name(attrLeaseOwner) + " = :owner"
-	b.values[":owner"] = str(owner)
+	b.require(expression.Name(schema.LeaseOwner).Equal(expression.Value(owner)))
 }
 
 // unleased requires that no copier's lease is live at now.
 func (b *update) unleased(now time.Time) {
-	until := b.name(attrLeaseUntil)
-	b.condition += " AND (attribute_not_exists(" + until + ") OR " + until + " <= :now)"
-	b.values[":now"] = num(now.UnixMilli())
+	until := expression.Name(schema.LeaseUntil)
+	b.require(expression.AttributeNotExists(until).Or(until.LessThanEqual(expression.Value(now.UnixMilli()))))
 }
 
 // endLease drops the lease and the uploads of a task whose copy ended.
 func (b *update) endLease() {
-	b.remove(attrLeaseOwner)
-	b.remove(attrLeaseUntil)
-	b.remove(attrUploads)
+	b.remove(schema.LeaseOwner)
+	b.remove(schema.LeaseUntil)
+	b.remove(schema.Uploads)
 }
 
-// Every attribute goes through a name placeholder: status and error are
-// reserved words, and the list grows.
-func (b *update) name(attr string) string {
-	p := placeholdersOf(attr)
-	b.names[p.name] = attr
-	return p.name
-}
-
-// set sets attr to v, through the value placeholder :attr.
-func (b *update) set(attr string, v types.AttributeValue) {
-	p := placeholdersOf(attr)
-	b.names[p.name] = attr
-	b.sets = append(b.sets, p.assign)
-	b.values[p.value] = v
+func (b *update) set(attr string, v any) {
+	b.changes = b.changes.Set(expression.Name(attr), expression.Value(v))
 }
 
 // setList sets a list, or removes the attribute when the list is empty:
 // emulators store empty lists as maps, and an absent list reads the same.
-func (b *update) setList(attr string, v *types.AttributeValueMemberL) {
-	if len(v.Value) == 0 {
+func setList[E any](b *update, attr string, l []E) {
+	if len(l) == 0 {
 		b.remove(attr)
 		return
 	}
-	b.set(attr, v)
+	b.set(attr, l)
 }
 
-func (b *update) add(attr string, v types.AttributeValue) {
-	p := placeholdersOf(attr)
-	b.names[p.name] = attr
-	b.adds = append(b.adds, p.name+" "+p.value)
-	b.values[p.value] = v
+func (b *update) add(attr string, n int) {
+	b.changes = b.changes.Add(expression.Name(attr), expression.Value(n))
 }
 
-// placeholders are an attribute's name and value placeholders in an
-// expression, and its assignment: made once, for the callback's hot path.
-type placeholders struct{ name, value, assign string }
+func (b *update) remove(attr string) { b.changes = b.changes.Remove(expression.Name(attr)) }
 
-var placeholderTable = func() map[string]placeholders {
-	t := make(map[string]placeholders, len(attributes))
-	for _, a := range attributes {
-		t[a] = placeholders{name: "#" + a, value: ":" + a, assign: "#" + a + " = :" + a}
+func (b *update) build() (expression.Expression, error) {
+	status := expression.Name(schema.Status)
+	condition := status.Equal(b.statuses[0])
+	if len(b.statuses) > 1 {
+		condition = status.In(b.statuses[0], b.statuses[1:]...)
 	}
-	return t
-}()
-
-func placeholdersOf(attr string) placeholders {
-	if p, ok := placeholderTable[attr]; ok {
-		return p
+	for _, c := range b.clauses {
+		condition = condition.And(c)
 	}
-	return placeholders{name: "#" + attr, value: ":" + attr, assign: "#" + attr + " = :" + attr}
-}
-
-func (b *update) remove(attr string) { b.removes = append(b.removes, b.name(attr)) }
-
-func (b *update) expression() string {
-	var e string
-	if len(b.sets) > 0 {
-		e = " SET " + strings.Join(b.sets, ", ")
+	e, err := expression.NewBuilder().WithUpdate(b.changes).WithCondition(condition).Build()
+	if err != nil {
+		return e, fmt.Errorf("build update: %w", err)
 	}
-	if len(b.adds) > 0 {
-		e += " ADD " + strings.Join(b.adds, ", ")
-	}
-	if len(b.removes) > 0 {
-		e += " REMOVE " + strings.Join(b.removes, ", ")
-	}
-	return e[1:]
+	return e, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/schema"
 	"github.com/kiehook/kiehook/functions/taskevent"
 )
 
@@ -126,8 +127,8 @@ func Detail(t task.Task, bucket string) taskevent.Detail {
 	d := taskevent.Detail{
 		SchemaVersion: taskevent.SchemaVersion,
 		TaskID:        t.ID, API: t.API, Status: string(t.Status), Code: t.Code, Msg: t.Msg,
-		Deliveries: t.Deliveries, ReceivedAt: task.Timestamp(t.ReceivedAt), UpdatedAt: task.Timestamp(t.UpdatedAt),
-		StoredAt: task.Timestamp(t.StoredAt), Error: t.Error, Labels: t.Labels,
+		Deliveries: t.Deliveries, ReceivedAt: schema.Timestamp(t.ReceivedAt), UpdatedAt: schema.Timestamp(t.UpdatedAt),
+		StoredAt: schema.Timestamp(t.StoredAt), Error: t.Error, Labels: t.Labels,
 	}
 	for _, o := range t.Objects {
 		d.Objects = append(d.Objects, taskevent.Object{Bucket: bucket, Key: o.Key, Bytes: o.Bytes, SHA256: o.SHA256, ContentType: o.ContentType, Source: o.Source})

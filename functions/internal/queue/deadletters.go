@@ -7,7 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/kiehook/kiehook/functions/internal/copymsg"
+	"github.com/kiehook/kiehook/functions/schema"
 )
 
 // Receiver is the part of the SQS API the dead-letter reader uses.
@@ -50,7 +50,7 @@ func (d *DeadLetters) Tasks(ctx context.Context, scan int) ([]string, error) {
 		}
 		read += len(out.Messages)
 		for _, m := range out.Messages {
-			msg, err := copymsg.Decode(aws.ToString(m.Body))
+			msg, err := schema.DecodeCopyMessage(aws.ToString(m.Body))
 			if err != nil || seen[msg.TaskID] {
 				continue
 			}

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/kiehook/kiehook/functions/internal/copymsg"
+	"github.com/kiehook/kiehook/functions/schema"
 )
 
 // Sender is the part of the SQS API the queue uses.
@@ -30,11 +30,7 @@ func New(client Sender, url string) *Queue {
 
 // Enqueue sends the task's id to the copier.
 func (q *Queue) Enqueue(ctx context.Context, taskID string) error {
-	body, err := copymsg.Encode(taskID)
-	if err != nil {
-		return err
-	}
-	_, err = q.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: q.url, MessageBody: aws.String(body)})
+	_, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: q.url, MessageBody: aws.String(schema.CopyMessage{TaskID: taskID}.Encode())})
 	if err != nil {
 		return fmt.Errorf("send task %s: %w", taskID, err)
 	}

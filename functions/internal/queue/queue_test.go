@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/kiehook/kiehook/functions/internal/copymsg"
 	"github.com/kiehook/kiehook/functions/internal/queue"
+	"github.com/kiehook/kiehook/functions/schema"
 	"github.com/kiehook/kiehook/infra/emulators"
 )
 
@@ -24,7 +24,7 @@ func TestEnqueueSendsAMessageTheCopierCanDecode(t *testing.T) {
 	if err != nil || len(out.Messages) != 1 {
 		t.Fatalf("receive: %v %v", out, err)
 	}
-	m, err := copymsg.Decode(*out.Messages[0].Body)
+	m, err := schema.DecodeCopyMessage(*out.Messages[0].Body)
 	if err != nil || m.TaskID != "veo_1" {
 		t.Errorf("decoded %+v %v", m, err)
 	}
@@ -33,7 +33,7 @@ func TestEnqueueSendsAMessageTheCopierCanDecode(t *testing.T) {
 func TestDecodeRefusesForeignMessages(t *testing.T) {
 	for _, body := range []string{``, `{}`, `{"taskId":""}`, `not json`, `{"taskId":7}`} {
 		t.Run("the body "+body+" is refused", func(t *testing.T) {
-			if _, err := copymsg.Decode(body); err == nil {
+			if _, err := schema.DecodeCopyMessage(body); err == nil {
 				t.Error("want an error")
 			}
 		})

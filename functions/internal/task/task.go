@@ -4,18 +4,23 @@
 // its callers implement.
 package task
 
-import "time"
+import (
+	"time"
+
+	"github.com/kiehook/kiehook/functions/schema"
+)
 
 // Status is where a task is in its life.
 type Status string
 
+// The statuses are the schema's; it says what each means.
 const (
-	StatusPending    Status = "pending"     // registered before its callback
-	StatusReceived   Status = "received"    // recorded, not yet queued (left by an earlier release's callback that died midway)
-	StatusQueued     Status = "queued"      // handed to the copier
-	StatusStored     Status = "stored"      // every result is in the bucket
-	StatusFailed     Status = "failed"      // the platform reported no usable result
-	StatusCopyFailed Status = "copy_failed" // a result can never be copied
+	StatusPending    Status = schema.Pending
+	StatusReceived   Status = schema.Received
+	StatusQueued     Status = schema.Queued
+	StatusStored     Status = schema.Stored
+	StatusFailed     Status = schema.Failed
+	StatusCopyFailed Status = schema.CopyFailed
 )
 
 // CodeSuccess is the platform's code for a finished generation.
@@ -29,15 +34,6 @@ const DefaultTTL = 720 * time.Hour
 // timeout. Past it, a callback's writes are over: the copier drops a
 // message whose task still has no record that long after it was sent.
 const AnswerBudget = 10 * time.Second
-
-// Timestamp is how the record and the events write a time: RFC 3339 in
-// UTC, to the second; "" for the zero time.
-func Timestamp(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
-}
 
 // RefusedForGood reports whether an HTTP status refuses a request for
 // good, so that retrying it cannot help: a 4xx other than 408 (timeout)

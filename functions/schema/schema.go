@@ -1,0 +1,140 @@
+// Package schema names what kiehook keeps and queues about a task: the
+// record's attributes, the table's key and index, how times are written,
+// the statuses, and the copy message. It decides nothing; it is the one
+// definition that the functions, the emulators and the operator commands
+// read, so that a name changes in one place.
+package schema
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// The record's attribute names, as the contract names them. The table's
+// partition key is TaskID.
+const (
+	TaskID      = "taskId"
+	Status      = "status"
+	OpenStatus  = "openStatus"
+	Code        = "code"
+	Msg         = "msg"
+	API         = "api"
+	Sources     = "sources"
+	Objects     = "objects"
+	Deliveries  = "deliveries"
+	ReceivedAt  = "receivedAt"
+	SubmittedAt = "submittedAt"
+	UpdatedAt   = "updatedAt"
+	StoredAt    = "storedAt"
+	ExpiresAt   = "expiresAt"
+	Error       = "error"
+	NotifiedAt  = "notifiedAt"
+	Labels      = "labels"
+	Uploads     = "uploads"
+	LeaseOwner  = "leaseOwner"
+	LeaseUntil  = "leaseUntil"
+	Receives    = "receives"
+)
+
+// IndexOpen is the table's sparse global secondary index of the tasks that
+// still need kiehook's work: partition key OpenStatus (the status), sort
+// key UpdatedAt. A record is in it while it carries OpenStatus.
+const IndexOpen = "open-tasks"
+
+// The statuses a record's Status takes.
+const (
+	Pending    = "pending"     // registered before its callback
+	Received   = "received"    // recorded, not yet queued (left by an earlier release's callback that died midway)
+	Queued     = "queued"      // handed to the copier
+	Stored     = "stored"      // every result is in the bucket
+	Failed     = "failed"      // the platform reported no usable result
+	CopyFailed = "copy_failed" // a result can never be copied
+)
+
+// Record is a task's item in the table (and, in JSON, as the local stack
+// shows it). Times are Timestamps: the index
+// sorts UpdatedAt as a string, so every one has the same form. An empty
+// OpenStatus is left out, which takes the record out of the index.
+type Record struct {
+	TaskID      string            `json:"taskId" dynamodbav:"taskId"`
+	Status      string            `json:"status" dynamodbav:"status"`
+	OpenStatus  string            `json:"openStatus,omitempty" dynamodbav:"openStatus,omitempty"`
+	Code        int               `json:"code" dynamodbav:"code"`
+	Msg         string            `json:"msg" dynamodbav:"msg"`
+	API         string            `json:"api" dynamodbav:"api"`
+	Sources     []string          `json:"sources,omitempty" dynamodbav:"sources,omitempty"`
+	Objects     []Object          `json:"objects,omitempty" dynamodbav:"objects,omitempty"`
+	Deliveries  int               `json:"deliveries" dynamodbav:"deliveries"`
+	ReceivedAt  string            `json:"receivedAt,omitempty" dynamodbav:"receivedAt,omitempty"`
+	SubmittedAt string            `json:"submittedAt,omitempty" dynamodbav:"submittedAt,omitempty"`
+	UpdatedAt   string            `json:"updatedAt" dynamodbav:"updatedAt"`
+	StoredAt    string            `json:"storedAt,omitempty" dynamodbav:"storedAt,omitempty"`
+	ExpiresAt   int64             `json:"expiresAt,omitempty" dynamodbav:"expiresAt,omitempty"` // Unix seconds, for DynamoDB's TTL
+	Error       string            `json:"error,omitempty" dynamodbav:"error,omitempty"`
+	NotifiedAt  string            `json:"notifiedAt,omitempty" dynamodbav:"notifiedAt,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty" dynamodbav:"labels,omitempty"`
+	Uploads     []Upload          `json:"uploads,omitempty" dynamodbav:"uploads,omitempty"`
+	LeaseOwner  string            `json:"leaseOwner,omitempty" dynamodbav:"leaseOwner,omitempty"`
+	LeaseUntil  int64             `json:"leaseUntil,omitempty" dynamodbav:"leaseUntil,omitempty"` // Unix milliseconds
+	Receives    int               `json:"receives,omitempty" dynamodbav:"receives,omitempty"`
+}
+
+// Object is one copied result, in a record's Objects.
+type Object struct {
+	Key         string `json:"key" dynamodbav:"key"`
+	Bytes       int64  `json:"bytes" dynamodbav:"bytes"`
+	SHA256      string `json:"sha256" dynamodbav:"sha256"`
+	ContentType string `json:"contentType" dynamodbav:"contentType"`
+	Source      string `json:"source" dynamodbav:"source"`
+}
+
+// Upload is a multipart upload a copy started, in a record's Uploads.
+type Upload struct {
+	Key      string `json:"key" dynamodbav:"key"`
+	UploadID string `json:"uploadId" dynamodbav:"uploadId"`
+}
+
+// Timestamp is how the record and the events write a time: RFC 3339 in
+// UTC, to the second; "" for the zero time.
+func Timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// ParseTimestamp reads a Timestamp; "" is the zero time.
+func ParseTimestamp(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("timestamp %q is not RFC 3339", s)
+	}
+	return t.UTC(), nil
+}
+
+// CopyMessage is the body of every message on the copy queue. It names
+// the task only: the record is the truth. Requeue marks an operator's
+// request to copy a task again whose copy failed.
+type CopyMessage struct {
+	TaskID  string `json:"taskId"`
+	Requeue bool   `json:"requeue,omitempty"`
+}
+
+// Encode is the message's body.
+func (m CopyMessage) Encode() string {
+	b, _ := json.Marshal(m) // two plain fields: it cannot fail
+	return string(b)
+}
+
+// DecodeCopyMessage reads a message body.
+func DecodeCopyMessage(body string) (CopyMessage, error) {
+	var m CopyMessage
+	if err := json.Unmarshal([]byte(body), &m); err != nil || m.TaskID == "" {
+		return CopyMessage{}, fmt.Errorf("message body is not {\"taskId\":\"…\"}: %.64q", body)
+	}
+	return m, nil
+}
