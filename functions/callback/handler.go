@@ -105,14 +105,14 @@ func (h *Handler) handle(ctx context.Context, req events.LambdaFunctionURLReques
 // configuration, token and timestamp. It returns the decoded body.
 func (h *Handler) admit(ctx context.Context, req events.LambdaFunctionURLRequest) ([]byte, error) {
 	if req.RequestContext.HTTP.Method != http.MethodPost {
-		return nil, task.Errorf(task.ENOTALLOWED, "only POST is allowed")
+		return nil, task.Errorf(urlapi.ENOTALLOWED, "only POST is allowed")
 	}
 	body, err := decodeBody(req)
 	if err != nil {
 		return nil, err
 	}
 	if !isJSON(urlapi.Header(req.Headers, "Content-Type")) {
-		return nil, task.Errorf(task.EUNSUPPORTED, "Content-Type must be application/json")
+		return nil, task.Errorf(urlapi.EUNSUPPORTED, "Content-Type must be application/json")
 	}
 	if !h.auth.configured() {
 		return nil, task.Wrap(task.EINTERNAL, "receiver is not configured", errUnconfigured)
@@ -161,7 +161,7 @@ func (h *Handler) checkToken(ctx context.Context, got string) error {
 }
 
 func decodeBody(req events.LambdaFunctionURLRequest) ([]byte, error) {
-	tooLarge := task.Errorf(task.ETOOLARGE, "body is larger than %d bytes", MaxBodyBytes)
+	tooLarge := task.Errorf(urlapi.ETOOLARGE, "body is larger than %d bytes", MaxBodyBytes)
 	if !req.IsBase64Encoded {
 		if len(req.Body) > MaxBodyBytes {
 			return nil, tooLarge

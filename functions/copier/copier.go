@@ -17,6 +17,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/objects"
+	"github.com/kiehook/kiehook/functions/internal/retry"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
@@ -294,7 +295,7 @@ func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string) (out
 	}
 	objects, err := c.copyAll(ctx, t, owner)
 	var failed *sourceError
-	if errors.As(err, &failed) && task.IsPermanent(failed.err) {
+	if errors.As(err, &failed) && retry.IsPermanent(failed.err) {
 		// What the other sources stored, or may have stored before the
 		// cancel reached them: no record will name it.
 		for _, o := range objects {
@@ -305,7 +306,7 @@ func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string) (out
 				return "", 0, fmt.Errorf("task %s: %w", t.ID, err)
 			}
 		}
-		reason := fmt.Sprintf("source %d: %s", failed.index, task.PermanentReason(failed.err))
+		reason := fmt.Sprintf("source %d: %s", failed.index, retry.PermanentReason(failed.err))
 		c.Logger.WarnContext(ctx, "copy failed for good", "taskId", t.ID, "error", reason)
 		return outcomeCopyFailed, 0, c.copyFailed(ctx, t.ID, owner, reason)
 	}
@@ -415,7 +416,7 @@ func (c *Copier) copyAll(ctx context.Context, t task.Task, owner string) ([]task
 				return
 			}
 			objects[i], errs[i] = c.copyOne(ctx, t.ID, owner, i, src)
-			if task.IsPermanent(errs[i]) {
+			if retry.IsPermanent(errs[i]) {
 				stopped()
 			}
 		})
@@ -423,7 +424,7 @@ func (c *Copier) copyAll(ctx context.Context, t task.Task, owner string) ([]task
 	wg.Wait()
 	first := -1
 	for i, err := range errs {
-		if task.IsPermanent(err) {
+		if retry.IsPermanent(err) {
 			return objects, &sourceError{i, err}
 		}
 		if err != nil && first < 0 {

@@ -84,7 +84,7 @@ func (h *Handler) read(ctx context.Context, req events.LambdaFunctionURLRequest)
 	case !isTask || strings.Contains(id, "/"):
 		return taskevent.Task{}, task.Errorf(task.ENOTFOUND, "no such route: GET %s<taskId>", TasksPath)
 	case req.RequestContext.HTTP.Method != http.MethodGet:
-		return taskevent.Task{}, task.Errorf(task.ENOTALLOWED, "only GET is allowed")
+		return taskevent.Task{}, task.Errorf(urlapi.ENOTALLOWED, "only GET is allowed")
 	}
 	if err := h.authenticate(ctx, urlapi.Header(req.Headers, "Authorization")); err != nil {
 		return taskevent.Task{}, err

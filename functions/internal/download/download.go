@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kiehook/kiehook/functions/internal/retry"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
@@ -132,7 +133,7 @@ func (d *Downloader) checkURL(u *url.URL) error {
 }
 
 func permanent(format string, args ...any) error {
-	return task.Permanentf(format, args...)
+	return retry.Permanentf(format, args...)
 }
 
 // Download is an open download: read it to the end, then Close it.
@@ -154,7 +155,7 @@ type Download struct {
 
 // Open starts downloading rawURL and checks everything that can be known
 // before the body: the URL, every hop, the status, the declared length and
-// the sniffed type. Its errors are task.PermanentError when a retry
+// the sniffed type. Its errors are retry.PermanentError when a retry
 // cannot help; any other error is transient.
 func (d *Downloader) Open(ctx context.Context, rawURL string) (*Download, error) {
 	u, err := url.Parse(rawURL)
@@ -188,7 +189,7 @@ func (d *Downloader) Open(ctx context.Context, rawURL string) (*Download, error)
 
 func (d *Downloader) start(ctx context.Context, resp *http.Response, cancel context.CancelCauseFunc) (*Download, error) {
 	switch {
-	case task.RefusedForGood(resp.StatusCode):
+	case retry.RefusedForGood(resp.StatusCode):
 		return nil, permanent("source answered %s", resp.Status)
 	case resp.StatusCode >= 400:
 		return nil, fmt.Errorf("source answered %s", resp.Status)

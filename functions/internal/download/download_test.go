@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/internal/retry"
 )
 
 // png is the start of a real PNG file, enough for the sniffer.
@@ -222,7 +222,7 @@ func TestOpenRefuses(t *testing.T) {
 			if err == nil {
 				t.Fatal("want an error")
 			}
-			if got := task.IsPermanent(err); got != tt.permanent {
+			if got := retry.IsPermanent(err); got != tt.permanent {
 				t.Errorf("permanent = %v for %v", got, err)
 			}
 			if !strings.Contains(err.Error(), tt.message) {
@@ -241,7 +241,7 @@ func TestOpenRefuses(t *testing.T) {
 			_, err = io.ReadAll(dl)
 			dl.Close()
 		}
-		if err == nil || task.IsPermanent(err) || !errors.Is(err, context.DeadlineExceeded) {
+		if err == nil || retry.IsPermanent(err) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("error %v, want a transient deadline", err)
 		}
 	})
@@ -365,7 +365,7 @@ func TestErrRemembersWhyTheSourceFailed(t *testing.T) {
 		t.Fatalf("Err before any failure: %v", dl.Err())
 	}
 	io.Copy(io.Discard, dl)
-	if !task.IsPermanent(dl.Err()) || !strings.Contains(dl.Err().Error(), "MAX_OBJECT_BYTES") {
+	if !retry.IsPermanent(dl.Err()) || !strings.Contains(dl.Err().Error(), "MAX_OBJECT_BYTES") {
 		t.Errorf("Err = %v, want the size limit", dl.Err())
 	}
 }
@@ -383,7 +383,7 @@ func TestABodyShorterThanItsDeclaredLengthIsNoEndOfFile(t *testing.T) {
 	}
 	defer dl.Close()
 	_, err = io.ReadAll(dl)
-	if err == nil || task.IsPermanent(err) || !strings.Contains(err.Error(), "ended after") {
+	if err == nil || retry.IsPermanent(err) || !strings.Contains(err.Error(), "ended after") {
 		t.Errorf("error %v, want a transient short body", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
-	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/internal/retry"
 	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/platform"
 )
@@ -156,7 +156,7 @@ func TestConnect(t *testing.T) {
 		if err != nil || c == nil {
 			t.Fatalf("%v %v: a sandbox that cannot start copies nothing", c, err)
 		}
-		if _, err := c.Record(context.Background(), "veo", "v1"); err == nil || task.IsPermanent(err) {
+		if _, err := c.Record(context.Background(), "veo", "v1"); err == nil || retry.IsPermanent(err) {
 			t.Errorf("error %v, want a transient one", err)
 		}
 	})

@@ -30,7 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/internal/retry"
 )
 
 // Client is the part of the S3 API the store uses: a single PutObject, the
@@ -86,7 +86,7 @@ func refused(err error) error {
 		return err
 	}
 	code := status.HTTPStatusCode()
-	if !task.RefusedForGood(code) {
+	if !retry.RefusedForGood(code) {
 		return err
 	}
 	reason := http.StatusText(code)
@@ -97,7 +97,7 @@ func refused(err error) error {
 	if passesOnRetry[reason] {
 		return err
 	}
-	return &task.PermanentError{Reason: fmt.Sprintf("S3 refused the object: %d %s", code, reason), Err: err}
+	return &retry.PermanentError{Reason: fmt.Sprintf("S3 refused the object: %d %s", code, reason), Err: err}
 }
 
 // Store writes objects into one bucket.

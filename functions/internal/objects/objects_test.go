@@ -23,7 +23,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/kiehook/kiehook/functions/internal/objects"
-	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/internal/retry"
 	"github.com/kiehook/kiehook/infra/emulators"
 )
 
@@ -202,7 +202,7 @@ func TestAFailedPutLeavesNothingBehind(t *testing.T) {
 		t.Run(refusal.name+" is an error and leaves no untagged object behind", func(t *testing.T) {
 			client := s3.New(env.S3.Options(), func(o *s3.Options) { o.RetryMaxAttempts = 1; o.APIOptions = append(o.APIOptions, refusal.fail) })
 			err := objects.New(client, env.Bucket, testParts).Put(context.Background(), objects.PutInput{Key: "tasks/g/0.mp4", ContentType: "video/mp4", Body: bytes.NewReader(content(large)), Sum: func() []byte { return make([]byte, 32) }, Track: noTrack})
-			if err == nil || !strings.Contains(err.Error(), "tag tasks/g/0.mp4") || task.IsPermanent(err) != refusal.permanent {
+			if err == nil || !strings.Contains(err.Error(), "tag tasks/g/0.mp4") || retry.IsPermanent(err) != refusal.permanent {
 				t.Errorf("error %v", err)
 			}
 			if _, err := env.Object(context.Background(), "tasks/g/0.mp4"); err == nil {
@@ -313,11 +313,11 @@ func TestS3RefusalsArePermanentAndTheRestTransient(t *testing.T) {
 			if err == nil {
 				t.Fatal("want an error")
 			}
-			if got := task.IsPermanent(err); got != tt.permanent {
+			if got := retry.IsPermanent(err); got != tt.permanent {
 				t.Errorf("error %v: permanent %v", err, got)
 			}
-			if tt.permanent && !strings.Contains(task.PermanentReason(err), tt.code) {
-				t.Errorf("the reason %q does not name %s", task.PermanentReason(err), tt.code)
+			if tt.permanent && !strings.Contains(retry.PermanentReason(err), tt.code) {
+				t.Errorf("the reason %q does not name %s", retry.PermanentReason(err), tt.code)
 			}
 		})
 	}

@@ -5,16 +5,14 @@ import (
 	"fmt"
 )
 
-// Error codes. The Function URL handlers show each as one HTTP status
-// (urlapi's table). Whether a copy is retried is another matter, which
-// PermanentError says.
+// Error codes of the task's own failures. The Function URL handlers show
+// each as one HTTP status (urlapi's table, which adds the codes of a
+// request's HTTP shape). Whether a copy is retried is another matter,
+// which package retry decides.
 const (
 	EINVALID      = "invalid"      // the body is not a callback we accept
 	EUNAUTHORIZED = "unauthorized" // authentication failed
 	ENOTFOUND     = "not_found"    // no such task, or no such route
-	ENOTALLOWED   = "not_allowed"  // wrong HTTP method
-	ETOOLARGE     = "too_large"    // body over the limit
-	EUNSUPPORTED  = "unsupported"  // wrong content type
 	EUNAVAILABLE  = "unavailable"  // a dependency failed; the caller should retry
 	EINTERNAL     = "internal"     // a bug or a misconfiguration
 )
@@ -73,47 +71,4 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
-}
-
-// PermanentError is a copy failure that no retry can pass: a refused URL,
-// a source's 404, an S3 refusal of the object itself. Its Reason is safe
-// to record in the task. Every other failure is retried.
-type PermanentError struct {
-	Reason string
-	Err    error // the cause, when there is one
-}
-
-func (e *PermanentError) Error() string {
-	if e.Err != nil {
-		return e.Reason + ": " + e.Err.Error()
-	}
-	return e.Reason
-}
-
-func (e *PermanentError) Unwrap() error { return e.Err }
-
-// Permanent marks the error as one no retry can pass, as the SDK's
-// RetryableError marks the ones that can.
-func (e *PermanentError) Permanent() bool { return true }
-
-// Permanentf is a PermanentError of a formatted reason.
-func Permanentf(format string, args ...any) *PermanentError {
-	return &PermanentError{Reason: fmt.Sprintf(format, args...)}
-}
-
-// IsPermanent reports whether err, or an error it wraps, says that no
-// retry can pass: the one question of whether a copy is retried.
-func IsPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
-}
-
-// PermanentReason is the recordable reason of a permanent err; "" when err
-// is not permanent.
-func PermanentReason(err error) string {
-	var p *PermanentError
-	if errors.As(err, &p) {
-		return p.Reason
-	}
-	return ""
 }

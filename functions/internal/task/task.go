@@ -35,13 +35,6 @@ const DefaultTTL = 720 * time.Hour
 // message whose task still has no record that long after it was sent.
 const AnswerBudget = 10 * time.Second
 
-// RefusedForGood reports whether an HTTP status refuses a request for
-// good, so that retrying it cannot help: a 4xx other than 408 (timeout)
-// and 429 (too many requests). A source's answer and S3's are judged alike.
-func RefusedForGood(status int) bool {
-	return status >= 400 && status < 500 && status != 408 && status != 429
-}
-
 // Callback is what one platform callback says about a task.
 type Callback struct {
 	TaskID  string

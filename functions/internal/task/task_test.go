@@ -1,8 +1,6 @@
 package task_test
 
 import (
-	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -81,15 +79,3 @@ func TestErrorsHideInternalCauses(t *testing.T) {
 type errSecret string
 
 func (e errSecret) Error() string { return string(e) }
-
-func TestOnlyAPermanentErrorStopsTheRetries(t *testing.T) {
-	refused := fmt.Errorf("source 2: %w", task.Permanentf("source answered %d", 404))
-	if !task.IsPermanent(refused) || task.PermanentReason(refused) != "source answered 404" {
-		t.Errorf("%v: permanent %v, reason %q", refused, task.IsPermanent(refused), task.PermanentReason(refused))
-	}
-	for _, err := range []error{nil, errors.New("connection reset"), task.Errorf(task.EUNAVAILABLE, "queue unavailable")} {
-		if task.IsPermanent(err) || task.PermanentReason(err) != "" {
-			t.Errorf("%v is taken for permanent", err)
-		}
-	}
-}

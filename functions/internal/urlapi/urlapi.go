@@ -14,15 +14,23 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
+// The codes of a request whose HTTP shape is wrong, apart from what it
+// says: only a Function URL handler has them.
+const (
+	ENOTALLOWED  = "not_allowed" // wrong HTTP method
+	ETOOLARGE    = "too_large"   // body over the limit
+	EUNSUPPORTED = "unsupported" // wrong content type
+)
+
 // statusOf maps every error code to the HTTP status the caller sees; an
 // error without a code is an internal error here.
 var statusOf = map[string]int{
 	task.EINVALID:      http.StatusBadRequest,
 	task.EUNAUTHORIZED: http.StatusUnauthorized,
 	task.ENOTFOUND:     http.StatusNotFound,
-	task.ENOTALLOWED:   http.StatusMethodNotAllowed,
-	task.ETOOLARGE:     http.StatusRequestEntityTooLarge,
-	task.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
+	ENOTALLOWED:        http.StatusMethodNotAllowed,
+	ETOOLARGE:          http.StatusRequestEntityTooLarge,
+	EUNSUPPORTED:       http.StatusUnsupportedMediaType,
 	task.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	task.EINTERNAL:     http.StatusInternalServerError,
 }
