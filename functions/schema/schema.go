@@ -82,11 +82,11 @@ type Record struct {
 
 // Object is one copied result, in a record's Objects.
 type Object struct {
-	Key         string `json:"key" dynamodbav:"key"`
-	Bytes       int64  `json:"bytes" dynamodbav:"bytes"`
-	SHA256      string `json:"sha256" dynamodbav:"sha256"`
-	ContentType string `json:"contentType" dynamodbav:"contentType"`
-	Source      string `json:"source" dynamodbav:"source"`
+	Key         string `json:"key" dynamodbav:"key"`                 // in the bucket
+	Bytes       int64  `json:"bytes" dynamodbav:"bytes"`             // the file's whole length, as read
+	SHA256      string `json:"sha256" dynamodbav:"sha256"`           // hex, of every byte read
+	ContentType string `json:"contentType" dynamodbav:"contentType"` // sniffed from the bytes
+	Source      string `json:"source" dynamodbav:"source"`           // the URL it was copied from
 }
 
 // Upload is a multipart upload a copy started, in a record's Uploads.
