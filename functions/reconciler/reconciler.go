@@ -147,7 +147,7 @@ func (r *Reconciler) Handle(ctx context.Context, _ events.EventBridgeEvent) erro
 // claim moves a task's updatedAt to now if nobody else did since it was
 // listed; false means another run has it.
 func (r *Reconciler) claim(ctx context.Context, t task.Task, now time.Time) (bool, error) {
-	_, err := r.Tasks.Update(ctx, task.Change{ID: t.ID, From: t.Status, IfUpdatedAt: t.UpdatedAt, Now: now})
+	_, err := r.Tasks.Update(ctx, task.Claim(t, now))
 	if errors.Is(err, task.ErrStale) {
 		return false, nil
 	}
@@ -206,8 +206,7 @@ func (r *Reconciler) pending(ctx context.Context, now time.Time, rep *Report) er
 
 // expire fails a pending task the platform can no longer have results for.
 func (r *Reconciler) expire(ctx context.Context, t task.Task, now time.Time) error {
-	cb := task.Callback{TaskID: t.ID, API: t.API, Msg: "no callback and no result within the platform's retention of " + r.Retention.String()}
-	failed, err := r.Tasks.Update(ctx, task.Change{ID: t.ID, From: task.StatusPending, To: task.StatusFailed, Callback: &cb, IfUpdatedAt: t.UpdatedAt, Now: now})
+	failed, err := r.Tasks.Update(ctx, task.Expire(t, "no callback and no result within the platform's retention of "+r.Retention.String(), now))
 	if errors.Is(err, task.ErrStale) {
 		return nil
 	}

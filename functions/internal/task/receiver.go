@@ -144,7 +144,7 @@ func (r *Receiver) Enqueue(ctx context.Context, id string) error {
 	if err := r.send(ctx, id); err != nil {
 		return err
 	}
-	_, err := r.Store.Update(ctx, Change{ID: id, From: StatusReceived, To: StatusQueued, Now: r.Now().UTC()})
+	_, err := r.Store.Update(ctx, MarkQueued(id, r.Now().UTC()))
 	if err != nil && !errors.Is(err, ErrStale) {
 		r.log().WarnContext(ctx, "task queued, but marking it queued failed", "taskId", id, "error", err.Error())
 	}

@@ -191,6 +191,30 @@ type Change struct {
 	Now         time.Time
 }
 
+// The changes other than a callback's (New, Repeat), each named here so
+// that the rules that move a task live in one place; dynamo turns each into
+// its conditional update, and owns the copier's own (Lease, Stored,
+// CopyFailed, Requeue…), whose conditions are the lease's.
+
+// Claim is a reconciler run's hold on a task it listed: it moves only the
+// task's updatedAt, and only if no other run or callback moved it since.
+func Claim(t Task, now time.Time) Change {
+	return Change{ID: t.ID, From: t.Status, IfUpdatedAt: t.UpdatedAt, Now: now}
+}
+
+// Expire fails a pending task whose results the platform can no longer
+// have, saying why; as a claim, only if nothing moved it since it was
+// listed.
+func Expire(t Task, reason string, now time.Time) Change {
+	cb := Callback{TaskID: t.ID, API: t.API, Msg: reason}
+	return Change{ID: t.ID, From: StatusPending, To: StatusFailed, Callback: &cb, IfUpdatedAt: t.UpdatedAt, Now: now}
+}
+
+// MarkQueued moves a received task, whose message has been sent, to queued.
+func MarkQueued(id string, now time.Time) Change {
+	return Change{ID: id, From: StatusReceived, To: StatusQueued, Now: now}
+}
+
 // Outcome is what the platform is told about a callback.
 type Outcome string
 

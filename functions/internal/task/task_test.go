@@ -79,3 +79,26 @@ func TestErrorsHideInternalCauses(t *testing.T) {
 type errSecret string
 
 func (e errSecret) Error() string { return string(e) }
+
+func TestTheReconcilersChangesHoldOnlyWhileNothingMovedTheTask(t *testing.T) {
+	listed := task.Task{ID: "t1", Status: task.StatusPending, API: "veo", UpdatedAt: time.Unix(1764300000, 0).UTC()}
+	now := listed.UpdatedAt.Add(time.Hour)
+	for _, tt := range []struct {
+		name   string
+		change task.Change
+		to     task.Status
+	}{
+		{"a claim moves only the clock", task.Claim(listed, now), ""},
+		{"an expiry fails the task, saying why", task.Expire(listed, "no result", now), task.StatusFailed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.change
+			if c.ID != "t1" || c.From != task.StatusPending || c.To != tt.to || !c.IfUpdatedAt.Equal(listed.UpdatedAt) || !c.Now.Equal(now) {
+				t.Errorf("change %+v", c)
+			}
+		})
+	}
+	if c := task.Expire(listed, "no result", now); c.Callback == nil || c.Callback.Msg != "no result" || c.Callback.API != "veo" {
+		t.Errorf("an expiry records its reason as the task's msg: %+v", c.Callback)
+	}
+}
