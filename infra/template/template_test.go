@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kiehook/kiehook/functions/schema"
 	"github.com/kiehook/kiehook/infra/yamlnode"
 )
 
@@ -271,18 +272,18 @@ func TestReconcilerFunction(t *testing.T) {
 	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", "kms:Decrypt", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:ListBucket", "secretsmanager:GetSecretValue", "sqs:ReceiveMessage", "sqs:SendMessage"}) {
 		t.Errorf("actions %v", got)
 	}
-	if res := statement(p, "ListOpenTasks").At("Resource"); res.Value != "${TasksTable.Arn}/index/open-tasks" {
+	if res := statement(p, "ListOpenTasks").At("Resource"); res.Value != "${TasksTable.Arn}/index/"+schema.IndexOpen {
 		t.Errorf("Query must be limited to the open-tasks index, is %q", res.Value)
 	}
 	if cond := conditionalOn(p, "ReadApiKey"); cond != "UsesApiKeySecret" {
 		t.Errorf("the API key statement must exist only with a key, is under %q", cond)
 	}
 	gsi := tpl.At("Resources", "TasksTable", "Properties", "GlobalSecondaryIndexes").Items()
-	if len(gsi) != 1 || gsi[0].At("IndexName").Str() != "open-tasks" {
+	if len(gsi) != 1 || gsi[0].At("IndexName").Str() != schema.IndexOpen {
 		t.Fatal("the table needs the open-tasks index")
 	}
 	keys := gsi[0].At("KeySchema").Items()
-	if len(keys) != 2 || keys[0].At("AttributeName").Str() != "openStatus" || keys[1].At("AttributeName").Str() != "updatedAt" {
+	if len(keys) != 2 || keys[0].At("AttributeName").Str() != schema.OpenStatus || keys[1].At("AttributeName").Str() != schema.UpdatedAt {
 		t.Error("open-tasks is keyed by openStatus and updatedAt")
 	}
 	if tpl.At("Parameters", "KieApiKey").OK() {
@@ -360,11 +361,11 @@ func TestTable(t *testing.T) {
 	p := tpl.At("Resources", "TasksTable", "Properties")
 	expect(t, p, "PAY_PER_REQUEST", "BillingMode")
 	keys := p.At("KeySchema").Items()
-	if len(keys) != 1 || keys[0].At("AttributeName").Str() != "taskId" || keys[0].At("KeyType").Str() != "HASH" {
+	if len(keys) != 1 || keys[0].At("AttributeName").Str() != schema.TaskID || keys[0].At("KeyType").Str() != "HASH" {
 		t.Error("the key must be taskId alone")
 	}
 	attrs := p.At("AttributeDefinitions").Items()
-	if len(attrs) == 0 || attrs[0].At("AttributeName").Str() != "taskId" || attrs[0].At("AttributeType").Str() != "S" {
+	if len(attrs) == 0 || attrs[0].At("AttributeName").Str() != schema.TaskID || attrs[0].At("AttributeType").Str() != "S" {
 		t.Error("taskId must be a string")
 	}
 	expect(t, p, "expiresAt", "TimeToLiveSpecification", "AttributeName")
