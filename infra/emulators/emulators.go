@@ -100,11 +100,6 @@ var (
 	nameCount atomic.Int64
 )
 
-// queueChanges serializes what adds or removes queues on the shared SQS
-// server: goaws (v0.5.4) CreateQueue reads its queue map without its
-// lock, so two Envs provisioned at once (tests side by side) would race.
-var queueChanges sync.Mutex
-
 // sharedSQS starts the process's one goaws server and the loop that expires
 // visibility timeouts and moves messages to dead-letter queues.
 func sharedSQS(addr string) (string, error) {
@@ -237,8 +232,6 @@ func (e *Env) provision(ctx context.Context, opts Options) error {
 		return fmt.Errorf("create table %s: %w", e.Table, err)
 	}
 
-	queueChanges.Lock()
-	defer queueChanges.Unlock()
 	dlq, err := e.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(opts.DLQ)})
 	if err != nil {
 		return fmt.Errorf("create queue %s: %w", opts.DLQ, err)
@@ -270,12 +263,10 @@ func (e *Env) Close() {
 		s.Close()
 	}
 	e.servers = nil
-	queueChanges.Lock()
 	models.SyncQueues.Lock()
 	delete(models.SyncQueues.Queues, e.QueueName)
 	delete(models.SyncQueues.Queues, e.DLQName)
 	models.SyncQueues.Unlock()
-	queueChanges.Unlock()
 }
 
 // Config is an SDK configuration with static credentials and the emulators'

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -111,21 +110,4 @@ func TestUpdateItemRemovesWhatItsRemoveClauseNames(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestEnvsStartSideBySide is what tests that run in parallel do: under
-// the race detector it fails if two Envs' queues are made unsynchronized.
-func TestEnvsStartSideBySide(t *testing.T) {
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			env, err := emulators.Start(context.Background(), emulators.Options{})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			env.Close()
-		})
-	}
-	wg.Wait()
 }
