@@ -12,11 +12,7 @@ import (
 	"github.com/kiehook/kiehook/infra/stack"
 )
 
-// Every run has a stack of its own, and mostly waits (on retries, on
-// visibility timeouts): runs go side by side.
-
 func TestALoadRunWithoutFaultsStoresEverySuccessAtOnce(t *testing.T) {
-	t.Parallel()
 	run(t, load.Scenario{
 		Visibility: 3 * time.Second,
 		Options:    load.Small(60),
@@ -30,13 +26,9 @@ func TestALoadRunWithoutFaultsStoresEverySuccessAtOnce(t *testing.T) {
 }
 
 func TestTheFaultScenarios(t *testing.T) {
-	t.Parallel()
 	for _, scenario := range load.Scenarios() {
 		sc := scenario()
-		t.Run(sc.Name, func(t *testing.T) {
-			t.Parallel()
-			run(t, sc)
-		})
+		t.Run(sc.Name, func(t *testing.T) { run(t, sc) })
 	}
 }
 

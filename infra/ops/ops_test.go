@@ -30,7 +30,6 @@ import (
 // the dead-letter queue), recovers them with the commands, and checks that
 // the copier stores them and that Task Stored arrives for each.
 func TestRecoveryOnTheLocalStack(t *testing.T) {
-	t.Parallel() // a stack of its own
 	ctx := context.Background()
 	s, files, r := localStack(t)
 	failed := func(id string) {
@@ -161,7 +160,6 @@ func waitStored(tb testing.TB, s *stack.Stack, id string) {
 }
 
 func TestCheckSendsASignedCallbackAndShowsTheTaskEnded(t *testing.T) {
-	t.Parallel() // a stack of its own
 	ctx := context.Background()
 	s, files, r := localStack(t)
 	caller := Caller{CallbackURL: s.CallbackURL, Key: s.Key}
@@ -268,7 +266,6 @@ func TestNoCommandAndNoFunctionShowsASecret(t *testing.T) {
 // copy_failed with their event, and once the source is back, redrive
 // stores them all.
 func TestDeliveriesUsedUpBehindABacklogAreGivenUpAndRedriveStoresThem(t *testing.T) {
-	t.Parallel() // a stack of its own
 	if testing.Short() {
 		t.Skip("builds and runs the functions")
 	}
