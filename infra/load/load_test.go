@@ -32,12 +32,13 @@ func TestTheFaultScenarios(t *testing.T) {
 	}
 }
 
-// run runs a scenario on a stack of its own and fails the test with the
-// report when the run, the audit or the scenario's check fails.
+// run runs a scenario on a stack of its own, in a process of its own
+// (stack.Apart), and fails the test with the report when the run, the
+// audit or the scenario's check fails.
 func run(t *testing.T, sc load.Scenario) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the functions")
+	if !stack.Apart(t, binaries) {
+		return
 	}
 	rep, line, err := sc.Run(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, CallbackInstances: 4})
 	if rep != nil {

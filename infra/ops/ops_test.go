@@ -30,6 +30,9 @@ import (
 // the dead-letter queue), recovers them with the commands, and checks that
 // the copier stores them and that Task Stored arrives for each.
 func TestRecoveryOnTheLocalStack(t *testing.T) {
+	if !stack.Apart(t, binaries) {
+		return
+	}
 	ctx := context.Background()
 	s, files, r := localStack(t)
 	failed := func(id string) {
@@ -122,9 +125,6 @@ func localStack(t *testing.T) (*stack.Stack, *platform.Files, *Recovery) {
 // localStackIn is localStack with its logs under dir/logs.
 func localStackIn(t *testing.T, dir string) (*stack.Stack, *platform.Files, *Recovery) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the functions")
-	}
 	s, err := stack.Start(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: dir, Binaries: binaries, CopierTimeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +160,9 @@ func waitStored(tb testing.TB, s *stack.Stack, id string) {
 }
 
 func TestCheckSendsASignedCallbackAndShowsTheTaskEnded(t *testing.T) {
+	if !stack.Apart(t, binaries) {
+		return
+	}
 	ctx := context.Background()
 	s, files, r := localStack(t)
 	caller := Caller{CallbackURL: s.CallbackURL, Key: s.Key}
@@ -218,6 +221,9 @@ func TestACheckThatCannotConnectShowsNoToken(t *testing.T) {
 // local stack, whose key and tokens are known, through successes and
 // failures, and reads every line they printed and every function logged.
 func TestNoCommandAndNoFunctionShowsASecret(t *testing.T) {
+	if !stack.Apart(t, binaries) {
+		return
+	}
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, files, r := localStackIn(t, dir)
@@ -266,8 +272,8 @@ func TestNoCommandAndNoFunctionShowsASecret(t *testing.T) {
 // copy_failed with their event, and once the source is back, redrive
 // stores them all.
 func TestDeliveriesUsedUpBehindABacklogAreGivenUpAndRedriveStoresThem(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the functions")
+	if !stack.Apart(t, binaries) {
+		return
 	}
 	ctx := context.Background()
 	opts := stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, CopierTimeout: 20 * time.Second}

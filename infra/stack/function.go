@@ -70,10 +70,15 @@ func Build(ctx context.Context, dir string) (*Binaries, error) {
 // RunTests is the TestMain of a package whose tests start stacks: it
 // builds the functions once, into a folder of its own, before any test's
 // clock starts, sets *bins to them for the tests' Options, and removes the
-// folder after. With -short, when no stack starts, it builds nothing.
+// folder after. With -short, when no stack starts, it builds nothing; in
+// the child of Apart, it takes what its parent built.
 func RunTests(m *testing.M, bins **Binaries) int {
 	flag.Parse()
 	if testing.Short() {
+		return m.Run()
+	}
+	if b, ok := builtByParent(); ok {
+		*bins = b
 		return m.Run()
 	}
 	dir, err := os.MkdirTemp("", "kiehook-functions-")
