@@ -21,18 +21,12 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
-// taskStore reads a task, leases it, keeps its open uploads, and records
-// how its copy ended; every change but the lease and an operator's
-// requeue is the lease owner's.
+// taskStore reads a task and makes the copy's changes (task.TakeLease,
+// task.MarkStored and the others); every one but the lease and an
+// operator's requeue is the lease owner's.
 type taskStore interface {
 	Get(ctx context.Context, id string) (task.Task, bool, error)
-	Lease(ctx context.Context, id string, l task.Lease, receives int, now time.Time) error
-	Release(ctx context.Context, id, owner string) error
-	Stored(ctx context.Context, id, owner string, objects []task.Object, now time.Time) (task.Task, error)
-	CopyFailed(ctx context.Context, id, owner, reason string, now time.Time) (task.Task, error)
-	Requeue(ctx context.Context, id string, now time.Time) error
-	AddUpload(ctx context.Context, id, owner string, up task.Upload) error
-	ClearUploads(ctx context.Context, id, owner string) error
+	Update(ctx context.Context, c task.Change) (task.Task, error)
 }
 
 // opener opens a download of a source URL.
@@ -137,7 +131,7 @@ func (c *Copier) copy(ctx context.Context, id string, d Delivery) (outcome strin
 		return outcomeUnrecorded, 0, nil
 	}
 	if t.Status == task.StatusCopyFailed && d.Requeue {
-		if err := c.Store.Requeue(ctx, id, c.Now()); err != nil {
+		if _, err := c.Store.Update(ctx, task.Requeue(id, c.Now())); err != nil {
 			return "", 0, fmt.Errorf("requeue task %s: %w", id, err)
 		}
 		c.Logger.InfoContext(ctx, "copying a copy_failed task again, as an operator asked", "taskId", id, "error", t.Error)
@@ -172,7 +166,7 @@ func (c *Copier) copy(ctx context.Context, id string, d Delivery) (outcome strin
 	if err != nil {
 		// Another delivery may try at once; the uploads this one recorded
 		// are aborted (or were never opened), which it will see to.
-		if relErr := c.Store.Release(context.WithoutCancel(ctx), id, lease.Owner); relErr != nil && !errors.Is(relErr, task.ErrStale) {
+		if _, relErr := c.Store.Update(context.WithoutCancel(ctx), task.ReleaseLease(id, lease.Owner)); relErr != nil && !errors.Is(relErr, task.ErrStale) {
 			c.Logger.WarnContext(ctx, "releasing the lease failed; it expires by itself", "taskId", id, "error", relErr.Error())
 		}
 	}
@@ -228,7 +222,7 @@ func (c *Copier) lease(ctx context.Context, t task.Task, d Delivery) (task.Lease
 		remaining = time.Until(deadline)
 	}
 	l := task.Lease{Owner: leaseOwner(d.MessageIDs), Until: now.Add(remaining + leaseMargin)}
-	err := c.Store.Lease(ctx, t.ID, l, d.Receives, now)
+	_, err := c.Store.Update(ctx, task.TakeLease(t.ID, l, d.Receives, now))
 	var stale *task.StaleError
 	if errors.As(err, &stale) && stale.Current.Lease.Live(now) {
 		return task.Lease{}, &leasedError{task: t.ID, holder: stale.Current.Lease.Owner}
@@ -317,7 +311,7 @@ func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string) (out
 		bytes += o.Bytes
 	}
 	// The copies are in the bucket; recording them must not be cut short.
-	stored, err := c.Store.Stored(context.WithoutCancel(ctx), t.ID, owner, objects, c.Now().UTC())
+	stored, err := c.Store.Update(context.WithoutCancel(ctx), task.MarkStored(t.ID, owner, objects, c.Now().UTC()))
 	switch {
 	case errors.Is(err, task.ErrStale):
 		return outcomeStored, bytes, nil // another copier ended it, and announces it
@@ -329,7 +323,7 @@ func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string) (out
 
 // copyFailed records why the task can never be copied, and announces it.
 func (c *Copier) copyFailed(ctx context.Context, id, owner, reason string) error {
-	failed, err := c.Store.CopyFailed(context.WithoutCancel(ctx), id, owner, reason, c.Now().UTC())
+	failed, err := c.Store.Update(context.WithoutCancel(ctx), task.MarkCopyFailed(id, owner, reason, c.Now().UTC()))
 	switch {
 	case errors.Is(err, task.ErrStale):
 		return nil // another copier ended it, and announces it
@@ -361,7 +355,7 @@ func (c *Copier) abortStale(ctx context.Context, t task.Task, owner string) erro
 			return fmt.Errorf("task %s: %w", t.ID, err)
 		}
 	}
-	if err := c.Store.ClearUploads(ctx, t.ID, owner); err != nil {
+	if _, err := c.Store.Update(ctx, task.ForgetUploads(t.ID, owner)); err != nil {
 		return fmt.Errorf("task %s: forget aborted uploads: %w", t.ID, err)
 	}
 	c.Logger.InfoContext(ctx, "aborted uploads an earlier copy left open", "taskId", t.ID, "uploads", len(t.Uploads))
@@ -445,7 +439,8 @@ func (c *Copier) copyOne(ctx context.Context, id, owner string, index int, src s
 	defer dl.Close()
 	key := c.Prefix + id + "/" + strconv.Itoa(index) + dl.Ext
 	track := func(uploadID string) error {
-		return c.Store.AddUpload(ctx, id, owner, task.Upload{Key: key, ID: uploadID})
+		_, err := c.Store.Update(ctx, task.RecordUpload(id, owner, task.Upload{Key: key, ID: uploadID}))
+		return err
 	}
 	err = c.Objects.Put(ctx, objects.PutInput{Key: key, ContentType: dl.ContentType, Body: dl, Metadata: metadata(id, src), Sum: dl.Sum, Track: track})
 	if err != nil {

@@ -412,18 +412,18 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 	}
 }
 
-// flakyStored fails the first Stored call, as a copier that died after its
-// uploads and before its update would.
+// flakyStored fails the first change to stored, as a copier that died
+// after its uploads and before its update would.
 type flakyStored struct {
 	*dynamo.Store
 	failed atomic.Bool
 }
 
-func (f *flakyStored) Stored(ctx context.Context, id, owner string, objects []task.Object, now time.Time) (task.Task, error) {
-	if f.failed.CompareAndSwap(false, true) {
+func (f *flakyStored) Update(ctx context.Context, c task.Change) (task.Task, error) {
+	if c.To == task.StatusStored && f.failed.CompareAndSwap(false, true) {
 		return task.Task{}, errors.New("connection reset by peer")
 	}
-	return f.Store.Stored(ctx, id, owner, objects, now)
+	return f.Store.Update(ctx, c)
 }
 
 func TestRedeliveryAfterACrashEndsWithTheSameObjects(t *testing.T) {
@@ -691,10 +691,15 @@ type leaseSeen struct {
 	lease task.Lease
 }
 
-func (l *leaseSeen) Lease(ctx context.Context, id string, lease task.Lease, receives int, now time.Time) error {
-	l.lease = lease
-	return l.Store.Lease(ctx, id, lease, receives, now)
+func (l *leaseSeen) Update(ctx context.Context, c task.Change) (task.Task, error) {
+	if c.Lease != nil {
+		l.lease = *c.Lease
+	}
+	return l.Store.Update(ctx, c)
 }
+
+// updated is the error of an update whose record the test does not need.
+func updated(_ task.Task, err error) error { return err }
 
 func TestTheLeaseOutlastsTheInvocation(t *testing.T) {
 	h := newHarness(t)
@@ -879,7 +884,7 @@ func TestARedeliveryAbortsTheUploadsADeadCopierLeftOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.store.AddUpload(context.Background(), "dead", "", task.Upload{Key: key, ID: *started.UploadId}); err != nil {
+	if err := updated(h.store.Update(context.Background(), task.RecordUpload("dead", "", task.Upload{Key: key, ID: *started.UploadId}))); err != nil {
 		t.Fatal(err)
 	}
 	if failed := h.run(t, message("dead")); len(failed) != 0 {

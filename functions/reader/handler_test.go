@@ -75,7 +75,7 @@ func (h *harness) stored(tb testing.TB, id string) [][]byte {
 		objects = append(objects, task.Object{Key: key, Bytes: int64(size), SHA256: hex.EncodeToString(sum[:]), ContentType: "image/png", Source: "https://tempfile.aiquickdraw.com/" + key})
 		bodies = append(bodies, body)
 	}
-	if _, err := h.store.Stored(ctx, id, "", objects, testNow); err != nil {
+	if _, err := h.store.Update(ctx, task.MarkStored(id, "", objects, testNow)); err != nil {
 		tb.Fatal(err)
 	}
 	return bodies

@@ -33,12 +33,6 @@ type receiver interface {
 	Enqueue(ctx context.Context, id string) error
 }
 
-// copyFailer marks a task whose copy can never succeed; with no owner,
-// only while no copier's lease is live.
-type copyFailer interface {
-	CopyFailed(ctx context.Context, id, owner, reason string, now time.Time) (task.Task, error)
-}
-
 // deadLetters names the tasks whose copy message is in the dead-letter
 // queue, reading up to scan messages and leaving them there.
 type deadLetters interface {
@@ -65,7 +59,6 @@ type Reconciler struct {
 	Tasks interface {
 		openTasks
 		unnotified
-		copyFailer
 		Get(ctx context.Context, id string) (task.Task, bool, error)
 	}
 	// DeadLetters is the copy dead-letter queue; nil gives up nothing.
@@ -348,7 +341,7 @@ func (r *Reconciler) giveUp(ctx context.Context, t task.Task, now time.Time) err
 	if err := r.Leftovers.DeleteUnder(ctx, r.Prefix+t.ID+"/"); err != nil {
 		return fmt.Errorf("give up task %s: %w", t.ID, err)
 	}
-	failed, err := r.Tasks.CopyFailed(ctx, t.ID, "", retriesExhausted, now)
+	failed, err := r.Tasks.Update(ctx, task.MarkCopyFailed(t.ID, "", retriesExhausted, now))
 	if errors.Is(err, task.ErrStale) {
 		return nil // a copier leased or finished it meanwhile
 	}

@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -376,5 +378,21 @@ func TestAFolderTheEmulatorCannotRunInIsRefusedClearly(t *testing.T) {
 	_, err := stack.Start(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: filepath.Join(t.TempDir(), "50%")})
 	if err == nil || !strings.Contains(err.Error(), "cannot run in a path that holds %") {
 		t.Errorf("error %v", err)
+	}
+}
+
+func TestATestApartRunsInAChildOfTheTestBinaryOnWhatItBuilt(t *testing.T) {
+	if !stack.Apart(t, binaries) {
+		return
+	}
+	parent, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", os.Getppid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exe, _, _ := strings.Cut(string(parent), "\x00"); exe != os.Args[0] {
+		t.Errorf("run by %q, not by the test binary %q", exe, os.Args[0])
+	}
+	if binaries == nil || binaries.RIE == "" || len(binaries.Bootstrap) != len(stack.Functions)+1 {
+		t.Errorf("the child has not the parent's functions: %+v", binaries)
 	}
 }

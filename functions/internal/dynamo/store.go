@@ -110,16 +110,32 @@ func (s *Store) Get(ctx context.Context, id string) (task.Task, bool, error) {
 	return t, err == nil, err
 }
 
-// Update applies c while the record's status is c.From; otherwise it returns
-// task.ErrStale, a *task.StaleError with the current record when there is
-// one.
+// Update applies c while the record's status is c.From (or c.OrFrom) and
+// its other conditions hold; otherwise it returns task.ErrStale, a
+// *task.StaleError with the current record when there is one. A change
+// that ends the task returns the record as it is after, for its event.
 func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
+	return s.apply(ctx, c.ID, s.updateOf(c))
+}
+
+// updateOf is the update that makes c.
+func (s *Store) updateOf(c task.Change) *update {
 	b := s.newUpdate(c.From, c.Now)
-	if c.To != "" {
-		b.setStatus(c.To)
+	if c.OrFrom != "" {
+		b.orStatus(c.OrFrom)
+	}
+	switch {
+	case c.LeasedBy != "":
+		b.require(expression.Name(schema.LeaseOwner).Equal(expression.Value(c.LeasedBy)))
+	case !c.FreeAt.IsZero():
+		until := expression.Name(schema.LeaseUntil)
+		b.require(expression.AttributeNotExists(until).Or(until.LessThanEqual(expression.Value(c.FreeAt.UnixMilli()))))
 	}
 	if !c.IfUpdatedAt.IsZero() {
 		b.require(expression.Name(schema.UpdatedAt).Equal(expression.Value(schema.Timestamp(c.IfUpdatedAt))))
+	}
+	if c.To != "" {
+		b.setStatus(c.To)
 	}
 	if c.AddDelivery {
 		b.add(schema.Deliveries, 1)
@@ -142,116 +158,47 @@ func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 		labels := expression.Name(schema.Labels)
 		b.changes = b.changes.Set(labels, labels.IfNotExists(expression.Value(c.Labels)))
 	}
-	return s.apply(ctx, c.ID, b)
-}
-
-// copyUpdate is an update of a task being copied, still received or
-// queued, under owner's lease, or, with no owner, while no copier's lease
-// is live at now. Its updatedAt stays unless stamped: the reconciler
-// claims tasks on it.
-func (s *Store) copyUpdate(owner string, now time.Time) *update {
-	b := s.newUpdate(task.StatusQueued, time.Time{})
-	b.orStatus(task.StatusReceived)
-	b.heldBy(owner, now)
+	b.copyChanges(c)
 	return b
 }
 
-// Lease gives a task still received or queued to the copier l names,
-// unless another copier's lease is live at now; receives is the delivery
-// count of the message that takes it. A lease held is task.ErrStale.
-func (s *Store) Lease(ctx context.Context, id string, l task.Lease, receives int, now time.Time) error {
-	b := s.copyUpdate("", now)
-	b.set(schema.LeaseOwner, l.Owner)
-	b.set(schema.LeaseUntil, l.Until.UnixMilli())
-	b.set(schema.Receives, receives)
-	_, err := s.apply(ctx, id, b)
-	return err
-}
-
-// Release gives up owner's lease on a task whose copy failed and will be
-// retried, so that another delivery need not wait for it to expire.
-func (s *Store) Release(ctx context.Context, id, owner string) error {
-	b := s.copyUpdate(owner, time.Time{})
-	b.remove(schema.LeaseOwner)
-	b.remove(schema.LeaseUntil)
-	_, err := s.apply(ctx, id, b)
-	return err
-}
-
-// Stored records the copied objects of a task still received or queued
-// and leased by owner; anything else means another copier finished it.
-func (s *Store) Stored(ctx context.Context, id, owner string, stored []task.Object, now time.Time) (task.Task, error) {
-	b := s.copyUpdate(owner, now)
-	b.stamp(now)
-	b.setStatus(task.StatusStored)
-	b.set(schema.StoredAt, schema.Timestamp(now))
-	setList(b, schema.Objects, objects(stored))
-	b.remove(schema.Error)
-	b.endLease()
-	return s.apply(ctx, id, b)
-}
-
-// CopyFailed records why a task still received or queued can never be
-// copied: by the copier whose lease owner names, or, with no owner (the
-// reconciler), while no copier's lease is live at now.
-func (s *Store) CopyFailed(ctx context.Context, id, owner, reason string, now time.Time) (task.Task, error) {
-	b := s.copyUpdate(owner, now)
-	b.stamp(now)
-	b.setStatus(task.StatusCopyFailed)
-	b.set(schema.Error, reason)
-	b.endLease()
-	return s.apply(ctx, id, b)
-}
-
-// Requeue moves a copy_failed task that no copier's lease holds at now
-// back to queued, as an operator asks once the cause is fixed: its error,
-// its event's notifiedAt (so that its next end is announced), its lease
-// and its delivery count go.
-func (s *Store) Requeue(ctx context.Context, id string, now time.Time) error {
-	b := s.newUpdate(task.StatusCopyFailed, now)
-	b.unleased(now)
-	b.setStatus(task.StatusQueued)
-	b.remove(schema.Error)
-	b.remove(schema.LeaseOwner)
-	b.remove(schema.LeaseUntil)
-	b.remove(schema.Receives)
-	_, err := s.apply(ctx, id, b)
-	return err
-}
-
-// AddUpload records a multipart upload that owner, the copier leasing a
-// task still received or queued, has started, before any of its parts is
-// sent.
-func (s *Store) AddUpload(ctx context.Context, id, owner string, up task.Upload) error {
-	b := s.copyUpdate(owner, time.Time{})
-	uploads := expression.Name(schema.Uploads)
-	none := expression.Value(&types.AttributeValueMemberL{Value: []types.AttributeValue{}})
-	b.changes = b.changes.Set(uploads, expression.ListAppend(uploads.IfNotExists(none), expression.Value([]schema.Upload{{Key: up.Key, UploadID: up.ID}})))
-	_, err := s.apply(ctx, id, b)
-	return err
-}
-
-// ClearUploads forgets the uploads of a task that owner leases, once it
-// has aborted them.
-func (s *Store) ClearUploads(ctx context.Context, id, owner string) error {
-	b := s.copyUpdate(owner, time.Time{})
-	b.remove(schema.Uploads)
-	_, err := s.apply(ctx, id, b)
-	return err
-}
-
-// Notified records that the event of the task's final status was
-// accepted, taking it out of the open index. A record that has moved
-// on since (a success after a failure) is left alone: its new status has
-// an event of its own.
-func (s *Store) Notified(ctx context.Context, id string, status task.Status, at time.Time) error {
-	b := s.newUpdate(status, time.Time{}) // updatedAt stays: the sweep's age is the status change's
-	b.set(schema.NotifiedAt, schema.Timestamp(at))
-	b.remove(schema.OpenStatus)
-	if _, err := s.apply(ctx, id, b); err != nil && !errors.Is(err, task.ErrStale) {
-		return err
+// copyChanges are the parts of c that a copy makes: its lease, its
+// uploads, what it stored or why it failed, and the event of its end.
+func (b *update) copyChanges(c task.Change) {
+	if l := c.Lease; l != nil {
+		b.set(schema.LeaseOwner, l.Owner)
+		b.set(schema.LeaseUntil, l.Until.UnixMilli())
+		b.set(schema.Receives, c.Receives)
 	}
-	return nil
+	if c.EndLease {
+		b.remove(schema.LeaseOwner)
+		b.remove(schema.LeaseUntil)
+	}
+	if up := c.Upload; up != nil {
+		uploads := expression.Name(schema.Uploads)
+		none := expression.Value(&types.AttributeValueMemberL{Value: []types.AttributeValue{}})
+		b.changes = b.changes.Set(uploads, expression.ListAppend(uploads.IfNotExists(none), expression.Value([]schema.Upload{{Key: up.Key, UploadID: up.ID}})))
+	}
+	if c.DropUploads {
+		b.remove(schema.Uploads)
+	}
+	if c.To == task.StatusStored {
+		b.set(schema.StoredAt, schema.Timestamp(c.Now))
+		setList(b, schema.Objects, objects(c.Objects))
+	}
+	if c.Error != "" {
+		b.set(schema.Error, c.Error)
+	}
+	if c.DropError {
+		b.remove(schema.Error)
+	}
+	if c.DropReceives {
+		b.remove(schema.Receives)
+	}
+	if !c.NotifiedAt.IsZero() {
+		b.set(schema.NotifiedAt, schema.Timestamp(c.NotifiedAt))
+		b.remove(schema.OpenStatus)
+	}
 }
 
 // Unnotified lists at most limit tasks that ended in status before before

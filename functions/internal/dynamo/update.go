@@ -67,29 +67,6 @@ func (b *update) orStatus(s task.Status) {
 // require adds a clause the record must meet besides its status.
 func (b *update) require(c expression.ConditionBuilder) { b.clauses = append(b.clauses, c) }
 
-// heldBy requires the lease of owner; with no owner, that no lease is
-// live at now.
-func (b *update) heldBy(owner string, now time.Time) {
-	if owner == "" {
-		b.unleased(now)
-		return
-	}
-	b.require(expression.Name(schema.LeaseOwner).Equal(expression.Value(owner)))
-}
-
-// unleased requires that no copier's lease is live at now.
-func (b *update) unleased(now time.Time) {
-	until := expression.Name(schema.LeaseUntil)
-	b.require(expression.AttributeNotExists(until).Or(until.LessThanEqual(expression.Value(now.UnixMilli()))))
-}
-
-// endLease drops the lease and the uploads of a task whose copy ended.
-func (b *update) endLease() {
-	b.remove(schema.LeaseOwner)
-	b.remove(schema.LeaseUntil)
-	b.remove(schema.Uploads)
-}
-
 func (b *update) set(attr string, v any) {
 	b.changes = b.changes.Set(expression.Name(attr), expression.Value(v))
 }

@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -12,11 +11,7 @@ import (
 )
 
 func TestOrStatusKeepsTheClausesBeforeIt(t *testing.T) {
-	b := (&Store{}).newUpdate(task.StatusQueued, time.Time{})
-	b.heldBy("copier-1", time.Time{})
-	b.orStatus(task.StatusReceived)
-	b.remove("leaseOwner")
-	e, err := b.build()
+	e, err := (&Store{}).updateOf(task.ReleaseLease("t1", "copier-1")).build()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ package eventbus
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -24,9 +25,10 @@ type Putter interface {
 	PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, opts ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
 }
 
-// Marker records that a task's event was accepted (dynamo.Store).
+// Marker records that a task's event was accepted (dynamo.Store, with
+// task.MarkNotified).
 type Marker interface {
-	Notified(ctx context.Context, id string, status task.Status, at time.Time) error
+	Update(ctx context.Context, c task.Change) (task.Task, error)
 }
 
 // Bus implements task.Notifier.
@@ -74,7 +76,9 @@ func (b *Bus) Notify(ctx context.Context, t task.Task) error {
 		return fmt.Errorf("put %s event of task %s: the bus refused it: %s: %s", detailType, t.ID, aws.ToString(e.ErrorCode), aws.ToString(e.ErrorMessage))
 	}
 	b.Metrics.Emit(detailType, metrics.Metric{Name: "EventsPut", Unit: metrics.Count, Value: 1})
-	if err := b.tasks.Notified(context.WithoutCancel(ctx), t.ID, t.Status, b.now().UTC()); err != nil {
+	// A record that has moved on since (a success after a failure) is
+	// left alone: its new status has an event of its own.
+	if _, err := b.tasks.Update(context.WithoutCancel(ctx), task.MarkNotified(t.ID, t.Status, b.now().UTC())); err != nil && !errors.Is(err, task.ErrStale) {
 		return fmt.Errorf("record the event of task %s: %w", t.ID, err)
 	}
 	return nil

@@ -43,7 +43,7 @@ func (h *harness) stored(tb testing.TB, id string) task.Task {
 	if _, _, err := h.store.Create(ctx, task.New(cb, testNow.Add(-time.Minute), time.Hour)); err != nil {
 		tb.Fatal(err)
 	}
-	t, err := h.store.Stored(ctx, id, "", []task.Object{{Key: "tasks/" + id + "/0.png", Bytes: 42, SHA256: strings.Repeat("ab", 32), ContentType: "image/png", Source: cb.Sources[0]}}, testNow)
+	t, err := h.store.Update(ctx, task.MarkStored(id, "", []task.Object{{Key: "tasks/" + id + "/0.png", Bytes: 42, SHA256: strings.Repeat("ab", 32), ContentType: "image/png", Source: cb.Sources[0]}}, testNow))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -173,11 +173,13 @@ func NewPending(id, api string, labels map[string]string, now time.Time, ttl tim
 }
 
 // Change is one conditional update of a record: it applies only while the
-// record's status is still From, so concurrent callers cannot undo each
-// other's work.
+// record's status is still From (or OrFrom), so concurrent callers cannot
+// undo each other's work. Every change has a constructor that names it;
+// the store turns it into its update.
 type Change struct {
 	ID          string
 	From        Status
+	OrFrom      Status    // when set, a record in this status takes the change too
 	To          Status    // empty keeps the status
 	AddDelivery bool      // count one more callback
 	Callback    *Callback // when set, its code, message, API and sources replace the record's
@@ -188,7 +190,26 @@ type Change struct {
 	// IfUpdatedAt, when set, also requires the record's updatedAt to be
 	// exactly this: a claim that only one of several concurrent callers wins.
 	IfUpdatedAt time.Time
-	Now         time.Time
+
+	// LeasedBy, when set, requires that copier's lease; otherwise FreeAt,
+	// when set, requires that no copier's lease is live then.
+	LeasedBy string
+	FreeAt   time.Time
+	Lease    *Lease // takes the lease, for a message delivered Receives times
+	Receives int
+	EndLease bool    // drops the lease
+	Upload   *Upload // records a multipart upload the leaseholder started
+	// DropUploads forgets the recorded uploads; DropError the error;
+	// DropReceives the delivery count of the last lease.
+	DropUploads, DropError, DropReceives bool
+	Objects                              []Object // with To stored: what was copied
+	Error                                string   // with To copy_failed: why
+	// NotifiedAt, when set, is when the event of the record's status was
+	// accepted: the record leaves the open index.
+	NotifiedAt time.Time
+	// Now, when set, moves the record's updatedAt (and, with To stored,
+	// is its storedAt).
+	Now time.Time
 }
 
 // The changes other than a callback's (New, Repeat), each named here so
