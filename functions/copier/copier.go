@@ -135,7 +135,7 @@ func (c *Copier) copy(ctx context.Context, id string, d Delivery) (outcome strin
 			return "", 0, fmt.Errorf("requeue task %s: %w", id, err)
 		}
 		c.Logger.InfoContext(ctx, "copying a copy_failed task again, as an operator asked", "taskId", id, "error", t.Error)
-		t.Status, t.Error, t.NotifiedAt, t.Lease = task.StatusQueued, "", time.Time{}, task.Lease{}
+		t.Status = task.StatusQueued // the requeue left no live lease and changed nothing else the copy reads
 	}
 	switch t.Status {
 	case task.StatusReceived, task.StatusQueued:

@@ -113,92 +113,47 @@ func (s *Store) Get(ctx context.Context, id string) (task.Task, bool, error) {
 // Update applies c while the record's status is c.From (or c.OrFrom) and
 // its other conditions hold; otherwise it returns task.ErrStale, a
 // *task.StaleError with the current record when there is one. A change
-// that ends the task returns the record as it is after, for its event.
+// that ends the task returns the record as it is after, for its event;
+// any other, an empty Task: the hot path of a callback needs no record
+// back.
 func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
-	return s.apply(ctx, c.ID, s.updateOf(c))
-}
-
-// updateOf is the update that makes c.
-func (s *Store) updateOf(c task.Change) *update {
-	b := s.newUpdate(c.From, c.Now)
-	if c.OrFrom != "" {
-		b.orStatus(c.OrFrom)
+	e, err := s.expressionOf(c)
+	if err != nil {
+		return task.Task{}, err
 	}
-	switch {
-	case c.LeasedBy != "":
-		b.require(expression.Name(schema.LeaseOwner).Equal(expression.Value(c.LeasedBy)))
-	case !c.FreeAt.IsZero():
-		until := expression.Name(schema.LeaseUntil)
-		b.require(expression.AttributeNotExists(until).Or(until.LessThanEqual(expression.Value(c.FreeAt.UnixMilli()))))
+	ends := task.Final(c.To)
+	returns := types.ReturnValueNone
+	if ends {
+		returns = types.ReturnValueAllNew
 	}
-	if !c.IfUpdatedAt.IsZero() {
-		b.require(expression.Name(schema.UpdatedAt).Equal(expression.Value(schema.Timestamp(c.IfUpdatedAt))))
+	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           s.table,
+		Key:                                 key(c.ID),
+		UpdateExpression:                    e.Update(),
+		ConditionExpression:                 e.Condition(),
+		ExpressionAttributeNames:            e.Names(),
+		ExpressionAttributeValues:           e.Values(),
+		ReturnValues:                        returns,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil && ends {
+		return decode(out.Attributes)
 	}
-	if c.To != "" {
-		b.setStatus(c.To)
+	if err == nil {
+		return task.Task{}, nil
 	}
-	if c.AddDelivery {
-		b.add(schema.Deliveries, 1)
+	var stale *types.ConditionalCheckFailedException
+	if !errors.As(err, &stale) {
+		return task.Task{}, err
 	}
-	if cb := c.Callback; cb != nil {
-		b.set(schema.Code, cb.Code)
-		b.set(schema.Msg, cb.Msg)
-		b.set(schema.API, cb.API)
-		setList(b, schema.Sources, cb.Sources)
+	if stale.Item == nil {
+		return task.Task{}, task.ErrStale
 	}
-	if !c.ReceivedAt.IsZero() {
-		b.set(schema.ReceivedAt, schema.Timestamp(c.ReceivedAt))
+	current, err := decode(stale.Item)
+	if err != nil {
+		return task.Task{}, err
 	}
-	if !c.ExpiresAt.IsZero() {
-		b.set(schema.ExpiresAt, c.ExpiresAt.Unix())
-	}
-	if len(c.Labels) > 0 {
-		// The first request that brings labels sets them; later ones never
-		// change them.
-		labels := expression.Name(schema.Labels)
-		b.changes = b.changes.Set(labels, labels.IfNotExists(expression.Value(c.Labels)))
-	}
-	b.copyChanges(c)
-	return b
-}
-
-// copyChanges are the parts of c that a copy makes: its lease, its
-// uploads, what it stored or why it failed, and the event of its end.
-func (b *update) copyChanges(c task.Change) {
-	if l := c.Lease; l != nil {
-		b.set(schema.LeaseOwner, l.Owner)
-		b.set(schema.LeaseUntil, l.Until.UnixMilli())
-		b.set(schema.Receives, c.Receives)
-	}
-	if c.EndLease {
-		b.remove(schema.LeaseOwner)
-		b.remove(schema.LeaseUntil)
-	}
-	if up := c.Upload; up != nil {
-		uploads := expression.Name(schema.Uploads)
-		none := expression.Value(&types.AttributeValueMemberL{Value: []types.AttributeValue{}})
-		b.changes = b.changes.Set(uploads, expression.ListAppend(uploads.IfNotExists(none), expression.Value([]schema.Upload{{Key: up.Key, UploadID: up.ID}})))
-	}
-	if c.DropUploads {
-		b.remove(schema.Uploads)
-	}
-	if c.To == task.StatusStored {
-		b.set(schema.StoredAt, schema.Timestamp(c.Now))
-		setList(b, schema.Objects, objects(c.Objects))
-	}
-	if c.Error != "" {
-		b.set(schema.Error, c.Error)
-	}
-	if c.DropError {
-		b.remove(schema.Error)
-	}
-	if c.DropReceives {
-		b.remove(schema.Receives)
-	}
-	if !c.NotifiedAt.IsZero() {
-		b.set(schema.NotifiedAt, schema.Timestamp(c.NotifiedAt))
-		b.remove(schema.OpenStatus)
-	}
+	return task.Task{}, &task.StaleError{Current: current}
 }
 
 // Unnotified lists at most limit tasks that ended in status before before
@@ -247,46 +202,4 @@ func (s *Store) Open(ctx context.Context, status task.Status, before time.Time, 
 		}
 	}
 	return tasks, nil
-}
-
-// apply runs b on the record id. When b ends the task, it returns the
-// record as it is after, for its event; otherwise an empty Task: the hot
-// path of a callback needs no record back.
-func (s *Store) apply(ctx context.Context, id string, b *update) (task.Task, error) {
-	returns := types.ReturnValueNone
-	if b.ends {
-		returns = types.ReturnValueAllNew
-	}
-	e, err := b.build()
-	if err != nil {
-		return task.Task{}, err
-	}
-	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           s.table,
-		Key:                                 key(id),
-		UpdateExpression:                    e.Update(),
-		ConditionExpression:                 e.Condition(),
-		ExpressionAttributeNames:            e.Names(),
-		ExpressionAttributeValues:           e.Values(),
-		ReturnValues:                        returns,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	if err == nil && b.ends {
-		return decode(out.Attributes)
-	}
-	if err == nil {
-		return task.Task{}, nil
-	}
-	var stale *types.ConditionalCheckFailedException
-	if !errors.As(err, &stale) {
-		return task.Task{}, err
-	}
-	if stale.Item == nil {
-		return task.Task{}, task.ErrStale
-	}
-	current, err := decode(stale.Item)
-	if err != nil {
-		return task.Task{}, err
-	}
-	return task.Task{}, &task.StaleError{Current: current}
 }

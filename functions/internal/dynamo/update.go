@@ -2,54 +2,111 @@ package dynamo
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/schema"
 )
 
-// update is one change of a record, conditional on its status: the SDK's
-// expression builders make its expressions, so that no clause or
-// placeholder is written by hand.
-type update struct {
-	changes  expression.UpdateBuilder
-	statuses []expression.OperandBuilder // the record's status is one of these
-	clauses  []expression.ConditionBuilder
-	events   Events // an ended record stays in the open index until notified
-	ends     bool   // the update moves the record to a final status
-	from     task.Status
+// expressionOf is the conditional update that makes c: the SDK's
+// expression builders write it, so that no clause or placeholder is
+// written by hand.
+func (s *Store) expressionOf(c task.Change) (expression.Expression, error) {
+	e, err := expression.NewBuilder().WithUpdate(s.changesOf(c)).WithCondition(conditionOf(c)).Build()
+	if err != nil {
+		return e, fmt.Errorf("build the update of task %s: %w", c.ID, err)
+	}
+	return e, nil
 }
 
-func (s *Store) newUpdate(from task.Status, now time.Time) *update {
-	b := &update{
-		from:     from,
-		events:   s.events,
-		statuses: []expression.OperandBuilder{expression.Value(string(from))},
+// conditionOf is what the record must be for c to apply: in status c.From
+// (or c.OrFrom), under the lease c names, last updated at c.IfUpdatedAt.
+func conditionOf(c task.Change) expression.ConditionBuilder {
+	status := expression.Name(schema.Status)
+	condition := status.Equal(expression.Value(string(c.From)))
+	if c.OrFrom != "" {
+		condition = status.In(expression.Value(string(c.From)), expression.Value(string(c.OrFrom)))
 	}
-	if !now.IsZero() {
-		b.stamp(now)
+	switch {
+	case c.LeasedBy != "":
+		condition = condition.And(expression.Name(schema.LeaseOwner).Equal(expression.Value(c.LeasedBy)))
+	case !c.FreeAt.IsZero():
+		until := expression.Name(schema.LeaseUntil)
+		condition = condition.And(expression.AttributeNotExists(until).Or(until.LessThanEqual(expression.Value(c.FreeAt.UnixMilli()))))
 	}
-	return b
+	if !c.IfUpdatedAt.IsZero() {
+		condition = condition.And(expression.Name(schema.UpdatedAt).Equal(expression.Value(schema.Timestamp(c.IfUpdatedAt))))
+	}
+	return condition
 }
 
-// stamp moves the record's updatedAt to now.
-func (b *update) stamp(now time.Time) { b.set(schema.UpdatedAt, schema.Timestamp(now)) }
+// changes collects the SET, ADD and REMOVE clauses of an update.
+type changes struct{ expression.UpdateBuilder }
 
-// setStatus moves the record to s, in or out of the open index. A record
-// leaving a final status owes a new event, so its notifiedAt goes (an open
-// record has none).
-func (b *update) setStatus(s task.Status) {
-	b.ends = task.Final(s)
-	b.set(schema.Status, string(s))
-	if indexed(s, b.events) {
-		b.set(schema.OpenStatus, string(s))
+func (u *changes) set(attr string, v any) {
+	u.UpdateBuilder = u.Set(expression.Name(attr), expression.Value(v))
+}
+
+func (u *changes) remove(attr string) { u.UpdateBuilder = u.Remove(expression.Name(attr)) }
+
+// setList sets a list, or removes the attribute when the list is empty:
+// emulators store empty lists as maps, and an absent list reads the same.
+func setList[E any](u *changes, attr string, l []E) {
+	if len(l) == 0 {
+		u.remove(attr)
+		return
+	}
+	u.set(attr, l)
+}
+
+// changesOf is what c changes in the record.
+func (s *Store) changesOf(c task.Change) expression.UpdateBuilder {
+	var u changes
+	if !c.Now.IsZero() {
+		u.set(schema.UpdatedAt, schema.Timestamp(c.Now))
+	}
+	if c.To != "" {
+		u.setStatus(c.From, c.To, s.events)
+	}
+	if c.AddDelivery {
+		u.UpdateBuilder = u.Add(expression.Name(schema.Deliveries), expression.Value(1))
+	}
+	if cb := c.Callback; cb != nil {
+		u.set(schema.Code, cb.Code)
+		u.set(schema.Msg, cb.Msg)
+		u.set(schema.API, cb.API)
+		setList(&u, schema.Sources, cb.Sources)
+	}
+	if !c.ReceivedAt.IsZero() {
+		u.set(schema.ReceivedAt, schema.Timestamp(c.ReceivedAt))
+	}
+	if !c.ExpiresAt.IsZero() {
+		u.set(schema.ExpiresAt, c.ExpiresAt.Unix())
+	}
+	if len(c.Labels) > 0 {
+		// The first request that brings labels sets them; later ones never
+		// change them.
+		labels := expression.Name(schema.Labels)
+		u.UpdateBuilder = u.Set(labels, labels.IfNotExists(expression.Value(c.Labels)))
+	}
+	u.copyChanges(c)
+	return u.UpdateBuilder
+}
+
+// setStatus moves the record from status from to to, in or out of the
+// open index. A record leaving a final status owes a new event, so its
+// notifiedAt goes (an open record has none).
+func (u *changes) setStatus(from, to task.Status, events Events) {
+	u.set(schema.Status, string(to))
+	if indexed(to, events) {
+		u.set(schema.OpenStatus, string(to))
 	} else {
-		b.remove(schema.OpenStatus)
+		u.remove(schema.OpenStatus)
 	}
-	if task.Final(b.from) {
-		b.remove(schema.NotifiedAt)
+	if task.Final(from) {
+		u.remove(schema.NotifiedAt)
 	}
 }
 
@@ -59,46 +116,41 @@ func indexed(s task.Status, events Events) bool {
 	return task.Open(s) || bool(events) && task.Final(s)
 }
 
-// orStatus also accepts a record in status s; every other clause stays.
-func (b *update) orStatus(s task.Status) {
-	b.statuses = append(b.statuses, expression.Value(string(s)))
-}
-
-// require adds a clause the record must meet besides its status.
-func (b *update) require(c expression.ConditionBuilder) { b.clauses = append(b.clauses, c) }
-
-func (b *update) set(attr string, v any) {
-	b.changes = b.changes.Set(expression.Name(attr), expression.Value(v))
-}
-
-// setList sets a list, or removes the attribute when the list is empty:
-// emulators store empty lists as maps, and an absent list reads the same.
-func setList[E any](b *update, attr string, l []E) {
-	if len(l) == 0 {
-		b.remove(attr)
-		return
+// copyChanges are the parts of c that a copy makes: its lease, its
+// uploads, what it stored or why it failed, and the event of its end.
+func (u *changes) copyChanges(c task.Change) {
+	if l := c.Lease; l != nil {
+		u.set(schema.LeaseOwner, l.Owner)
+		u.set(schema.LeaseUntil, l.Until.UnixMilli())
+		u.set(schema.Receives, c.Receives)
 	}
-	b.set(attr, l)
-}
-
-func (b *update) add(attr string, n int) {
-	b.changes = b.changes.Add(expression.Name(attr), expression.Value(n))
-}
-
-func (b *update) remove(attr string) { b.changes = b.changes.Remove(expression.Name(attr)) }
-
-func (b *update) build() (expression.Expression, error) {
-	status := expression.Name(schema.Status)
-	condition := status.Equal(b.statuses[0])
-	if len(b.statuses) > 1 {
-		condition = status.In(b.statuses[0], b.statuses[1:]...)
+	if c.EndLease {
+		u.remove(schema.LeaseOwner)
+		u.remove(schema.LeaseUntil)
 	}
-	for _, c := range b.clauses {
-		condition = condition.And(c)
+	if up := c.Upload; up != nil {
+		uploads := expression.Name(schema.Uploads)
+		none := expression.Value(&types.AttributeValueMemberL{Value: []types.AttributeValue{}})
+		u.UpdateBuilder = u.Set(uploads, expression.ListAppend(uploads.IfNotExists(none), expression.Value([]schema.Upload{{Key: up.Key, UploadID: up.ID}})))
 	}
-	e, err := expression.NewBuilder().WithUpdate(b.changes).WithCondition(condition).Build()
-	if err != nil {
-		return e, fmt.Errorf("build update: %w", err)
+	if c.DropUploads {
+		u.remove(schema.Uploads)
 	}
-	return e, nil
+	if c.To == task.StatusStored {
+		u.set(schema.StoredAt, schema.Timestamp(c.Now))
+		setList(u, schema.Objects, objects(c.Objects))
+	}
+	if c.Error != "" {
+		u.set(schema.Error, c.Error)
+	}
+	if c.DropError {
+		u.remove(schema.Error)
+	}
+	if c.DropReceives {
+		u.remove(schema.Receives)
+	}
+	if !c.NotifiedAt.IsZero() {
+		u.set(schema.NotifiedAt, schema.Timestamp(c.NotifiedAt))
+		u.remove(schema.OpenStatus)
+	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 func TestOrStatusKeepsTheClausesBeforeIt(t *testing.T) {
-	e, err := (&Store{}).updateOf(task.ReleaseLease("t1", "copier-1")).build()
+	e, err := (&Store{}).expressionOf(task.ReleaseLease("t1", "copier-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
