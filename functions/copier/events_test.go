@@ -2,21 +2,105 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"io/fs"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"runtime/debug"
-	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	sample "github.com/kiehook/kiehook/events"
+	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/infra/emulators"
 )
+
+// The copy itself is tested in functions/internal/copier; these tests
+// check what main adds: the configuration, the memory plan, and a built
+// function that copies.
+
+// stage is the emulated AWS a built copier runs against, with the store
+// to seed its tasks and read them back.
+type stage struct {
+	env   *emulators.Env
+	store *dynamo.Store
+}
+
+func newStage(tb testing.TB) *stage {
+	tb.Helper()
+	env := emulators.New(tb, emulators.Options{})
+	return &stage{env: env, store: dynamo.New(env.DynamoDB, env.Table, dynamo.WithEvents)}
+}
+
+// setenv gives the function the stage's environment, and the sources
+// on this machine that the tests serve.
+func (s *stage) setenv(t *testing.T) {
+	for k, v := range s.env.Vars() {
+		t.Setenv(k, v)
+	}
+	t.Setenv("ALLOW_PRIVATE_SOURCES", "true")
+	t.Setenv("SOURCE_HOSTS", "127.0.0.1")
+}
+
+// seed records a queued task of sources.
+func (s *stage) seed(tb testing.TB, id string, sources ...string) {
+	tb.Helper()
+	rec := task.Task{ID: id, Status: task.StatusQueued, Code: 200, Deliveries: 1, Sources: sources}
+	if _, created, err := s.store.Create(context.Background(), rec); err != nil || !created {
+		tb.Fatalf("seed %s: %v %v", id, created, err)
+	}
+}
+
+func (s *stage) record(tb testing.TB, id string) task.Task {
+	tb.Helper()
+	t, found, err := s.store.Get(context.Background(), id)
+	if err != nil || !found {
+		tb.Fatalf("record %s: %v %v", id, found, err)
+	}
+	return t
+}
+
+func message(id string) events.SQSMessage {
+	return events.SQSMessage{MessageId: "msg-" + id, Body: fmt.Sprintf(`{"taskId":%q}`, id)}
+}
+
+// writeMP4 writes an MP4-looking file of size bytes, its magic then
+// filler, 256 KiB at a time, so that the writer never holds it whole.
+func writeMP4(w io.Writer, size int64) error {
+	chunk := make([]byte, 256<<10)
+	for i := range chunk {
+		chunk[i] = byte(i * 31)
+	}
+	copy(chunk, "\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom")
+	for sent := int64(0); sent < size; {
+		n := min(int64(len(chunk)), size-sent)
+		if _, err := w.Write(chunk[:n]); err != nil {
+			return err
+		}
+		sent += n
+	}
+	return nil
+}
+
+// serveMP4 serves writeMP4's file of size bytes at every path.
+func serveMP4(tb testing.TB, size int64) *httptest.Server {
+	tb.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		writeMP4(w, size)
+	}))
+	tb.Cleanup(srv.Close)
+	return srv
+}
 
 func localVars(tb testing.TB) map[string]string {
 	tb.Helper()
@@ -25,41 +109,6 @@ func localVars(tb testing.TB) map[string]string {
 		tb.Fatal(err)
 	}
 	return vars
-}
-
-func TestSampleEventsRunThroughTheHandler(t *testing.T) {
-	files, _ := fs.Glob(sample.Files, "copier-*.json")
-	if len(files) == 0 {
-		t.Fatal("no copier events")
-	}
-	for _, file := range files {
-		t.Run(file+" copies every task it names, once", func(t *testing.T) {
-			b, _ := fs.ReadFile(sample.Files, file)
-			var ev events.SQSEvent
-			if err := json.Unmarshal(b, &ev); err != nil {
-				t.Fatalf("decode: %v", err)
-			}
-			h := newHarness(t)
-			var ids []string
-			for _, rec := range ev.Records {
-				var m struct{ TaskID string }
-				json.Unmarshal([]byte(rec.Body), &m)
-				if !slices.Contains(ids, m.TaskID) { // a batch may deliver a task twice
-					h.seed(t, m.TaskID, task.StatusQueued, "/img.png")
-					ids = append(ids, m.TaskID)
-				}
-			}
-			// A second delivery of a task in the same batch is the same
-			// copy as the first.
-			resp, err := h.handler.Handle(context.Background(), ev)
-			if err != nil || len(resp.BatchItemFailures) != 0 {
-				t.Fatalf("failures %v %v", resp.BatchItemFailures, err)
-			}
-			for _, id := range ids {
-				h.assertStored(t, id, "/img.png")
-			}
-		})
-	}
 }
 
 func TestLoadConfig(t *testing.T) {
@@ -90,37 +139,50 @@ func TestLoadConfig(t *testing.T) {
 			}
 		})
 	}
+	t.Run("VERIFY_WITH_PLATFORM needs an API key", func(t *testing.T) {
+		_, err := loadConfig(envconf.Map(map[string]string{"TABLE_NAME": "t", "BUCKET_NAME": "b", "VERIFY_WITH_PLATFORM": "true"}))
+		if err == nil || !strings.Contains(err.Error(), "KIE_API_KEY") {
+			t.Errorf("error %v", err)
+		}
+	})
 }
 
 func TestBuildWiresAFunctionFromItsEnvironment(t *testing.T) {
-	h := newHarness(t)
-	for k, v := range h.env.Vars() {
-		t.Setenv(k, v)
-	}
-	t.Setenv("ALLOW_PRIVATE_SOURCES", "true")
-	t.Setenv("SOURCE_HOSTS", "127.0.0.1")
-	built, err := build(context.Background(), h.copier.Logger)
+	s := newStage(t)
+	s.setenv(t)
+	logger := slog.New(slog.DiscardHandler)
+	built, err := build(context.Background(), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.seed(t, "built", task.StatusQueued, "/img.png")
+	const size = 300 << 10
+	s.seed(t, "built", serveMP4(t, size).URL+"/clip.mp4")
 	resp, _ := built.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{message("built")}})
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures %v", resp.BatchItemFailures)
 	}
-	h.assertStored(t, "built", "/img.png")
-	if evs := h.env.Events(); len(evs) != 1 || evs[0].DetailType != "Task Stored" || evs[0].Bus != h.env.Vars()["EVENT_BUS_NAME"] {
+	hash := sha256.New()
+	writeMP4(hash, size)
+	want := hex.EncodeToString(hash.Sum(nil))
+	rec := s.record(t, "built")
+	if rec.Status != task.StatusStored || len(rec.Objects) != 1 || rec.Objects[0].Bytes != size || rec.Objects[0].SHA256 != want {
+		t.Fatalf("record %+v", rec)
+	}
+	if obj, err := s.env.Object(context.Background(), rec.Objects[0].Key); err != nil || obj.Tags["sha256"] != want {
+		t.Errorf("object %s: tags %v, %v", rec.Objects[0].Key, obj.Tags, err)
+	}
+	if evs := s.env.Events(); len(evs) != 1 || evs[0].DetailType != "Task Stored" || evs[0].Bus != s.env.Vars()["EVENT_BUS_NAME"] {
 		t.Errorf("with EVENT_BUS_NAME set, the copier put %+v", evs)
 	}
 	t.Run("a missing variable stops it with the variable's name", func(t *testing.T) {
 		t.Setenv("TABLE_NAME", "")
-		if _, err := build(context.Background(), h.copier.Logger); err == nil || !strings.Contains(err.Error(), "TABLE_NAME") {
+		if _, err := build(context.Background(), logger); err == nil || !strings.Contains(err.Error(), "TABLE_NAME") {
 			t.Errorf("error %v", err)
 		}
 	})
 	t.Run("files larger than S3's 10,000 parts stop it, naming MAX_OBJECT_BYTES", func(t *testing.T) {
 		t.Setenv("MAX_OBJECT_BYTES", "4611686018427387903")
-		if _, err := build(context.Background(), h.copier.Logger); err == nil || !strings.Contains(err.Error(), "MAX_OBJECT_BYTES") {
+		if _, err := build(context.Background(), logger); err == nil || !strings.Contains(err.Error(), "MAX_OBJECT_BYTES") {
 			t.Errorf("error %v", err)
 		}
 	})
@@ -150,12 +212,9 @@ func TestMemoryIsPlannedFromTheFunctionsSize(t *testing.T) {
 	}
 	t.Run("build sets the Go memory limit from AWS_LAMBDA_FUNCTION_MEMORY_SIZE", func(t *testing.T) {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
-		h := newHarness(t)
-		for k, v := range h.env.Vars() {
-			t.Setenv(k, v)
-		}
+		newStage(t).setenv(t)
 		t.Setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-		if _, err := build(context.Background(), h.copier.Logger); err != nil {
+		if _, err := build(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
 			t.Fatal(err)
 		}
 		if got := debug.SetMemoryLimit(-1); got != 512<<20 {

@@ -1,5 +1,7 @@
 // Command copier is the SQS-triggered Lambda that downloads every result of
 // a task, safely and streaming, copies it into S3, and marks the task stored.
+// The copy itself is functions/internal/copier's; this is its wiring: the
+// configuration, the memory plan and the clients.
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/kiehook/kiehook/functions/internal/copier"
 	"github.com/kiehook/kiehook/functions/internal/download"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
@@ -23,11 +26,11 @@ import (
 )
 
 func main() {
-	lambdamain.Run("copier", build, func(h *Handler) any { return h.Handle })
+	lambdamain.Run("copier", build, func(h *copier.Handler) any { return h.Handle })
 }
 
 // build reads the configuration and makes the SDK clients, once per cold start.
-func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
+func build(ctx context.Context, logger *slog.Logger) (*copier.Handler, error) {
 	c, awsCfg, err := lambdamain.Config(loadConfig)
 	if err != nil {
 		return nil, err
@@ -39,7 +42,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 	s3Client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = c.PathStyle })
 	bucket := objects.New(s3Client, c.Bucket, objects.NewBudget(parts))
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.Events(c.EventBus != ""))
-	cp := &Copier{
+	cp := &copier.Copier{
 		Store:   store,
 		Sources: download.New(download.Options{Hosts: c.Hosts, AllowPrivate: c.AllowPrivate, MaxBytes: c.MaxBytes}),
 		Objects: bucket,
@@ -59,5 +62,5 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 			return nil, err
 		}
 	}
-	return NewHandler(cp.Copy, logger), nil
+	return copier.NewHandler(cp.Copy, logger), nil
 }

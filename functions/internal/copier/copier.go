@@ -1,4 +1,9 @@
-package main
+// Package copier is the copier function's logic: the SQS batch handler,
+// the lease on a task, its record read again, the copies of its sources
+// at once, and the verdicts. Its command, functions/copier, only wires it
+// to AWS; the logic lives here so that one test can run it beside the
+// reconciler and the recovery commands.
+package copier
 
 import (
 	"context"

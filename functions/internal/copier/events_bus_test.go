@@ -1,4 +1,4 @@
-package main
+package copier
 
 import (
 	"encoding/json"
