@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/kiehook/kiehook/functions/internal/awsenv"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kie"
@@ -32,17 +32,9 @@ func main() {
 
 // build reads the configuration and makes the SDK clients, once per cold start.
 func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
-	c, awsCfg, err := lambdamain.Config(loadConfig)
+	c, awsCfg, err := lambdamain.Config(loadConfig, awsenv.AnsweringRetry)
 	if err != nil {
 		return nil, err
-	}
-	// Three attempts with short back-off keep a throttled dependency inside
-	// the request budget; the platform's own retry covers the rest.
-	awsCfg.Retryer = func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = 3
-			o.MaxBackoff = time.Second
-		})
 	}
 	auth, err := authFrom(ctx, c, awsCfg, logger)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/kiehook/kiehook/functions/internal/awsenv"
 	"github.com/kiehook/kiehook/functions/internal/copier"
 	"github.com/kiehook/kiehook/functions/internal/download"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
@@ -31,7 +32,7 @@ func main() {
 
 // build reads the configuration and makes the SDK clients, once per cold start.
 func build(ctx context.Context, logger *slog.Logger) (*copier.Handler, error) {
-	c, awsCfg, err := lambdamain.Config(loadConfig)
+	c, awsCfg, err := lambdamain.Config(loadConfig, awsenv.BackgroundRetry)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/kiehook/kiehook/functions/internal/awsenv"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/lambdamain"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
@@ -26,7 +27,7 @@ func main() {
 
 // build reads the configuration and makes the SDK clients, once per cold start.
 func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
-	c, awsCfg, err := lambdamain.Config(loadConfig)
+	c, awsCfg, err := lambdamain.Config(loadConfig, awsenv.AnsweringRetry)
 	if err != nil {
 		return nil, err
 	}

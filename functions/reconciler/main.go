@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/kiehook/kiehook/functions/internal/awsenv"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
@@ -32,7 +33,7 @@ func main() {
 
 // build reads the configuration and makes the SDK clients, once per cold start.
 func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
-	c, awsCfg, err := lambdamain.Config(loadConfig)
+	c, awsCfg, err := lambdamain.Config(loadConfig, awsenv.BackgroundRetry)
 	if err != nil {
 		return nil, err
 	}

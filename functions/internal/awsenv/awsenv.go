@@ -13,8 +13,11 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
@@ -56,4 +59,42 @@ type endpoints func(string) (string, bool)
 func (e endpoints) GetServiceBaseEndpoint(_ context.Context, sdkID string) (string, bool, error) {
 	v, ok := e("AWS_ENDPOINT_URL_" + strings.ToUpper(strings.ReplaceAll(sdkID, " ", "_")))
 	return v, ok && v != "", nil
+}
+
+// Retry is how a function's SDK clients retry a call that failed in a way
+// a retry may pass (a 5xx, a throttle, a reset). Each function chooses
+// one, from who waits on its answer.
+type Retry struct {
+	Attempts   int           // in all, the first included
+	MaxBackoff time.Duration // the longest wait before one attempt
+}
+
+// AnsweringRetry is for the functions a caller waits on: the callback,
+// which answers within task.AnswerBudget (10 s) and whose 503 the platform
+// retries, and the reader, which Lambda stops after 10 s. Three attempts,
+// waiting 2 s at most between them (after throttles; 150 ms otherwise),
+// keep a throttled dependency inside that budget.
+var AnsweringRetry = Retry{Attempts: 3, MaxBackoff: time.Second}
+
+// BackgroundRetry is for the functions no caller waits on: the copier,
+// whose message SQS delivers again, and the reconciler, which runs again
+// the next minute. Eight attempts ride out a longer throttle, waiting
+// 1+2+4+5×4 = 27 s at most, before a whole delivery or run is spent.
+var BackgroundRetry = Retry{Attempts: 8, MaxBackoff: 5 * time.Second}
+
+// Retryer is the SDK's standard retryer with r's attempts and back-off,
+// and without its client-side retry quota (aws-sdk-go-v2 issue 3413). The
+// quota, 500 tokens less 14 a retry and refilled by 1 a call that
+// succeeds, is empty after some 35 retries; the client then refuses every
+// retry ("retry quota exceeded") until hundreds of calls have succeeded,
+// so through and after an outage a warm sandbox fails at their first
+// error the calls one retry would pass. The quota spares a service a
+// fleet of clients retrying at once; a sandbox is one short-lived client,
+// whose every call r bounds already.
+func (r Retry) Retryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = r.Attempts
+		o.MaxBackoff = r.MaxBackoff
+		o.RateLimiter = ratelimit.None
+	})
 }

@@ -29,12 +29,14 @@ func Run[F any](name string, build func(ctx context.Context, logger *slog.Logger
 }
 
 // Config reads a function's configuration with load and the SDK's from
-// Lambda's environment; the first error stops the build.
-func Config[C any](load func(lookup func(string) (string, bool)) (C, error)) (C, aws.Config, error) {
+// Lambda's environment, its clients retrying as retry says; the first
+// error stops the build.
+func Config[C any](load func(lookup func(string) (string, bool)) (C, error), retry awsenv.Retry) (C, aws.Config, error) {
 	c, err := load(os.LookupEnv)
 	if err != nil {
 		return c, aws.Config{}, err
 	}
 	awsCfg, err := awsenv.Config(os.LookupEnv)
+	awsCfg.Retryer = retry.Retryer
 	return c, awsCfg, err
 }
