@@ -1,7 +1,9 @@
 // Command reconciler runs every minute: it polls the platform for pending
 // tasks whose callback never came, queues again the records stuck before
 // the queue, gives up the copies whose message reached the dead-letter
-// queue, and counts the copies that wait too long.
+// queue, and counts the copies that wait too long. The passes are
+// functions/internal/reconciler's; this is their wiring: the
+// configuration and the clients.
 package main
 
 import (
@@ -24,15 +26,16 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/queue"
+	"github.com/kiehook/kiehook/functions/internal/reconciler"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
 func main() {
-	lambdamain.Run("reconciler", build, func(r *Reconciler) any { return r.Handle })
+	lambdamain.Run("reconciler", build, func(r *reconciler.Reconciler) any { return r.Handle })
 }
 
 // build reads the configuration and makes the SDK clients, once per cold start.
-func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
+func build(ctx context.Context, logger *slog.Logger) (*reconciler.Reconciler, error) {
 	c, awsCfg, err := lambdamain.Config(loadConfig, awsenv.BackgroundRetry)
 	if err != nil {
 		return nil, err
@@ -44,7 +47,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Reconciler, error) {
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.Events(c.EventBus != ""))
 	sqsClient := sqs.NewFromConfig(awsCfg)
 	receiver := &task.Receiver{Store: store, Queue: queue.New(sqsClient, c.QueueURL), TTL: c.RecordTTL, Now: time.Now, Logger: logger}
-	r := &Reconciler{
+	r := &reconciler.Reconciler{
 		Tasks:        store,
 		Receiver:     receiver,
 		Metrics:      metrics.New(os.Stdout, c.Namespace, time.Now),

@@ -1,4 +1,11 @@
-package main
+// Package reconciler is the reconciler function's passes: it polls the
+// platform for pending tasks whose callback never came, queues again the
+// records stuck before the queue, gives up the copies whose message
+// reached the dead-letter queue, counts the copies that wait too long,
+// and puts the events a function died before putting. Its command,
+// functions/reconciler, only wires it to AWS; the passes live here so
+// that one test can run them beside the copier and the recovery commands.
+package reconciler
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package main
+package reconciler
 
 import (
 	"context"
@@ -18,7 +18,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	sample "github.com/kiehook/kiehook/events"
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
-	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
@@ -308,24 +307,6 @@ func TestOverlappingRunsActOnceOnEachTask(t *testing.T) {
 	}
 }
 
-func TestLoadConfig(t *testing.T) {
-	c, err := loadConfig(envconf.Map(map[string]string{"TABLE_NAME": "t", "QUEUE_URL": "q"}))
-	if err != nil || c.API.BaseURL != kieapi.DefaultBaseURL || c.Retention != 336*time.Hour || c.Limit != 50 {
-		t.Errorf("%+v %v", c, err)
-	}
-	for _, bad := range []map[string]string{
-		{"QUEUE_URL": "q"},
-		{"TABLE_NAME": "t", "QUEUE_URL": "q", "PLATFORM_RETENTION": "14d"},
-		{"TABLE_NAME": "t", "QUEUE_URL": "q", "RECONCILE_LIMIT": "5000"},
-		{"TABLE_NAME": "t", "QUEUE_URL": "q", "EVENT_BUS_NAME": "kiehook"}, // the sweep's Task Stored events need the bucket
-		{"TABLE_NAME": "t", "QUEUE_URL": "q", "NOTIFY_SWEEP_AFTER": "soon"},
-	} {
-		if _, err := loadConfig(envconf.Map(bad)); err == nil {
-			t.Errorf("%v: want an error", bad)
-		}
-	}
-}
-
 func TestTheScheduleEventRunsAPass(t *testing.T) {
 	raw, err := fs.ReadFile(sample.Files, "reconciler-schedule.json")
 	if err != nil {
@@ -342,42 +323,6 @@ func TestTheScheduleEventRunsAPass(t *testing.T) {
 	}
 	if rec := h.record(t, "sched_stuck"); rec.Status != task.StatusQueued {
 		t.Errorf("status %s", rec.Status)
-	}
-	vars, err := sample.LocalVars("ReconcilerFunction")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := loadConfig(envconf.Map(vars)); err != nil {
-		t.Errorf("env.json: %v", err)
-	}
-}
-
-func TestBuildWiresTheFunctionFromItsEnvironment(t *testing.T) {
-	h := newHarness(t)
-	for k, v := range h.env.Vars() {
-		t.Setenv(k, v)
-	}
-	t.Setenv("KIE_API_KEY", "api-key")
-	t.Setenv("KIE_API_BASE_URL", h.platform.URL)
-	r, err := build(context.Background(), slog.New(slog.DiscardHandler))
-	if err != nil || r.Platform == nil {
-		t.Fatalf("%v, platform %v", err, r)
-	}
-	h.seed(t, "built_pending", "market", task.StatusPending, time.Hour)
-	h.platform.Set("market", "built_pending", platform.Failure)
-	r.Now = h.r.Now
-	if _, err := r.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if rec := h.record(t, "built_pending"); rec.Status != task.StatusFailed {
-		t.Errorf("status %s", rec.Status)
-	}
-	if evs := h.env.Events(); len(evs) != 1 || evs[0].DetailType != "Task Failed" {
-		t.Errorf("with EVENT_BUS_NAME set, the reconciler put %+v", evs)
-	}
-	t.Setenv("QUEUE_URL", "")
-	if _, err := build(context.Background(), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "QUEUE_URL") {
-		t.Errorf("error %v", err)
 	}
 }
 
