@@ -19,8 +19,9 @@ const (
 // Apart lets a test that starts a stack run beside the others: it marks
 // t parallel, runs it in a child process of the test binary, on the
 // functions already built, and fails t with the child's output should it
-// fail. It reports whether the caller is that child, which then runs the
-// test's body itself. With -short it skips t: no stack starts.
+// fail, or should it not report t passed. It reports whether the caller
+// is that child, which then runs the test's body itself. With -short it
+// skips t: no stack starts.
 //
 // Stacks side by side in one process race: goaws (v0.5.4) keeps every
 // queue in one package-level map that its handlers read without its lock,
@@ -45,7 +46,23 @@ func Apart(t *testing.T, bins *Binaries) (child bool) {
 	if err != nil {
 		t.Fatalf("in a process of its own: %v\n%s", err, out)
 	}
+	// A test binary that runs no test exits 0 too: only the child's own
+	// verdict on t says that t ran.
+	if !passed(out, t.Name()) {
+		t.Fatalf("in a process of its own, %s did not run: its child exited 0 without a --- PASS line for it\n%s", t.Name(), out)
+	}
 	t.Log(string(out))
+	return false
+}
+
+// passed reports whether the -test.v output out says the test named name
+// passed.
+func passed(out []byte, name string) bool {
+	for line := range strings.Lines(string(out)) {
+		if strings.HasPrefix(strings.TrimLeft(line, " "), "--- PASS: "+name+" (") {
+			return true
+		}
+	}
 	return false
 }
 
