@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/url"
 	"strings"
 	"time"
@@ -37,9 +38,9 @@ func (c Caller) PrintURLs(out io.Writer) {
 // waits for the task to end and prints its record: with resultURL (a file
 // of yours on the platform's hosts) a success to copy, which must end
 // stored; without, a failure (code 501), which must end failed. Its task
-// id is kiehook-check-<time>.
+// id, from checkTaskID, is new to each check.
 func (r *Recovery) Check(ctx context.Context, c Caller, resultURL string, wait time.Duration, out io.Writer) error {
-	id := fmt.Sprintf("kiehook-check-%d", r.Now().Unix())
+	id := checkTaskID(r.Now())
 	body, want := map[string]any{"code": 501, "msg": "kiehook check: a failure, nothing to copy", "data": map[string]any{"taskId": id}}, schema.Failed
 	if resultURL != "" {
 		body, want = map[string]any{"code": 200, "msg": "kiehook check", "data": map[string]any{"taskId": id, "resultUrls": []string{resultURL}}}, schema.Stored
@@ -75,6 +76,15 @@ func (r *Recovery) Check(ctx context.Context, c Caller, resultURL string, wait t
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// checkTaskID names a check's task kiehook-check-<unix time>-<random>: the
+// time tells the operator which check it was, and the random part keeps
+// two checks in one second from being one task, the second a repeat
+// callback. It is a task id as the callback accepts one: 1-128 characters
+// of A-Z a-z 0-9 . _ : -.
+func checkTaskID(now time.Time) string {
+	return fmt.Sprintf("kiehook-check-%d-%08x", now.Unix(), rand.Uint32())
 }
 
 func (r *Recovery) record(ctx context.Context, id string) (schema.Record, error) {
