@@ -14,7 +14,8 @@
 // the copy dead-letter queue. Either way the copier resets the record as
 // new, so that Task Stored is put when the copy succeeds: ops itself only
 // reads records and sends messages. It uses the AWS CLI's
-// credentials and region.
+// credentials and region. Requeue and redrive are functions/recovery's;
+// this is their command.
 package main
 
 import (
@@ -32,11 +33,31 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kiehook/kiehook/events"
+	"github.com/kiehook/kiehook/functions/recovery"
+	"github.com/kiehook/kiehook/functions/schema"
 )
+
+// Recovery is what the commands act with: recovery's Requeue and Redrive,
+// and the DynamoDB client that check reads its task's record with.
+type Recovery struct {
+	*recovery.Recovery
+	DynamoDB dynamoAPI
+}
+
+// dynamoAPI is the part of DynamoDB check uses: it only reads.
+type dynamoAPI interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+}
+
+// key is a record's key, for check's read.
+func key(id string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{schema.TaskID: &types.AttributeValueMemberS{Value: id}}
+}
 
 func main() {
 	stack := flag.String("stack", "kiehook", "the deployed stack's name (samconfig.toml's stack_name)")
@@ -107,7 +128,7 @@ func connect(ctx context.Context, stack string, local bool) (*Recovery, Caller, 
 	for _, o := range out.Stacks[0].Outputs {
 		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
 	}
-	res := Resources{Table: outputs["TasksTableName"], QueueURL: outputs["CopyQueueUrl"], DLQURL: outputs["CopyDeadLetterQueueUrl"]}
+	res := recovery.Resources{Table: outputs["TasksTableName"], QueueURL: outputs["CopyQueueUrl"], DLQURL: outputs["CopyDeadLetterQueueUrl"]}
 	if res.Table == "" || res.QueueURL == "" || res.DLQURL == "" || outputs["CallbackUrl"] == "" || outputs["ReaderUrl"] == "" {
 		return nil, Caller{}, fmt.Errorf("stack %s lacks the outputs TasksTableName, CopyQueueUrl, CopyDeadLetterQueueUrl, CallbackUrl and ReaderUrl: is it kiehook?", stack)
 	}
@@ -138,7 +159,8 @@ func connect(ctx context.Context, stack string, local bool) (*Recovery, Caller, 
 	if caller.ReadToken, err = first("ReadTokenSecretArn"); err != nil {
 		return nil, Caller{}, err
 	}
-	return &Recovery{DynamoDB: dynamodb.NewFromConfig(cfg), SQS: sqs.NewFromConfig(cfg), Resources: res, Now: time.Now}, caller, nil
+	db := dynamodb.NewFromConfig(cfg)
+	return &Recovery{Recovery: recovery.New(db, sqs.NewFromConfig(cfg), res, time.Now), DynamoDB: db}, caller, nil
 }
 
 // localRecovery reaches the local stack at events/env.json's endpoints,
@@ -156,7 +178,7 @@ func localRecovery(ctx context.Context) (*Recovery, Caller, error) {
 	if err != nil {
 		return nil, Caller{}, err
 	}
-	res := Resources{Table: vars["TABLE_NAME"], QueueURL: vars["QUEUE_URL"], DLQURL: vars["QUEUE_URL"] + "-dlq"}
+	res := recovery.Resources{Table: vars["TABLE_NAME"], QueueURL: vars["QUEUE_URL"], DLQURL: vars["QUEUE_URL"] + "-dlq"}
 	r, err := recoveryAt(ctx, vars["AWS_ENDPOINT_URL_DYNAMODB"], vars["AWS_ENDPOINT_URL_SQS"], res)
 	caller := Caller{CallbackURL: "http://127.0.0.1:3000/?token=" + url.QueryEscape(callback["CALLBACK_TOKEN"]), Key: callback["WEBHOOK_HMAC_KEY"],
 		ReaderURL: "http://127.0.0.1:3001/", ReadToken: reader["READ_TOKEN"]}
@@ -165,7 +187,7 @@ func localRecovery(ctx context.Context) (*Recovery, Caller, error) {
 
 // recoveryAt is a Recovery whose clients reach emulators at the given
 // endpoints.
-func recoveryAt(ctx context.Context, dynamoURL, sqsURL string, res Resources) (*Recovery, error) {
+func recoveryAt(ctx context.Context, dynamoURL, sqsURL string, res recovery.Resources) (*Recovery, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"),
 		config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}, nil
@@ -173,13 +195,10 @@ func recoveryAt(ctx context.Context, dynamoURL, sqsURL string, res Resources) (*
 	if err != nil {
 		return nil, err
 	}
-	return &Recovery{
-		DynamoDB: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-			o.BaseEndpoint = aws.String(dynamoURL)
-			o.DisableValidateResponseChecksum = true // minidyn's CRC32 header does not match
-		}),
-		SQS:       sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(sqsURL) }),
-		Resources: res,
-		Now:       time.Now,
-	}, nil
+	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String(dynamoURL)
+		o.DisableValidateResponseChecksum = true // minidyn's CRC32 header does not match
+	})
+	q := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(sqsURL) })
+	return &Recovery{Recovery: recovery.New(db, q, res, time.Now), DynamoDB: db}, nil
 }

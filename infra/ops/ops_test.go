@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/kiehook/kiehook/functions/recovery"
 	"github.com/kiehook/kiehook/infra/platform"
 	"github.com/kiehook/kiehook/infra/stack"
 )
@@ -89,21 +89,6 @@ func TestRecoveryOnTheLocalStack(t *testing.T) {
 		}
 		waitStored(t, s, "ops_exhausted")
 	})
-	t.Run("a task a copier holds is not reset under it", func(t *testing.T) {
-		queued("ops_held", time.Now().Add(time.Hour))
-		if err := r.Requeue(ctx, "ops_held"); err == nil || !strings.Contains(err.Error(), "a copier holds it") {
-			t.Errorf("error %v", err)
-		}
-	})
-	t.Run("a stored task is not requeued, and its message leaves the dead-letter queue", func(t *testing.T) {
-		if err := r.Requeue(ctx, "ops_requeued"); !errors.Is(err, errEnded) {
-			t.Errorf("error %v", err)
-		}
-		s.Env.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &s.Env.DLQURL, MessageBody: aws.String(`{"taskId":"ops_requeued"}`)})
-		if moved, err := r.Redrive(ctx); len(moved) != 0 || err != nil {
-			t.Errorf("moved %v, error %v", moved, err)
-		}
-	})
 	t.Run("an unknown task and an unknown command are errors", func(t *testing.T) {
 		var out bytes.Buffer
 		if err := run(ctx, r, []string{"requeue", "ops_nobody"}, &out); err == nil || !strings.Contains(err.Error(), "no record") {
@@ -132,7 +117,7 @@ func localStackIn(t *testing.T, dir string) (*stack.Stack, *platform.Files, *Rec
 	t.Cleanup(s.Close)
 	files := platform.ServeFiles()
 	t.Cleanup(files.Close)
-	r, err := recoveryAt(context.Background(), s.Env.DynamoDBURL, s.Env.SQSURL, Resources{Table: s.Env.Table, QueueURL: s.Env.QueueURL, DLQURL: s.Env.DLQURL})
+	r, err := recoveryAt(context.Background(), s.Env.DynamoDBURL, s.Env.SQSURL, recovery.Resources{Table: s.Env.Table, QueueURL: s.Env.QueueURL, DLQURL: s.Env.DLQURL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +188,7 @@ func TestACheckThatCannotConnectShowsNoToken(t *testing.T) {
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close()
 	const token = "s3cr3t+t0k/en"
-	r := &Recovery{Now: time.Now}
+	r := &Recovery{Recovery: &recovery.Recovery{Now: time.Now}}
 	var out bytes.Buffer
 	err := r.Check(context.Background(), Caller{CallbackURL: closed.URL + "/?token=" + url.QueryEscape(token), Key: "k"}, "", time.Second, &out)
 	if err == nil {
@@ -285,7 +270,7 @@ func TestDeliveriesUsedUpBehindABacklogAreGivenUpAndRedriveStoresThem(t *testing
 	t.Cleanup(s.Close)
 	files := platform.ServeFiles()
 	t.Cleanup(files.Close)
-	r, err := recoveryAt(ctx, s.Env.DynamoDBURL, s.Env.SQSURL, Resources{Table: s.Env.Table, QueueURL: s.Env.QueueURL, DLQURL: s.Env.DLQURL})
+	r, err := recoveryAt(ctx, s.Env.DynamoDBURL, s.Env.SQSURL, recovery.Resources{Table: s.Env.Table, QueueURL: s.Env.QueueURL, DLQURL: s.Env.DLQURL})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,10 @@
-package main
+// Package recovery puts tasks whose copy failed back in the copier's
+// hands: Requeue sends a task's id to the copier again, Redrive does it for
+// every message of the copy dead-letter queue. It only reads records and
+// sends messages; the copier itself moves a copy_failed record back to
+// queued (task.Requeue). It is not internal, so that its command,
+// go run ./infra/ops, can import it.
+package recovery
 
 import (
 	"context"
@@ -7,10 +13,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/schema"
 )
 
@@ -19,10 +25,10 @@ type Resources struct {
 	Table, QueueURL, DLQURL string
 }
 
-// dynamoAPI is the part of DynamoDB recovery uses: it only reads, and
-// leaves every change of a record to the functions.
-type dynamoAPI interface {
-	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+// records reads a task's record; recovery leaves every change of a
+// record to the functions.
+type records interface {
+	Get(ctx context.Context, id string) (task.Task, bool, error)
 }
 
 // sqsAPI is the part of SQS recovery uses.
@@ -34,15 +40,22 @@ type sqsAPI interface {
 
 // Recovery puts tasks whose copy failed back in the copier's hands.
 type Recovery struct {
-	DynamoDB dynamoAPI
-	SQS      sqsAPI
+	Records records
+	SQS     sqsAPI
 	Resources
 	Now func() time.Time
 }
 
-// errEnded is a task that ended otherwise than copy_failed: there is no
+// New is a Recovery that reads the records of res's table through db and
+// sends to res's queues through q.
+func New(db dynamo.Client, q sqsAPI, res Resources, now func() time.Time) *Recovery {
+	// Whether events are on matters only to writes; recovery reads.
+	return &Recovery{Records: dynamo.New(db, res.Table, dynamo.WithoutEvents), SQS: q, Resources: res, Now: now}
+}
+
+// ErrEnded is a task that ended otherwise than copy_failed: there is no
 // copy to retry.
-var errEnded = errors.New("nothing to requeue")
+var ErrEnded = errors.New("nothing to requeue")
 
 // Requeue gives the task id to the copier again, with a message that
 // asks it to: the copier moves a copy_failed record back to queued
@@ -53,19 +66,20 @@ var errEnded = errors.New("nothing to requeue")
 // copier holds: the copier would drop the message. A Requeue whose send
 // failed is safe to repeat.
 func (r *Recovery) Requeue(ctx context.Context, id string) error {
-	rec, err := r.record(ctx, id)
+	t, found, err := r.Records.Get(ctx, id)
 	if err != nil {
-		return err
+		return fmt.Errorf("read task %s: %w", id, err)
 	}
-	switch status := rec.Status; status {
-	case schema.CopyFailed, schema.Queued:
-		if until := time.UnixMilli(rec.LeaseUntil); rec.LeaseOwner != "" && until.After(r.Now()) {
-			return fmt.Errorf("task %s: a copier holds it until %s; run requeue again once that copy has ended", id, schema.Timestamp(until))
-		}
-	case "":
+	if !found {
 		return fmt.Errorf("task %s: no record", id)
-	case schema.Stored, schema.Failed:
-		return fmt.Errorf("task %s is %s: %w", id, status, errEnded)
+	}
+	switch status := t.Status; status {
+	case task.StatusCopyFailed, task.StatusQueued:
+		if t.Lease.Live(r.Now()) {
+			return fmt.Errorf("task %s: a copier holds it until %s; run requeue again once that copy has ended", id, schema.Timestamp(t.Lease.Until))
+		}
+	case task.StatusStored, task.StatusFailed:
+		return fmt.Errorf("task %s is %s: %w", id, status, ErrEnded)
 	default:
 		return fmt.Errorf("task %s is %s: only copy_failed and queued tasks are requeued", id, status)
 	}
@@ -107,7 +121,7 @@ func (r *Recovery) Redrive(ctx context.Context) ([]string, error) {
 				continue
 			}
 			err = r.Requeue(ctx, msg.TaskID)
-			ended := errors.Is(err, errEnded)
+			ended := errors.Is(err, ErrEnded)
 			if err != nil && !ended {
 				errs = append(errs, err)
 				kept[aws.ToString(m.MessageId)] = true
@@ -124,8 +138,4 @@ func (r *Recovery) Redrive(ctx context.Context) ([]string, error) {
 			return moved, errors.Join(errs...)
 		}
 	}
-}
-
-func key(id string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{schema.TaskID: &types.AttributeValueMemberS{Value: id}}
 }
