@@ -418,7 +418,7 @@ func TestTaskLifeCycle(t *testing.T) {
 		}
 		// A success is sent while its record is read: each repeat's
 		// message finds the task queued or stored, and the copier copies
-		// it once (functions/copier: TestFinishedTasksAreNotDownloadedAgain, TestTwoCopiersOfOneTaskNeverRuinEachOther).
+		// it once (functions/internal/copier: TestFinishedTasksAreNotDownloadedAgain, TestTwoCopiersOfOneTaskNeverRuinEachOther).
 		if ids := h.messages(t); len(ids) != 2 || ids[0] != "life_dup" || ids[1] != "life_dup" {
 			t.Errorf("the repeats sent %v, want one message each", ids)
 		}
@@ -468,25 +468,12 @@ func TestTaskLifeCycle(t *testing.T) {
 				t.Errorf("record %+v", rec)
 			}
 			// Its message, sent while the record was read, is ended by
-			// the copier on reading it (functions/copier: TestFinishedTasksAreNotDownloadedAgain).
+			// the copier on reading it (functions/internal/copier: TestFinishedTasksAreNotDownloadedAgain).
 			if ids := h.messages(t); len(ids) != 1 {
 				t.Errorf("sent %v, want the one message sent with the read", ids)
 			}
 		})
 	}
-	t.Run("a record stuck in received is queued again and accepted", func(t *testing.T) {
-		h := newHarness(t, signed())
-		h.seed(t, task.Task{ID: "life_stuck", Status: task.StatusReceived, Code: 200, Sources: []string{url}, Deliveries: 1})
-		if status, a := h.call(t, callback(t, success("life_stuck", url))); status != 200 || a.Status != "accepted" {
-			t.Fatalf("got %d %+v", status, a)
-		}
-		if rec := h.record(t, "life_stuck"); rec.Status != task.StatusQueued || rec.Deliveries != 2 {
-			t.Errorf("record %+v", rec)
-		}
-		if ids := h.messages(t); len(ids) != 1 {
-			t.Errorf("queued %v, want one", ids)
-		}
-	})
 	t.Run("a pending task's first callback proceeds as a new one", func(t *testing.T) {
 		h := newHarness(t, signed())
 		h.seed(t, task.Task{ID: "life_pending", Status: task.StatusPending, API: "veo"})
@@ -622,7 +609,7 @@ func TestFailingTableAnswers503(t *testing.T) {
 	}
 	// The message went; with no record and no 200, the platform
 	// calls again, and the copier drops this one once the answer budget
-	// has passed (functions/copier: TestAMessageWithoutARecord).
+	// has passed (functions/internal/copier: TestAMessageWithoutARecord).
 	if ids := h.messages(t); len(ids) != 1 {
 		t.Errorf("sent %v, want the one message sent with the record", ids)
 	}

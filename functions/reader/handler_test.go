@@ -132,7 +132,7 @@ func TestAStoredTaskComesWithLinksThatDownloadItsFiles(t *testing.T) {
 
 func TestATaskOfEveryStatusIsAnsweredWithoutLinks(t *testing.T) {
 	h := newHarness(t, testToken)
-	for _, status := range []task.Status{task.StatusPending, task.StatusReceived, task.StatusQueued, task.StatusFailed, task.StatusCopyFailed} {
+	for _, status := range []task.Status{task.StatusPending, task.StatusQueued, task.StatusFailed, task.StatusCopyFailed} {
 		t.Run(string(status)+" is answered as it is", func(t *testing.T) {
 			id := "read_" + string(status)
 			h.store.Create(context.Background(), task.Task{ID: id, Status: status, API: "veo", UpdatedAt: testNow, ExpiresAt: testNow.Add(time.Hour)})

@@ -49,6 +49,9 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	if c.EventBus != "" && c.Bucket == "" {
 		err = errors.Join(err, errors.New("BUCKET_NAME: required with EVENT_BUS_NAME, for the objects of the events the sweep puts"))
 	}
+	if c.DeadLetterQueueURL != "" && c.Bucket == "" {
+		err = errors.Join(err, errors.New("BUCKET_NAME: required with DEAD_LETTER_QUEUE_URL, to clear what the copies of a task given up left"))
+	}
 	if c.Limit > 1000 {
 		err = errors.Join(err, errors.New("RECONCILE_LIMIT: at most 1000 tasks of each kind per run"))
 	}

@@ -46,10 +46,12 @@ func build(ctx context.Context, logger *slog.Logger) (*reconciler.Reconciler, er
 	}
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.Events(c.EventBus != ""))
 	sqsClient := sqs.NewFromConfig(awsCfg)
-	receiver := &task.Receiver{Store: store, Queue: queue.New(sqsClient, c.QueueURL), TTL: c.RecordTTL, Now: time.Now, Logger: logger}
+	copies := queue.New(sqsClient, c.QueueURL)
+	receiver := &task.Receiver{Store: store, Queue: copies, TTL: c.RecordTTL, Now: time.Now, Logger: logger}
 	r := &reconciler.Reconciler{
 		Tasks:        store,
 		Receiver:     receiver,
+		Queue:        copies,
 		Metrics:      metrics.New(os.Stdout, c.Namespace, time.Now),
 		Logger:       logger,
 		Now:          time.Now,

@@ -10,10 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/task"
@@ -36,6 +38,7 @@ type sqsAPI interface {
 	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
 	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
 	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, opts ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
 
 // Recovery puts tasks whose copy failed back in the copier's hands.
@@ -57,14 +60,15 @@ func New(db dynamo.Client, q sqsAPI, res Resources, now func() time.Time) *Recov
 // copy to retry.
 var ErrEnded = errors.New("nothing to requeue")
 
-// Requeue gives the task id to the copier again, with a message that
-// asks it to: the copier moves a copy_failed record back to queued
-// through the same transition the functions own (its error, its event's
-// notifiedAt, its lease and delivery count go, so that Task Stored is put
-// once the copy succeeds), then copies it. A queued record is copied as
-// it is. Any other status is refused, naming it, and so is a task a
-// copier holds: the copier would drop the message. A Requeue whose send
-// failed is safe to repeat.
+// Requeue gives the task id to the copier again. A copy_failed task gets
+// a request to begin its next queueing: the copier moves the record back
+// to queued through the transition the functions own (task.Requeue: its
+// error and its event's notifiedAt go, so that its next end is
+// announced), under its own lease, and copies it; a request delivered
+// again, or sent twice, acts once. A queued task no copier holds gets a
+// copy message of its queueing again. Any other status is refused,
+// naming it, and so is a task a copier holds: the copier would drop the
+// message. A Requeue whose send failed is safe to repeat.
 func (r *Recovery) Requeue(ctx context.Context, id string) error {
 	t, found, err := r.Records.Get(ctx, id)
 	if err != nil {
@@ -73,69 +77,143 @@ func (r *Recovery) Requeue(ctx context.Context, id string) error {
 	if !found {
 		return fmt.Errorf("task %s: no record", id)
 	}
+	return r.requeue(ctx, t)
+}
+
+func (r *Recovery) requeue(ctx context.Context, t task.Task) error {
+	msg := schema.CopyMessage{TaskID: t.ID, Generation: t.Generation}
 	switch status := t.Status; status {
-	case task.StatusCopyFailed, task.StatusQueued:
+	case task.StatusCopyFailed:
+		msg.Generation, msg.Requeue = t.Generation+1, true
+	case task.StatusQueued:
 		if t.Lease.Live(r.Now()) {
-			return fmt.Errorf("task %s: a copier holds it until %s; run requeue again once that copy has ended", id, schema.Timestamp(t.Lease.Until))
+			return fmt.Errorf("task %s: a copier holds it until %s; run requeue again once that copy has ended", t.ID, schema.Timestamp(t.Lease.Until))
 		}
 	case task.StatusStored, task.StatusFailed:
-		return fmt.Errorf("task %s is %s: %w", id, status, ErrEnded)
+		return fmt.Errorf("task %s is %s: %w", t.ID, status, ErrEnded)
 	default:
-		return fmt.Errorf("task %s is %s: only copy_failed and queued tasks are requeued", id, status)
+		return fmt.Errorf("task %s is %s: only copy_failed and queued tasks are requeued", t.ID, status)
 	}
-	body := schema.CopyMessage{TaskID: id, Requeue: true}.Encode()
-	if _, err := r.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(r.QueueURL), MessageBody: aws.String(body)}); err != nil {
-		return fmt.Errorf("task %s: sending it to the copier failed (run requeue again): %w", id, err)
+	if _, err := r.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(r.QueueURL), MessageBody: aws.String(msg.Encode())}); err != nil {
+		return fmt.Errorf("task %s: sending it to the copier failed (run requeue again): %w", t.ID, err)
 	}
 	return nil
 }
 
-// Redrive moves every message of the dead-letter queue back to the copy
-// queue, requeueing its task, and returns the task ids moved. The message
-// of a task that has ended otherwise (stored since) is dropped; one whose
-// task cannot be requeued stays in the dead-letter queue, and the errors
-// say why.
-func (r *Recovery) Redrive(ctx context.Context) ([]string, error) {
-	var moved []string
+// What Redrive did with a dead letter.
+const (
+	Moved   = "moved"   // its task was requeued, and the letter deleted
+	Dropped = "dropped" // it can never be copied, and was deleted
+	Kept    = "kept"    // it stays in the dead-letter queue, for a later redrive
+)
+
+// Letter is what Redrive did with one dead letter, and why.
+type Letter struct {
+	TaskID, Action, Why string
+}
+
+// redriveWait is how long each receive of Redrive long-polls, and
+// keptVisibility how long a letter it keeps stays hidden. A poll that
+// brings nothing new may still leave letters unseen, hidden by a
+// reconciler's scan for a few seconds: Redrive polls again, up to
+// redriveRounds times, while more are hidden than it kept.
+const (
+	redriveWait    = 10
+	keptVisibility = 60
+	redriveRounds  = 6
+)
+
+// Redrive moves the messages of the dead-letter queue back to the copy
+// queue, requeueing their tasks, and says what it did with each. A letter
+// that can never be copied is dropped: its task has no record (expired),
+// is pending (nothing to copy yet; the reconciler polls it), has ended
+// otherwise than copy_failed, or has been requeued since the letter's
+// queueing. One whose task cannot be requeued now (a copier holds it) is
+// kept, and so is one that names no task. Redrive pages until the queue
+// holds only what it kept, and returns how many letters are left unseen
+// (a reconciler kept them hidden) when it gives up waiting for them; what
+// it kept stays hidden for a minute, and a redrive after that sees it
+// again.
+func (r *Recovery) Redrive(ctx context.Context) (letters []Letter, unseen int, err error) {
 	var errs []error
-	kept := map[string]bool{} // messages left in the queue, seen again
+	seen := map[string]bool{}
+	kept, rounds := 0, 0
 	for {
 		out, err := r.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			// The reconciler hides each dead letter it reads for 5 s: a
-			// long poll sees it again.
-			QueueUrl: aws.String(r.DLQURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 10, VisibilityTimeout: 60,
+			QueueUrl: aws.String(r.DLQURL), MaxNumberOfMessages: 10, WaitTimeSeconds: redriveWait, VisibilityTimeout: keptVisibility,
 		})
 		if err != nil {
-			return moved, errors.Join(append(errs, err)...)
+			return letters, 0, errors.Join(append(errs, err)...)
 		}
 		fresh := 0
 		for _, m := range out.Messages {
-			if kept[aws.ToString(m.MessageId)] {
+			if seen[aws.ToString(m.MessageId)] {
 				continue
 			}
+			seen[aws.ToString(m.MessageId)] = true
 			fresh++
-			msg, err := schema.DecodeCopyMessage(aws.ToString(m.Body))
-			if err != nil {
-				errs = append(errs, fmt.Errorf("message %s: %w", aws.ToString(m.MessageId), err))
-				kept[aws.ToString(m.MessageId)] = true
-				continue
+			l := r.redrive(ctx, aws.ToString(m.MessageId), aws.ToString(m.Body))
+			if l.Action != Kept {
+				if _, err := r.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(r.DLQURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
+					// A moved letter left behind is of the queueing the requeue ended: spent.
+					errs = append(errs, fmt.Errorf("task %s was %s, but its letter stays in the dead-letter queue: %w", l.TaskID, l.Action, err))
+				}
 			}
-			err = r.Requeue(ctx, msg.TaskID)
-			ended := errors.Is(err, ErrEnded)
-			if err != nil && !ended {
-				errs = append(errs, err)
-				kept[aws.ToString(m.MessageId)] = true
-				continue
+			if l.Action == Kept {
+				kept++
 			}
-			if _, err := r.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(r.DLQURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
-				errs = append(errs, fmt.Errorf("task %s is requeued; its old message stays in the dead-letter queue: %w", msg.TaskID, err))
-			}
-			if !ended {
-				moved = append(moved, msg.TaskID)
-			}
+			letters = append(letters, l)
 		}
-		if fresh == 0 {
-			return moved, errors.Join(errs...)
+		if fresh > 0 {
+			continue
 		}
+		held, err := r.held(ctx)
+		if err != nil || held <= kept || rounds == redriveRounds {
+			return letters, max(held-kept, 0), errors.Join(append(errs, err)...)
+		}
+		rounds++
 	}
+}
+
+// held is how many messages of the dead-letter queue are out of sight:
+// those Redrive kept, and those a reconciler's scan hides for a moment.
+// (Visible ones a poll brings; goaws counts hidden ones as visible too.)
+func (r *Recovery) held(ctx context.Context) (int, error) {
+	hidden := types.QueueAttributeNameApproximateNumberOfMessagesNotVisible
+	out, err := r.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(r.DLQURL), AttributeNames: []types.QueueAttributeName{hidden}})
+	if err != nil {
+		return 0, fmt.Errorf("count the dead-letter queue: %w", err)
+	}
+	n, err := strconv.Atoi(out.Attributes[string(hidden)])
+	if err != nil {
+		return 0, fmt.Errorf("count the dead-letter queue: %w", err)
+	}
+	return n, nil
+}
+
+// redrive decides what becomes of one dead letter.
+func (r *Recovery) redrive(ctx context.Context, messageID, body string) Letter {
+	msg, err := schema.DecodeCopyMessage(body)
+	if err != nil {
+		return Letter{TaskID: "message " + messageID, Action: Kept, Why: err.Error()}
+	}
+	t, found, err := r.Records.Get(ctx, msg.TaskID)
+	switch {
+	case err != nil:
+		return Letter{TaskID: msg.TaskID, Action: Kept, Why: err.Error()}
+	case !found:
+		return Letter{TaskID: msg.TaskID, Action: Dropped, Why: "the task has no record (its TTL ended, or it was never recorded)"}
+	case t.Status == task.StatusPending:
+		return Letter{TaskID: msg.TaskID, Action: Dropped, Why: "the task is pending: nothing to copy yet, and the reconciler polls it"}
+	case msg.Generation < t.Generation:
+		return Letter{TaskID: msg.TaskID, Action: Dropped, Why: "the task was requeued since this letter's copy: its new queueing has messages of its own"}
+	}
+	err = r.requeue(ctx, t)
+	switch {
+	case errors.Is(err, ErrEnded):
+		return Letter{TaskID: msg.TaskID, Action: Dropped, Why: err.Error()}
+	case err != nil:
+		return Letter{TaskID: msg.TaskID, Action: Kept, Why: err.Error()}
+	}
+	return Letter{TaskID: msg.TaskID, Action: Moved, Why: "requeued from " + string(t.Status)}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kiehook/kiehook/functions/schema"
@@ -59,20 +60,19 @@ func (h *harness) deadLetter(tb testing.TB, body string) {
 	}
 }
 
-// sent are the tasks of the copy queue's messages, each of which must ask
-// for a requeue.
-func (h *harness) sent(tb testing.TB) []string {
+// sent are the copy queue's messages, in task order.
+func (h *harness) sent(tb testing.TB) []schema.CopyMessage {
 	tb.Helper()
-	var ids []string
+	var msgs []schema.CopyMessage
 	for _, body := range emulators.Messages(h.env.QueueName) {
 		msg, err := schema.DecodeCopyMessage(body)
-		if err != nil || !msg.Requeue {
-			tb.Errorf("message %s: %+v %v, want a requeue", body, msg, err)
+		if err != nil {
+			tb.Errorf("message %s: %v", body, err)
 		}
-		ids = append(ids, msg.TaskID)
+		msgs = append(msgs, msg)
 	}
-	slices.Sort(ids)
-	return ids
+	slices.SortFunc(msgs, func(a, b schema.CopyMessage) int { return strings.Compare(a.TaskID, b.TaskID) })
+	return msgs
 }
 
 func TestRequeueAsksTheCopierAndChangesNoRecord(t *testing.T) {
@@ -84,8 +84,9 @@ func TestRequeueAsksTheCopierAndChangesNoRecord(t *testing.T) {
 			t.Errorf("%s: %v", id, err)
 		}
 	}
-	if ids := h.sent(t); !slices.Equal(ids, []string{"rq_failed", "rq_queued"}) {
-		t.Errorf("sent %v", ids)
+	want := []schema.CopyMessage{{TaskID: "rq_failed", Generation: 1, Requeue: true}, {TaskID: "rq_queued"}}
+	if msgs := h.sent(t); !slices.Equal(msgs, want) {
+		t.Errorf("sent %+v, want a request to begin the next queueing of the copy_failed task, and a copy message of the queued one", msgs)
 	}
 	if rec, _, err := h.r.Records.Get(context.Background(), "rq_failed"); err != nil || rec.Status != schema.CopyFailed {
 		t.Errorf("the record is %s (%v): the copier, not recovery, moves it", rec.Status, err)
@@ -120,23 +121,47 @@ func TestRequeueRefusesWhatItCannotRequeue(t *testing.T) {
 	}
 }
 
-func TestRedriveMovesWhatItCanDropsWhatEndedAndKeepsTheRest(t *testing.T) {
+func TestRedriveMovesWhatItCanDropsWhatNeverCanAndKeepsTheRest(t *testing.T) {
 	h := newHarness(t)
 	h.seed(t, "rd_failed", schema.CopyFailed, time.Time{})
 	h.seed(t, "rd_stored", schema.Stored, time.Time{})
 	h.seed(t, "rd_held", schema.Queued, time.Now().Add(time.Hour))
-	for _, body := range []string{`{"taskId":"rd_failed"}`, `{"taskId":"rd_stored"}`, `{"taskId":"rd_held"}`, "not a copy message"} {
+	h.seed(t, "rd_pending", schema.Pending, time.Time{})
+	h.seed(t, "rd_requeued", schema.Queued, time.Time{})
+	if _, err := h.env.DynamoDB.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{TableName: &h.env.Table,
+		Key:              map[string]types.AttributeValue{"taskId": &types.AttributeValueMemberS{Value: "rd_requeued"}},
+		UpdateExpression: aws.String("SET generation = :g"), ExpressionAttributeValues: map[string]types.AttributeValue{":g": &types.AttributeValueMemberN{Value: "1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{`{"taskId":"rd_failed"}`, `{"taskId":"rd_stored"}`, `{"taskId":"rd_held"}`, `{"taskId":"rd_gone"}`,
+		`{"taskId":"rd_pending"}`, `{"taskId":"rd_requeued"}`, "not a copy message"} {
 		h.deadLetter(t, body)
 	}
-	moved, err := h.r.Redrive(context.Background())
-	if !slices.Equal(moved, []string{"rd_failed"}) {
-		t.Errorf("moved %v", moved)
+	letters, unseen, err := h.r.Redrive(context.Background())
+	if unseen != 0 {
+		t.Errorf("%d letters unseen", unseen)
 	}
-	if err == nil || !strings.Contains(err.Error(), "rd_held") || strings.Contains(err.Error(), "rd_stored") {
-		t.Errorf("error %v: it names the held task, and no ended one", err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if ids := h.sent(t); !slices.Equal(ids, []string{"rd_failed"}) {
-		t.Errorf("sent %v", ids)
+	did := map[string]string{}
+	for _, l := range letters {
+		did[l.TaskID] = l.Action
+		if l.Why == "" {
+			t.Errorf("%s was %s without a reason", l.TaskID, l.Action)
+		}
+	}
+	want := map[string]string{"rd_failed": Moved, "rd_stored": Dropped, "rd_held": Kept, "rd_gone": Dropped, "rd_pending": Dropped, "rd_requeued": Dropped}
+	for id, action := range want {
+		if did[id] != action {
+			t.Errorf("%s was %q, want %q", id, did[id], action)
+		}
+	}
+	if len(letters) != 7 {
+		t.Errorf("said what it did with %d letters of 7: %+v", len(letters), letters)
+	}
+	if msgs := h.sent(t); len(msgs) != 1 || msgs[0].TaskID != "rd_failed" {
+		t.Errorf("sent %+v", msgs)
 	}
 	left := emulators.Messages(h.env.DLQName)
 	slices.Sort(left)

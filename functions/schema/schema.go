@@ -35,6 +35,8 @@ const (
 	LeaseOwner  = "leaseOwner"
 	LeaseUntil  = "leaseUntil"
 	Receives    = "receives"
+	Generation  = "generation"
+	ResentAt    = "resentAt"
 )
 
 // IndexOpen is the table's sparse global secondary index of the tasks that
@@ -45,7 +47,7 @@ const IndexOpen = "open-tasks"
 // The statuses a record's Status takes.
 const (
 	Pending    = "pending"     // registered before its callback
-	Received   = "received"    // recorded, not yet queued (left by an earlier release's callback that died midway)
+	Received   = "received"    // left by an earlier release whose callback died midway; ops upgrade makes it queued
 	Queued     = "queued"      // handed to the copier
 	Stored     = "stored"      // every result is in the bucket
 	Failed     = "failed"      // the platform reported no usable result
@@ -78,6 +80,8 @@ type Record struct {
 	LeaseOwner  string            `json:"leaseOwner,omitempty" dynamodbav:"leaseOwner,omitempty"`
 	LeaseUntil  int64             `json:"leaseUntil,omitempty" dynamodbav:"leaseUntil,omitempty"` // Unix milliseconds
 	Receives    int               `json:"receives,omitempty" dynamodbav:"receives,omitempty"`
+	Generation  int               `json:"generation,omitempty" dynamodbav:"generation,omitempty"` // the queueing, counted by requeues
+	ResentAt    string            `json:"resentAt,omitempty" dynamodbav:"resentAt,omitempty"`
 }
 
 // Object is one copied result, in a record's Objects.
@@ -117,11 +121,14 @@ func ParseTimestamp(s string) (time.Time, error) {
 }
 
 // CopyMessage is the body of every message on the copy queue. It names
-// the task only: the record is the truth. Requeue marks an operator's
-// request to copy a task again whose copy failed.
+// the task and the queueing (Generation) it was sent for: the record is
+// the truth, and a message of an older queueing than the record's is
+// spent. Requeue marks an operator's request to copy a task again whose
+// copy failed: it starts queueing Generation.
 type CopyMessage struct {
-	TaskID  string `json:"taskId"`
-	Requeue bool   `json:"requeue,omitempty"`
+	TaskID     string `json:"taskId"`
+	Generation int    `json:"generation,omitempty"`
+	Requeue    bool   `json:"requeue,omitempty"`
 }
 
 // Encode is the message's body.

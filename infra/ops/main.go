@@ -102,8 +102,22 @@ func run(ctx context.Context, r *Recovery, args []string, out io.Writer) error {
 		}
 		return errors.Join(errs...)
 	case cmd == "redrive" && len(ids) == 0:
-		moved, err := r.Redrive(ctx)
-		fmt.Fprintf(out, "%d tasks moved from the dead-letter queue to the copier: %s\n", len(moved), strings.Join(moved, " "))
+		letters, unseen, err := r.Redrive(ctx)
+		kept := 0
+		for _, l := range letters {
+			fmt.Fprintf(out, "%s %s: %s\n", l.TaskID, l.Action, l.Why)
+			if l.Action == recovery.Kept {
+				kept++
+			}
+		}
+		fmt.Fprintf(out, "%d dead letters seen; %d stay in the dead-letter queue", len(letters), kept)
+		if kept > 0 {
+			fmt.Fprint(out, " (hidden for a minute: run redrive again after it, once their cause is fixed)")
+		}
+		if unseen > 0 {
+			fmt.Fprintf(out, "; %d more were kept out of sight by a reconciler run: run redrive again", unseen)
+		}
+		fmt.Fprintln(out)
 		return err
 	default:
 		return fmt.Errorf("unknown command %q: urls, check, requeue TASK_ID... or redrive", strings.Join(args, " "))

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kiehook/kiehook/functions/internal/download"
@@ -23,6 +22,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/retry"
+	"github.com/kiehook/kiehook/functions/internal/run"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
@@ -40,12 +40,14 @@ type opener interface {
 }
 
 // putter streams an object into the bucket (objects.PutInput says how).
-// Abort ends an upload a dead copier left open; Delete removes a copy no
-// record will name.
+// Abort ends an upload a dead copier left open, AbortUnder every upload
+// under a prefix; Clear removes everything under a task's prefix, once no
+// record will name it.
 type putter interface {
 	Put(ctx context.Context, in objects.PutInput) error
 	Abort(ctx context.Context, key, uploadID string) error
-	Delete(ctx context.Context, key string) error
+	AbortUnder(ctx context.Context, prefix string) error
+	Clear(ctx context.Context, prefix string) error
 }
 
 // sourceConcurrency bounds the sources of one task copied at once (a
@@ -71,6 +73,13 @@ type Copier struct {
 	Metrics  *metrics.Writer
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Sleep waits d, or until ctx ends (nil: in real time); Group runs the
+	// sources of a task at once (nil: on goroutines); Owner names a copy
+	// attempt for its messages (nil: a random name and their ids). The
+	// explorer sets all three, to run a copy step by step.
+	Sleep func(ctx context.Context, d time.Duration) error
+	Group run.NewGroup
+	Owner func(messageIDs []string) string
 }
 
 // Copy outcomes, the Outcome dimension of the Copies metric.
@@ -87,6 +96,9 @@ const (
 	// The task has no record: its callback sent the message, then failed
 	// to write the record, and was not answered 200.
 	outcomeUnrecorded = "unrecorded"
+	// The message is of a queueing older than the record's: a requeue
+	// began a new one since, whose own message carries the copy.
+	outcomeSpent = "spent"
 )
 
 // Delivery is what SQS says of the messages of one task in a batch.
@@ -94,7 +106,8 @@ type Delivery struct {
 	MessageIDs []string  // SQS's ids of the messages
 	Receives   int       // the most deliveries any of them has had
 	SentAt     time.Time // when the earliest was sent; zero for just now
-	Requeue    bool      // one is an operator's request to copy a copy_failed task again
+	Generation int       // the newest queueing any of them was sent for
+	Requeue    bool      // one is an operator's request to begin that queueing
 }
 
 // recordGrace is how long past task.AnswerBudget the record of a message
@@ -135,16 +148,16 @@ func (c *Copier) copy(ctx context.Context, id string, d Delivery) (outcome strin
 		c.Logger.WarnContext(ctx, "dropped a message whose task has no record: its callback was not answered 200, and the platform calls again", "taskId", id)
 		return outcomeUnrecorded, 0, nil
 	}
-	if t.Status == task.StatusCopyFailed && d.Requeue {
-		if _, err := c.Store.Update(ctx, task.Requeue(id, c.Now())); err != nil {
-			return "", 0, fmt.Errorf("requeue task %s: %w", id, err)
-		}
-		c.Logger.InfoContext(ctx, "copying a copy_failed task again, as an operator asked", "taskId", id, "error", t.Error)
-		t.Status = task.StatusQueued // the requeue left no live lease and changed nothing else the copy reads
+	if d.Generation < t.Generation {
+		return outcomeSpent, 0, nil
 	}
-	switch t.Status {
-	case task.StatusReceived, task.StatusQueued:
-	case task.StatusStored, task.StatusCopyFailed:
+	var lease task.Lease
+	switch {
+	case t.Status == task.StatusCopyFailed && d.Requeue && d.Generation == t.Generation+1:
+		lease, err = c.requeue(ctx, t, d)
+	case t.Status == task.StatusQueued:
+		lease, err = c.lease(ctx, t, d)
+	case task.Final(t.Status):
 		// A redelivery or a duplicate message; if the copier that ended the
 		// task died before its event, this one puts it.
 		if c.Notifier == nil || !t.NotifiedAt.IsZero() {
@@ -158,7 +171,6 @@ func (c *Copier) copy(ctx context.Context, id string, d Delivery) (outcome strin
 		c.Logger.WarnContext(ctx, "nothing to copy", "taskId", id, "status", string(t.Status))
 		return outcomeSkipped, 0, nil
 	}
-	lease, err := c.lease(ctx, t, d)
 	var held *leasedError
 	if errors.As(err, &held) && !held.carries(d.MessageIDs) {
 		c.Logger.InfoContext(ctx, "dropped a message whose task another message is being copied for", "taskId", id)
@@ -167,7 +179,7 @@ func (c *Copier) copy(ctx context.Context, id string, d Delivery) (outcome strin
 	if err != nil {
 		return "", 0, err
 	}
-	outcome, bytes, err = c.copyLeased(ctx, t, lease.Owner)
+	outcome, bytes, err = c.copyLeased(ctx, t, lease.Owner, d.Requeue)
 	if err != nil {
 		// Another delivery may try at once; the uploads this one recorded
 		// are aborted (or were never opened), which it will see to.
@@ -188,19 +200,30 @@ func (c *Copier) load(ctx context.Context, id string, sentAt time.Time) (task.Ta
 		sentAt = c.Now()
 	}
 	// How long is left is the copier's clock's to say (tests fix it); the
-	// waiting itself is real time.
-	giveUp := time.Now().Add(sentAt.Add(task.AnswerBudget + recordGrace).Sub(c.Now()))
+	// waits are counted off it.
+	left := sentAt.Add(task.AnswerBudget + recordGrace).Sub(c.Now())
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		t, found, err := c.Store.Get(ctx, id)
-		left := time.Until(giveUp)
 		if err != nil || (found && !task.Queueable(t.Status)) || left <= 0 {
 			return t, found, err
 		}
-		select {
-		case <-ctx.Done():
-			return task.Task{}, false, context.Cause(ctx)
-		case <-time.After(min(wait, left)):
+		wait = min(wait, left)
+		if err := c.sleep(ctx, wait); err != nil {
+			return task.Task{}, false, err
 		}
+		left -= wait
+	}
+}
+
+func (c *Copier) sleep(ctx context.Context, d time.Duration) error {
+	if c.Sleep != nil {
+		return c.Sleep(ctx, d)
+	}
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-time.After(d):
+		return nil
 	}
 }
 
@@ -222,11 +245,7 @@ func (c *Copier) lease(ctx context.Context, t task.Task, d Delivery) (task.Lease
 	if t.Lease.Live(now) {
 		return task.Lease{}, &leasedError{task: t.ID, holder: t.Lease.Owner}
 	}
-	remaining := 15 * time.Minute // Lambda's longest run, for a context without a deadline
-	if deadline, ok := invocationDeadline(ctx); ok {
-		remaining = time.Until(deadline)
-	}
-	l := task.Lease{Owner: leaseOwner(d.MessageIDs), Until: now.Add(remaining + leaseMargin)}
+	l := c.newLease(ctx, d, now)
 	_, err := c.Store.Update(ctx, task.TakeLease(t.ID, l, d.Receives, now))
 	var stale *task.StaleError
 	if errors.As(err, &stale) && stale.Current.Lease.Live(now) {
@@ -238,6 +257,37 @@ func (c *Copier) lease(ctx context.Context, t task.Task, d Delivery) (task.Lease
 	if err != nil {
 		return task.Lease{}, fmt.Errorf("lease task %s: %w", t.ID, err)
 	}
+	return l, nil
+}
+
+// newLease is the lease of a copy for d's messages, from now until
+// leaseMargin after its invocation's deadline.
+func (c *Copier) newLease(ctx context.Context, d Delivery, now time.Time) task.Lease {
+	remaining := 15 * time.Minute // Lambda's longest run, for a context without a deadline
+	if deadline, ok := invocationDeadline(ctx); ok {
+		remaining = time.Until(deadline)
+	}
+	owner := leaseOwner
+	if c.Owner != nil {
+		owner = c.Owner
+	}
+	return task.Lease{Owner: owner(d.MessageIDs), Until: now.Add(remaining + leaseMargin)}
+}
+
+// requeue begins the queueing d asks for, of a copy_failed task t, and
+// holds its lease in the same write. A request whose queueing another
+// delivery began first is retried: it then finds the task queued.
+func (c *Copier) requeue(ctx context.Context, t task.Task, d Delivery) (task.Lease, error) {
+	now := c.Now()
+	l := c.newLease(ctx, d, now)
+	_, err := c.Store.Update(ctx, task.Requeue(t.ID, d.Generation, l, d.Receives, now))
+	if errors.Is(err, task.ErrStale) {
+		return task.Lease{}, fmt.Errorf("task %s was requeued by another delivery first: %w", t.ID, ErrLeased)
+	}
+	if err != nil {
+		return task.Lease{}, fmt.Errorf("requeue task %s: %w", t.ID, err)
+	}
+	c.Logger.InfoContext(ctx, "copying a copy_failed task again, as an operator asked", "taskId", t.ID, "error", t.Error, "generation", d.Generation)
 	return l, nil
 }
 
@@ -278,8 +328,9 @@ func (e *leasedError) carries(messageIDs []string) bool {
 	return false
 }
 
-// copyLeased copies t under owner's lease.
-func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string) (outcome string, bytes int64, err error) {
+// copyLeased copies t under owner's lease; requeued says the lease began
+// a new queueing of a copy that failed.
+func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string, requeued bool) (outcome string, bytes int64, err error) {
 	if c.Verifier != nil {
 		confirmed, err := c.confirmed(ctx, t)
 		if err != nil {
@@ -289,22 +340,12 @@ func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string) (out
 			return outcomeCopyFailed, 0, c.copyFailed(ctx, t.ID, owner, unconfirmed)
 		}
 	}
-	if err := c.abortStale(ctx, t, owner); err != nil {
+	if err := c.abortStale(ctx, t, owner, requeued); err != nil {
 		return "", 0, err
 	}
 	objects, err := c.copyAll(ctx, t, owner)
 	var failed *sourceError
 	if errors.As(err, &failed) && retry.IsPermanent(failed.err) {
-		// What the other sources stored, or may have stored before the
-		// cancel reached them: no record will name it.
-		for _, o := range objects {
-			if o.Key == "" {
-				continue
-			}
-			if err := c.Objects.Delete(context.WithoutCancel(ctx), o.Key); err != nil {
-				return "", 0, fmt.Errorf("task %s: %w", t.ID, err)
-			}
-		}
 		reason := fmt.Sprintf("source %d: %s", failed.index, retry.PermanentReason(failed.err))
 		c.Logger.WarnContext(ctx, "copy failed for good", "taskId", t.ID, "error", reason)
 		return outcomeCopyFailed, 0, c.copyFailed(ctx, t.ID, owner, reason)
@@ -326,9 +367,16 @@ func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string) (out
 	return outcomeStored, bytes, c.announce(ctx, stored)
 }
 
-// copyFailed records why the task can never be copied, and announces it.
+// copyFailed removes everything under the task's prefix, what this copy
+// and any earlier attempt stored or left open, since no record will name
+// it; then it records why the task can never be copied, and announces it.
+// The lease keeps every other copy off meanwhile.
 func (c *Copier) copyFailed(ctx context.Context, id, owner, reason string) error {
-	failed, err := c.Store.Update(context.WithoutCancel(ctx), task.MarkCopyFailed(id, owner, reason, c.Now().UTC()))
+	ctx = context.WithoutCancel(ctx)
+	if err := c.Objects.Clear(ctx, c.Prefix+id+"/"); err != nil {
+		return fmt.Errorf("task %s failed for good, and clearing its prefix failed: %w", id, err)
+	}
+	failed, err := c.Store.Update(ctx, task.MarkCopyFailed(id, owner, reason, c.Now().UTC()))
 	switch {
 	case errors.Is(err, task.ErrStale):
 		return nil // another copier ended it, and announces it
@@ -350,8 +398,16 @@ func (c *Copier) announce(ctx context.Context, t task.Task) error {
 // abortStale aborts the multipart uploads that an earlier copy of t started
 // and never finished: without it they would stay open, and billed, until
 // the bucket's lifecycle rule removes them. Its lease has expired, or this
-// one could not have been taken, so that copy is dead.
-func (c *Copier) abortStale(ctx context.Context, t task.Task, owner string) error {
+// one could not have been taken, so that copy is dead. The record names
+// the uploads it tracked; one a copier started and died before tracking
+// is found by listing the task's prefix, which only a task copied before
+// (or requeued) pays for.
+func (c *Copier) abortStale(ctx context.Context, t task.Task, owner string, requeued bool) error {
+	if t.Started() || requeued {
+		if err := c.Objects.AbortUnder(ctx, c.Prefix+t.ID+"/"); err != nil {
+			return fmt.Errorf("task %s: %w", t.ID, err)
+		}
+	}
 	if len(t.Uploads) == 0 {
 		return nil
 	}
@@ -389,18 +445,17 @@ func (e *sourceError) Unwrap() error { return e.err }
 // copyAll copies a task's sources, sourceConcurrency at once, into objects
 // in the sources' order. A permanent failure wins over the others and
 // stops the copies not started yet; otherwise the first failure is
-// returned. With a failure, objects names every key a Put was tried on
-// (the others have no Key), for the caller to delete.
+// returned.
 func (c *Copier) copyAll(ctx context.Context, t task.Task, owner string) ([]task.Object, error) {
 	objects := make([]task.Object, len(t.Sources))
 	errs := make([]error, len(t.Sources))
 	// A permanent failure stops the copies not started yet. The running
 	// ones finish: one cancelled mid-Put could still be stored by S3 after
-	// its object was deleted, and stay there with no record naming it.
+	// the prefix was cleared, and stay there with no record naming it.
 	stop, stopped := context.WithCancel(ctx)
 	defer stopped()
 	slots := make(chan struct{}, sourceConcurrency)
-	var wg sync.WaitGroup
+	wg := c.Group.Or()
 	for i, src := range t.Sources {
 		wg.Go(func() {
 			select {
@@ -449,16 +504,13 @@ func (c *Copier) copyOne(ctx context.Context, id, owner string, index int, src s
 	}
 	err = c.Objects.Put(ctx, objects.PutInput{Key: key, ContentType: dl.ContentType, Body: dl, Metadata: metadata(id, src), Sum: dl.Sum, Track: track})
 	if err != nil {
-		// The key goes back with the error: a Put cut short by a cancel
-		// may have stored the object all the same.
-		attempted := task.Object{Key: key}
 		// When the source failed, that is the cause, whatever the upload made
 		// of it: it may pass the error on wrapped, or first report a part it
 		// aborted because of it, which would hide a permanent failure.
 		if srcErr := dl.Err(); srcErr != nil {
-			return attempted, srcErr
+			return task.Object{}, srcErr
 		}
-		return attempted, err
+		return task.Object{}, err
 	}
 	return task.Object{Key: key, Bytes: dl.Bytes(), SHA256: dl.SHA256(), ContentType: dl.ContentType, Source: src}, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/kiehook/kiehook/functions/internal/run"
 	"github.com/kiehook/kiehook/functions/schema"
 )
 
@@ -36,6 +37,8 @@ type copyFunc func(ctx context.Context, taskID string, d Delivery) error
 type Handler struct {
 	copy   copyFunc
 	logger *slog.Logger
+	// Group runs the tasks of a batch at once (nil: on goroutines).
+	Group run.NewGroup
 }
 
 // NewHandler returns a Handler.
@@ -60,7 +63,6 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	var (
 		mu       sync.Mutex
 		failures []events.SQSBatchItemFailure
-		wg       sync.WaitGroup
 	)
 	fail := func(err error, recs ...events.SQSMessage) {
 		level := slog.LevelError
@@ -76,7 +78,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	}
 	var order []string
 	byTask := map[string][]events.SQSMessage{}
-	requeue := map[string]bool{}
+	newest := map[string]schema.CopyMessage{} // the newest queueing each task's messages name
 	for _, rec := range ev.Records {
 		// A message that names no task is reported failed, so that it ends
 		// in the dead-letter queue to be looked at.
@@ -89,13 +91,16 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			order = append(order, msg.TaskID)
 		}
 		byTask[msg.TaskID] = append(byTask[msg.TaskID], rec)
-		requeue[msg.TaskID] = requeue[msg.TaskID] || msg.Requeue
+		if n := newest[msg.TaskID]; msg.Generation > n.Generation || msg.Generation == n.Generation && msg.Requeue {
+			newest[msg.TaskID] = msg
+		}
 	}
+	wg := h.Group.Or()
 	for _, id := range order {
 		recs := byTask[id]
 		wg.Go(func() {
 			d := delivery(recs)
-			d.Requeue = requeue[id]
+			d.Generation, d.Requeue = newest[id].Generation, newest[id].Requeue
 			if err := h.copy(ctx, id, d); err != nil {
 				fail(err, recs...)
 			}

@@ -302,14 +302,6 @@ func TestFinishedTasksAreNotDownloadedAgain(t *testing.T) {
 			}
 		})
 	}
-	t.Run("a received task is copied like a queued one", func(t *testing.T) {
-		h := newHarness(t)
-		h.seed(t, "early", task.StatusReceived, "/img.png")
-		h.run(t, message("early"))
-		if rec := h.record(t, "early"); rec.Status != task.StatusStored {
-			t.Errorf("status %s", rec.Status)
-		}
-	})
 }
 
 func TestAnOperatorsRequeueCopiesACopyFailedTaskAgain(t *testing.T) {
@@ -319,13 +311,61 @@ func TestAnOperatorsRequeueCopiesACopyFailedTaskAgain(t *testing.T) {
 	if _, _, err := h.store.Create(context.Background(), failed); err != nil {
 		t.Fatal(err)
 	}
-	requeue := events.SQSMessage{MessageId: "msg-ops", Body: schema.CopyMessage{TaskID: "again", Requeue: true}.Encode()}
+	requeue := events.SQSMessage{MessageId: "msg-ops", Body: schema.CopyMessage{TaskID: "again", Generation: 1, Requeue: true}.Encode()}
 	if failed := h.run(t, message("again"), requeue); len(failed) != 0 {
 		t.Fatalf("failed %v", failed)
 	}
 	h.assertStored(t, "again", "/img.png")
-	if rec := h.record(t, "again"); rec.Error != "" {
-		t.Errorf("the stored record keeps the old error %q", rec.Error)
+	if rec := h.record(t, "again"); rec.Error != "" || rec.Generation != 1 {
+		t.Errorf("the stored record keeps the old error %q, or is of queueing %d, not 1", rec.Error, rec.Generation)
+	}
+}
+
+func TestARequeueActsOnce(t *testing.T) {
+	h := newHarness(t)
+	failed := h.task("once", task.StatusCopyFailed, "/status/503")
+	failed.Error = "copy retries exhausted"
+	if _, _, err := h.store.Create(context.Background(), failed); err != nil {
+		t.Fatal(err)
+	}
+	requeue := events.SQSMessage{MessageId: "msg-ops", Body: schema.CopyMessage{TaskID: "once", Generation: 1, Requeue: true}.Encode()}
+	if failed := h.run(t, requeue); len(failed) != 1 {
+		t.Fatalf("failed %v: a source answering 503 is retried", failed)
+	}
+	// The copy ends copy_failed again (the reconciler's give-up, here by
+	// hand); the same request delivered once more must not start a third
+	// queueing, nor announce the task again.
+	rec := h.record(t, "once")
+	l := task.Lease{Owner: "reconciler", Until: testNow.Add(time.Minute)}
+	if _, err := h.store.Update(context.Background(), task.Seize("once", 1, l, testNow)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.Update(context.Background(), task.MarkCopyFailed("once", "reconciler", "copy retries exhausted", testNow)); err != nil {
+		t.Fatal(err)
+	}
+	if failed := h.run(t, requeue); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if got := h.record(t, "once"); got.Status != task.StatusCopyFailed || got.Generation != 1 || rec.Generation != 1 {
+		t.Errorf("record %+v: the request began its queueing once", got)
+	}
+}
+
+func TestAMessageOfAnOlderQueueingIsSpent(t *testing.T) {
+	h := newHarness(t)
+	rec := h.task("newer", task.StatusQueued, "/img.png")
+	rec.Generation = 2
+	if _, _, err := h.store.Create(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if failed := h.run(t, message("newer")); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if got := h.record(t, "newer"); got.Status != task.StatusQueued || h.src.count("/img.png") != 0 {
+		t.Errorf("record %+v, %d downloads: the requeue's own message carries the copy", got, h.src.count("/img.png"))
+	}
+	if m := h.metrics.String(); !strings.Contains(m, `"Outcome":"spent"`) {
+		t.Errorf("metrics %s", m)
 	}
 }
 
@@ -420,7 +460,7 @@ type flakyStored struct {
 }
 
 func (f *flakyStored) Update(ctx context.Context, c task.Change) (task.Task, error) {
-	if c.To == task.StatusStored && f.failed.CompareAndSwap(false, true) {
+	if c.Effect().Status == task.StatusStored && f.failed.CompareAndSwap(false, true) {
 		return task.Task{}, errors.New("connection reset by peer")
 	}
 	return f.Store.Update(ctx, c)
@@ -589,7 +629,9 @@ func TestAMessageWithoutARecord(t *testing.T) {
 			h := newHarness(t)
 			h.seed(t, "moving", before, "/img.png")
 			h.copyWhile(t, "moving", func() error {
-				_, err := h.store.Update(context.Background(), task.Change{ID: "moving", From: before, To: task.StatusQueued, Now: testNow})
+				success := task.Callback{TaskID: "moving", Code: 200, API: "veo", Sources: []string{h.url("/img.png")}}
+				c, _, _ := task.Repeat(h.record(t, "moving"), success, testNow, time.Hour)
+				_, err := h.store.Update(context.Background(), c)
 				return err
 			})
 		})
@@ -692,8 +734,8 @@ type leaseSeen struct {
 }
 
 func (l *leaseSeen) Update(ctx context.Context, c task.Change) (task.Task, error) {
-	if c.Lease != nil {
-		l.lease = *c.Lease
+	if lease := c.Effect().Lease; lease != nil {
+		l.lease = *lease
 	}
 	return l.Store.Update(ctx, c)
 }
@@ -726,7 +768,7 @@ func TestATransientFailureEndsInTheDeadLetterQueue(t *testing.T) {
 	h.seed(t, "fine", task.StatusQueued, "/img.png")
 	q := queue.New(env.SQS, env.QueueURL)
 	for _, id := range []string{"doomed", "fine"} {
-		if err := q.Enqueue(context.Background(), id); err != nil {
+		if err := q.Enqueue(context.Background(), id, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

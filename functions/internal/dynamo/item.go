@@ -15,18 +15,27 @@ func key(id string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{schema.TaskID: &types.AttributeValueMemberS{Value: id}}
 }
 
-// item is the record of a new task.
-func (s *Store) item(t task.Task) (map[string]types.AttributeValue, error) {
+// Item is the whole record of t, as the table holds it: the inverse of
+// decode, and so what a change that task.Apply makes must leave.
+func (s *Store) Item(t task.Task) (map[string]types.AttributeValue, error) {
 	r := schema.Record{
 		TaskID: t.ID, Status: string(t.Status), Code: t.Code, Msg: t.Msg, API: t.API,
-		Sources: t.Sources, Deliveries: t.Deliveries, Labels: t.Labels,
+		Sources: t.Sources, Objects: objects(t.Objects), Deliveries: t.Deliveries, Labels: t.Labels,
 		ReceivedAt: schema.Timestamp(t.ReceivedAt), SubmittedAt: schema.Timestamp(t.SubmittedAt),
-		UpdatedAt: schema.Timestamp(t.UpdatedAt),
+		UpdatedAt: schema.Timestamp(t.UpdatedAt), StoredAt: schema.Timestamp(t.StoredAt),
+		Error: t.Error, NotifiedAt: schema.Timestamp(t.NotifiedAt), Receives: t.Receives,
+		LeaseOwner: t.Lease.Owner, Generation: t.Generation, ResentAt: schema.Timestamp(t.ResentAt),
 	}
 	if !t.ExpiresAt.IsZero() {
 		r.ExpiresAt = t.ExpiresAt.Unix()
 	}
-	if indexed(t.Status, s.events) {
+	if t.Lease.Owner != "" {
+		r.LeaseUntil = t.Lease.Until.UnixMilli()
+	}
+	for _, u := range t.Uploads {
+		r.Uploads = append(r.Uploads, schema.Upload{Key: u.Key, UploadID: u.ID})
+	}
+	if indexed(t.Status, s.events) && t.NotifiedAt.IsZero() {
 		r.OpenStatus = string(t.Status)
 	}
 	m, err := attributevalue.MarshalMap(r)
@@ -45,13 +54,13 @@ func decode(m map[string]types.AttributeValue) (task.Task, error) {
 	t := task.Task{
 		ID: r.TaskID, Status: task.Status(r.Status), Code: r.Code, Msg: r.Msg, API: r.API,
 		Sources: r.Sources, Deliveries: r.Deliveries, Error: r.Error,
-		Receives: r.Receives, Labels: r.Labels,
+		Receives: r.Receives, Labels: r.Labels, Generation: r.Generation,
 	}
 	var err error
 	for _, at := range []struct {
 		to   *time.Time
 		from string
-	}{{&t.ReceivedAt, r.ReceivedAt}, {&t.UpdatedAt, r.UpdatedAt}, {&t.StoredAt, r.StoredAt}, {&t.SubmittedAt, r.SubmittedAt}, {&t.NotifiedAt, r.NotifiedAt}} {
+	}{{&t.ReceivedAt, r.ReceivedAt}, {&t.UpdatedAt, r.UpdatedAt}, {&t.StoredAt, r.StoredAt}, {&t.SubmittedAt, r.SubmittedAt}, {&t.NotifiedAt, r.NotifiedAt}, {&t.ResentAt, r.ResentAt}} {
 		if *at.to, err = schema.ParseTimestamp(at.from); err != nil {
 			return task.Task{}, fmt.Errorf("decode task record %s: %w", r.TaskID, err)
 		}
@@ -73,9 +82,19 @@ func decode(m map[string]types.AttributeValue) (task.Task, error) {
 
 // objects is how a record lists copied objects.
 func objects(objects []task.Object) []schema.Object {
+	if len(objects) == 0 {
+		return nil
+	}
 	l := make([]schema.Object, len(objects))
 	for i, o := range objects {
 		l[i] = schema.Object(o)
 	}
 	return l
+}
+
+// indexed reports whether a record in status s, with no event accepted,
+// is in the open index: while it is open, and, with events, while its
+// event is due.
+func indexed(s task.Status, events Events) bool {
+	return task.Open(s) || bool(events) && task.Final(s)
 }

@@ -27,7 +27,7 @@ type Client interface {
 }
 
 // The open index (schema.IndexOpen) holds the open tasks (pending,
-// received, queued) and, when events are on, the ended tasks whose event
+// queued) and, when events are on, the ended tasks whose event
 // the bus has not accepted. A record leaves it when it ends (or is
 // notified), so the reconciler never scans the table.
 //
@@ -69,7 +69,7 @@ var createCondition = func() expression.Expression {
 // Create writes t unless its task id has a record. The failed condition
 // returns the existing record itself (ALL_OLD), so a repeat costs no read.
 func (s *Store) Create(ctx context.Context, t task.Task) (task.Task, bool, error) {
-	item, err := s.item(t)
+	item, err := s.Item(t)
 	if err != nil {
 		return task.Task{}, false, err
 	}
@@ -110,25 +110,24 @@ func (s *Store) Get(ctx context.Context, id string) (task.Task, bool, error) {
 	return t, err == nil, err
 }
 
-// Update applies c while the record's status is c.From (or c.OrFrom) and
-// its other conditions hold; otherwise it returns task.ErrStale, a
-// *task.StaleError with the current record when there is one. A change
-// that ends the task returns the record as it is after, for its event;
-// any other, an empty Task: the hot path of a callback needs no record
-// back.
+// Update makes c, as task.Apply says, while the record meets its
+// condition; otherwise it returns task.ErrStale, a *task.StaleError with
+// the current record when there is one. A change that ends the task
+// returns the record as it is after, for its event; any other, an empty
+// Task: the hot path of a callback needs no record back.
 func (s *Store) Update(ctx context.Context, c task.Change) (task.Task, error) {
 	e, err := s.expressionOf(c)
 	if err != nil {
 		return task.Task{}, err
 	}
-	ends := task.Final(c.To)
+	ends := c.Ends()
 	returns := types.ReturnValueNone
 	if ends {
 		returns = types.ReturnValueAllNew
 	}
 	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           s.table,
-		Key:                                 key(c.ID),
+		Key:                                 key(c.ID()),
 		UpdateExpression:                    e.Update(),
 		ConditionExpression:                 e.Condition(),
 		ExpressionAttributeNames:            e.Names(),

@@ -71,20 +71,20 @@ func TestStoreOnTheEmulator(t *testing.T) {
 	}
 
 	t.Run("a second create returns the existing record", func(t *testing.T) {
-		got, created, err := s.Create(ctx, task.Task{ID: "t1", Status: task.StatusReceived})
+		got, created, err := s.Create(ctx, task.Task{ID: "t1", Status: task.StatusFailed})
 		if err != nil || created || got.Status != task.StatusQueued || got.API != "veo" || len(got.Sources) != 2 {
 			t.Errorf("got %+v created=%v err=%v", got, created, err)
 		}
 	})
 	t.Run("an update from the wrong status is stale and its error holds the current record", func(t *testing.T) {
-		_, err := s.Update(ctx, task.Change{ID: "t1", From: task.StatusFailed, To: task.StatusReceived, Now: now})
+		_, err := s.Update(ctx, task.MarkNotified(task.Task{ID: "t1", Status: task.StatusFailed}, now))
 		var stale *task.StaleError
 		if !errors.Is(err, task.ErrStale) || !errors.As(err, &stale) || stale.Current.Status != task.StatusQueued {
 			t.Errorf("err=%v", err)
 		}
 	})
 	t.Run("an update of a missing record is stale", func(t *testing.T) {
-		if _, err := s.Update(ctx, task.Change{ID: "missing", From: task.StatusReceived, Now: now}); !errors.Is(err, task.ErrStale) {
+		if _, err := s.Update(ctx, task.ReleaseLease("missing", "copier-1")); !errors.Is(err, task.ErrStale) {
 			t.Errorf("err=%v", err)
 		}
 	})
@@ -113,8 +113,7 @@ func TestTheOpenIndexFollowsEveryStatusChange(t *testing.T) {
 	old := time.Unix(1764290000, 0).UTC()
 	now := old.Add(time.Hour)
 	s.Create(ctx, task.NewPending("p", "veo", nil, old, time.Hour))
-	s.Create(ctx, task.Task{ID: "r", Status: task.StatusReceived, Sources: []string{"u"}, UpdatedAt: old, ReceivedAt: old})
-	s.Create(ctx, task.Task{ID: "f", Status: task.StatusFailed, UpdatedAt: old, ReceivedAt: old})
+	s.Create(ctx, task.Task{ID: "r", Status: task.StatusQueued, Sources: []string{"u"}, UpdatedAt: old, ReceivedAt: old})
 	open := func(status task.Status) []string {
 		tasks, err := s.Open(ctx, status, now.Add(time.Minute), 10)
 		if err != nil {
@@ -129,13 +128,9 @@ func TestTheOpenIndexFollowsEveryStatusChange(t *testing.T) {
 	if got := open(task.StatusPending); len(got) != 1 || got[0] != "p" {
 		t.Errorf("pending %v", got)
 	}
-	if got := open(task.StatusReceived); len(got) != 1 || got[0] != "r" {
-		t.Errorf("received %v", got)
-	}
 	if got, _ := s.Open(ctx, task.StatusPending, old, 10); len(got) != 0 {
 		t.Errorf("a task updated at the bound is not older than it: %v", got)
 	}
-	s.Update(ctx, task.Change{ID: "r", From: task.StatusReceived, To: task.StatusQueued, Now: now})
 	if got := open(task.StatusQueued); len(got) != 1 || got[0] != "r" {
 		t.Errorf("queued %v", got)
 	}
@@ -144,22 +139,12 @@ func TestTheOpenIndexFollowsEveryStatusChange(t *testing.T) {
 		t.Errorf("a stored task is still open: %v", got)
 	}
 	t.Run("a claim wins once", func(t *testing.T) {
-		c := task.Change{ID: "p", From: task.StatusPending, IfUpdatedAt: old, Now: now}
+		c := task.Claim(task.Task{ID: "p", Status: task.StatusPending, UpdatedAt: old}, now)
 		if _, err := s.Update(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Update(ctx, c); !errors.Is(err, task.ErrStale) {
 			t.Errorf("a second claim with the same updatedAt: %v", err)
-		}
-	})
-	t.Run("a claim that moves no clock still names updatedAt in its condition", func(t *testing.T) {
-		rec, _, _ := s.Get(ctx, "f")
-		c := task.Change{ID: "f", From: rec.Status, IfUpdatedAt: rec.UpdatedAt, AddDelivery: true}
-		if _, err := s.Update(ctx, c); err != nil {
-			t.Fatalf("%v: the condition used #updatedAt without defining it", err)
-		}
-		if _, err := s.Update(ctx, c); err != nil {
-			t.Errorf("the record's updatedAt stays, so the same claim holds again: %v", err)
 		}
 	})
 }
@@ -186,7 +171,9 @@ func TestALeaseKeepsOtherCopiersOff(t *testing.T) {
 		{"another copier cannot record an upload", func() error {
 			return updated(s.Update(ctx, task.RecordUpload("l1", "b", task.Upload{Key: "k", ID: "u"})))
 		}, task.ErrStale},
-		{"the reconciler cannot give up a task under a live lease", func() error { _, err := s.Update(ctx, task.MarkCopyFailed("l1", "", "given up", now)); return err }, task.ErrStale},
+		{"the reconciler cannot seize a task under a live lease", func() error {
+			return updated(s.Update(ctx, task.Seize("l1", 0, task.Lease{Owner: "reconciler", Until: now.Add(time.Minute)}, now)))
+		}, task.ErrStale},
 		{"another copier cannot mark it stored", func() error { _, err := s.Update(ctx, task.MarkStored("l1", "b", objects, now)); return err }, task.ErrStale},
 		{"the holder records its upload", func() error {
 			return updated(s.Update(ctx, task.RecordUpload("l1", "a", task.Upload{Key: "k", ID: "u"})))
@@ -241,7 +228,7 @@ func TestRequeueMovesACopyFailedTaskBackToQueued(t *testing.T) {
 		if _, err := s.Update(ctx, task.MarkCopyFailed(id, "old", "source gone", now)); err != nil {
 			t.Fatal(err)
 		}
-		if err := updated(s.Update(ctx, task.MarkNotified(id, task.StatusCopyFailed, now))); err != nil {
+		if err := updated(s.Update(ctx, task.MarkNotified(task.Task{ID: id, Status: task.StatusCopyFailed}, now))); err != nil {
 			t.Fatal(err)
 		}
 		if lease.Owner != "" {
@@ -255,14 +242,16 @@ func TestRequeueMovesACopyFailedTaskBackToQueued(t *testing.T) {
 		}
 	}
 	later := now.Add(time.Minute)
-	t.Run("a copy_failed task is queued again, as new", func(t *testing.T) {
+	carrier := task.Lease{Owner: "carrier", Until: later.Add(time.Minute)}
+	requeue := func(id string) error { return updated(s.Update(ctx, task.Requeue(id, 1, carrier, 1, later))) }
+	t.Run("a copy_failed task is queued again, as new, under the lease of the copier that carries the request", func(t *testing.T) {
 		failed("r1", task.Lease{})
-		if err := updated(s.Update(ctx, task.Requeue("r1", later))); err != nil {
+		if err := requeue("r1"); err != nil {
 			t.Fatal(err)
 		}
 		got, _, _ := s.Get(ctx, "r1")
-		if got.Status != task.StatusQueued || got.Error != "" || !got.NotifiedAt.IsZero() || got.Lease != (task.Lease{}) || got.Receives != 0 ||
-			!got.UpdatedAt.Equal(later) {
+		if got.Status != task.StatusQueued || got.Error != "" || !got.NotifiedAt.IsZero() || got.Lease != carrier || got.Receives != 1 ||
+			got.Generation != 1 || !got.UpdatedAt.Equal(later) {
 			t.Errorf("record %+v", got)
 		}
 		open, err := s.Open(ctx, task.StatusQueued, later.Add(time.Second), 10)
@@ -272,15 +261,15 @@ func TestRequeueMovesACopyFailedTaskBackToQueued(t *testing.T) {
 	})
 	t.Run("a task a copier holds is not requeued under it", func(t *testing.T) {
 		failed("r2", task.Lease{Owner: "live", Until: later.Add(time.Minute)})
-		if err := updated(s.Update(ctx, task.Requeue("r2", later))); !errors.Is(err, task.ErrStale) {
+		if err := requeue("r2"); !errors.Is(err, task.ErrStale) {
 			t.Errorf("error %v", err)
 		}
 	})
-	t.Run("a task in any other status is not requeued", func(t *testing.T) {
-		if err := updated(s.Update(ctx, task.Requeue("r1", later))); !errors.Is(err, task.ErrStale) {
+	t.Run("a task in any other status, or requeued already, is not requeued", func(t *testing.T) {
+		if err := requeue("r1"); !errors.Is(err, task.ErrStale) {
 			t.Errorf("a queued task: error %v", err)
 		}
-		if err := updated(s.Update(ctx, task.Requeue("nobody", later))); !errors.Is(err, task.ErrStale) {
+		if err := requeue("nobody"); !errors.Is(err, task.ErrStale) {
 			t.Errorf("no record: error %v", err)
 		}
 	})

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -10,36 +11,50 @@ import (
 	"github.com/kiehook/kiehook/functions/schema"
 )
 
-// expressionOf is the conditional update that makes c: the SDK's
-// expression builders write it, so that no clause or placeholder is
-// written by hand.
+// expressionOf is the conditional update that makes c: a translation of
+// its Condition and Effect, part by part, which the parity test holds
+// against task.Apply. The SDK's expression builders write it, so that no
+// clause or placeholder is written by hand.
 func (s *Store) expressionOf(c task.Change) (expression.Expression, error) {
-	e, err := expression.NewBuilder().WithUpdate(s.changesOf(c)).WithCondition(conditionOf(c)).Build()
+	e, err := expression.NewBuilder().WithUpdate(s.changesOf(c.Effect())).WithCondition(conditionOf(c.Condition())).Build()
 	if err != nil {
-		return e, fmt.Errorf("build the update of task %s: %w", c.ID, err)
+		return e, fmt.Errorf("build the update of task %s: %w", c.ID(), err)
 	}
 	return e, nil
 }
 
-// conditionOf is what the record must be for c to apply: in status c.From
-// (or c.OrFrom), under the lease c names, last updated at c.IfUpdatedAt.
-func conditionOf(c task.Change) expression.ConditionBuilder {
-	status := expression.Name(schema.Status)
-	condition := status.Equal(expression.Value(string(c.From)))
-	if c.OrFrom != "" {
-		condition = status.In(expression.Value(string(c.From)), expression.Value(string(c.OrFrom)))
+// conditionOf is w as a condition expression.
+func conditionOf(w task.Condition) expression.ConditionBuilder {
+	condition := expression.Name(schema.Status).Equal(expression.Value(string(w.Status)))
+	and := func(c expression.ConditionBuilder) { condition = condition.And(c) }
+	if w.LeasedBy != "" {
+		and(expression.Name(schema.LeaseOwner).Equal(expression.Value(w.LeasedBy)))
 	}
-	switch {
-	case c.LeasedBy != "":
-		condition = condition.And(expression.Name(schema.LeaseOwner).Equal(expression.Value(c.LeasedBy)))
-	case !c.FreeAt.IsZero():
+	if !w.FreeAt.IsZero() {
 		until := expression.Name(schema.LeaseUntil)
-		condition = condition.And(expression.AttributeNotExists(until).Or(until.LessThanEqual(expression.Value(c.FreeAt.UnixMilli()))))
+		and(expression.AttributeNotExists(until).Or(until.LessThanEqual(expression.Value(w.FreeAt.UnixMilli()))))
 	}
-	if !c.IfUpdatedAt.IsZero() {
-		condition = condition.And(expression.Name(schema.UpdatedAt).Equal(expression.Value(schema.Timestamp(c.IfUpdatedAt))))
+	if !w.UpdatedAt.IsZero() {
+		and(expression.Name(schema.UpdatedAt).Equal(expression.Value(schema.Timestamp(w.UpdatedAt))))
+	}
+	if w.Generation != nil {
+		and(equalOrAbsent(schema.Generation, *w.Generation, *w.Generation == 0))
+	}
+	if w.NeverStarted {
+		and(expression.AttributeNotExists(expression.Name(schema.LeaseOwner)))
+		and(expression.AttributeNotExists(expression.Name(schema.Receives)))
+		and(equalOrAbsent(schema.ResentAt, schema.Timestamp(w.ResentAt), w.ResentAt.IsZero()))
 	}
 	return condition
+}
+
+// equalOrAbsent requires attr to be v, or, when absent stands for v (a
+// zero the record leaves out), to be missing.
+func equalOrAbsent(attr string, v any, absent bool) expression.ConditionBuilder {
+	if absent {
+		return expression.AttributeNotExists(expression.Name(attr))
+	}
+	return expression.Name(attr).Equal(expression.Value(v))
 }
 
 // changes collects the SET, ADD and REMOVE clauses of an update.
@@ -61,96 +76,94 @@ func setList[E any](u *changes, attr string, l []E) {
 	u.set(attr, l)
 }
 
-// changesOf is what c changes in the record.
-func (s *Store) changesOf(c task.Change) expression.UpdateBuilder {
+// setTime sets attr to the Timestamp of at unless at is zero.
+func (u *changes) setTime(attr string, at time.Time) {
+	if !at.IsZero() {
+		u.set(attr, schema.Timestamp(at))
+	}
+}
+
+// changesOf is e as an update expression.
+func (s *Store) changesOf(e task.Effect) expression.UpdateBuilder {
 	var u changes
-	if !c.Now.IsZero() {
-		u.set(schema.UpdatedAt, schema.Timestamp(c.Now))
+	u.setTime(schema.UpdatedAt, e.UpdatedAt)
+	if e.Status != "" {
+		u.set(schema.Status, string(e.Status))
+		// A status the change gives has no event accepted yet (a record
+		// leaves a final status only with DropNotified).
+		if indexed(e.Status, s.events) {
+			u.set(schema.OpenStatus, string(e.Status))
+		} else {
+			u.remove(schema.OpenStatus)
+		}
 	}
-	if c.To != "" {
-		u.setStatus(c.From, c.To, s.events)
-	}
-	if c.AddDelivery {
+	if e.AddDelivery {
 		u.UpdateBuilder = u.Add(expression.Name(schema.Deliveries), expression.Value(1))
 	}
-	if cb := c.Callback; cb != nil {
+	if cb := e.Result; cb != nil {
 		u.set(schema.Code, cb.Code)
 		u.set(schema.Msg, cb.Msg)
 		u.set(schema.API, cb.API)
 		setList(&u, schema.Sources, cb.Sources)
 	}
-	if !c.ReceivedAt.IsZero() {
-		u.set(schema.ReceivedAt, schema.Timestamp(c.ReceivedAt))
+	u.setTime(schema.ReceivedAt, e.ReceivedAt)
+	if !e.ExpiresAt.IsZero() {
+		u.set(schema.ExpiresAt, e.ExpiresAt.Unix())
 	}
-	if !c.ExpiresAt.IsZero() {
-		u.set(schema.ExpiresAt, c.ExpiresAt.Unix())
-	}
-	if len(c.Labels) > 0 {
+	if len(e.Labels) > 0 {
 		// The first request that brings labels sets them; later ones never
 		// change them.
 		labels := expression.Name(schema.Labels)
-		u.UpdateBuilder = u.Set(labels, labels.IfNotExists(expression.Value(c.Labels)))
+		u.UpdateBuilder = u.Set(labels, labels.IfNotExists(expression.Value(e.Labels)))
 	}
-	u.copyChanges(c)
+	u.copyChanges(e)
 	return u.UpdateBuilder
 }
 
-// setStatus moves the record from status from to to, in or out of the
-// open index. A record leaving a final status owes a new event, so its
-// notifiedAt goes (an open record has none).
-func (u *changes) setStatus(from, to task.Status, events Events) {
-	u.set(schema.Status, string(to))
-	if indexed(to, events) {
-		u.set(schema.OpenStatus, string(to))
-	} else {
-		u.remove(schema.OpenStatus)
-	}
-	if task.Final(from) {
-		u.remove(schema.NotifiedAt)
-	}
-}
-
-// indexed reports whether a record in status s is in the open index: while
-// it is open, and, with events, while its event is due.
-func indexed(s task.Status, events Events) bool {
-	return task.Open(s) || bool(events) && task.Final(s)
-}
-
-// copyChanges are the parts of c that a copy makes: its lease, its
-// uploads, what it stored or why it failed, and the event of its end.
-func (u *changes) copyChanges(c task.Change) {
-	if l := c.Lease; l != nil {
+// copyChanges are the parts of e that a copy makes: its lease, its
+// uploads, what it stored or why it failed, its queueing, and the event
+// of its end.
+func (u *changes) copyChanges(e task.Effect) {
+	if l := e.Lease; l != nil {
 		u.set(schema.LeaseOwner, l.Owner)
 		u.set(schema.LeaseUntil, l.Until.UnixMilli())
-		u.set(schema.Receives, c.Receives)
+		if e.Receives > 0 {
+			u.set(schema.Receives, e.Receives)
+		}
 	}
-	if c.EndLease {
+	if e.DropLease {
 		u.remove(schema.LeaseOwner)
 		u.remove(schema.LeaseUntil)
 	}
-	if up := c.Upload; up != nil {
+	if up := e.AddUpload; up != nil {
 		uploads := expression.Name(schema.Uploads)
 		none := expression.Value(&types.AttributeValueMemberL{Value: []types.AttributeValue{}})
 		u.UpdateBuilder = u.Set(uploads, expression.ListAppend(uploads.IfNotExists(none), expression.Value([]schema.Upload{{Key: up.Key, UploadID: up.ID}})))
 	}
-	if c.DropUploads {
+	if e.DropUploads {
 		u.remove(schema.Uploads)
 	}
-	if c.To == task.StatusStored {
-		u.set(schema.StoredAt, schema.Timestamp(c.Now))
-		setList(u, schema.Objects, objects(c.Objects))
+	if e.Status == task.StatusStored {
+		u.setTime(schema.StoredAt, e.StoredAt)
+		setList(u, schema.Objects, objects(e.Objects))
 	}
-	if c.Error != "" {
-		u.set(schema.Error, c.Error)
+	if e.Error != "" {
+		u.set(schema.Error, e.Error)
 	}
-	if c.DropError {
-		u.remove(schema.Error)
+	for _, drop := range []struct {
+		attr string
+		drop bool
+	}{{schema.Error, e.DropError}, {schema.Receives, e.DropReceives}, {schema.NotifiedAt, e.DropNotified}, {schema.ResentAt, e.DropResent}} {
+		if drop.drop {
+			u.remove(drop.attr)
+		}
 	}
-	if c.DropReceives {
-		u.remove(schema.Receives)
-	}
-	if !c.NotifiedAt.IsZero() {
-		u.set(schema.NotifiedAt, schema.Timestamp(c.NotifiedAt))
+	if !e.NotifiedAt.IsZero() {
+		u.setTime(schema.NotifiedAt, e.NotifiedAt)
 		u.remove(schema.OpenStatus)
 	}
+	if g := e.Generation; g != nil {
+		u.set(schema.Generation, *g)
+	}
+	u.setTime(schema.ResentAt, e.ResentAt)
 }

@@ -76,9 +76,9 @@ func (b *Bus) Notify(ctx context.Context, t task.Task) error {
 		return fmt.Errorf("put %s event of task %s: the bus refused it: %s: %s", detailType, t.ID, aws.ToString(e.ErrorCode), aws.ToString(e.ErrorMessage))
 	}
 	b.Metrics.Emit(detailType, metrics.Metric{Name: "EventsPut", Unit: metrics.Count, Value: 1})
-	// A record that has moved on since (a success after a failure) is
-	// left alone: its new status has an event of its own.
-	if _, err := b.tasks.Update(context.WithoutCancel(ctx), task.MarkNotified(t.ID, t.Status, b.now().UTC())); err != nil && !errors.Is(err, task.ErrStale) {
+	// A record that has moved on since (a success after a failure, a
+	// requeue) is left alone: its new status has an event of its own.
+	if _, err := b.tasks.Update(context.WithoutCancel(ctx), task.MarkNotified(t, b.now().UTC())); err != nil && !errors.Is(err, task.ErrStale) {
 		return fmt.Errorf("record the event of task %s: %w", t.ID, err)
 	}
 	return nil

@@ -100,7 +100,7 @@ func TestNotifyPutsTheEventThenRecordsIt(t *testing.T) {
 
 func TestNotifyPutsNothingForATaskThatIsNotFinal(t *testing.T) {
 	h := newHarness(t)
-	for _, s := range []task.Status{task.StatusPending, task.StatusReceived, task.StatusQueued} {
+	for _, s := range []task.Status{task.StatusPending, task.StatusQueued} {
 		if err := h.bus.Notify(context.Background(), task.Task{ID: "ev_open", Status: s}); err != nil {
 			t.Errorf("%s: %v", s, err)
 		}
@@ -145,7 +145,8 @@ func TestNotifiedLeavesATaskThatMovedOnAlone(t *testing.T) {
 	failed := task.New(task.Callback{TaskID: "ev_moved", Code: 501, API: "veo"}, testNow, time.Hour)
 	h.store.Create(ctx, failed)
 	win := task.Callback{TaskID: "ev_moved", Code: 200, API: "veo", Sources: []string{"https://x/v.mp4"}}
-	if _, err := h.store.Update(ctx, task.Change{ID: "ev_moved", From: task.StatusFailed, To: task.StatusReceived, Callback: &win, Now: testNow}); err != nil {
+	success, _, _ := task.Repeat(failed, win, testNow, time.Hour)
+	if _, err := h.store.Update(ctx, success); err != nil {
 		t.Fatal(err)
 	}
 	// The failure's event is put late, after a success replaced it.
@@ -153,8 +154,8 @@ func TestNotifiedLeavesATaskThatMovedOnAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec, _, _ := h.store.Get(ctx, "ev_moved")
-	if !rec.NotifiedAt.IsZero() || rec.Status != task.StatusReceived {
-		t.Errorf("record %+v: the received task must not read as notified", rec)
+	if !rec.NotifiedAt.IsZero() || rec.Status != task.StatusQueued {
+		t.Errorf("record %+v: the queued task must not read as notified", rec)
 	}
 }
 

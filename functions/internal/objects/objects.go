@@ -35,7 +35,8 @@ import (
 
 // Client is the part of the S3 API the store uses: a single PutObject, the
 // multipart upload for files larger than one part, the tagging of the
-// completed object, and its deletion when it cannot be tagged.
+// completed object, and, to clean up after a copy, the listing and
+// deletion of objects and the listing and abort of uploads.
 type Client interface {
 	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 	CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
@@ -45,6 +46,7 @@ type Client interface {
 	PutObjectTagging(ctx context.Context, in *s3.PutObjectTaggingInput, opts ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error)
 	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opts ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	ListMultipartUploads(ctx context.Context, in *s3.ListMultipartUploadsInput, opts ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 }
 
 // A file larger than PartSize goes up in parts of PartSize, up to
@@ -215,6 +217,44 @@ func (s *Store) DeleteUnder(ctx context.Context, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// AbortUnder aborts every multipart upload open under prefix: those a
+// copier that died started, tracked or not. Only the holder of the task's
+// lease calls it, so none of them is a live copy's.
+func (s *Store) AbortUnder(ctx context.Context, prefix string) error {
+	in := &s3.ListMultipartUploadsInput{Bucket: s.bucket, Prefix: aws.String(prefix)}
+	for {
+		page, err := s.client.ListMultipartUploads(ctx, in)
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchUpload" {
+			// gofakes3 answers so for a bucket that never had an upload;
+			// S3 lists none.
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("list uploads under %s: %w", prefix, err)
+		}
+		for _, up := range page.Uploads {
+			if err := s.Abort(ctx, aws.ToString(up.Key), aws.ToString(up.UploadId)); err != nil {
+				return err
+			}
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return nil
+		}
+		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
+	}
+}
+
+// Clear removes everything under prefix, once no record will name it:
+// the open uploads first, so that none completes after its objects went,
+// then the objects.
+func (s *Store) Clear(ctx context.Context, prefix string) error {
+	if err := s.AbortUnder(ctx, prefix); err != nil {
+		return err
+	}
+	return s.DeleteUnder(ctx, prefix)
 }
 
 // putOne puts a file that fits in one part, its checksum and every tag

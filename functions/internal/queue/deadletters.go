@@ -20,6 +20,13 @@ type Receiver interface {
 // that `ops redrive`, which waits 10 s for messages, sees it again.
 const peekVisibility = 5
 
+// scanWait is how long, in seconds, each receive of the scan long-polls.
+// A short poll asks only a sample of SQS's servers, and on a small queue,
+// as the dead-letter queue is, it can answer empty while messages wait; a
+// long poll asks them all. One second, the least, is what the scan's
+// last receive, the empty one, costs.
+const scanWait = 1
+
 // DeadLetters reads the copy dead-letter queue: the record of every copy
 // whose message was delivered maxReceiveCount times.
 type DeadLetters struct {
@@ -32,31 +39,39 @@ func NewDeadLetters(client Receiver, url string) *DeadLetters {
 	return &DeadLetters{client: client, url: aws.String(url)}
 }
 
-// Tasks returns the distinct task ids of up to scan messages of the
-// queue, leaving every message there for redrive. Messages that name no
-// task are passed over; the operator sees them in redrive.
-func (d *DeadLetters) Tasks(ctx context.Context, scan int) ([]string, error) {
-	var ids []string
-	seen := map[string]bool{}
+// Letters returns the copy messages of up to scan messages of the queue,
+// one per task, the newest queueing of each, leaving every message there
+// for redrive: it receives until it has read scan messages or a long poll
+// finds none. Messages that name no task are passed over; the operator
+// sees them in redrive.
+func (d *DeadLetters) Letters(ctx context.Context, scan int) ([]schema.CopyMessage, error) {
+	var letters []schema.CopyMessage
+	index := map[string]int{}
 	for read := 0; read < scan; {
 		out, err := d.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl: d.url, MaxNumberOfMessages: int32(min(10, scan-read)), VisibilityTimeout: peekVisibility,
+			QueueUrl: d.url, MaxNumberOfMessages: int32(min(10, scan-read)), VisibilityTimeout: peekVisibility, WaitTimeSeconds: scanWait,
 		})
 		if err != nil {
-			return ids, fmt.Errorf("read the dead-letter queue: %w", err)
+			return letters, fmt.Errorf("read the dead-letter queue: %w", err)
 		}
 		if len(out.Messages) == 0 {
-			return ids, nil
+			return letters, nil
 		}
 		read += len(out.Messages)
 		for _, m := range out.Messages {
 			msg, err := schema.DecodeCopyMessage(aws.ToString(m.Body))
-			if err != nil || seen[msg.TaskID] {
+			if err != nil {
 				continue
 			}
-			seen[msg.TaskID] = true
-			ids = append(ids, msg.TaskID)
+			i, seen := index[msg.TaskID]
+			switch {
+			case !seen:
+				index[msg.TaskID] = len(letters)
+				letters = append(letters, msg)
+			case msg.Generation > letters[i].Generation:
+				letters[i] = msg
+			}
 		}
 	}
-	return ids, nil
+	return letters, nil
 }

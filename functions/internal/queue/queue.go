@@ -28,9 +28,9 @@ func New(client Sender, url string) *Queue {
 	return &Queue{client: client, url: aws.String(url)}
 }
 
-// Enqueue sends the task's id to the copier.
-func (q *Queue) Enqueue(ctx context.Context, taskID string) error {
-	_, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: q.url, MessageBody: aws.String(schema.CopyMessage{TaskID: taskID}.Encode())})
+// Enqueue sends the task's id to the copier, for its queueing generation.
+func (q *Queue) Enqueue(ctx context.Context, taskID string, generation int) error {
+	_, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: q.url, MessageBody: aws.String(schema.CopyMessage{TaskID: taskID, Generation: generation}.Encode())})
 	if err != nil {
 		return fmt.Errorf("send task %s: %w", taskID, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/kieapi"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/schema"
 )
 
 // openTasks lists and claims tasks that still need work.
@@ -33,25 +34,23 @@ type recorder interface {
 	Record(ctx context.Context, api, taskID string) (kie.Record, error)
 }
 
-// receiver takes what the platform said through the callback's path, and
-// queues a received task the same way.
+// receiver takes what the platform said through the callback's path.
 type receiver interface {
 	Receive(ctx context.Context, cb task.Callback) (task.Outcome, error)
-	Enqueue(ctx context.Context, id string) error
 }
 
 // deadLetters names the tasks whose copy message is in the dead-letter
-// queue, reading up to scan messages and leaving them there.
+// queue, with the newest queueing of each, reading up to scan messages
+// and leaving them there.
 type deadLetters interface {
-	Tasks(ctx context.Context, scan int) ([]string, error)
+	Letters(ctx context.Context, scan int) ([]schema.CopyMessage, error)
 }
 
 // leftovers removes what the copies of a task given up left in the
-// bucket: its open multipart uploads, and the objects its failed attempts
-// stored under its prefix, which no record will name.
+// bucket under its prefix: its open multipart uploads and the objects its
+// attempts stored, which no record will name.
 type leftovers interface {
-	Abort(ctx context.Context, key, uploadID string) error
-	DeleteUnder(ctx context.Context, prefix string) error
+	Clear(ctx context.Context, prefix string) error
 }
 
 // unnotified lists the ended tasks whose event the bus has not accepted.
@@ -74,13 +73,14 @@ type Reconciler struct {
 	Prefix      string    // of every object key (OBJECT_PREFIX)
 	Platform    recorder  // nil when no API key is configured: no polling
 	Receiver    receiver
+	Queue       task.Queue    // sends a copy message again
 	Notifier    task.Notifier // nil when no bus is configured: no events
 	Metrics     *metrics.Writer
 	Logger      *slog.Logger
 	Now         func() time.Time
 
 	PendingAfter time.Duration // a pending task is polled when this old, and at most this often (at least 30 s)
-	StuckAfter   time.Duration // a received record is queued again when this old
+	StuckAfter   time.Duration // a queued record whose copy never started gets a message again when this old
 	QueuedAlert  time.Duration // a queued record this old is counted and logged
 	Retention    time.Duration // the platform keeps results this long
 	Limit        int32         // tasks of each kind handled per run
@@ -92,8 +92,8 @@ const minPollInterval = 30 * time.Second
 
 // Report is what one run did.
 type Report struct {
-	Polled, Finished, Expired, Requeued, StaleQueued, Notified, GivenUp int
-	RateLimited                                                         bool
+	Polled, Finished, Expired, Resent, StaleQueued, Notified, GivenUp int
+	RateLimited                                                       bool
 }
 
 // passBudget is the most each cheap pass may take, so that one slow
@@ -113,7 +113,7 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 	now := r.Now().UTC()
 	var rep Report
 	var errs []error
-	for _, pass := range []func(context.Context, time.Time, *Report) error{r.received, r.deadLettered, r.queued, r.sweep} {
+	for _, pass := range []func(context.Context, time.Time, *Report) error{r.resend, r.deadLettered, r.queued, r.sweep} {
 		passCtx, cancel := context.WithTimeout(ctx, passBudget)
 		errs = append(errs, pass(passCtx, now, &rep))
 		cancel()
@@ -128,7 +128,7 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 		metrics.Metric{Name: "PendingPolled", Unit: metrics.Count, Value: int64(rep.Polled)},
 		metrics.Metric{Name: "PendingFinished", Unit: metrics.Count, Value: int64(rep.Finished)},
 		metrics.Metric{Name: "PendingExpired", Unit: metrics.Count, Value: int64(rep.Expired)},
-		metrics.Metric{Name: "StuckRequeued", Unit: metrics.Count, Value: int64(rep.Requeued)},
+		metrics.Metric{Name: "CopiesResent", Unit: metrics.Count, Value: int64(rep.Resent)},
 		metrics.Metric{Name: "StaleQueued", Unit: metrics.Count, Value: int64(rep.StaleQueued)},
 		metrics.Metric{Name: "EventsSwept", Unit: metrics.Count, Value: int64(rep.Notified)},
 		metrics.Metric{Name: "CopiesGivenUp", Unit: metrics.Count, Value: int64(rep.GivenUp)})...)
@@ -140,7 +140,7 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 func (r *Reconciler) Handle(ctx context.Context, _ events.EventBridgeEvent) error {
 	rep, err := r.Run(ctx)
 	r.Logger.InfoContext(ctx, "reconciled", "polled", rep.Polled, "finished", rep.Finished, "expired", rep.Expired,
-		"requeued", rep.Requeued, "staleQueued", rep.StaleQueued, "givenUp", rep.GivenUp, "notified", rep.Notified, "rateLimited", rep.RateLimited)
+		"resent", rep.Resent, "staleQueued", rep.StaleQueued, "givenUp", rep.GivenUp, "notified", rep.Notified, "rateLimited", rep.RateLimited)
 	return err
 }
 
@@ -229,9 +229,9 @@ func (r *Reconciler) announce(ctx context.Context, t task.Task) {
 }
 
 // sweep puts the events that a function died (or failed) before putting:
-// every ended task still in the unnotified index NotifyAfter after its
-// change. A consumer may then see an event twice; it dedupes on the task
-// id and status.
+// every ended task still in the open index, unannounced, NotifyAfter
+// after its change. A consumer may then see an event twice; it dedupes on
+// the task id and status.
 func (r *Reconciler) sweep(ctx context.Context, now time.Time, rep *Report) error {
 	if r.Notifier == nil {
 		return nil
@@ -254,26 +254,39 @@ func (r *Reconciler) sweep(ctx context.Context, now time.Time, rep *Report) erro
 	return errors.Join(errs...)
 }
 
-// received queues again the records whose callback died before queueing
-// and whose platform has since given up retrying.
-func (r *Reconciler) received(ctx context.Context, now time.Time, rep *Report) error {
-	tasks, err := r.Tasks.Open(ctx, task.StatusReceived, now.Add(-r.StuckAfter), r.Limit)
+// resend sends a copy message again for the queued tasks whose copy never
+// started StuckAfter after they were queued: their first message may
+// never have been sent (the callback's send failed and the platform gave
+// up calling, or a polled success's send failed). Each is marked first,
+// with a condition, so that overlapping runs send it once; a task that
+// only waits in a backlog may get a twin, and is still copied once. A
+// mark whose message could not be sent is taken back; one a crash left
+// is taken again after QueuedAlert, so that a task in a long backlog is
+// not sent again every run.
+func (r *Reconciler) resend(ctx context.Context, now time.Time, rep *Report) error {
+	tasks, err := r.Tasks.Open(ctx, task.StatusQueued, now.Add(-r.StuckAfter), r.Limit)
 	if err != nil {
 		return err
 	}
 	for _, t := range tasks {
-		claimed, err := r.claim(ctx, t, now)
+		if t.Started() || (!t.ResentAt.IsZero() && now.Sub(t.ResentAt) < r.QueuedAlert) {
+			continue
+		}
+		_, err := r.Tasks.Update(ctx, task.MarkResent(t, now))
+		if errors.Is(err, task.ErrStale) {
+			continue // a copy started, or another run sent it
+		}
 		if err != nil {
 			return err
 		}
-		if !claimed {
-			continue
-		}
-		if err := r.Receiver.Enqueue(ctx, t.ID); err != nil {
+		if err := r.Queue.Enqueue(ctx, t.ID, t.Generation); err != nil {
+			if _, undoErr := r.Tasks.Update(context.WithoutCancel(ctx), task.UnmarkResent(t, now)); undoErr != nil && !errors.Is(undoErr, task.ErrStale) {
+				r.Logger.WarnContext(ctx, "taking back a resend failed; the task is sent again later", "taskId", t.ID, "error", undoErr.Error())
+			}
 			return err
 		}
-		r.Logger.InfoContext(ctx, "queued a stuck task again", "taskId", t.ID)
-		rep.Requeued++
+		r.Logger.InfoContext(ctx, "sent the copy message of a task again: its copy never started", "taskId", t.ID, "queuedSince", t.UpdatedAt.Format(time.RFC3339))
+		rep.Resent++
 	}
 	return nil
 }
@@ -303,29 +316,34 @@ const deadLetterScan = 10
 // queue, the record of deliveries really used up, whatever the task
 // record counted: a delivery that failed before it could count itself
 // (a read or a lease that failed, a copier that could not start, a
-// throttled invocation) is in the queue's count all the same.
+// throttled invocation) is in the queue's count all the same. Only a
+// letter of the task's current queueing counts: one of a queueing a
+// requeue has ended since is spent.
 func (r *Reconciler) deadLettered(ctx context.Context, now time.Time, rep *Report) error {
 	if r.DeadLetters == nil {
 		return nil
 	}
-	ids, err := r.DeadLetters.Tasks(ctx, deadLetterScan*int(r.Limit))
+	letters, err := r.DeadLetters.Letters(ctx, deadLetterScan*int(r.Limit))
 	errs := []error{err}
-	for _, id := range ids {
-		t, found, err := r.Tasks.Get(ctx, id)
+	for _, letter := range letters {
+		t, found, err := r.Tasks.Get(ctx, letter.TaskID)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		// An ended task's message waits for redrive; a live lease is a
 		// copy of another message of the task, which may yet succeed.
-		if !found || (t.Status != task.StatusQueued && t.Status != task.StatusReceived) || t.Lease.Live(now) {
+		if !found || t.Status != task.StatusQueued || letter.Generation != t.Generation || t.Lease.Live(now) {
 			continue
 		}
-		if err := r.giveUp(ctx, t, now); err != nil {
+		gaveUp, err := r.giveUp(ctx, t, now)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		rep.GivenUp++
+		if gaveUp {
+			rep.GivenUp++
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -335,27 +353,37 @@ func (r *Reconciler) deadLettered(ctx context.Context, now time.Time, rep *Repor
 // the dead-letter queue remembers.
 const retriesExhausted = "copy retries exhausted: the message is in the dead-letter queue; fix the cause, then go run ./infra/ops redrive"
 
-// giveUp marks a task whose copy message went to the dead-letter queue as
-// copy_failed, and announces it. The uploads its copies left open are
-// aborted first, since the record that names them goes, and the objects
-// its attempts stored are deleted: a copy_failed record names none.
-func (r *Reconciler) giveUp(ctx context.Context, t task.Task, now time.Time) error {
-	for _, up := range t.Uploads {
-		if err := r.Leftovers.Abort(ctx, up.Key, up.ID); err != nil {
-			return fmt.Errorf("give up task %s: %w", t.ID, err)
-		}
+// giveUpLease is how long the reconciler holds a task it gives up beyond
+// its run's deadline: should it die midway, the next run after that
+// takes the task again and finishes.
+const giveUpLease = 5 * time.Second
+
+// giveUp marks a queued task whose copy message went to the dead-letter
+// queue as copy_failed, and announces it; false means a copier took it
+// first. It seizes the task before anything else, so that no copier,
+// requeue or redrive can start on it, then clears what its copies left
+// under its prefix (a copy_failed record names nothing), then marks it.
+func (r *Reconciler) giveUp(ctx context.Context, t task.Task, now time.Time) (bool, error) {
+	until := now.Add(15 * time.Minute)
+	if deadline, ok := ctx.Deadline(); ok {
+		until = now.Add(time.Until(deadline))
 	}
-	if err := r.Leftovers.DeleteUnder(ctx, r.Prefix+t.ID+"/"); err != nil {
-		return fmt.Errorf("give up task %s: %w", t.ID, err)
-	}
-	failed, err := r.Tasks.Update(ctx, task.MarkCopyFailed(t.ID, "", retriesExhausted, now))
+	l := task.Lease{Owner: "reconciler/" + now.Format(time.RFC3339Nano), Until: until.Add(giveUpLease)}
+	_, err := r.Tasks.Update(ctx, task.Seize(t.ID, t.Generation, l, now))
 	if errors.Is(err, task.ErrStale) {
-		return nil // a copier leased or finished it meanwhile
+		return false, nil // a copier leased or finished it meanwhile
 	}
 	if err != nil {
-		return err
+		return false, err
+	}
+	if err := r.Leftovers.Clear(ctx, r.Prefix+t.ID+"/"); err != nil {
+		return false, fmt.Errorf("give up task %s: %w", t.ID, err)
+	}
+	failed, err := r.Tasks.Update(ctx, task.MarkCopyFailed(t.ID, l.Owner, retriesExhausted, now))
+	if err != nil {
+		return false, fmt.Errorf("give up task %s: %w", t.ID, err)
 	}
 	r.Logger.WarnContext(ctx, "copy given up", "taskId", t.ID, "queuedSince", t.UpdatedAt.Format(time.RFC3339), "receives", t.Receives)
 	r.announce(ctx, failed)
-	return nil
+	return true, nil
 }

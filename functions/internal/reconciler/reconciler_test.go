@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -55,6 +56,7 @@ func newHarness(tb testing.TB) *harness {
 		Platform: kieapi.New(api.URL, "api-key"),
 		Receiver: &task.Receiver{Store: h.store, Queue: queue.New(env.SQS, env.QueueURL), Notifier: bus, TTL: 720 * time.Hour, Now: clock,
 			Logger: slog.New(slog.DiscardHandler)},
+		Queue:        queue.New(env.SQS, env.QueueURL),
 		Notifier:     bus,
 		DeadLetters:  queue.NewDeadLetters(env.SQS, env.DLQURL),
 		Leftovers:    objects.New(env.S3, env.Bucket, nil),
@@ -260,27 +262,90 @@ func TestPendingTasksArePolledAndFinishedLikeCallbacks(t *testing.T) {
 	})
 }
 
-func TestStuckAndSlowRecords(t *testing.T) {
+// started leases id as a copier that took its message did.
+func (h *harness) started(tb testing.TB, id string) {
+	tb.Helper()
+	l := task.Lease{Owner: "copier", Until: testNow.Add(-time.Minute)}
+	if _, err := h.store.Update(context.Background(), task.TakeLease(id, l, 1, testNow.Add(-2*time.Minute))); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestQueuedTasksWhoseCopyNeverStartedAreSentAgainOnce(t *testing.T) {
 	h := newHarness(t)
-	h.seed(t, "stuck", "veo", task.StatusReceived, 10*time.Minute)
-	h.seed(t, "fresh", "veo", task.StatusReceived, time.Minute)
+	h.seed(t, "stranded", "veo", task.StatusQueued, 10*time.Minute)
+	h.seed(t, "fresh", "veo", task.StatusQueued, time.Minute)
 	h.seed(t, "slow", "veo", task.StatusQueued, time.Hour)
-	h.seed(t, "recent", "veo", task.StatusQueued, time.Minute)
+	h.started(t, "slow")
 	rep := h.run(t)
-	if rep.Requeued != 1 || rep.StaleQueued != 1 {
+	if rep.Resent != 1 || rep.StaleQueued != 1 {
 		t.Errorf("report %+v", rep)
 	}
-	if rec := h.record(t, "stuck"); rec.Status != task.StatusQueued {
-		t.Errorf("stuck is %s", rec.Status)
+	if ids := h.queued(t); !slices.Equal(ids, []string{"stranded"}) {
+		t.Errorf("sent %v: only the task whose copy never started and that is older than STUCK_RECEIVED_AFTER", ids)
 	}
-	if rec := h.record(t, "fresh"); rec.Status != task.StatusReceived {
-		t.Errorf("fresh is %s: its callback may still be queueing it", rec.Status)
-	}
-	if ids := h.queued(t); !slices.Equal(ids, []string{"stuck"}) {
-		t.Errorf("queued %v", ids)
-	}
-	if m := h.metrics.String(); !strings.Contains(m, `"StaleQueued":1`) || !strings.Contains(m, `"StuckRequeued":1`) {
+	if m := h.metrics.String(); !strings.Contains(m, `"StaleQueued":1`) || !strings.Contains(m, `"CopiesResent":1`) {
 		t.Errorf("metrics %s", m)
+	}
+	t.Run("a task sent again waits in the backlog without a message every run", func(t *testing.T) {
+		if rep := h.run(t); rep.Resent != 0 {
+			t.Errorf("report %+v", rep)
+		}
+	})
+	t.Run("a resend a crash left is taken again after QUEUED_ALERT_AFTER", func(t *testing.T) {
+		h.r.Now = func() time.Time { return testNow.Add(31 * time.Minute) }
+		if rep := h.run(t); rep.Resent != 2 {
+			t.Errorf("report %+v, want stranded and fresh sent", rep)
+		}
+	})
+}
+
+// refusingQueue refuses every send while it is down.
+type refusingQueue struct {
+	task.Queue
+	down *bool
+}
+
+func (q refusingQueue) Enqueue(ctx context.Context, id string, generation int) error {
+	if *q.down {
+		return errors.New("sqs: service unavailable")
+	}
+	return q.Queue.Enqueue(ctx, id, generation)
+}
+
+func TestAQueueOutageStrandsNoTask(t *testing.T) {
+	// The queue refuses every send for 30 minutes while 100 success
+	// callbacks arrive; the platform's retries, after 1, 5 and 15 minutes,
+	// all fail too, and it gives up. The reconciler runs every minute.
+	h := newHarness(t)
+	down, now := true, testNow
+	clock := func() time.Time { return now }
+	q := refusingQueue{Queue: queue.New(h.env.SQS, h.env.QueueURL), down: &down}
+	receiver := &task.Receiver{Store: h.store, Queue: q, TTL: time.Hour, Now: clock, Logger: slog.New(slog.DiscardHandler)}
+	h.r.Queue, h.r.Now, h.r.Limit = q, clock, 200
+	h.r.DeadLetters = nil // nothing dead-letters here; each scan would wait its second
+	callback := func(i int) {
+		cb := task.Callback{TaskID: fmt.Sprint("outage_", i), Code: 200, API: "veo", Sources: []string{"https://tempfile.aiquickdraw.com/o.png"}}
+		if _, err := receiver.Receive(context.Background(), cb); err == nil {
+			t.Fatalf("callback %d answered 200 while the queue was down", i)
+		}
+	}
+	for minute := 0; minute <= 30; minute++ {
+		now = testNow.Add(time.Duration(minute) * time.Minute)
+		for i := range 100 {
+			if slices.Contains([]int{0, 1, 6, 21}, minute-i%10) {
+				callback(i) // the first call, then the platform's retries
+			}
+		}
+		h.r.Run(context.Background())
+	}
+	down = false
+	for minute := 31; minute <= 40; minute++ {
+		now = testNow.Add(time.Duration(minute) * time.Minute)
+		h.run(t)
+	}
+	if ids := h.queued(t); len(slices.Compact(ids)) != 100 {
+		t.Errorf("%d tasks have a message once the queue is back, want all 100 with no operator", len(slices.Compact(ids)))
 	}
 }
 
@@ -290,7 +355,7 @@ func TestOverlappingRunsActOnceOnEachTask(t *testing.T) {
 		id := fmt.Sprint("overlap_", i)
 		h.seed(t, id, "midjourney", task.StatusPending, 5*time.Minute)
 		h.platform.Set("midjourney", id, platform.Success, "https://tempfile.aiquickdraw.com/m/"+id+".png")
-		h.seed(t, fmt.Sprint("stuck_", i), "veo", task.StatusReceived, time.Hour)
+		h.seed(t, fmt.Sprint("stuck_", i), "veo", task.StatusQueued, time.Hour)
 	}
 	var wg sync.WaitGroup
 	for range 3 {
@@ -317,12 +382,12 @@ func TestTheScheduleEventRunsAPass(t *testing.T) {
 		t.Fatalf("decode: %+v %v", ev, err)
 	}
 	h := newHarness(t)
-	h.seed(t, "sched_stuck", "veo", task.StatusReceived, time.Hour)
+	h.seed(t, "sched_stuck", "veo", task.StatusQueued, time.Hour)
 	if err := h.r.Handle(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	if rec := h.record(t, "sched_stuck"); rec.Status != task.StatusQueued {
-		t.Errorf("status %s", rec.Status)
+	if rec := h.record(t, "sched_stuck"); rec.ResentAt.IsZero() {
+		t.Errorf("record %+v: not sent again", rec)
 	}
 }
 
@@ -340,7 +405,8 @@ func TestPollingAHangingPlatformStillWritesTheRunsMetrics(t *testing.T) {
 	for i := range 3 {
 		h.seed(t, fmt.Sprint("hang_", i), "veo", task.StatusPending, 3*time.Minute)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), runMargin+time.Second)
+	// The dead-letter scan's last, empty long poll takes a second.
+	ctx, cancel := context.WithTimeout(context.Background(), runMargin+2*time.Second)
 	defer cancel()
 	h.r.Run(ctx)
 	if ctx.Err() != nil {

@@ -26,7 +26,7 @@ func (h *harness) ended(tb testing.TB, id string, status task.Status, age time.D
 	tb.Helper()
 	ctx := context.Background()
 	at := testNow.Add(-age)
-	t := task.Task{ID: id, Status: task.StatusReceived, API: "veo", Code: 200, Msg: "success", Deliveries: 1, ReceivedAt: at, UpdatedAt: at, ExpiresAt: at.Add(time.Hour)}
+	t := task.Task{ID: id, Status: task.StatusQueued, API: "veo", Code: 200, Msg: "success", Deliveries: 1, ReceivedAt: at, UpdatedAt: at, ExpiresAt: at.Add(time.Hour)}
 	if status == task.StatusFailed {
 		t.Status = status
 	}
@@ -132,12 +132,12 @@ func TestEveryPassGetsItsTurn(t *testing.T) {
 		defer hang.Close()
 		h.r.Platform = kieapi.New(hang.URL, "api-key")
 		h.seed(t, "turn_pending", "veo", task.StatusPending, 3*time.Minute)
-		h.seed(t, "turn_stuck", "veo", task.StatusReceived, time.Hour)
+		h.seed(t, "turn_stuck", "veo", task.StatusQueued, time.Hour)
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		rep, _ := h.r.Run(ctx)
-		if rep.Requeued != 1 || h.record(t, "turn_stuck").Status != task.StatusQueued {
-			t.Errorf("report %+v: the stuck record must be queued again before polling starts", rep)
+		if rep.Resent != 1 {
+			t.Errorf("report %+v: the stranded record must be sent again before polling starts", rep)
 		}
 	})
 	t.Run("a failure that only the log needs does not end the polling", func(t *testing.T) {
@@ -193,8 +193,15 @@ func TestACopyIsGivenUpFromTheDeadLetterQueueNeverOnTimeQueued(t *testing.T) {
 	// Stored by a duplicate message since: its dead letter waits for redrive.
 	h.ended(t, "stored_since", task.StatusStored, time.Hour)
 	h.deadLetter(t, "stored_since")
+	// Requeued by an operator since its letter: that letter is spent.
+	requeued := task.Task{ID: "requeued", Status: task.StatusQueued, API: "veo", Code: 200, Sources: []string{"https://tempfile.aiquickdraw.com/r.png"},
+		UpdatedAt: testNow.Add(-2 * time.Hour), ExpiresAt: testNow.Add(time.Hour), Generation: 1}
+	if _, _, err := h.store.Create(context.Background(), requeued); err != nil {
+		t.Fatal(err)
+	}
+	h.deadLetter(t, "requeued")
 	rep := h.run(t)
-	if rep.GivenUp != 2 || rep.StaleQueued != 2 {
+	if rep.GivenUp != 2 || rep.StaleQueued != 3 {
 		t.Errorf("report %+v", rep)
 	}
 	for _, id := range []string{"gave_up", "uncounted"} {
@@ -202,7 +209,7 @@ func TestACopyIsGivenUpFromTheDeadLetterQueueNeverOnTimeQueued(t *testing.T) {
 			t.Errorf("%s: record %s %q", id, rec.Status, rec.Error)
 		}
 	}
-	for _, id := range []string{"backlog", "last_try"} {
+	for _, id := range []string{"backlog", "last_try", "requeued"} {
 		if rec := h.record(t, id); rec.Status != task.StatusQueued {
 			t.Errorf("%s became %s: its copy may still succeed", id, rec.Status)
 		}
@@ -245,6 +252,11 @@ func TestGivingUpLeavesNothingInTheBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := updated(h.store.Update(ctx, task.RecordUpload("half", "copier-half", task.Upload{Key: key, ID: *up.UploadId}))); err != nil {
+		t.Fatal(err)
+	}
+	// A copier died after starting an upload, before it could record it.
+	untracked := "tasks/half/2.mp4"
+	if _, err := h.env.S3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &h.env.Bucket, Key: &untracked}); err != nil {
 		t.Fatal(err)
 	}
 	// An earlier attempt stored source 1 before source 0 failed.

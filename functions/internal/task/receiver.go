@@ -24,16 +24,16 @@ type Store interface {
 	// Create writes t unless a record with its id exists; then it returns
 	// that record and created=false.
 	Create(ctx context.Context, t Task) (existing Task, created bool, err error)
-	// Update applies c. When c ends the task (To is final) it returns the
-	// record as it is then, for its event. When the record's status is no
-	// longer c.From it returns ErrStale: a *StaleError holding the current
+	// Update applies c, as Apply says. When c ends the task it returns the
+	// record as it is then, for its event. When the record does not meet
+	// c's condition it returns ErrStale: a *StaleError holding the current
 	// record when it could be read.
 	Update(ctx context.Context, c Change) (current Task, err error)
 }
 
-// Queue hands a task to the copier.
+// Queue hands a task to the copier, for its queueing generation.
 type Queue interface {
-	Enqueue(ctx context.Context, taskID string) error
+	Enqueue(ctx context.Context, taskID string, generation int) error
 }
 
 // Notifier tells the user's application that a task ended. It is called
@@ -50,9 +50,8 @@ type Receiver struct {
 	Notifier Notifier // nil: no events
 	TTL      time.Duration
 	Now      func() time.Time
-	// Logger hears what failed after a task was safe (an event not put, a
-	// record not marked queued): nothing the caller must act on. Nil logs
-	// to slog's default.
+	// Logger hears what failed after a task was safe (an event not put):
+	// nothing the caller must act on. Nil logs to slog's default.
 	Logger *slog.Logger
 }
 
@@ -71,11 +70,12 @@ const maxRaces = 3
 // process dies between them, the answer is not a 200 and the platform
 // calls again, and every success callback sends its own message: a
 // message without a record is dropped by the copier once AnswerBudget has
-// passed, and a record without a message gets one from the retry. (Only
-// if every retry fails too does a queued record stay without a message;
-// the StaleQueued alarm names it, and ops requeue sends it.) The price is
-// a message for every repeat of a success, which the copier ends on
-// reading the record.
+// passed, and a record without a message gets one from the retry, or,
+// should every retry fail too, from the reconciler (MarkResent). The
+// price is a message for every repeat of a success, which the copier ends
+// on reading the record. A callback's message is of the first queueing
+// (generation 0): after a requeue the copier passes it over, the
+// requeue's own message carries the copy.
 func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
 	if !cb.Succeeded() {
 		return r.record(ctx, cb, false)
@@ -119,7 +119,7 @@ func (r *Receiver) record(ctx context.Context, cb Callback, sent bool) (Outcome,
 		if err != nil {
 			return "", Wrap(EUNAVAILABLE, "task store unavailable", err)
 		}
-		if change.To != "" {
+		if change.Ends() {
 			r.notify(ctx, current)
 		}
 		return outcome, nil
@@ -128,25 +128,8 @@ func (r *Receiver) record(ctx context.Context, cb Callback, sent bool) (Outcome,
 }
 
 func (r *Receiver) send(ctx context.Context, id string) error {
-	if err := r.Queue.Enqueue(ctx, id); err != nil {
+	if err := r.Queue.Enqueue(ctx, id, 0); err != nil {
 		return Wrap(EUNAVAILABLE, "queue unavailable", err)
-	}
-	return nil
-}
-
-// Enqueue sends a received task to the copier, then marks it queued: the
-// reconciler's way with a record left received. A failed send is an
-// EUNAVAILABLE error and leaves the record received, for the next run.
-// Once sent, the task is safe: if marking it fails, or the copier has
-// already moved it on, the record stays or becomes right without it (the
-// copier takes received as well as queued).
-func (r *Receiver) Enqueue(ctx context.Context, id string) error {
-	if err := r.send(ctx, id); err != nil {
-		return err
-	}
-	_, err := r.Store.Update(ctx, MarkQueued(id, r.Now().UTC()))
-	if err != nil && !errors.Is(err, ErrStale) {
-		r.log().WarnContext(ctx, "task queued, but marking it queued failed", "taskId", id, "error", err.Error())
 	}
 	return nil
 }

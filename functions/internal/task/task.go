@@ -16,7 +16,6 @@ type Status string
 // The statuses are the schema's; it says what each means.
 const (
 	StatusPending    Status = schema.Pending
-	StatusReceived   Status = schema.Received
 	StatusQueued     Status = schema.Queued
 	StatusStored     Status = schema.Stored
 	StatusFailed     Status = schema.Failed
@@ -100,7 +99,20 @@ type Task struct {
 	Receives int
 	// Labels are the application's, from the first request that had any.
 	Labels map[string]string
+	// Generation counts the task's queueings after a copy failed: each
+	// requeue starts a new one, and every copy message names the one it
+	// was sent for, so that a message (a dead letter above all) of an
+	// older one is told apart from the current copy's.
+	Generation int
+	// ResentAt is when the reconciler last sent a copy message for a
+	// queued task whose copy never started (its first one may never have
+	// been sent); zero if it never did.
+	ResentAt time.Time
 }
+
+// Started reports whether a copy of the task was ever tried: a copier took
+// its lease at least once in this queueing.
+func (t Task) Started() bool { return t.Lease.Owner != "" || t.Receives > 0 }
 
 // Lease is a copier's claim on a task: SQS delivers at least once, so two
 // copiers may hold messages of one task at once. Until it expires no
@@ -164,76 +176,12 @@ func Queueable(s Status) bool {
 // Open reports whether a task in status s still needs kiehook's work: it
 // is then listed in the table's sparse index for the reconciler.
 func Open(s Status) bool {
-	return s == StatusPending || s == StatusReceived || s == StatusQueued
+	return s == StatusPending || s == StatusQueued
 }
 
 // NewPending is the record of a task registered before its callback.
 func NewPending(id, api string, labels map[string]string, now time.Time, ttl time.Duration) Task {
 	return Task{ID: id, Status: StatusPending, API: api, Labels: labels, SubmittedAt: now, UpdatedAt: now, ExpiresAt: now.Add(ttl)}
-}
-
-// Change is one conditional update of a record: it applies only while the
-// record's status is still From (or OrFrom), so concurrent callers cannot
-// undo each other's work. Every change has a constructor that names it;
-// the store turns it into its update.
-type Change struct {
-	ID          string
-	From        Status
-	OrFrom      Status    // when set, a record in this status takes the change too
-	To          Status    // empty keeps the status
-	AddDelivery bool      // count one more callback
-	Callback    *Callback // when set, its code, message, API and sources replace the record's
-	ReceivedAt  time.Time // when set, the first receipt (a pending task's first callback)
-	ExpiresAt   time.Time // when set, the new TTL deadline
-	// Labels, when set, become the record's unless it has labels already.
-	Labels map[string]string
-	// IfUpdatedAt, when set, also requires the record's updatedAt to be
-	// exactly this: a claim that only one of several concurrent callers wins.
-	IfUpdatedAt time.Time
-
-	// LeasedBy, when set, requires that copier's lease; otherwise FreeAt,
-	// when set, requires that no copier's lease is live then.
-	LeasedBy string
-	FreeAt   time.Time
-	Lease    *Lease // takes the lease, for a message delivered Receives times
-	Receives int
-	EndLease bool    // drops the lease
-	Upload   *Upload // records a multipart upload the leaseholder started
-	// DropUploads forgets the recorded uploads; DropError the error;
-	// DropReceives the delivery count of the last lease.
-	DropUploads, DropError, DropReceives bool
-	Objects                              []Object // with To stored: what was copied
-	Error                                string   // with To copy_failed: why
-	// NotifiedAt, when set, is when the event of the record's status was
-	// accepted: the record leaves the open index.
-	NotifiedAt time.Time
-	// Now, when set, moves the record's updatedAt (and, with To stored,
-	// is its storedAt).
-	Now time.Time
-}
-
-// The changes other than a callback's (New, Repeat), each named here so
-// that the rules that move a task live in one place; dynamo turns each into
-// its conditional update, and owns the copier's own (Lease, Stored,
-// CopyFailed, Requeue…), whose conditions are the lease's.
-
-// Claim is a reconciler run's hold on a task it listed: it moves only the
-// task's updatedAt, and only if no other run or callback moved it since.
-func Claim(t Task, now time.Time) Change {
-	return Change{ID: t.ID, From: t.Status, IfUpdatedAt: t.UpdatedAt, Now: now}
-}
-
-// Expire fails a pending task whose results the platform can no longer
-// have, saying why; as a claim, only if nothing moved it since it was
-// listed.
-func Expire(t Task, reason string, now time.Time) Change {
-	cb := Callback{TaskID: t.ID, API: t.API, Msg: reason}
-	return Change{ID: t.ID, From: StatusPending, To: StatusFailed, Callback: &cb, IfUpdatedAt: t.UpdatedAt, Now: now}
-}
-
-// MarkQueued moves a received task, whose message has been sent, to queued.
-func MarkQueued(id string, now time.Time) Change {
-	return Change{ID: id, From: StatusReceived, To: StatusQueued, Now: now}
 }
 
 // Outcome is what the platform is told about a callback.
@@ -248,32 +196,30 @@ const (
 // queue reports that the change moves the task to queued: its message must
 // be sent too before the answer.
 func Repeat(existing Task, cb Callback, now time.Time, ttl time.Duration) (change Change, outcome Outcome, queue bool) {
-	change = Change{ID: existing.ID, From: existing.Status, AddDelivery: !cb.Polled, Labels: cb.Labels, Now: now}
+	change = Change{id: existing.ID, when: Condition{Status: existing.Status}}
+	change.set = Effect{AddDelivery: !cb.Polled, Labels: cb.Labels, UpdatedAt: now}
 	switch {
 	case cb.Progress:
 		// Progress moves nothing, whatever it carries and whenever it comes.
 		// It is news only to a registered task that no callback reached yet.
 		if existing.Status == StatusPending && existing.Deliveries == 0 {
-			change.ReceivedAt = now
+			change.set.ReceivedAt = now
 			return change, Accepted, false
 		}
 		return change, Duplicate, false
 	case existing.Status == StatusPending:
 		// A pending task's final callback proceeds as a new one.
 		fresh := New(cb, now, ttl)
-		change.To, change.Callback = fresh.Status, &cb
-		change.ExpiresAt = fresh.ExpiresAt
+		change.set.Status, change.set.Result = fresh.Status, &cb
+		change.set.ExpiresAt = fresh.ExpiresAt
 		if existing.ReceivedAt.IsZero() {
-			change.ReceivedAt = now
+			change.set.ReceivedAt = now
 		}
 		return change, Accepted, fresh.Status == StatusQueued
-	case existing.Status == StatusReceived:
-		// An earlier attempt died before queueing: finish its work.
-		change.To = StatusQueued
-		return change, Accepted, true
 	case existing.Status == StatusFailed && cb.Succeeded():
-		// A later success wins over an earlier failure.
-		change.To, change.Callback = StatusQueued, &cb
+		// A later success wins over an earlier failure; the failure's
+		// event was put, the copy's will be.
+		change.set.Status, change.set.Result, change.set.DropNotified = StatusQueued, &cb, true
 		return change, Accepted, true
 	default:
 		return change, Duplicate, false

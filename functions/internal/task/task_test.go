@@ -1,6 +1,7 @@
 package task_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -23,15 +24,12 @@ func TestRepeat(t *testing.T) {
 	}{
 		{"a pending task's success is queued", task.StatusPending, ok, task.StatusQueued, task.Accepted, true, true},
 		{"a pending task's failure is recorded as failed", task.StatusPending, bad, task.StatusFailed, task.Accepted, false, true},
-		{"a task still received is queued again", task.StatusReceived, ok, task.StatusQueued, task.Accepted, true, false},
-		{"a task still received is queued again by any final callback", task.StatusReceived, bad, task.StatusQueued, task.Accepted, true, false},
 		{"a success after a failure replaces it", task.StatusFailed, ok, task.StatusQueued, task.Accepted, true, true},
 		{"a failure after a failure is a duplicate", task.StatusFailed, bad, "", task.Duplicate, false, false},
 		{"a queued task is a duplicate", task.StatusQueued, ok, "", task.Duplicate, false, false},
 		{"a stored task is a duplicate", task.StatusStored, ok, "", task.Duplicate, false, false},
 		{"a copy_failed task is a duplicate", task.StatusCopyFailed, ok, "", task.Duplicate, false, false},
 		{"a registered task's first progress callback is accepted and leaves it pending", task.StatusPending, progress, "", task.Accepted, false, false},
-		{"a progress callback never queues a received task", task.StatusReceived, progress, "", task.Duplicate, false, false},
 		{"a progress callback never moves a failed task on", task.StatusFailed, progress, "", task.Duplicate, false, false},
 		{"a progress callback after the final one changes nothing", task.StatusQueued, progress, "", task.Duplicate, false, false},
 		{"a progress callback after the copy changes nothing", task.StatusStored, progress, "", task.Duplicate, false, false},
@@ -39,10 +37,11 @@ func TestRepeat(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, outcome, queue := task.Repeat(task.Task{ID: "t1", Status: tt.from}, tt.cb, now, time.Hour)
-			if c.To != tt.to || outcome != tt.outcome || queue != tt.queue || (c.Callback != nil) != tt.replace {
-				t.Errorf("got to=%q outcome=%s queue=%v replace=%v", c.To, outcome, queue, c.Callback != nil)
+			e := c.Effect()
+			if e.Status != tt.to || outcome != tt.outcome || queue != tt.queue || (e.Result != nil) != tt.replace {
+				t.Errorf("got to=%q outcome=%s queue=%v replace=%v", e.Status, outcome, queue, e.Result != nil)
 			}
-			if c.From != tt.from || !c.AddDelivery || c.ID != "t1" {
+			if c.Condition().Status != tt.from || !e.AddDelivery || c.ID() != "t1" {
 				t.Errorf("change %+v must be conditional on %s and count the delivery", c, tt.from)
 			}
 		})
@@ -83,22 +82,27 @@ func (e errSecret) Error() string { return string(e) }
 func TestTheReconcilersChangesHoldOnlyWhileNothingMovedTheTask(t *testing.T) {
 	listed := task.Task{ID: "t1", Status: task.StatusPending, API: "veo", UpdatedAt: time.Unix(1764300000, 0).UTC()}
 	now := listed.UpdatedAt.Add(time.Hour)
+	moved := listed
+	moved.UpdatedAt = listed.UpdatedAt.Add(time.Minute)
 	for _, tt := range []struct {
 		name   string
 		change task.Change
-		to     task.Status
+		want   task.Status
 	}{
-		{"a claim moves only the clock", task.Claim(listed, now), ""},
+		{"a claim moves only the clock", task.Claim(listed, now), task.StatusPending},
 		{"an expiry fails the task, saying why", task.Expire(listed, "no result", now), task.StatusFailed},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := tt.change
-			if c.ID != "t1" || c.From != task.StatusPending || c.To != tt.to || !c.IfUpdatedAt.Equal(listed.UpdatedAt) || !c.Now.Equal(now) {
-				t.Errorf("change %+v", c)
+			got, err := task.Apply(listed, tt.change)
+			if err != nil || got.Status != tt.want || !got.UpdatedAt.Equal(now) {
+				t.Errorf("applied to the listed record: %+v %v", got, err)
+			}
+			if _, err := task.Apply(moved, tt.change); !errors.Is(err, task.ErrStale) {
+				t.Errorf("applied to a record moved since it was listed: %v, want ErrStale", err)
 			}
 		})
 	}
-	if c := task.Expire(listed, "no result", now); c.Callback == nil || c.Callback.Msg != "no result" || c.Callback.API != "veo" {
-		t.Errorf("an expiry records its reason as the task's msg: %+v", c.Callback)
+	if got, _ := task.Apply(listed, task.Expire(listed, "no result", now)); got.Msg != "no result" || got.API != "veo" {
+		t.Errorf("an expiry records its reason as the task's msg: %+v", got)
 	}
 }
