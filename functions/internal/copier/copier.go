@@ -331,6 +331,12 @@ func (e *leasedError) carries(messageIDs []string) bool {
 // copyLeased copies t under owner's lease; requeued says the lease began
 // a new queueing of a copy that failed.
 func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string, requeued bool) (outcome string, bytes int64, err error) {
+	if _, known := kie.RecordPath(t.API); c.Verifier != nil && !known {
+		// Retrying cannot help: the platform has nothing to confirm its
+		// URLs by.
+		reason := fmt.Sprintf("result URLs cannot be confirmed: the platform has no record endpoint for %q tasks (VERIFY_WITH_PLATFORM)", t.API)
+		return outcomeCopyFailed, 0, c.copyFailed(ctx, t.ID, owner, reason)
+	}
 	if c.Verifier != nil {
 		confirmed, err := c.confirmed(ctx, t)
 		if err != nil {

@@ -833,6 +833,20 @@ func TestVerifyingWithThePlatform(t *testing.T) {
 		h.copier.Verifier = kieapi.New(api.URL, "api-key")
 		return h, api, logs
 	}
+	t.Run("a task of an API with no record endpoint fails for good at once, saying why", func(t *testing.T) {
+		h, _, _ := setup(t)
+		rec := h.task("v_unknown", task.StatusQueued, "/img.png")
+		rec.API = "unknown"
+		if _, _, err := h.store.Create(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+		if failed := h.run(t, message("v_unknown")); len(failed) != 0 {
+			t.Fatalf("failed %v: retrying until the dead-letter queue cannot help", failed)
+		}
+		if got := h.record(t, "v_unknown"); got.Status != task.StatusCopyFailed || !strings.Contains(got.Error, "no record endpoint") {
+			t.Errorf("record %s %q", got.Status, got.Error)
+		}
+	})
 	t.Run("URLs the platform reports are copied", func(t *testing.T) {
 		h, api, _ := setup(t)
 		h.seed(t, "v_ok", task.StatusQueued, "/img.png", "/song.mp3")
