@@ -41,9 +41,15 @@ type sqsAPI interface {
 	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, opts ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
 
+// upgrader moves what an earlier release left to today's statuses.
+type upgrader interface {
+	Upgrade(ctx context.Context) (int, error)
+}
+
 // Recovery puts tasks whose copy failed back in the copier's hands.
 type Recovery struct {
 	Records records
+	Legacy  upgrader
 	SQS     sqsAPI
 	Resources
 	Now func() time.Time
@@ -53,8 +59,15 @@ type Recovery struct {
 // sends to res's queues through q.
 func New(db dynamo.Client, q sqsAPI, res Resources, now func() time.Time) *Recovery {
 	// Whether events are on matters only to writes; recovery reads.
-	return &Recovery{Records: dynamo.New(db, res.Table, dynamo.WithoutEvents), SQS: q, Resources: res, Now: now}
+	store := dynamo.New(db, res.Table, dynamo.WithoutEvents)
+	return &Recovery{Records: store, Legacy: store, SQS: q, Resources: res, Now: now}
 }
+
+// Upgrade is the one step an upgrade from a release that wrote the
+// status received needs: such records become queued, and the reconciler
+// sends their copy message. It returns how many it moved, and is safe to
+// run again.
+func (r *Recovery) Upgrade(ctx context.Context) (int, error) { return r.Legacy.Upgrade(ctx) }
 
 // ErrEnded is a task that ended otherwise than copy_failed: there is no
 // copy to retry.

@@ -169,3 +169,22 @@ func TestRedriveMovesWhatItCanDropsWhatNeverCanAndKeepsTheRest(t *testing.T) {
 		t.Errorf("the dead-letter queue keeps %q, want %q", left, want)
 	}
 }
+
+func TestUpgradeMakesWhatAnEarlierReleaseLeftReceivedQueued(t *testing.T) {
+	h := newHarness(t)
+	h.seed(t, "old_received", schema.Received, time.Time{})
+	if _, err := h.env.DynamoDB.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{TableName: &h.env.Table,
+		Key:              map[string]types.AttributeValue{"taskId": &types.AttributeValueMemberS{Value: "old_received"}},
+		UpdateExpression: aws.String("SET openStatus = :s"), ExpressionAttributeValues: map[string]types.AttributeValue{":s": &types.AttributeValueMemberS{Value: schema.Received}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := h.r.Upgrade(context.Background()); n != 1 || err != nil {
+		t.Fatalf("moved %d (%v), want 1", n, err)
+	}
+	if rec, _, err := h.r.Records.Get(context.Background(), "old_received"); err != nil || rec.Status != schema.Queued || rec.Started() {
+		t.Errorf("record %+v (%v): queued, its copy never started, so the reconciler sends its message", rec, err)
+	}
+	if n, err := h.r.Upgrade(context.Background()); n != 0 || err != nil {
+		t.Errorf("a second upgrade moved %d (%v)", n, err)
+	}
+}

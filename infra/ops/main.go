@@ -5,6 +5,7 @@
 //	go run ./infra/ops [-stack kiehook | -local] check [-url <a result URL>]
 //	go run ./infra/ops [-stack kiehook | -local] requeue <taskId>...
 //	go run ./infra/ops [-stack kiehook | -local] redrive
+//	go run ./infra/ops [-stack kiehook | -local] upgrade
 //
 // urls prints the callback URL with the token the stack made, for the
 // platform's callBackUrl, and the reader's URL with its read token. check
@@ -64,7 +65,7 @@ func main() {
 	local := flag.Bool("local", false, "act on the local stack (go run ./infra/local) instead")
 	resultURL := flag.String("url", "", "with check: a result file of yours on the platform's hosts, for a success to copy (default: a failure, nothing to copy)")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run ./infra/ops [-stack NAME | -local] [-url URL] urls | check | requeue TASK_ID... | redrive")
+		fmt.Fprintln(os.Stderr, "usage: go run ./infra/ops [-stack NAME | -local] [-url URL] urls | check | requeue TASK_ID... | redrive | upgrade")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -88,7 +89,7 @@ func main() {
 // run carries out one command.
 func run(ctx context.Context, r *Recovery, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("name a command: urls, check, requeue TASK_ID... or redrive")
+		return errors.New("name a command: urls, check, requeue TASK_ID..., redrive or upgrade")
 	}
 	switch cmd, ids := args[0], args[1:]; {
 	case cmd == "requeue" && len(ids) > 0:
@@ -101,6 +102,10 @@ func run(ctx context.Context, r *Recovery, args []string, out io.Writer) error {
 			fmt.Fprintf(out, "%s queued for the copier\n", id)
 		}
 		return errors.Join(errs...)
+	case cmd == "upgrade" && len(ids) == 0:
+		n, err := r.Upgrade(ctx)
+		fmt.Fprintf(out, "%d tasks an earlier release left received are queued; the reconciler sends their messages\n", n)
+		return err
 	case cmd == "redrive" && len(ids) == 0:
 		letters, unseen, err := r.Redrive(ctx)
 		kept := 0
@@ -120,7 +125,7 @@ func run(ctx context.Context, r *Recovery, args []string, out io.Writer) error {
 		fmt.Fprintln(out)
 		return err
 	default:
-		return fmt.Errorf("unknown command %q: urls, check, requeue TASK_ID... or redrive", strings.Join(args, " "))
+		return fmt.Errorf("unknown command %q: urls, check, requeue TASK_ID..., redrive or upgrade", strings.Join(args, " "))
 	}
 }
 

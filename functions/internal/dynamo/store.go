@@ -202,3 +202,49 @@ func (s *Store) Open(ctx context.Context, status task.Status, before time.Time, 
 	}
 	return tasks, nil
 }
+
+// Upgrade moves the records an earlier release left received (its
+// callback died between writing the record and queueing it) to queued,
+// which they are in all but name: their copy never started, so the
+// reconciler sends their message. It returns how many it moved.
+func (s *Store) Upgrade(ctx context.Context) (int, error) {
+	keys := expression.Key(schema.OpenStatus).Equal(expression.Value(schema.Received))
+	listed, err := expression.NewBuilder().WithKeyCondition(keys).Build()
+	if err != nil {
+		return 0, err
+	}
+	set := expression.Set(expression.Name(schema.Status), expression.Value(schema.Queued)).
+		Set(expression.Name(schema.OpenStatus), expression.Value(schema.Queued))
+	update, err := expression.NewBuilder().WithUpdate(set).
+		WithCondition(expression.Name(schema.Status).Equal(expression.Value(schema.Received))).Build()
+	if err != nil {
+		return 0, err
+	}
+	moved := 0
+	pages := dynamodb.NewQueryPaginator(s.client, &dynamodb.QueryInput{
+		TableName: s.table, IndexName: aws.String(schema.IndexOpen), KeyConditionExpression: listed.KeyCondition(),
+		ExpressionAttributeNames: listed.Names(), ExpressionAttributeValues: listed.Values(),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return moved, fmt.Errorf("list received tasks: %w", err)
+		}
+		for _, item := range page.Items {
+			_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+				TableName: s.table, Key: map[string]types.AttributeValue{schema.TaskID: item[schema.TaskID]},
+				UpdateExpression: update.Update(), ConditionExpression: update.Condition(),
+				ExpressionAttributeNames: update.Names(), ExpressionAttributeValues: update.Values(),
+			})
+			var gone *types.ConditionalCheckFailedException
+			if errors.As(err, &gone) {
+				continue // a stale index entry: the record has moved on
+			}
+			if err != nil {
+				return moved, fmt.Errorf("upgrade a received task: %w", err)
+			}
+			moved++
+		}
+	}
+	return moved, nil
+}
