@@ -14,7 +14,9 @@
 // again, once their cause is fixed; redrive does it for every message in
 // the copy dead-letter queue. Either way the copier resets the record as
 // new, so that Task Stored is put when the copy succeeds: ops itself only
-// reads records and sends messages. It uses the AWS CLI's
+// reads records and sends messages. upgrade, once after upgrading from a
+// release that wrote the status received, makes those records queued.
+// It uses the AWS CLI's
 // credentials and region. Requeue and redrive are functions/recovery's;
 // this is their command.
 package main
