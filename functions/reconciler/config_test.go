@@ -31,7 +31,8 @@ func TestLoadConfig(t *testing.T) {
 		{"QUEUE_URL": "q"},
 		{"TABLE_NAME": "t", "QUEUE_URL": "q", "PLATFORM_RETENTION": "14d"},
 		{"TABLE_NAME": "t", "QUEUE_URL": "q", "RECONCILE_LIMIT": "5000"},
-		{"TABLE_NAME": "t", "QUEUE_URL": "q", "EVENT_BUS_NAME": "kiehook"}, // the sweep's Task Stored events need the bucket
+		{"TABLE_NAME": "t", "QUEUE_URL": "q", "EVENT_BUS_NAME": "kiehook"},    // the sweep's Task Stored events need the bucket
+		{"TABLE_NAME": "t", "QUEUE_URL": "q", "DEAD_LETTER_QUEUE_URL": "dlq"}, // every give-up clears the bucket
 		{"TABLE_NAME": "t", "QUEUE_URL": "q", "NOTIFY_SWEEP_AFTER": "soon"},
 	} {
 		if _, err := loadConfig(envconf.Map(bad)); err == nil {

@@ -66,9 +66,6 @@ const (
 // values: S3's 2 KB, less the sha256 entry Put adds to one-part files.
 const MaxMetadata = 2048 - len("sha256") - sha256.Size*2
 
-// refused turns S3's 4xx answers, other than 408, 429 and NoSuchUpload,
-// into permanent errors: the same request can never succeed (MetadataTooLarge, a key too
-// long, access denied). Everything else may pass on a retry.
 // passesOnRetry are the S3 error codes of a 4xx answer that a later try
 // can pass (S3's error code list): every other 4xx refuses the object
 // itself (AccessDenied, KeyTooLongError, MetadataTooLarge,
@@ -82,6 +79,9 @@ var passesOnRetry = map[string]bool{
 	"NoSuchUpload":     true, // someone aborted the upload (a copier that took it for a dead one's): the next attempt starts a new one
 }
 
+// refused makes err permanent when S3 refused the object for good: a 4xx
+// answer (but 408 and 429, retry.RefusedForGood) whose code is not one of
+// passesOnRetry. Everything else may pass on a retry.
 func refused(err error) error {
 	var status interface{ HTTPStatusCode() int }
 	if !errors.As(err, &status) {
@@ -131,8 +131,12 @@ type PutInput struct {
 
 // Put streams in.Body to in.Key. Only io.EOF ends the body: any other
 // error, io.ErrUnexpectedEOF of a source cut off included, fails the Put.
-// A failed Put leaves nothing in the bucket: a body that fails within its
-// first part uploads nothing, and a failed multipart upload is aborted.
+// A failed Put leaves nothing it knows of in the bucket: a body that fails
+// within its first part uploads nothing, a failed multipart upload is
+// aborted and an object that cannot be tagged deleted, each as best it
+// can. What an abort or delete that failed, or a request whose answer was
+// lost, may leave under the task's prefix, a retry overwrites, and a copy
+// that fails for good clears (Clear).
 func (s *Store) Put(ctx context.Context, in PutInput) error {
 	key, contentType, body, meta, sum, track := in.Key, in.ContentType, in.Body, in.Metadata, in.Sum, in.Track
 	first, err := s.parts.Get(ctx)

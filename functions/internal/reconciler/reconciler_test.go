@@ -313,6 +313,32 @@ func (q refusingQueue) Enqueue(ctx context.Context, id string, generation int) e
 	return q.Queue.Enqueue(ctx, id, generation)
 }
 
+func TestAPolledSuccessWhoseSendFailedIsSentByALaterRun(t *testing.T) {
+	// No callback will ever come for a polled task: that is why it was
+	// polled. Its send failing must not leave it queued with no message.
+	h := newHarness(t)
+	down := true
+	q := refusingQueue{Queue: queue.New(h.env.SQS, h.env.QueueURL), down: &down}
+	h.r.Receiver.(*task.Receiver).Queue = q
+	h.r.Queue = q
+	h.seed(t, "polled", "midjourney", task.StatusPending, 5*time.Minute)
+	h.platform.Set("midjourney", "polled", platform.Success, "https://tempfile.aiquickdraw.com/m/polled.png")
+	if _, err := h.r.Run(context.Background()); err == nil {
+		t.Fatal("the send failed, and the run must say so")
+	}
+	if rec := h.record(t, "polled"); rec.Status != task.StatusQueued {
+		t.Fatalf("record %+v", rec)
+	}
+	down = false
+	h.r.Now = func() time.Time { return testNow.Add(h.r.StuckAfter + time.Minute) }
+	if rep := h.run(t); rep.Resent != 1 {
+		t.Errorf("report %+v", rep)
+	}
+	if ids := h.queued(t); !slices.Equal(ids, []string{"polled"}) {
+		t.Errorf("sent %v", ids)
+	}
+}
+
 func TestAQueueOutageStrandsNoTask(t *testing.T) {
 	// The queue refuses every send for 30 minutes while 100 success
 	// callbacks arrive; the platform's retries, after 1, 5 and 15 minutes,

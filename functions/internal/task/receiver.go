@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// ErrStale reports that a Change found the record in another status than
-// its From: someone else moved the task first.
+// ErrStale reports that a record did not meet a Change's condition (or
+// did not exist): someone else moved the task first.
 var ErrStale = errors.New("task record changed concurrently")
 
 // StaleError is ErrStale with the record as the Change found it.
