@@ -13,10 +13,10 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/kiehook/kiehook/functions/internal/bearer"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
-	"github.com/kiehook/kiehook/functions/internal/secret"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/internal/urlapi"
 	"github.com/kiehook/kiehook/functions/taskevent"
@@ -36,22 +36,13 @@ type presigner interface {
 	PresignGetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error)
 }
 
-// Auth is how readers prove they may read results.
-type Auth struct {
-	Tokens *secret.Tokens  // the accepted bearer tokens; nil for none
-	Source *secret.Watched // where the Tokens are read again; nil for tokens that never change
-	// IAM: the Function URL's AWS_IAM auth has checked the caller already,
-	// so a token is asked for only when one is configured.
-	IAM bool
-}
-
 // Handler answers GET /tasks/<taskId>.
 type Handler struct {
 	Tasks   taskGetter
 	Links   presigner
 	Bucket  string
 	LinkTTL time.Duration
-	Auth    Auth
+	Auth    bearer.Auth // with Unset errNoToken: results are never public
 	Logger  *slog.Logger
 	Metrics *metrics.Writer
 	Now     func() time.Time
@@ -86,7 +77,7 @@ func (h *Handler) read(ctx context.Context, req events.LambdaFunctionURLRequest)
 	case req.RequestContext.HTTP.Method != http.MethodGet:
 		return taskevent.Task{}, task.Errorf(urlapi.ENOTALLOWED, "only GET is allowed")
 	}
-	if err := h.authenticate(ctx, urlapi.Header(req.Headers, "Authorization")); err != nil {
+	if err := h.Auth.Check(ctx, urlapi.Header(req.Headers, "Authorization")); err != nil {
 		return taskevent.Task{}, err
 	}
 	if err := kie.CheckTaskID(id); err != nil {
@@ -106,26 +97,6 @@ func (h *Handler) read(ctx context.Context, req events.LambdaFunctionURLRequest)
 		}
 	}
 	return answer, nil
-}
-
-// authenticate checks the bearer token against every token held, in
-// constant time; with none configured, nobody may read, unless the
-// Function URL's IAM auth stands guard.
-func (h *Handler) authenticate(ctx context.Context, authorization string) error {
-	tokens := h.Auth.Tokens
-	if tokens == nil {
-		if h.Auth.IAM {
-			return nil
-		}
-		return task.Wrap(task.EUNAUTHORIZED, "reading is not configured", errNoToken)
-	}
-	scheme, token, _ := strings.Cut(authorization, " ")
-	return h.Auth.Source.Check(ctx, func() error {
-		if strings.EqualFold(scheme, "Bearer") && tokens.Match(strings.TrimSpace(token)) {
-			return nil
-		}
-		return task.Wrap(task.EUNAUTHORIZED, "missing or invalid bearer token", task.ErrNoMatch)
-	})
 }
 
 // links are presigned GETs of a stored task's objects, in order.

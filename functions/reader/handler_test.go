@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/kiehook/kiehook/functions/internal/bearer"
 	"io"
 	"log/slog"
 	"net/http"
@@ -41,7 +42,7 @@ func newHarness(tb testing.TB, tokens string) *harness {
 	env := emulators.New(tb, emulators.Options{})
 	h := &harness{env: env, store: dynamo.New(env.DynamoDB, env.Table, dynamo.WithoutEvents), metrics: &capture.Buffer{}}
 	h.handler = &Handler{
-		Tasks: h.store, Links: s3.NewPresignClient(env.S3), Bucket: env.Bucket, LinkTTL: 15 * time.Minute,
+		Tasks: h.store, Links: s3.NewPresignClient(env.S3), Bucket: env.Bucket, LinkTTL: 15 * time.Minute, Auth: bearer.Auth{Unset: errNoToken},
 		Logger: slog.New(slog.DiscardHandler), Metrics: metrics.New(h.metrics, "kiehook", time.Now), Now: func() time.Time { return testNow },
 	}
 	if tokens != "" {

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"github.com/kiehook/kiehook/functions/internal/bearer"
 	"log/slog"
 	"os"
 	"time"
@@ -37,7 +38,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		Links:   s3.NewPresignClient(s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = c.PathStyle })),
 		Bucket:  c.Bucket,
 		LinkTTL: c.LinkTTL,
-		Auth:    Auth{IAM: c.IAM},
+		Auth:    bearer.Auth{IAM: c.IAM, Unset: errNoToken},
 		Logger:  logger,
 		Metrics: metrics.New(os.Stdout, c.Namespace, time.Now),
 		Now:     time.Now,

@@ -21,6 +21,11 @@ const (
 // it is never a label.
 const TokenParameter = "token"
 
+// SubmissionParameter is the query parameter of a callback URL kiehook
+// made for a submission: it names the submission, and is never
+// a label.
+const SubmissionParameter = "sid"
+
 var labelName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // checkLabel says why name=value cannot be a label, or nil.
