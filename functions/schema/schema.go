@@ -145,3 +145,59 @@ func DecodeCopyMessage(body string) (CopyMessage, error) {
 	}
 	return m, nil
 }
+
+// Submissions share the tasks' table, under keys no task id can take (a
+// task id has no '#'): a submission's record, the pacing window of a
+// platform account, and whether the account is out of credits.
+const (
+	SubmissionKeyPrefix = "submission#"
+	PaceKeyPrefix       = "pace#"
+	CreditsKeyPrefix    = "credits#"
+)
+
+// The open statuses of a submission in the open index, apart from a
+// task's.
+const (
+	SubmissionAccepted = "submission:accepted"
+	SubmissionUnknown  = "submission:unknown"
+)
+
+// SubmissionRecord is a submission's item. Its TaskID attribute holds the
+// table's key (SubmissionKeyPrefix + SubmissionID); Task is the platform
+// task it made, once submitted.
+type SubmissionRecord struct {
+	Key            string            `json:"-" dynamodbav:"taskId"`
+	SubmissionID   string            `json:"submissionId" dynamodbav:"submissionId"`
+	IdempotencyKey string            `json:"idempotencyKey" dynamodbav:"idempotencyKey"`
+	BodyHash       string            `json:"bodyHash" dynamodbav:"bodyHash"`
+	API            string            `json:"api" dynamodbav:"api"`
+	Input          string            `json:"input" dynamodbav:"input"` // the platform's create body, as JSON text
+	Labels         map[string]string `json:"labels,omitempty" dynamodbav:"labels,omitempty"`
+	Status         string            `json:"status" dynamodbav:"status"`
+	OpenStatus     string            `json:"openStatus,omitempty" dynamodbav:"openStatus,omitempty"`
+	Attempts       int               `json:"attempts" dynamodbav:"attempts"`
+	Task           string            `json:"taskId,omitempty" dynamodbav:"task,omitempty"`
+	Code           int               `json:"code,omitempty" dynamodbav:"code,omitempty"`
+	Msg            string            `json:"msg,omitempty" dynamodbav:"msg,omitempty"`
+	Error          string            `json:"error,omitempty" dynamodbav:"error,omitempty"`
+	ClaimedBy      string            `json:"claimedBy,omitempty" dynamodbav:"claimedBy,omitempty"`
+	ClaimedAt      string            `json:"claimedAt,omitempty" dynamodbav:"claimedAt,omitempty"`
+	CreatedAt      string            `json:"createdAt" dynamodbav:"createdAt"`
+	UpdatedAt      string            `json:"updatedAt" dynamodbav:"updatedAt"`
+	ExpiresAt      int64             `json:"expiresAt,omitempty" dynamodbav:"expiresAt,omitempty"`
+}
+
+// The submission record's own attribute names, beside the task's
+// (Status, OpenStatus, API, Code, Msg, Error, Labels, UpdatedAt).
+const (
+	SubmissionID = "submissionId"
+	SubmittedAs  = "task"
+	Attempts     = "attempts"
+	ClaimedBy    = "claimedBy"
+	ClaimedAt    = "claimedAt"
+)
+
+// SubmitMessage is the body of every message on the submission queue.
+type SubmitMessage struct {
+	SubmissionID string `json:"submissionId"`
+}

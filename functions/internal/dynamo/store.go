@@ -170,25 +170,12 @@ func (s *Store) Unnotified(ctx context.Context, status task.Status, before time.
 // before, oldest first, from the sparse index. Index reads are eventually
 // consistent: callers claim each task with a conditional Change.
 func (s *Store) Open(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error) {
-	keys := expression.Key(schema.OpenStatus).Equal(expression.Value(string(status))).
-		And(expression.Key(schema.UpdatedAt).LessThan(expression.Value(schema.Timestamp(before))))
-	e, err := expression.NewBuilder().WithKeyCondition(keys).Build()
+	items, err := s.openItems(ctx, string(status), before, limit)
 	if err != nil {
-		return nil, fmt.Errorf("query open %s tasks: %w", status, err)
+		return nil, err
 	}
-	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
-		TableName:                 s.table,
-		IndexName:                 aws.String(schema.IndexOpen),
-		KeyConditionExpression:    e.KeyCondition(),
-		ExpressionAttributeNames:  e.Names(),
-		ExpressionAttributeValues: e.Values(),
-		Limit:                     aws.Int32(limit),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("query open %s tasks: %w", status, err)
-	}
-	tasks := make([]task.Task, 0, len(out.Items))
-	for _, item := range out.Items {
+	tasks := make([]task.Task, 0, len(items))
+	for _, item := range items {
 		t, err := decode(item)
 		if err != nil {
 			return nil, err
@@ -201,6 +188,29 @@ func (s *Store) Open(ctx context.Context, status task.Status, before time.Time, 
 		}
 	}
 	return tasks, nil
+}
+
+// openItems are at most limit items of the open index under openStatus,
+// last updated before before, oldest first.
+func (s *Store) openItems(ctx context.Context, openStatus string, before time.Time, limit int32) ([]map[string]types.AttributeValue, error) {
+	keys := expression.Key(schema.OpenStatus).Equal(expression.Value(openStatus)).
+		And(expression.Key(schema.UpdatedAt).LessThan(expression.Value(schema.Timestamp(before))))
+	e, err := expression.NewBuilder().WithKeyCondition(keys).Build()
+	if err != nil {
+		return nil, fmt.Errorf("query open %s records: %w", openStatus, err)
+	}
+	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 s.table,
+		IndexName:                 aws.String(schema.IndexOpen),
+		KeyConditionExpression:    e.KeyCondition(),
+		ExpressionAttributeNames:  e.Names(),
+		ExpressionAttributeValues: e.Values(),
+		Limit:                     aws.Int32(limit),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query open %s records: %w", openStatus, err)
+	}
+	return out.Items, nil
 }
 
 // Upgrade moves the records an earlier release left received (its
