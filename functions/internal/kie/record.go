@@ -39,6 +39,27 @@ var recordPaths = map[string]string{
 	APIMarket:      "/api/v1/jobs/recordInfo",
 }
 
+// createPaths are the endpoints that create a task, by API.
+var createPaths = map[string]string{
+	APIFluxKontext: "/api/v1/flux/kontext/generate",
+	API4oImage:     "/api/v1/gpt4o-image/generate",
+	APIMidjourney:  "/api/v1/mj/generate",
+	APIVeo:         "/api/v1/veo/generate",
+	APIRunway:      "/api/v1/runway/generate",
+	APIRunwayAleph: "/api/v1/aleph/generate",
+	APISuno:        "/api/v1/generate",
+	APIMarket:      "/api/v1/jobs/createTask",
+}
+
+// CreatePath is the endpoint that creates a task of api.
+func CreatePath(api string) (string, bool) {
+	p, ok := createPaths[api]
+	return p, ok
+}
+
+// CreditPath is the endpoint that tells the account's remaining credits.
+const CreditPath = "/api/v1/chat/credit"
+
 // RecordPath is the record-info endpoint of api (queried with ?taskId=).
 func RecordPath(api string) (string, bool) {
 	p, ok := recordPaths[api]
