@@ -148,7 +148,7 @@ func Stages(api, taskID string, code int, urls []string) []Stage {
 // Client delivers callbacks as the platform does: it waits 15 s for an
 // answer, retries anything but a 200 up to 3 times, then gives up.
 type Client struct {
-	URL     string // the callBackUrl, with its ?token=
+	URL     string // the callBackUrl, with its ?token= (SendStagesTo sends elsewhere)
 	Key     string // the webhook HMAC key; empty sends no signature
 	HTTP    *http.Client
 	Retries int           // default 3
@@ -196,6 +196,12 @@ func (d Delivery) OK() bool { return d.Status == http.StatusOK }
 // after the one before. A stage the platform gave up on does not stop the
 // later ones: the platform's work goes on.
 func (c *Client) SendStages(ctx context.Context, taskID string, stages []Stage) []Delivery {
+	return c.SendStagesTo(ctx, c.URL, taskID, stages)
+}
+
+// SendStagesTo is SendStages to url instead of c.URL: a task the platform
+// created calls back to the callBackUrl its create carried.
+func (c *Client) SendStagesTo(ctx context.Context, url, taskID string, stages []Stage) []Delivery {
 	var out []Delivery
 	for i, st := range stages {
 		if i > 0 && c.Pace > 0 {
@@ -205,13 +211,17 @@ func (c *Client) SendStages(ctx context.Context, taskID string, stages []Stage) 
 			case <-time.After(time.Duration(c.Pace * float64(st.After))):
 			}
 		}
-		out = append(out, c.Send(ctx, taskID, st.Body))
+		out = append(out, c.send(ctx, url, taskID, st.Body))
 	}
 	return out
 }
 
 // Send delivers body for taskID.
 func (c *Client) Send(ctx context.Context, taskID string, body []byte) Delivery {
+	return c.send(ctx, c.URL, taskID, body)
+}
+
+func (c *Client) send(ctx context.Context, url, taskID string, body []byte) Delivery {
 	retries, backoff := c.Retries, c.Backoff
 	if retries == 0 {
 		retries = 3
@@ -238,7 +248,7 @@ func (c *Client) Send(ctx context.Context, taskID string, body []byte) Delivery 
 		}
 		d.Attempts++
 		start := time.Now()
-		d.Status, d.Body, d.Err = c.post(ctx, hc, taskID, body, now())
+		d.Status, d.Body, d.Err = c.post(ctx, hc, url, taskID, body, now())
 		d.Latency = append(d.Latency, time.Since(start))
 		if d.OK() {
 			return d
@@ -247,8 +257,8 @@ func (c *Client) Send(ctx context.Context, taskID string, body []byte) Delivery 
 	return d
 }
 
-func (c *Client) post(ctx context.Context, hc *http.Client, taskID string, body []byte, at time.Time) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
+func (c *Client) post(ctx context.Context, hc *http.Client, url, taskID string, body []byte, at time.Time) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}

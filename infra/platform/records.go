@@ -87,11 +87,13 @@ var recordPaths = map[string]string{
 	"market":       "/api/v1/jobs/recordInfo",
 }
 
-// API is the platform's task API: record-info for each API, behind a
-// Bearer key, with a switch to answer 429.
+// API is the platform's task API behind a Bearer key: the create
+// endpoints and the credit balance (create.go), record-info for each API,
+// and a switch to answer 429.
 type API struct {
 	*httptest.Server
-	key string
+	key     string
+	creates *creator
 
 	mu      sync.Mutex
 	tasks   map[string]apiTask
@@ -106,7 +108,7 @@ type apiTask struct {
 
 // ServeAPI starts the task API on loopback; it accepts only key.
 func ServeAPI(key string) *API {
-	a := &API{key: key, tasks: map[string]apiTask{}, polls: map[string]int{}}
+	a := &API{key: key, creates: newCreator(), tasks: map[string]apiTask{}, polls: map[string]int{}}
 	a.Server = httptest.NewServer(http.HandlerFunc(a.serve))
 	return a
 }
@@ -141,6 +143,11 @@ func (a *API) Polls(taskID string) int {
 }
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request) {
+	// A create checks its key itself, so that refused calls are logged too.
+	if api, ok := createAPI[r.URL.Path]; ok && r.Method == http.MethodPost {
+		a.create(w, r, api)
+		return
+	}
 	a.mu.Lock()
 	key := a.key
 	a.mu.Unlock()
@@ -160,6 +167,8 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	case limited:
 		w.WriteHeader(http.StatusTooManyRequests)
 		w.Write([]byte(`{"code":429,"msg":"Rate limited"}`))
+	case r.URL.Path == creditPath:
+		a.credit(w)
 	case !ok || recordPaths[t.api] != r.URL.Path || !strings.HasPrefix(r.URL.Path, "/api/v1/"):
 		w.Write([]byte(`{"code":404,"msg":"task not found"}`))
 	default:
