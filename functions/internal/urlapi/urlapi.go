@@ -1,5 +1,5 @@
 // Package urlapi is what the Function URL handlers (the callback, the
-// reader) share: one table from error code to HTTP status, JSON answers
+// reader, the submit function) share: one table from error code to HTTP status, JSON answers
 // whose errors show only their caller-safe message, and the request's
 // headers read as HTTP reads them.
 package urlapi
@@ -20,6 +20,7 @@ const (
 	ENOTALLOWED  = "not_allowed" // wrong HTTP method
 	ETOOLARGE    = "too_large"   // body over the limit
 	EUNSUPPORTED = "unsupported" // wrong content type
+	EKEYREUSED   = "key_reused"  // an Idempotency-Key sent again with another body
 )
 
 // statusOf maps every error code to the HTTP status the caller sees; an
@@ -31,6 +32,7 @@ var statusOf = map[string]int{
 	ENOTALLOWED:        http.StatusMethodNotAllowed,
 	ETOOLARGE:          http.StatusRequestEntityTooLarge,
 	EUNSUPPORTED:       http.StatusUnsupportedMediaType,
+	EKEYREUSED:         http.StatusUnprocessableEntity,
 	task.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	task.EINTERNAL:     http.StatusInternalServerError,
 }
