@@ -27,6 +27,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/secret"
+	"github.com/kiehook/kiehook/functions/internal/submission"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/schema"
 	"github.com/kiehook/kiehook/infra/capture"
@@ -86,6 +87,7 @@ func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, auth Auth
 	r := &task.Receiver{Store: h.store, Queue: queue.New(h.send, env.QueueURL), TTL: 720 * time.Hour, Now: clock,
 		Notifier: eventbus.New(env.EventBridge, env.Bus, "", h.store, clock), Logger: h.logs.logger}
 	h.handler = NewHandler(r, auth, h.logs.logger, metrics.New(h.metrics, "kiehook", clock), clock)
+	h.handler.LinkSubmissions(dynamo.Submissions{Store: h.store})
 	return h
 }
 
@@ -751,5 +753,34 @@ func TestRegisteringATaskBeforeItsCallback(t *testing.T) {
 	}
 	if m := h.metrics.String(); !strings.Contains(m, `"Outcome":"pending","Registrations":1`) {
 		t.Errorf("registrations are not counted: %s", m)
+	}
+}
+
+func TestACallbackForASubmissionLinksIt(t *testing.T) {
+	h := newHarness(t, signed())
+	ctx := context.Background()
+	subs := dynamo.Submissions{Store: h.store}
+	sub, err := submission.New("order-9", []byte(`{"api":"veo","input":{"prompt":"x"},"labels":{"user":"7"}}`), testNow, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs.Create(ctx, sub)
+	if _, err := subs.Update(ctx, submission.Claim(sub.ID, "submitter-1", testNow)); err != nil {
+		t.Fatal(err)
+	}
+	// The create call's answer was lost: the submission is unknown.
+	if _, err := subs.Update(ctx, submission.MarkUnknown(sub.ID, "submitter-1", "no answer", testNow)); err != nil {
+		t.Fatal(err)
+	}
+	req := withQuery(callback(t, success("veo_made", "https://tempfile.aiquickdraw.com/v.mp4")), "token="+testToken+"&user=7&sid="+sub.ID)
+	if status, a := h.call(t, req); status != 200 || a.Status != "accepted" {
+		t.Fatalf("%d %+v", status, a)
+	}
+	got, _, _ := subs.Get(ctx, sub.ID)
+	if got.Status != submission.Submitted || got.TaskID != "veo_made" {
+		t.Errorf("submission %+v: its task's callback links it", got)
+	}
+	if rec := h.record(t, "veo_made"); rec.SubmissionID != sub.ID || rec.Labels["user"] != "7" || rec.Labels["sid"] != "" {
+		t.Errorf("record %+v: it names its submission, which is no label", rec)
 	}
 }

@@ -58,7 +58,9 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		bus.Metrics = m
 		r.Notifier = bus
 	}
-	return NewHandler(r, auth, logger, m, time.Now), nil
+	h := NewHandler(r, auth, logger, m, time.Now)
+	h.LinkSubmissions(dynamo.Submissions{Store: store}) // they share the table
+	return h, nil
 }
 
 // authFrom builds the authentication the configuration asks for. Keys and

@@ -37,6 +37,8 @@ const (
 	Receives    = "receives"
 	Generation  = "generation"
 	ResentAt    = "resentAt"
+	// SubmissionID, on a task record, is the submission it came through.
+	SubmissionOf = "submissionId"
 )
 
 // IndexOpen is the table's sparse global secondary index of the tasks that
@@ -82,6 +84,7 @@ type Record struct {
 	Receives    int               `json:"receives,omitempty" dynamodbav:"receives,omitempty"`
 	Generation  int               `json:"generation,omitempty" dynamodbav:"generation,omitempty"` // the queueing, counted by requeues
 	ResentAt    string            `json:"resentAt,omitempty" dynamodbav:"resentAt,omitempty"`
+	Submission  string            `json:"submissionId,omitempty" dynamodbav:"submissionId,omitempty"`
 }
 
 // Object is one copied result, in a record's Objects.

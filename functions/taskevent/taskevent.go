@@ -64,6 +64,9 @@ type Detail struct {
 	// Labels are your application's: the query parameters of the callback
 	// URL you gave the platform (token aside), or a registration's.
 	Labels map[string]string `json:"labels,omitempty"`
+	// SubmissionID is the submission the task came through, when kiehook
+	// created it for you (POST /submissions).
+	SubmissionID string `json:"submissionId,omitempty"`
 }
 
 // Object is one stored result.
@@ -79,7 +82,7 @@ type Object struct {
 }
 
 // Task is what kiehook's reader answers for GET /tasks/<taskId>: the
-// task's Detail as it is now, for any status (pending, received and queued
+// task's Detail as it is now, for any status (pending and queued
 // included), and for a stored task a download link per object.
 type Task struct {
 	Detail

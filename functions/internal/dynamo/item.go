@@ -24,7 +24,7 @@ func (s *Store) Item(t task.Task) (map[string]types.AttributeValue, error) {
 		ReceivedAt: schema.Timestamp(t.ReceivedAt), SubmittedAt: schema.Timestamp(t.SubmittedAt),
 		UpdatedAt: schema.Timestamp(t.UpdatedAt), StoredAt: schema.Timestamp(t.StoredAt),
 		Error: t.Error, NotifiedAt: schema.Timestamp(t.NotifiedAt), Receives: t.Receives,
-		LeaseOwner: t.Lease.Owner, Generation: t.Generation, ResentAt: schema.Timestamp(t.ResentAt),
+		LeaseOwner: t.Lease.Owner, Generation: t.Generation, ResentAt: schema.Timestamp(t.ResentAt), Submission: t.SubmissionID,
 	}
 	if !t.ExpiresAt.IsZero() {
 		r.ExpiresAt = t.ExpiresAt.Unix()
@@ -54,7 +54,7 @@ func decode(m map[string]types.AttributeValue) (task.Task, error) {
 	t := task.Task{
 		ID: r.TaskID, Status: task.Status(r.Status), Code: r.Code, Msg: r.Msg, API: r.API,
 		Sources: r.Sources, Deliveries: r.Deliveries, Error: r.Error,
-		Receives: r.Receives, Labels: r.Labels, Generation: r.Generation,
+		Receives: r.Receives, Labels: r.Labels, Generation: r.Generation, SubmissionID: r.Submission,
 	}
 	var err error
 	for _, at := range []struct {

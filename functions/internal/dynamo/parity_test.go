@@ -109,6 +109,7 @@ func parityRecords() []task.Task {
 								Status: status, Code: 200, Msg: "ok", API: "veo", Sources: []string{"https://x/a.png"}, Deliveries: 1,
 								ReceivedAt: parityNow.Add(-3 * time.Hour), UpdatedAt: parityNow.Add(-time.Hour), ExpiresAt: parityNow.Add(time.Hour),
 								Lease: l.lease, Receives: l.receives, Uploads: uploads, Generation: generation, ResentAt: resent, NotifiedAt: notified,
+								SubmissionID: map[bool]string{true: "sub_0"}[generation == 1], // a record with and one without
 							}
 							if task.Final(status) {
 								r.NotifiedAt = notified
@@ -150,6 +151,7 @@ func parityChanges() []parityChange {
 		{"a repeated success", repeat(success)},
 		{"a repeated failure", repeat(failure)},
 		{"a progress callback", repeat(progress)},
+		{"a success through a submission", repeat(task.Callback{TaskID: "x", Code: 200, API: "veo", Sources: []string{"https://x/b.png"}, SubmissionID: "sub_1"})},
 		{"a polled success", repeat(task.Callback{TaskID: "x", Code: 200, API: "veo", Sources: []string{"https://x/b.png"}, Polled: true})},
 		{"a claim", func(t task.Task) task.Change { return task.Claim(t, later) }},
 		{"a claim of a record moved since", func(t task.Task) task.Change { return task.Claim(moved(t), later) }},

@@ -248,33 +248,22 @@ func (s Submissions) TakeSlot(ctx context.Context, account string, rate int, win
 	}
 }
 
-// Credits is what kiehook knows of an account's credits: whether the
-// platform answered 402 (PausedAt) and when its credit endpoint was last
-// asked (CheckedAt).
-type Credits struct {
-	PausedAt  time.Time
-	CheckedAt time.Time
-}
-
-// Paused reports whether PausedAt is set.
-func (c Credits) Paused() bool { return !c.PausedAt.IsZero() }
-
 // Credits reads the account's credit state.
-func (s Submissions) Credits(ctx context.Context, account string) (Credits, error) {
+func (s Submissions) Credits(ctx context.Context, account string) (submission.Credits, error) {
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: s.table, Key: key(schema.CreditsKeyPrefix + account), ConsistentRead: aws.Bool(true)})
 	if err != nil || out.Item == nil {
-		return Credits{}, err
+		return submission.Credits{}, err
 	}
 	var r struct {
 		PausedAt  string `dynamodbav:"pausedAt"`
 		CheckedAt string `dynamodbav:"checkedAt"`
 	}
 	if err := attributevalue.UnmarshalMap(out.Item, &r); err != nil {
-		return Credits{}, fmt.Errorf("decode the credits of the platform account: %w", err)
+		return submission.Credits{}, fmt.Errorf("decode the credits of the platform account: %w", err)
 	}
-	var c Credits
+	var c submission.Credits
 	if c.PausedAt, err = schema.ParseTimestamp(r.PausedAt); err != nil {
-		return Credits{}, err
+		return submission.Credits{}, err
 	}
 	c.CheckedAt, err = schema.ParseTimestamp(r.CheckedAt)
 	return c, err
@@ -295,7 +284,7 @@ func (s Submissions) Resume(ctx context.Context, account string) error {
 // ClaimCheck takes the turn to ask the credit endpoint, once a minute at
 // most across every submitter: it holds only while the last check is
 // still c.CheckedAt. false means another submitter took it.
-func (s Submissions) ClaimCheck(ctx context.Context, account string, c Credits, now time.Time) (bool, error) {
+func (s Submissions) ClaimCheck(ctx context.Context, account string, c submission.Credits, now time.Time) (bool, error) {
 	checked := expression.Name("checkedAt")
 	cond := checked.Equal(expression.Value(schema.Timestamp(c.CheckedAt)))
 	if c.CheckedAt.IsZero() {

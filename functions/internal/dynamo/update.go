@@ -116,6 +116,10 @@ func (s *Store) changesOf(e task.Effect) expression.UpdateBuilder {
 		labels := expression.Name(schema.Labels)
 		u.UpdateBuilder = u.Set(labels, labels.IfNotExists(expression.Value(e.Labels)))
 	}
+	if e.SubmissionID != "" {
+		sid := expression.Name(schema.SubmissionOf)
+		u.UpdateBuilder = u.Set(sid, sid.IfNotExists(expression.Value(e.SubmissionID)))
+	}
 	u.copyChanges(e)
 	return u.UpdateBuilder
 }

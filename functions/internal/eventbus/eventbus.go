@@ -132,7 +132,7 @@ func Detail(t task.Task, bucket string) taskevent.Detail {
 		SchemaVersion: taskevent.SchemaVersion,
 		TaskID:        t.ID, API: t.API, Status: string(t.Status), Code: t.Code, Msg: t.Msg,
 		Deliveries: t.Deliveries, ReceivedAt: schema.Timestamp(t.ReceivedAt), UpdatedAt: schema.Timestamp(t.UpdatedAt),
-		StoredAt: schema.Timestamp(t.StoredAt), Error: t.Error, Labels: t.Labels,
+		StoredAt: schema.Timestamp(t.StoredAt), Error: t.Error, Labels: t.Labels, SubmissionID: t.SubmissionID,
 	}
 	for _, o := range t.Objects {
 		d.Objects = append(d.Objects, taskevent.Object{Bucket: bucket, Key: o.Key, Bytes: o.Bytes, SHA256: o.SHA256, ContentType: o.ContentType, Source: o.Source})

@@ -51,13 +51,13 @@ func LabelsFromQuery(rawQuery string) (labels map[string]string, dropped []strin
 			continue
 		}
 		rawName, rawValue, _ := strings.Cut(pair, "=")
-		if rawName == TokenParameter {
-			continue // the common case, at no cost
+		if rawName == TokenParameter || rawName == SubmissionParameter {
+			continue // the common cases, at no cost
 		}
 		name, err1 := url.QueryUnescape(rawName)
 		value, err2 := url.QueryUnescape(rawValue)
 		switch {
-		case name == TokenParameter:
+		case name == TokenParameter || name == SubmissionParameter:
 			continue
 		case err1 != nil || err2 != nil:
 			dropped = append(dropped, fmt.Sprintf("parameter %.80q is not URL-encoded", pair))
@@ -83,6 +83,19 @@ func LabelsFromQuery(rawQuery string) (labels map[string]string, dropped []strin
 	return labels, dropped
 }
 
+// submissionID is the form of a submission id (submission.IDOf).
+var submissionID = regexp.MustCompile(`^sub_[0-9a-f]{24}$`)
+
+// SubmissionFromQuery is the submission a callback URL names (its sid),
+// or "" for none or one that is not a submission id.
+func SubmissionFromQuery(rawQuery string) string {
+	q, _ := url.ParseQuery(rawQuery)
+	if sid := q.Get(SubmissionParameter); submissionID.MatchString(sid) {
+		return sid
+	}
+	return ""
+}
+
 // CheckLabels refuses labels that the application's own code gives (a
 // registration): every one must be valid, and at most MaxLabels.
 func CheckLabels(labels map[string]string) error {
@@ -91,8 +104,8 @@ func CheckLabels(labels map[string]string) error {
 	}
 	var errs []error
 	for name, value := range labels {
-		if name == TokenParameter {
-			errs = append(errs, errors.New("token is not a label name"))
+		if name == TokenParameter || name == SubmissionParameter {
+			errs = append(errs, fmt.Errorf("%s is not a label name: kiehook uses it", name))
 		} else if err := checkLabel(name, value); err != nil {
 			errs = append(errs, err)
 		}

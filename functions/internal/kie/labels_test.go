@@ -20,6 +20,7 @@ func TestLabelsFromQuery(t *testing.T) {
 		dropped     int
 	}{
 		{"the token is no label", "token=secret", nil, 0},
+		{"the submission's id is no label", "token=s&sid=sub_0123456789abcdef01234567&uid=1", map[string]string{"uid": "1"}, 0},
 		{"an application's identifiers become labels", "token=s&uid=u_42&run_id=7", map[string]string{"uid": "u_42", "run_id": "7"}, 0},
 		{"values are URL-decoded", "note=hello%20world&name=J%C3%A9r%C3%B4me", map[string]string{"note": "hello world", "name": "Jérôme"}, 0},
 		{"an empty value is a label", "job=", map[string]string{"job": ""}, 0},
@@ -65,5 +66,19 @@ func TestCheckLabelsRefusesWhatACallbackWouldDrop(t *testing.T) {
 	}
 	if err := kie.CheckLabels(eleven); err == nil {
 		t.Error("eleven labels: want an error")
+	}
+}
+
+func TestSubmissionFromQuery(t *testing.T) {
+	for _, tt := range []struct{ name, query, want string }{
+		{"a callback URL kiehook made names its submission", "token=s&sid=sub_0123456789abcdef01234567", "sub_0123456789abcdef01234567"},
+		{"a callback URL of the application's own names none", "token=s&uid=1", ""},
+		{"a sid that is no submission id names none", "sid=../../etc", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := kie.SubmissionFromQuery(tt.query); got != tt.want {
+				t.Errorf("%q", got)
+			}
+		})
 	}
 }

@@ -67,3 +67,14 @@ func Backoff(attempts int, code int, window time.Duration) time.Duration {
 	}
 	return d
 }
+
+// Credits is what kiehook knows of an account's credits: whether the
+// platform answered 402 (PausedAt) and when its credit endpoint was last
+// asked (CheckedAt).
+type Credits struct {
+	PausedAt  time.Time
+	CheckedAt time.Time
+}
+
+// Paused reports whether PausedAt is set.
+func (c Credits) Paused() bool { return !c.PausedAt.IsZero() }

@@ -100,9 +100,6 @@ func New(key string, body []byte, now time.Time, ttl time.Duration) (Submission,
 	if err := kie.CheckLabels(req.Labels); err != nil {
 		return Submission{}, invalid("labels: %v", err)
 	}
-	if _, ok := req.Labels[kie.SubmissionParameter]; ok {
-		return Submission{}, invalid("%s is not a label name: kiehook uses it", kie.SubmissionParameter)
-	}
 	hash, err := canonicalHash(req)
 	if err != nil {
 		return Submission{}, invalid("%v", err)

@@ -59,9 +59,11 @@ type Effect struct {
 	Result     *Callback
 	ReceivedAt time.Time // the first receipt (a pending task's first callback)
 	ExpiresAt  time.Time // the new TTL deadline
-	// Labels become the record's unless it has labels already.
-	Labels    map[string]string
-	UpdatedAt time.Time
+	// Labels become the record's unless it has labels already, and so
+	// does SubmissionID.
+	Labels       map[string]string
+	SubmissionID string
+	UpdatedAt    time.Time
 	// Lease is taken, by a message delivered Receives times (0 keeps the
 	// count); DropLease ends the lease.
 	Lease     *Lease
@@ -109,6 +111,9 @@ func Apply(t Task, c Change) (Task, error) {
 	}
 	if len(t.Labels) == 0 && len(e.Labels) > 0 {
 		t.Labels = e.Labels
+	}
+	if t.SubmissionID == "" && e.SubmissionID != "" {
+		t.SubmissionID = e.SubmissionID
 	}
 	if l := e.Lease; l != nil {
 		t.Lease = Lease{Owner: l.Owner, Until: time.UnixMilli(l.Until.UnixMilli()).UTC()}

@@ -50,6 +50,9 @@ type Callback struct {
 	// Polled marks what the reconciler found by polling the platform: no
 	// callback arrived, so none is counted in Deliveries.
 	Polled bool
+	// SubmissionID is the submission whose callback URL the platform
+	// called (its sid): the task came through kiehook's submit.
+	SubmissionID string
 }
 
 // Succeeded reports whether the callback carries results to copy. A
@@ -108,6 +111,8 @@ type Task struct {
 	// queued task whose copy never started (its first one may never have
 	// been sent); zero if it never did.
 	ResentAt time.Time
+	// SubmissionID is the submission the task came through, if any.
+	SubmissionID string
 }
 
 // Started reports whether a copy of the task was ever tried: a copier took
@@ -144,7 +149,7 @@ func Final(s Status) bool {
 func New(cb Callback, now time.Time, ttl time.Duration) Task {
 	if cb.Progress {
 		t := NewPending(cb.TaskID, cb.API, cb.Labels, now, ttl)
-		t.Code, t.Msg, t.Deliveries, t.ReceivedAt = cb.Code, cb.Msg, 1, now
+		t.Code, t.Msg, t.Deliveries, t.ReceivedAt, t.SubmissionID = cb.Code, cb.Msg, 1, now, cb.SubmissionID
 		return t
 	}
 	t := Task{
@@ -160,6 +165,7 @@ func New(cb Callback, now time.Time, ttl time.Duration) Task {
 		ExpiresAt:  now.Add(ttl),
 		Labels:     cb.Labels,
 	}
+	t.SubmissionID = cb.SubmissionID
 	if cb.Succeeded() {
 		t.Status = StatusQueued
 	}
@@ -197,7 +203,7 @@ const (
 // be sent too before the answer.
 func Repeat(existing Task, cb Callback, now time.Time, ttl time.Duration) (change Change, outcome Outcome, queue bool) {
 	change = Change{id: existing.ID, when: Condition{Status: existing.Status}}
-	change.set = Effect{AddDelivery: !cb.Polled, Labels: cb.Labels, UpdatedAt: now}
+	change.set = Effect{AddDelivery: !cb.Polled, Labels: cb.Labels, SubmissionID: cb.SubmissionID, UpdatedAt: now}
 	switch {
 	case cb.Progress:
 		// Progress moves nothing, whatever it carries and whenever it comes.
