@@ -35,6 +35,27 @@ const (
 	CopyFailed = "Task Copy Failed" // status copy_failed: a result can never be copied
 )
 
+// The DetailType of each event of a submission (POST /submissions), by the
+// status it reached.
+const (
+	Submitted     = "Task Submitted"      // the platform made the task: its own events follow, with the submission's id
+	SubmitFailed  = "Task Submit Failed"  // the platform refused it for good, or it waited past SUBMIT_MAX_WAIT
+	SubmitUnknown = "Task Submit Unknown" // a create call went out and no answer or callback ever told its task
+)
+
+// SubmissionDetail is what a submission's event says of it.
+type SubmissionDetail struct {
+	SchemaVersion int               `json:"schemaVersion"`
+	SubmissionID  string            `json:"submissionId"`
+	TaskID        string            `json:"taskId,omitempty"` // for Task Submitted
+	API           string            `json:"api"`
+	Status        string            `json:"status"` // submitted, submit_failed or submit_unknown
+	Code          int               `json:"code,omitempty"`
+	Msg           string            `json:"msg,omitempty"`
+	Error         string            `json:"error,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+}
+
 // DetailType is the DetailType of the event for a task that ended in
 // status, and false for a status that is not final.
 func DetailType(status string) (string, bool) {

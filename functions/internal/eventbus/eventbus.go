@@ -61,6 +61,33 @@ func (b *Bus) Notify(ctx context.Context, t task.Task) error {
 	if err != nil {
 		return fmt.Errorf("event of task %s: %w", t.ID, err)
 	}
+	if err := b.put(ctx, detailType, detail); err != nil {
+		return fmt.Errorf("event of task %s: %w", t.ID, err)
+	}
+	// A record that has moved on since (a success after a failure, a
+	// requeue) is left alone: its new status has an event of its own.
+	if _, err := b.tasks.Update(context.WithoutCancel(ctx), task.MarkNotified(t, b.now().UTC())); err != nil && !errors.Is(err, task.ErrStale) {
+		return fmt.Errorf("record the event of task %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// Announce puts the event of a submission that reached status s. A failed
+// call, or an entry the bus refused, is an error.
+func (b *Bus) Announce(ctx context.Context, detailType string, d taskevent.SubmissionDetail) error {
+	d.SchemaVersion = taskevent.SchemaVersion
+	detail, err := json.Marshal(d) // its fields are bounded: it fits
+	if err != nil {
+		return err
+	}
+	if err := b.put(ctx, detailType, detail); err != nil {
+		return fmt.Errorf("event of submission %s: %w", d.SubmissionID, err)
+	}
+	return nil
+}
+
+// put puts one event, and counts it.
+func (b *Bus) put(ctx context.Context, detailType string, detail []byte) error {
 	out, err := b.client.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{
 		EventBusName: b.name,
 		Source:       aws.String(taskevent.Source),
@@ -69,18 +96,13 @@ func (b *Bus) Notify(ctx context.Context, t task.Task) error {
 		Resources:    []string{},
 	}}})
 	if err != nil {
-		return fmt.Errorf("put %s event of task %s: %w", detailType, t.ID, err)
+		return fmt.Errorf("put %s: %w", detailType, err)
 	}
 	if out.FailedEntryCount > 0 {
 		e := out.Entries[0]
-		return fmt.Errorf("put %s event of task %s: the bus refused it: %s: %s", detailType, t.ID, aws.ToString(e.ErrorCode), aws.ToString(e.ErrorMessage))
+		return fmt.Errorf("put %s: the bus refused it: %s: %s", detailType, aws.ToString(e.ErrorCode), aws.ToString(e.ErrorMessage))
 	}
 	b.Metrics.Emit(detailType, metrics.Metric{Name: "EventsPut", Unit: metrics.Count, Value: 1})
-	// A record that has moved on since (a success after a failure, a
-	// requeue) is left alone: its new status has an event of its own.
-	if _, err := b.tasks.Update(context.WithoutCancel(ctx), task.MarkNotified(t, b.now().UTC())); err != nil && !errors.Is(err, task.ErrStale) {
-		return fmt.Errorf("record the event of task %s: %w", t.ID, err)
-	}
 	return nil
 }
 

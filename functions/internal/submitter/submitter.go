@@ -1,0 +1,317 @@
+// Package submitter creates on the platform the tasks applications submit
+// (functions/submitter): fed by the submission queue, it paces the create
+// calls within the account's rate across every concurrent submitter,
+// retries what can pass later, pauses while the account has no credits,
+// and never sends one submission twice.
+package submitter
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/kiehook/kiehook/functions/internal/kie"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
+	"github.com/kiehook/kiehook/functions/internal/submission"
+	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/schema"
+	"github.com/kiehook/kiehook/functions/taskevent"
+)
+
+// store keeps submissions.
+type store interface {
+	Get(ctx context.Context, id string) (submission.Submission, bool, error)
+	Update(ctx context.Context, c submission.Change) (submission.Submission, error)
+}
+
+// pacer hands out the account's create calls within its rate.
+type pacer interface {
+	TakeSlot(ctx context.Context, account string, rate int, window time.Duration, now time.Time) (time.Duration, error)
+}
+
+// credits keeps whether the account ran out of credits.
+type credits interface {
+	Credits(ctx context.Context, account string) (submission.Credits, error)
+	Pause(ctx context.Context, account string, now time.Time) error
+	Resume(ctx context.Context, account string) error
+	ClaimCheck(ctx context.Context, account string, c submission.Credits, now time.Time) (bool, error)
+}
+
+// platform creates tasks, and tells the account's credits.
+type platform interface {
+	Create(ctx context.Context, api string, body []byte) submission.Answer
+	Credits(ctx context.Context) (float64, error)
+}
+
+// registrar writes a created task's record, pending, so that the
+// reconciler polls it should its callback never come (task.Store's
+// Create: a record the callback wrote first is left as it is).
+type registrar interface {
+	Create(ctx context.Context, t task.Task) (task.Task, bool, error)
+}
+
+// sender hands a submission to the submitter again, after delay.
+type sender interface {
+	Send(ctx context.Context, id string, delay time.Duration) error
+}
+
+// announcer puts a submission's event.
+type announcer interface {
+	Announce(ctx context.Context, detailType string, d taskevent.SubmissionDetail) error
+}
+
+// Submitter sends each submission to the platform once.
+type Submitter struct {
+	Submissions store
+	Pace        pacer
+	Account     credits
+	Platform    platform
+	Tasks       registrar
+	Queue       sender
+	Events      announcer // nil: no events
+	// CallbackURL is the callback function's URL with its token: each
+	// create call gets it with the submission's labels and id added.
+	CallbackURL string
+	Rate        int           // create calls in any Window (SUBMIT_RATE)
+	Window      time.Duration // SUBMIT_WINDOW
+	MaxWait     time.Duration // an accepted submission still waiting this long fails (SUBMIT_MAX_WAIT)
+	TTL         time.Duration // of the task records it writes (RECORD_TTL)
+	Metrics     *metrics.Writer
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// account names the platform account the submissions are sent with: a
+// stack has one API key, whose rotation keeps the account.
+const account = "kie"
+
+// A claim older than claimTimeout is a dead submitter's (a create call
+// gives up after 10 s), and the credit endpoint is asked at most once a
+// creditCheck.
+const (
+	claimTimeout = 2 * time.Minute
+	creditCheck  = time.Minute
+)
+
+// Handle sends the batch's submissions, reporting only the failed
+// messages, whose submissions SQS delivers again.
+func (s *Submitter) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var mu sync.Mutex
+	var resp events.SQSEventResponse
+	var wg sync.WaitGroup
+	for _, rec := range ev.Records {
+		wg.Go(func() {
+			if err := s.submit(ctx, rec.Body); err != nil {
+				s.Logger.ErrorContext(ctx, "submission will be retried", "messageId", rec.MessageId, "error", err.Error())
+				mu.Lock()
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return resp, nil
+}
+
+// Submission outcomes, the Outcome dimension of the Submissions metric.
+const (
+	outcomeSubmitted = "submitted"
+	outcomeRefused   = "submit_failed"
+	outcomeUnknown   = "unknown"
+	outcomeWaiting   = "waiting" // paced, paused or backing off: sent again with a delay
+	outcomeDone      = "done"    // no longer accepted, or held by another submitter
+)
+
+func (s *Submitter) submit(ctx context.Context, body string) error {
+	var msg schema.SubmitMessage
+	if err := json.Unmarshal([]byte(body), &msg); err != nil || msg.SubmissionID == "" {
+		return fmt.Errorf("message body is not {\"submissionId\":\"…\"}: %.64q", body)
+	}
+	outcome, err := s.send(ctx, msg.SubmissionID)
+	if err == nil {
+		s.Metrics.Emit(outcome, metrics.Metric{Name: "Submissions", Unit: metrics.Count, Value: 1})
+	}
+	return err
+}
+
+// send makes one attempt at submission id, and says what became of it.
+func (s *Submitter) send(ctx context.Context, id string) (string, error) {
+	now := s.Now().UTC()
+	sub, found, err := s.Submissions.Get(ctx, id)
+	switch {
+	case err != nil:
+		return "", err
+	case !found || sub.Status != submission.Accepted:
+		return outcomeDone, nil // sent once already, whatever this message is
+	case sub.ClaimedBy != "":
+		return outcomeDone, s.abandoned(ctx, sub, now)
+	case now.Sub(sub.CreatedAt) > s.MaxWait:
+		return outcomeRefused, s.end(ctx, submission.Expire(sub, "still waiting after SUBMIT_MAX_WAIT ("+s.MaxWait.String()+")", now), taskevent.SubmitFailed)
+	}
+	if wait, err := s.turn(ctx, now); err != nil || wait > 0 {
+		return outcomeWaiting, s.later(ctx, id, wait, err)
+	}
+	owner := newOwner()
+	if _, err := s.Submissions.Update(ctx, submission.Claim(id, owner, now)); errors.Is(err, submission.ErrStale) {
+		return outcomeDone, nil // another delivery claimed it first
+	} else if err != nil {
+		return "", err
+	}
+	body, err := s.createBody(sub)
+	if err != nil {
+		return outcomeRefused, s.end(ctx, submission.MarkRefused(id, owner, 400, err.Error(), now), taskevent.SubmitFailed)
+	}
+	a := s.Platform.Create(ctx, sub.API, body)
+	now = s.Now().UTC()
+	switch submission.Judge(a) {
+	case submission.Created:
+		return outcomeSubmitted, s.created(ctx, sub, owner, a.TaskID, now)
+	case submission.Refused:
+		return outcomeRefused, s.end(ctx, submission.MarkRefused(id, owner, a.Code, a.Msg, now), taskevent.SubmitFailed)
+	case submission.Ambiguous:
+		why := fmt.Sprintf("the create call went out and no usable answer came (code %d): %v", a.Code, a.Err)
+		_, err := s.Submissions.Update(context.WithoutCancel(ctx), submission.MarkUnknown(id, owner, why, now))
+		s.Logger.WarnContext(ctx, "create call without an answer: its task's callback will tell", "submissionId", id, "error", why)
+		return outcomeUnknown, ignoreStale(err)
+	case submission.Pause:
+		if err := s.Account.Pause(ctx, account, now); err != nil {
+			return "", err
+		}
+		s.Metrics.Emit("paused", metrics.Metric{Name: "CreditsExhausted", Unit: metrics.Count, Value: 1})
+		s.Logger.ErrorContext(ctx, "the platform account has no credits: submissions wait until it has", "submissionId", id)
+		return outcomeWaiting, s.release(ctx, sub, owner, a, creditCheck, now)
+	}
+	return outcomeWaiting, s.release(ctx, sub, owner, a, submission.Backoff(sub.Attempts+1, a.Code, s.Window), now)
+}
+
+// turn is how long a submission must wait before its create call: while
+// the account has no credits (the credit endpoint is asked once a minute,
+// by one submitter), and while the account's window is full.
+func (s *Submitter) turn(ctx context.Context, now time.Time) (time.Duration, error) {
+	c, err := s.Account.Credits(ctx, account)
+	if err != nil {
+		return 0, err
+	}
+	if c.Paused() {
+		if now.Sub(c.CheckedAt) < creditCheck {
+			return creditCheck - now.Sub(c.CheckedAt), nil
+		}
+		mine, err := s.Account.ClaimCheck(ctx, account, c, now)
+		if err != nil || !mine {
+			return creditCheck, err
+		}
+		if _, err := s.Platform.Credits(ctx); err != nil {
+			return creditCheck, nil // none yet, or the endpoint failed: ask again in a minute
+		}
+		if err := s.Account.Resume(ctx, account); err != nil {
+			return 0, err
+		}
+		s.Logger.InfoContext(ctx, "the platform account has credits again: submissions go on")
+	}
+	return s.Pace.TakeSlot(ctx, account, s.Rate, s.Window, now)
+}
+
+// later sends submission id again after wait, and drops this message:
+// waiting spends none of its deliveries.
+func (s *Submitter) later(ctx context.Context, id string, wait time.Duration, err error) error {
+	if err != nil {
+		return err
+	}
+	return s.Queue.Send(ctx, id, wait)
+}
+
+// release gives back the claim of a call that can pass later, and sends
+// the submission again after wait.
+func (s *Submitter) release(ctx context.Context, sub submission.Submission, owner string, a submission.Answer, wait time.Duration, now time.Time) error {
+	if _, err := s.Submissions.Update(ctx, submission.Release(sub.ID, owner, a.Code, a.Msg, now)); err != nil {
+		return ignoreStale(err)
+	}
+	return s.later(ctx, sub.ID, wait, nil)
+}
+
+// created records the task the platform made: its pending record first,
+// so that the reconciler polls it should its callback never come (the
+// callback, whose URL carries the submission's id and labels, writes the
+// same record if it comes first), then the submission.
+func (s *Submitter) created(ctx context.Context, sub submission.Submission, owner, taskID string, now time.Time) error {
+	ctx = context.WithoutCancel(ctx)
+	t := task.NewPending(taskID, sub.API, sub.Labels, now, s.TTL)
+	t.SubmissionID = sub.ID
+	if _, _, err := s.Tasks.Create(ctx, t); err != nil {
+		s.Logger.WarnContext(ctx, "the created task's pending record was not written; its callback writes it", "submissionId", sub.ID, "taskId", taskID, "error", err.Error())
+	}
+	return s.end(ctx, submission.MarkSubmitted(sub.ID, owner, taskID, now), taskevent.Submitted)
+}
+
+// abandoned makes unknown a submission whose claim a dead submitter left;
+// a live one's is left alone.
+func (s *Submitter) abandoned(ctx context.Context, sub submission.Submission, now time.Time) error {
+	if now.Sub(sub.ClaimedAt) < claimTimeout {
+		return nil
+	}
+	_, err := s.Submissions.Update(ctx, submission.Abandon(sub, now))
+	return ignoreStale(err)
+}
+
+// end makes c, which ends a submission, and announces it.
+func (s *Submitter) end(ctx context.Context, c submission.Change, detailType string) error {
+	ended, err := s.Submissions.Update(context.WithoutCancel(ctx), c)
+	if err != nil {
+		return ignoreStale(err)
+	}
+	if s.Events == nil {
+		return nil
+	}
+	d := taskevent.SubmissionDetail{SubmissionID: ended.ID, TaskID: ended.TaskID, API: ended.API, Status: ended.Status,
+		Code: ended.Code, Msg: ended.Msg, Error: ended.Error, Labels: ended.Labels}
+	if err := s.Events.Announce(ctx, detailType, d); err != nil {
+		s.Logger.WarnContext(ctx, "submission event not put", "submissionId", ended.ID, "error", err.Error())
+	}
+	return nil
+}
+
+// ignoreStale is err, unless another submitter or a callback moved the
+// submission first: then there is nothing left to do.
+func ignoreStale(err error) error {
+	if errors.Is(err, submission.ErrStale) {
+		return nil
+	}
+	return err
+}
+
+// createBody is the platform's create body of sub: its input with
+// callBackUrl, the callback URL with the submission's labels and id.
+func (s *Submitter) createBody(sub submission.Submission) ([]byte, error) {
+	u, err := url.Parse(s.CallbackURL)
+	if err != nil {
+		return nil, fmt.Errorf("CALLBACK_URL: %w", err)
+	}
+	q := u.Query()
+	for name, value := range sub.Labels {
+		q.Set(name, value)
+	}
+	q.Set(kie.SubmissionParameter, sub.ID)
+	u.RawQuery = q.Encode()
+	var input map[string]json.RawMessage
+	if err := json.Unmarshal(sub.Input, &input); err != nil {
+		return nil, fmt.Errorf("input: %w", err)
+	}
+	input["callBackUrl"], _ = json.Marshal(u.String())
+	return json.Marshal(input)
+}
+
+// newOwner names one create attempt.
+func newOwner() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
