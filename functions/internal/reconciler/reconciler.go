@@ -73,7 +73,8 @@ type Reconciler struct {
 	Prefix      string    // of every object key (OBJECT_PREFIX)
 	Platform    recorder  // nil when no API key is configured: no polling
 	Receiver    receiver
-	Queue       task.Queue    // sends a copy message again
+	Queue       task.Queue // sends a copy message again
+	Submissions Submissions
 	Notifier    task.Notifier // nil when no bus is configured: no events
 	Metrics     *metrics.Writer
 	Logger      *slog.Logger
@@ -93,6 +94,7 @@ const minPollInterval = 30 * time.Second
 // Report is what one run did.
 type Report struct {
 	Polled, Finished, Expired, Resent, StaleQueued, Notified, GivenUp int
+	SubmissionsResent, SubmitUnknown                                  int
 	RateLimited                                                       bool
 }
 
@@ -113,7 +115,7 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 	now := r.Now().UTC()
 	var rep Report
 	var errs []error
-	for _, pass := range []func(context.Context, time.Time, *Report) error{r.resend, r.deadLettered, r.queued, r.sweep} {
+	for _, pass := range []func(context.Context, time.Time, *Report) error{r.resend, r.deadLettered, r.queued, r.sweep, r.submissions} {
 		passCtx, cancel := context.WithTimeout(ctx, passBudget)
 		errs = append(errs, pass(passCtx, now, &rep))
 		cancel()
@@ -131,7 +133,9 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 		metrics.Metric{Name: "CopiesResent", Unit: metrics.Count, Value: int64(rep.Resent)},
 		metrics.Metric{Name: "StaleQueued", Unit: metrics.Count, Value: int64(rep.StaleQueued)},
 		metrics.Metric{Name: "EventsSwept", Unit: metrics.Count, Value: int64(rep.Notified)},
-		metrics.Metric{Name: "CopiesGivenUp", Unit: metrics.Count, Value: int64(rep.GivenUp)})...)
+		metrics.Metric{Name: "CopiesGivenUp", Unit: metrics.Count, Value: int64(rep.GivenUp)},
+		metrics.Metric{Name: "SubmissionsResent", Unit: metrics.Count, Value: int64(rep.SubmissionsResent)},
+		metrics.Metric{Name: "SubmitUnknown", Unit: metrics.Count, Value: int64(rep.SubmitUnknown)})...)
 	return rep, errors.Join(errs...)
 }
 

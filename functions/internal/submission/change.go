@@ -84,6 +84,13 @@ func Abandon(s Submission, now time.Time) Change {
 		Error: "its submitter ended during its create call: the platform may have made the task"}
 }
 
+// Touch records that an accepted submission no one holds still has a
+// message on its way (sent again to wait its turn): the reconciler sends
+// one only for a submission left untouched past a message's longest delay.
+func Touch(id string, now time.Time) Change {
+	return Change{ID: id, From: Accepted, Unclaimed: true, Now: now}
+}
+
 // Apply is the whole rule of a change: the submission c makes of s, and
 // whether s met c's condition.
 func Apply(s Submission, c Change) (Submission, bool) {

@@ -221,12 +221,17 @@ func (s *Submitter) turn(ctx context.Context, now time.Time) (time.Duration, err
 }
 
 // later sends submission id again after wait, and drops this message:
-// waiting spends none of its deliveries.
+// waiting spends none of its deliveries. The submission is touched, so
+// that the reconciler knows its message is on its way.
 func (s *Submitter) later(ctx context.Context, id string, wait time.Duration, err error) error {
 	if err != nil {
 		return err
 	}
-	return s.Queue.Send(ctx, id, wait)
+	if err := s.Queue.Send(ctx, id, wait); err != nil {
+		return err
+	}
+	_, err = s.Submissions.Update(ctx, submission.Touch(id, s.Now().UTC()))
+	return ignoreStale(err)
 }
 
 // release gives back the claim of a call that can pass later, and sends

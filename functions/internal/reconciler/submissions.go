@@ -1,0 +1,98 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/kiehook/kiehook/functions/internal/submission"
+	"github.com/kiehook/kiehook/functions/taskevent"
+)
+
+// openSubmissions lists and changes the submissions that still need work.
+type openSubmissions interface {
+	Open(ctx context.Context, status string, before time.Time, limit int32) ([]submission.Submission, error)
+	Update(ctx context.Context, c submission.Change) (submission.Submission, error)
+}
+
+// submitQueue hands a submission to the submitter.
+type submitQueue interface {
+	Send(ctx context.Context, id string, delay time.Duration) error
+}
+
+// announcer puts a submission's event.
+type announcer interface {
+	Announce(ctx context.Context, detailType string, d taskevent.SubmissionDetail) error
+}
+
+// Submissions is what the reconciler finishes of the submissions; nil
+// fields mean the stack takes no submissions.
+type Submissions struct {
+	Store  openSubmissions
+	Queue  submitQueue
+	Events announcer // nil: no events
+	// UnknownAfter is how long a submission stays unknown before it ends
+	// submit_unknown (SUBMIT_UNKNOWN_AFTER).
+	UnknownAfter time.Duration
+}
+
+// The ages at which the reconciler acts on an accepted submission: one
+// untouched past the longest SQS delay, and then some, has lost its
+// message; one claimed past claimTimeout lost its submitter.
+const (
+	lostMessageAfter = 20 * time.Minute
+	claimTimeout     = 2 * time.Minute
+)
+
+// submissions finishes what a crash or a failed send left: an accepted
+// submission whose message is gone gets one, a claim a dead submitter
+// left makes its submission unknown (its call may have gone out), and a
+// submission unknown past UnknownAfter ends submit_unknown.
+func (r *Reconciler) submissions(ctx context.Context, now time.Time, rep *Report) error {
+	s := r.Submissions
+	if s.Store == nil {
+		return nil
+	}
+	accepted, err := s.Store.Open(ctx, submission.Accepted, now.Add(-min(lostMessageAfter, claimTimeout)), r.Limit)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, sub := range accepted {
+		switch {
+		case sub.ClaimedBy != "" && now.Sub(sub.ClaimedAt) >= claimTimeout:
+			_, err = s.Store.Update(ctx, submission.Abandon(sub, now))
+		case sub.ClaimedBy == "" && now.Sub(sub.UpdatedAt) >= lostMessageAfter:
+			// Touched first, so that overlapping runs send it once.
+			if _, err = s.Store.Update(ctx, submission.Touch(sub.ID, now)); err == nil {
+				err = s.Queue.Send(ctx, sub.ID, 0)
+				rep.SubmissionsResent++
+			}
+		}
+		if err != nil && !errors.Is(err, submission.ErrStale) {
+			errs = append(errs, err)
+		}
+	}
+	unknown, err := s.Store.Open(ctx, submission.Unknown, now.Add(-s.UnknownAfter), r.Limit)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, sub := range unknown {
+		ended, err := s.Store.Update(ctx, submission.Expire(sub, "no answer and no callback told its task within SUBMIT_UNKNOWN_AFTER ("+s.UnknownAfter.String()+")", now))
+		if errors.Is(err, submission.ErrStale) {
+			continue // its callback linked it meanwhile
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rep.SubmitUnknown++
+		if s.Events != nil {
+			d := taskevent.SubmissionDetail{SubmissionID: ended.ID, API: ended.API, Status: ended.Status, Code: ended.Code, Msg: ended.Msg, Error: ended.Error, Labels: ended.Labels}
+			if err := s.Events.Announce(ctx, taskevent.SubmitUnknown, d); err != nil {
+				r.Logger.WarnContext(ctx, "submission event not put", "submissionId", ended.ID, "error", err.Error())
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
