@@ -23,6 +23,8 @@ type config struct {
 	DeadLetterQueueURL       string
 	PathStyle                bool
 	Prefix                   string
+	SubmitQueueURL           string
+	SubmitUnknownAfter       time.Duration
 }
 
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
@@ -44,6 +46,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		DeadLetterQueueURL: env.String("DEAD_LETTER_QUEUE_URL", ""),
 		PathStyle:          env.Bool("S3_USE_PATH_STYLE", false),
 		Prefix:             env.String("OBJECT_PREFIX", "tasks/"),
+		SubmitQueueURL:     env.String("SUBMIT_QUEUE_URL", ""),
+		SubmitUnknownAfter: env.Duration("SUBMIT_UNKNOWN_AFTER", 2*time.Hour),
 	}
 	err := env.Err()
 	if c.EventBus != "" && c.Bucket == "" {

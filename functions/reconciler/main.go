@@ -69,10 +69,16 @@ func build(ctx context.Context, logger *slog.Logger) (*reconciler.Reconciler, er
 	} else {
 		logger.Warn("no DEAD_LETTER_QUEUE_URL: copies whose deliveries are used up are not given up")
 	}
+	if c.SubmitQueueURL != "" {
+		r.Submissions = reconciler.Submissions{Store: dynamo.Submissions{Store: store}, Queue: queue.NewSubmissions(sqsClient, c.SubmitQueueURL), UnknownAfter: c.SubmitUnknownAfter}
+	}
 	if c.EventBus != "" {
 		bus := eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, c.Bucket, store, time.Now)
 		bus.Metrics = r.Metrics
 		r.Notifier, receiver.Notifier = bus, bus
+		if r.Submissions.Store != nil {
+			r.Submissions.Events = bus
+		}
 	}
 	if keyErr == nil {
 		r.Platform = platform

@@ -1,0 +1,56 @@
+// Command submitter is the SQS-triggered Lambda that creates on the
+// platform the tasks applications submit, paced within the account's
+// rate, retried, paused on exhausted credits, never twice for one
+// submission.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/kiehook/kiehook/functions/internal/awsenv"
+	"github.com/kiehook/kiehook/functions/internal/dynamo"
+	"github.com/kiehook/kiehook/functions/internal/eventbus"
+	"github.com/kiehook/kiehook/functions/internal/kieapi"
+	"github.com/kiehook/kiehook/functions/internal/lambdamain"
+	"github.com/kiehook/kiehook/functions/internal/metrics"
+	"github.com/kiehook/kiehook/functions/internal/queue"
+	"github.com/kiehook/kiehook/functions/internal/submitter"
+)
+
+func main() {
+	lambdamain.Run("submitter", build, func(s *submitter.Submitter) any { return s.Handle })
+}
+
+// build reads the configuration and makes the SDK clients, once per cold start.
+func build(ctx context.Context, logger *slog.Logger) (*submitter.Submitter, error) {
+	c, awsCfg, err := lambdamain.Config(loadConfig, awsenv.BackgroundRetry)
+	if err != nil {
+		return nil, err
+	}
+	platform, err := kieapi.Connect(ctx, awsCfg, c.API, logger)
+	if err != nil {
+		return nil, err
+	}
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.Events(c.EventBus != ""))
+	subs := dynamo.Submissions{Store: store}
+	s := &submitter.Submitter{
+		Submissions: subs, Pace: subs, Account: subs, Platform: platform, Tasks: store,
+		Queue:       queue.NewSubmissions(sqs.NewFromConfig(awsCfg), c.QueueURL),
+		CallbackURL: c.CallbackURL, Rate: int(c.Rate), Window: c.Window, MaxWait: c.MaxWait, TTL: c.RecordTTL,
+		Metrics: metrics.New(os.Stdout, c.Namespace, time.Now), Logger: logger, Now: time.Now,
+	}
+	if c.EventBus != "" {
+		// Submission events carry no objects: no bucket.
+		bus := eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, "", store, time.Now)
+		bus.Metrics = s.Metrics
+		s.Events = bus
+	}
+	return s, nil
+}
