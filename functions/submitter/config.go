@@ -16,6 +16,8 @@ type config struct {
 	Table, QueueURL string
 	API             kieapi.Settings
 	CallbackURL     string
+	CallbackToken   envconf.Credential // CALLBACK_TOKEN: the first of its tokens goes into the callback URL
+	SecretRefresh   time.Duration
 	Rate            int64
 	Window, MaxWait time.Duration
 	RecordTTL       time.Duration
@@ -33,16 +35,18 @@ const (
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	env := envconf.New(lookup)
 	c := config{
-		Table:       env.Required("TABLE_NAME"),
-		QueueURL:    env.Required("SUBMIT_QUEUE_URL"),
-		API:         kieapi.ReadSettings(env),
-		CallbackURL: env.Required("CALLBACK_URL"),
-		Rate:        env.Int64("SUBMIT_RATE", defaultRate),
-		Window:      env.Duration("SUBMIT_WINDOW", defaultWindow),
-		MaxWait:     env.Duration("SUBMIT_MAX_WAIT", 24*time.Hour),
-		RecordTTL:   env.Duration("RECORD_TTL", task.DefaultTTL),
-		EventBus:    env.String("EVENT_BUS_NAME", ""),
-		Namespace:   env.String("METRICS_NAMESPACE", "kiehook"),
+		Table:         env.Required("TABLE_NAME"),
+		QueueURL:      env.Required("SUBMIT_QUEUE_URL"),
+		API:           kieapi.ReadSettings(env),
+		CallbackURL:   env.Required("CALLBACK_URL"),
+		CallbackToken: env.Credential("CALLBACK_TOKEN"),
+		SecretRefresh: env.Duration("SECRET_REFRESH", 5*time.Minute),
+		Rate:          env.Int64("SUBMIT_RATE", defaultRate),
+		Window:        env.Duration("SUBMIT_WINDOW", defaultWindow),
+		MaxWait:       env.Duration("SUBMIT_MAX_WAIT", 24*time.Hour),
+		RecordTTL:     env.Duration("RECORD_TTL", task.DefaultTTL),
+		EventBus:      env.String("EVENT_BUS_NAME", ""),
+		Namespace:     env.String("METRICS_NAMESPACE", "kiehook"),
 	}
 	err := env.Err()
 	if !c.API.Key.Set() {

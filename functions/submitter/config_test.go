@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -30,5 +32,20 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("error %v, want one naming %s", err, tt.says)
 			}
 		})
+	}
+}
+
+func TestTheCallbackURLCarriesTheFirstToken(t *testing.T) {
+	c, err := loadConfig(envconf.Map(map[string]string{"TABLE_NAME": "t", "SUBMIT_QUEUE_URL": "q", "KIE_API_KEY": "k",
+		"CALLBACK_URL": "https://abc.lambda-url.eu-west-1.on.aws/", "CALLBACK_TOKEN": "new, old"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := callbackURL(context.Background(), c, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := url(context.Background()); err != nil || got != "https://abc.lambda-url.eu-west-1.on.aws/?token=new" {
+		t.Errorf("%q %v: the token the callback takes first, while a rotation holds two", got, err)
 	}
 }

@@ -78,9 +78,10 @@ type Submitter struct {
 	Tasks       registrar
 	Queue       sender
 	Events      announcer // nil: no events
-	// CallbackURL is the callback function's URL with its token: each
-	// create call gets it with the submission's labels and id added.
-	CallbackURL string
+	// CallbackURL is the callback function's URL with its token (as it is
+	// now: the token may be rotated): each create call gets it with the
+	// submission's labels and id added. An error waits for a retry.
+	CallbackURL func(ctx context.Context) (string, error)
 	Rate        int           // create calls in any Window (SUBMIT_RATE)
 	Window      time.Duration // SUBMIT_WINDOW
 	MaxWait     time.Duration // an accepted submission still waiting this long fails (SUBMIT_MAX_WAIT)
@@ -166,7 +167,11 @@ func (s *Submitter) send(ctx context.Context, id string) (string, error) {
 	} else if err != nil {
 		return "", err
 	}
-	body, err := s.createBody(sub)
+	callback, err := s.CallbackURL(ctx)
+	if err != nil {
+		return outcomeWaiting, s.release(ctx, sub, owner, submission.Answer{}, submission.Backoff(sub.Attempts+1, 0, s.Window), now)
+	}
+	body, err := createBody(sub, callback)
 	if err != nil {
 		return outcomeRefused, s.end(ctx, submission.MarkRefused(id, owner, 400, err.Error(), now), taskevent.SubmitFailed)
 	}
@@ -295,8 +300,8 @@ func ignoreStale(err error) error {
 
 // createBody is the platform's create body of sub: its input with
 // callBackUrl, the callback URL with the submission's labels and id.
-func (s *Submitter) createBody(sub submission.Submission) ([]byte, error) {
-	u, err := url.Parse(s.CallbackURL)
+func createBody(sub submission.Submission, callback string) ([]byte, error) {
+	u, err := url.Parse(callback)
 	if err != nil {
 		return nil, fmt.Errorf("CALLBACK_URL: %w", err)
 	}

@@ -46,10 +46,14 @@ func newHarness(tb testing.TB) *harness {
 	h.s = &submitter.Submitter{
 		Submissions: h.subs, Pace: h.subs, Account: h.subs, Platform: kieapi.New(api.URL, "api-key"), Tasks: store,
 		Queue: queue.NewSubmissions(env.SQS, env.QueueURL), Events: eventbus.New(env.EventBridge, env.Bus, env.Bucket, store, time.Now),
-		CallbackURL: "https://cb.example/?token=t0k", Rate: 18, Window: 10 * time.Second, MaxWait: 24 * time.Hour, TTL: time.Hour,
+		CallbackURL: callbackAt("https://cb.example/?token=t0k"), Rate: 18, Window: 10 * time.Second, MaxWait: 24 * time.Hour, TTL: time.Hour,
 		Metrics: metrics.New(&capture.Buffer{}, "kiehook", time.Now), Logger: slog.New(slog.DiscardHandler), Now: h.clock,
 	}
 	return h
+}
+
+func callbackAt(u string) func(context.Context) (string, error) {
+	return func(context.Context) (string, error) { return u, nil }
 }
 
 func (h *harness) clock() time.Time {
@@ -189,7 +193,7 @@ func TestEveryPlatformAnswerIsHandledAsTheContractSays(t *testing.T) {
 	})
 	t.Run("a refusal for good ends submit_failed with the platform's code and msg", func(t *testing.T) {
 		h := newHarness(t)
-		h.s.CallbackURL = "not a url at all" // the platform answers 422 to a body without an absolute callBackUrl
+		h.s.CallbackURL = callbackAt("not a url at all") // the platform answers 422 to a body without an absolute callBackUrl
 		id := h.accept(t, "refused")
 		h.deliver(t, id)
 		if sub := h.get(t, id); sub.Status != submission.SubmitFailed || sub.Code != 422 || sub.Msg == "" {
