@@ -81,6 +81,9 @@ type template struct {
 	kmsKeys         int                // with AlarmEmail, which the idle estimate assumes
 	dashboards      int
 	notifyAvailable bool
+	// submitAlarmMetrics are the metrics of the alarms that come with
+	// submitting, deployed with the platform's API key.
+	submitAlarmMetrics int
 }
 
 func readTemplate(raw []byte) (template, error) {
@@ -100,8 +103,11 @@ func readTemplate(raw []byte) (template, error) {
 			}
 			t.memoryMB[strings.TrimSuffix(name, "Function")] = mb
 		case "AWS::CloudWatch::Alarm":
-			if c := r.At("Condition").Str(); c == "" {
+			switch r.At("Condition").Str() {
+			case "":
 				t.alarmMetrics += max(1, countReturnless(r))
+			case "UsesApiKeySecret":
+				t.submitAlarmMetrics += max(1, countReturnless(r))
 			}
 		case "AWS::SecretsManager::Secret":
 			if !r.At("Condition").OK() {
@@ -164,6 +170,48 @@ func idle(t template) []line {
 		lines = append(lines, line{"CloudWatch dashboards", "", fmt.Sprint(t.dashboards), float64(t.dashboards) * prices.DashboardMonth})
 	}
 	return lines
+}
+
+// submitting is what deploying with the platform's API key adds to idle:
+// the submit function and the submitter cost nothing until called.
+func submitting(t template) []line {
+	return []line{
+		{"CloudWatch alarms", "an email when a submission fails for good, the account runs out of credits, a submit function fails or submission messages dead-letter",
+			fmt.Sprintf("%d alarm metrics", t.submitAlarmMetrics), float64(t.submitAlarmMetrics) * prices.AlarmMetricMonth},
+		{"Submit queue polling", "a submission reaches the platform within a second", "the event source mapping's long polls, about 650,000 a month", 650000 * prices.SQSRequest},
+	}
+}
+
+// A submission, as counted in the code: what creating one task through
+// kiehook adds to the task's own cost.
+var perSubmission = struct {
+	SubmitSeconds, SubmitterSeconds float64 // billed: the request; the pacing, the claim, the create call
+	Writes, Reads                   float64
+	SQSRequests, Events             float64
+}{
+	SubmitSeconds: 0.030, SubmitterSeconds: 0.400,
+	// create, pace slot, claim, submitted, the task's pending record, the
+	// callback's link; the submitter's reads of the submission, the pace
+	// and the credits.
+	Writes: 6, Reads: 3,
+	SQSRequests: 3, Events: 1,
+}
+
+func perMillionSubmissions(t template) []line {
+	const subs = 1e6
+	gbs := func(fn string, seconds float64) float64 {
+		return seconds * t.memoryMB[fn] / 1024 * prices.LambdaGBSecond
+	}
+	return []line{
+		{"Submit function", "", fmt.Sprintf("1 call, %.0f ms at %.0f MB", perSubmission.SubmitSeconds*1000, t.memoryMB["Submit"]),
+			subs * (prices.LambdaRequest + gbs("Submit", perSubmission.SubmitSeconds))},
+		{"Submitter function", "", fmt.Sprintf("%.1f s a submission at %.0f MB, mostly the platform's answer", perSubmission.SubmitterSeconds, t.memoryMB["Submitter"]),
+			subs * (prices.LambdaRequest + gbs("Submitter", perSubmission.SubmitterSeconds))},
+		{"DynamoDB", "", fmt.Sprintf("%.0f write and %.0f read units a submission", perSubmission.Writes, perSubmission.Reads),
+			subs * (perSubmission.Writes*prices.DynamoWrite + perSubmission.Reads*prices.DynamoRead)},
+		{"SQS", "", fmt.Sprintf("%.0f requests a submission (more while it waits its turn)", perSubmission.SQSRequests), subs * perSubmission.SQSRequests * prices.SQSRequest},
+		{"EventBridge", "", "1 Task Submitted event", subs * perSubmission.Events * prices.Event},
+	}
 }
 
 func perMillion(t template) []line {
@@ -229,6 +277,21 @@ task at all.
 
 `)
 	table(idle(t), true)
+	idleTotal := 0.0
+	for _, l := range idle(t) {
+		idleTotal += l.usd
+	}
+	fmt.Fprint(w, `
+With KieApiKeySecretArn set, kiehook also polls tasks whose callback never
+came (a cost per task, below) and takes submissions, which adds:
+
+`)
+	table(submitting(t), true)
+	more := 0.0
+	for _, l := range submitting(t) {
+		more += l.usd
+	}
+	fmt.Fprintf(w, "\nWith submitting deployed, idle costs %.2f a month.\n", idleTotal+more)
 	fmt.Fprint(w, `
 Idle pays for nothing else. The functions write a custom metric only in an
 hour when it counted something (the alarms read missing data as no
@@ -250,7 +313,14 @@ latencies; copies of large videos cost more copier seconds and storage.
 	fmt.Fprint(w, `
 Storage grows with what you keep: set ObjectExpirationDays to expire the
 copies, and RecordTtl to let the task records go.
+
+## Per million submissions
+
+What creating the tasks through kiehook (POST /submissions) adds to their
+own cost above.
+
 `)
+	table(perMillionSubmissions(t), false)
 }
 
 func main() {

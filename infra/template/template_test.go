@@ -165,7 +165,7 @@ func TestCopierFunction(t *testing.T) {
 	if got := ev.At("Properties", "FunctionResponseTypes").Strs(); !slices.Equal(got, []string{"ReportBatchItemFailures"}) {
 		t.Errorf("FunctionResponseTypes = %v", got)
 	}
-	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents", "kms:Decrypt", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject", "s3:PutObjectTagging", "secretsmanager:GetSecretValue"}) {
+	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "events:PutEvents", "kms:Decrypt", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:PutObject", "s3:PutObjectTagging", "secretsmanager:GetSecretValue"}) {
 		t.Errorf("actions %v", got)
 	}
 	underPrefix(t, statement(p, "WriteCopies").At("Resource"))
@@ -228,7 +228,7 @@ func allowedActions(fn node) []string {
 		actions = append(actions, s.At("Action").Strs()...)
 	}
 	slices.Sort(actions)
-	return actions
+	return slices.Compact(actions)
 }
 
 func TestNoAllowStatementHasAWildcard(t *testing.T) {
@@ -269,7 +269,7 @@ func TestReconcilerFunction(t *testing.T) {
 	ev := p.At("Events", "EveryMinute")
 	expect(t, ev, "Schedule", "Type")
 	expect(t, ev, "rate(1 minute)", "Properties", "Schedule")
-	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", "kms:Decrypt", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:ListBucket", "secretsmanager:GetSecretValue", "sqs:ReceiveMessage", "sqs:SendMessage"}) {
+	if got := allowedActions(p); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", "kms:Decrypt", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:ListBucket", "s3:ListBucketMultipartUploads", "secretsmanager:GetSecretValue", "sqs:ReceiveMessage", "sqs:SendMessage"}) {
 		t.Errorf("actions %v", got)
 	}
 	if res := statement(p, "ListOpenTasks").At("Resource"); res.Value != "${TasksTable.Arn}/index/"+schema.IndexOpen {
@@ -460,6 +460,9 @@ var contractVariables = []string{
 	"DEAD_LETTER_QUEUE_URL", "CALLBACK_TOKEN_SECRET",
 	// The reader's, in the contract's third edition, and its IAM switch:
 	"READ_TOKEN", "READ_TOKEN_SECRET", "LINK_TTL", "READ_IAM_AUTH",
+	// Submitting's, in the sixth edition:
+	"SUBMIT_QUEUE_URL", "SUBMIT_TOKEN", "SUBMIT_TOKEN_SECRET", "CALLBACK_URL", "SUBMIT_RATE", "SUBMIT_WINDOW",
+	"SUBMIT_UNKNOWN_AFTER", "SUBMIT_MAX_WAIT",
 }
 
 func TestEnvironmentFollowsTheContract(t *testing.T) {
@@ -471,6 +474,8 @@ func TestEnvironmentFollowsTheContract(t *testing.T) {
 		tpl.At("Resources", "CopierFunction", "Properties", "Environment", "Variables"),
 		tpl.At("Resources", "ReconcilerFunction", "Properties", "Environment", "Variables"),
 		tpl.At("Resources", "ReaderFunction", "Properties", "Environment", "Variables"),
+		tpl.At("Resources", "SubmitFunction", "Properties", "Environment", "Variables"),
+		tpl.At("Resources", "SubmitterFunction", "Properties", "Environment", "Variables"),
 	} {
 		for _, name := range vars.Keys() {
 			if !slices.Contains(contractVariables, name) {
@@ -555,7 +560,8 @@ func TestOutputs(t *testing.T) {
 }
 
 // generated are the resources SAM adds to the template it transforms.
-var generated = []string{"CallbackFunctionUrl", "CallbackFunctionRole", "CopierFunctionRole", "ReconcilerFunctionRole", "ReaderFunctionUrl", "ReaderFunctionRole"}
+var generated = []string{"CallbackFunctionUrl", "CallbackFunctionRole", "CopierFunctionRole", "ReconcilerFunctionRole", "ReaderFunctionUrl", "ReaderFunctionRole",
+	"SubmitFunctionUrl", "SubmitFunctionRole", "SubmitterFunctionRole"}
 
 var pseudo = regexp.MustCompile(`^AWS::(AccountId|NoValue|NotificationARNs|Partition|Region|StackId|StackName|URLSuffix)$`)
 
@@ -653,7 +659,7 @@ func TestForwardingToHTTPS(t *testing.T) {
 	expect(t, target, "$.detail", "InputPath")
 	expect(t, target, "86400", "RetryPolicy", "MaximumEventAgeInSeconds")
 	expect(t, target, "NotifyDeadLetterQueue.Arn", "DeadLetterConfig", "Arn")
-	if got := rule.At("EventPattern", "detail-type").Strs(); !slices.Equal(got, []string{"Task Stored", "Task Failed", "Task Copy Failed"}) {
+	if got := rule.At("EventPattern", "detail-type").Strs(); !slices.Equal(got, []string{"Task Stored", "Task Failed", "Task Copy Failed", "Task Submitted", "Task Submit Failed", "Task Submit Unknown"}) {
 		t.Errorf("detail types %v", got)
 	}
 	if rate, _ := strconv.Atoi(tpl.At("Resources", "NotifyDestination", "Properties", "InvocationRateLimitPerSecond").Str()); rate < 1 {
@@ -666,4 +672,42 @@ func TestForwardingToHTTPS(t *testing.T) {
 	if dims := tpl.At("Resources", "NotifyDeadLetterAlarm", "Properties", "Dimensions").Items(); len(dims) != 1 || dims[0].At("Value").Str() != "NotifyDeadLetterQueue.QueueName" {
 		t.Error("no alarm on the notify dead-letter queue")
 	}
+}
+
+func TestSubmitting(t *testing.T) {
+	tpl := load(t)
+	for _, name := range []string{"SubmitFunction", "SubmitterFunction", "SubmitQueue", "SubmitDeadLetterQueue", "SubmitFailedAlarm", "CreditsExhaustedAlarm", "SubmitDeadLetterAlarm"} {
+		t.Run(name+" is deployed only with the platform's API key, which creating tasks needs", func(t *testing.T) {
+			expect(t, tpl, "UsesApiKeySecret", "Resources", name, "Condition")
+		})
+	}
+	submit := tpl.At("Resources", "SubmitFunction", "Properties")
+	t.Run("the submit function keeps submissions only, and checks the application's token", func(t *testing.T) {
+		if got := allowedActions(submit); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue", "sqs:SendMessage"}) {
+			t.Errorf("actions %v", got)
+		}
+		if keys := statement(submit, "KeepSubmissions").At("Condition", "ForAllValues:StringLike", "dynamodb:LeadingKeys").Strs(); !slices.Equal(keys, []string{schema.SubmissionKeyPrefix + "*"}) {
+			t.Errorf("leading keys %v: a task record is not the submit function's", keys)
+		}
+		expect(t, submit, "NONE", "FunctionUrlConfig", "AuthType")
+	})
+	submitter := tpl.At("Resources", "SubmitterFunction", "Properties")
+	t.Run("the submitter is fed by its queue, two at a time, reporting each failed message", func(t *testing.T) {
+		ev := submitter.At("Events", "SubmitQueueEvent", "Properties")
+		expect(t, ev, "SubmitQueue.Arn", "Queue")
+		expect(t, ev, "2", "ScalingConfig", "MaximumConcurrency")
+		if got := ev.At("FunctionResponseTypes").Strs(); !slices.Equal(got, []string{"ReportBatchItemFailures"}) {
+			t.Errorf("FunctionResponseTypes = %v", got)
+		}
+		if got := allowedActions(submitter); !slices.Equal(got, []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "events:PutEvents", "kms:Decrypt", "secretsmanager:GetSecretValue", "sqs:SendMessage"}) {
+			t.Errorf("actions %v", got)
+		}
+		keys := statement(submitter, "SendSubmissions").At("Condition", "ForAllValues:StringLike", "dynamodb:LeadingKeys").Strs()
+		if !slices.Equal(keys, []string{schema.SubmissionKeyPrefix + "*", schema.PaceKeyPrefix + "*", schema.CreditsKeyPrefix + "*"}) {
+			t.Errorf("leading keys %v", keys)
+		}
+	})
+	t.Run("a submission message that keeps failing lands in the dead-letter queue", func(t *testing.T) {
+		expect(t, tpl, "SubmitDeadLetterQueue.Arn", "Resources", "SubmitQueue", "Properties", "RedrivePolicy", "deadLetterTargetArn")
+	})
 }
