@@ -25,13 +25,18 @@ type Caller struct {
 	Key         string // the webhook key
 	ReaderURL   string
 	ReadToken   string
+	SubmitURL   string // "" where submitting is not deployed (no API key)
 }
 
 // PrintURLs shows what the platform and an application need: the callback
-// URL with its token, and the reader's URL with its bearer token. They are
-// secrets: the output is for the one who configures the platform.
+// URL with its token, the reader's URL with its bearer token, and the
+// submit URL, which takes the same token. They are secrets: the output is
+// for the one who configures the platform.
 func (c Caller) PrintURLs(out io.Writer) {
 	fmt.Fprintf(out, "callBackUrl  %s\nreader       %stasks/<taskId>\nread token   %s   (Authorization: Bearer <read token>)\n", c.CallbackURL, c.ReaderURL, c.ReadToken)
+	if c.SubmitURL != "" {
+		fmt.Fprintf(out, "submit       %ssubmissions   (the same token)\n", c.SubmitURL)
+	}
 }
 
 // Check sends a signed callback to the stack as the platform would, then

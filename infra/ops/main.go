@@ -168,7 +168,7 @@ func connect(ctx context.Context, stack string, local bool) (*Recovery, Caller, 
 		value, _, _ := strings.Cut(aws.ToString(v.SecretString), ",")
 		return strings.TrimSpace(value), nil
 	}
-	caller := Caller{ReaderURL: outputs["ReaderUrl"]}
+	caller := Caller{ReaderURL: outputs["ReaderUrl"], SubmitURL: outputs["SubmitUrl"]}
 	if caller.Key, err = first("WebhookKeySecretArn"); err != nil {
 		return nil, Caller{}, err
 	}

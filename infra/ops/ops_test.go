@@ -182,6 +182,16 @@ func TestURLsShowWhatThePlatformAndAnApplicationNeed(t *testing.T) {
 			t.Errorf("no %q in\n%s", want, out.String())
 		}
 	}
+	if strings.Contains(out.String(), "submit") {
+		t.Errorf("a stack without submitting shows a submit URL:\n%s", out.String())
+	}
+	t.Run("a stack that takes submissions shows the submit URL", func(t *testing.T) {
+		var out bytes.Buffer
+		Caller{CallbackURL: "https://cb.example/?token=t0k", ReaderURL: "https://rd.example/", ReadToken: "r34d", SubmitURL: "https://sb.example/"}.PrintURLs(&out)
+		if !strings.Contains(out.String(), "submit       https://sb.example/submissions") {
+			t.Errorf("output\n%s", out.String())
+		}
+	})
 }
 
 func TestACheckThatCannotConnectShowsNoToken(t *testing.T) {
