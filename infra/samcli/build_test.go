@@ -32,8 +32,8 @@ func TestSamBuildBuildsEveryFunction(t *testing.T) {
 		t.Skip("cross-compiles every function")
 	}
 	builds, inSource := samBuild(t, "build_in_source")
-	if len(builds) != 4 {
-		t.Fatalf("%d makefile builds, want the 4 functions", len(builds))
+	if len(builds) != 6 {
+		t.Fatalf("%d makefile builds, want the 6 functions", len(builds))
 	}
 	for _, b := range builds {
 		t.Run(b.Function+" builds into an arm64 Linux bootstrap", func(t *testing.T) {
