@@ -19,7 +19,6 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/lambdamain"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
-	"github.com/kiehook/kiehook/functions/internal/secret"
 )
 
 func main() {
@@ -38,18 +37,10 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		Links:   s3.NewPresignClient(s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = c.PathStyle })),
 		Bucket:  c.Bucket,
 		LinkTTL: c.LinkTTL,
-		Auth:    bearer.Auth{IAM: c.IAM, Unset: errNoToken},
 		Logger:  logger,
 		Metrics: metrics.New(os.Stdout, c.Namespace, time.Now),
 		Now:     time.Now,
 	}
-	if c.Token.Set() {
-		h.Auth.Tokens = &secret.Tokens{}
-		if h.Auth.Source, err = secret.Install(ctx, secretsmanager.NewFromConfig(awsCfg), c.Token, h.Auth.Tokens.Set, c.SecretRefresh, logger); err != nil {
-			return nil, err
-		}
-	} else if !c.IAM {
-		logger.Error(errNoToken.Error())
-	}
-	return h, nil
+	h.Auth, err = bearer.Setup(ctx, secretsmanager.NewFromConfig(awsCfg), c.Token, c.IAM, errNoToken, c.SecretRefresh, logger)
+	return h, err
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/lambdamain"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
-	"github.com/kiehook/kiehook/functions/internal/secret"
 	"github.com/kiehook/kiehook/functions/internal/submitapi"
 )
 
@@ -39,19 +38,11 @@ func build(ctx context.Context, logger *slog.Logger) (*submitapi.Handler, error)
 	h := &submitapi.Handler{
 		Submissions: dynamo.Submissions{Store: dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.WithoutEvents)},
 		Queue:       queue.NewSubmissions(sqs.NewFromConfig(awsCfg), c.QueueURL),
-		Auth:        bearer.Auth{Unset: errNoToken},
 		TTL:         c.RecordTTL,
 		Logger:      logger,
 		Metrics:     metrics.New(os.Stdout, c.Namespace, time.Now),
 		Now:         time.Now,
 	}
-	if c.Token.Set() {
-		h.Auth.Tokens = &secret.Tokens{}
-		if h.Auth.Source, err = secret.Install(ctx, secretsmanager.NewFromConfig(awsCfg), c.Token, h.Auth.Tokens.Set, c.SecretRefresh, logger); err != nil {
-			return nil, err
-		}
-	} else {
-		logger.Error(errNoToken.Error())
-	}
-	return h, nil
+	h.Auth, err = bearer.Setup(ctx, secretsmanager.NewFromConfig(awsCfg), c.Token, false, errNoToken, c.SecretRefresh, logger)
+	return h, err
 }

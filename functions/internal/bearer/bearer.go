@@ -5,8 +5,11 @@ package bearer
 
 import (
 	"context"
+	"log/slog"
 	"strings"
+	"time"
 
+	"github.com/kiehook/kiehook/functions/internal/envconf"
 	"github.com/kiehook/kiehook/functions/internal/secret"
 	"github.com/kiehook/kiehook/functions/internal/task"
 )
@@ -40,4 +43,21 @@ func (a Auth) Check(ctx context.Context, authorization string) error {
 		}
 		return task.Wrap(task.EUNAUTHORIZED, "missing or invalid bearer token", task.ErrNoMatch)
 	})
+}
+
+// Setup is the Auth of a function whose tokens the credential gives (its
+// secret watched, refreshed every refresh); with none set, and no IAM,
+// it logs unset, the reason every caller is refused.
+func Setup(ctx context.Context, client secret.Getter, cred envconf.Credential, iam bool, unset error, refresh time.Duration, logger *slog.Logger) (Auth, error) {
+	a := Auth{IAM: iam, Unset: unset}
+	if !cred.Set() {
+		if !iam {
+			logger.Error(unset.Error())
+		}
+		return a, nil
+	}
+	a.Tokens = &secret.Tokens{}
+	var err error
+	a.Source, err = secret.Install(ctx, client, cred, a.Tokens.Set, refresh, logger)
+	return a, err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/kiehook/kiehook/functions/internal/metrics"
+	"github.com/kiehook/kiehook/functions/internal/submission"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/schema"
 	"github.com/kiehook/kiehook/functions/taskevent"
@@ -72,16 +73,18 @@ func (b *Bus) Notify(ctx context.Context, t task.Task) error {
 	return nil
 }
 
-// Announce puts the event of a submission that reached status s. A failed
-// call, or an entry the bus refused, is an error.
-func (b *Bus) Announce(ctx context.Context, detailType string, d taskevent.SubmissionDetail) error {
-	d.SchemaVersion = taskevent.SchemaVersion
-	detail, err := json.Marshal(d) // its fields are bounded: it fits
+// Announce puts the event detailType of submission s, as it is now. A
+// failed call, or an entry the bus refused, is an error.
+func (b *Bus) Announce(ctx context.Context, detailType string, s submission.Submission) error {
+	detail, err := json.Marshal(taskevent.SubmissionDetail{ // its fields are bounded: it fits
+		SchemaVersion: taskevent.SchemaVersion, SubmissionID: s.ID, TaskID: s.TaskID, API: s.API, Status: s.Status,
+		Code: s.Code, Msg: s.Msg, Error: s.Error, Labels: s.Labels,
+	})
 	if err != nil {
 		return err
 	}
 	if err := b.put(ctx, detailType, detail); err != nil {
-		return fmt.Errorf("event of submission %s: %w", d.SubmissionID, err)
+		return fmt.Errorf("event of submission %s: %w", s.ID, err)
 	}
 	return nil
 }

@@ -22,7 +22,7 @@ type submitQueue interface {
 
 // announcer puts a submission's event.
 type announcer interface {
-	Announce(ctx context.Context, detailType string, d taskevent.SubmissionDetail) error
+	Announce(ctx context.Context, detailType string, s submission.Submission) error
 }
 
 // Submissions is what the reconciler finishes of the submissions; nil
@@ -88,8 +88,7 @@ func (r *Reconciler) submissions(ctx context.Context, now time.Time, rep *Report
 		}
 		rep.SubmitUnknown++
 		if s.Events != nil {
-			d := taskevent.SubmissionDetail{SubmissionID: ended.ID, API: ended.API, Status: ended.Status, Code: ended.Code, Msg: ended.Msg, Error: ended.Error, Labels: ended.Labels}
-			if err := s.Events.Announce(ctx, taskevent.SubmitUnknown, d); err != nil {
+			if err := s.Events.Announce(ctx, taskevent.SubmitUnknown, ended); err != nil {
 				r.Logger.WarnContext(ctx, "submission event not put", "submissionId", ended.ID, "error", err.Error())
 			}
 		}

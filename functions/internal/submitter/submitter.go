@@ -66,7 +66,7 @@ type sender interface {
 
 // announcer puts a submission's event.
 type announcer interface {
-	Announce(ctx context.Context, detailType string, d taskevent.SubmissionDetail) error
+	Announce(ctx context.Context, detailType string, s submission.Submission) error
 }
 
 // Submitter sends each submission to the platform once.
@@ -281,9 +281,7 @@ func (s *Submitter) end(ctx context.Context, c submission.Change, detailType str
 	if s.Events == nil {
 		return nil
 	}
-	d := taskevent.SubmissionDetail{SubmissionID: ended.ID, TaskID: ended.TaskID, API: ended.API, Status: ended.Status,
-		Code: ended.Code, Msg: ended.Msg, Error: ended.Error, Labels: ended.Labels}
-	if err := s.Events.Announce(ctx, detailType, d); err != nil {
+	if err := s.Events.Announce(ctx, detailType, ended); err != nil {
 		s.Logger.WarnContext(ctx, "submission event not put", "submissionId", ended.ID, "error", err.Error())
 	}
 	return nil
