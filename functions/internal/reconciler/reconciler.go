@@ -368,9 +368,12 @@ const giveUpLease = 5 * time.Second
 // requeue or redrive can start on it, then clears what its copies left
 // under its prefix (a copy_failed record names nothing), then marks it.
 func (r *Reconciler) giveUp(ctx context.Context, t task.Task, now time.Time) (bool, error) {
-	until := now.Add(15 * time.Minute)
+	// The lease outlasts every call this give-up can make: they all end
+	// with ctx. It is counted from the clock as it is now, not from the
+	// run's start.
+	until := r.Now().Add(15 * time.Minute)
 	if deadline, ok := ctx.Deadline(); ok {
-		until = now.Add(time.Until(deadline))
+		until = r.Now().Add(time.Until(deadline))
 	}
 	l := task.Lease{Owner: "reconciler/" + now.Format(time.RFC3339Nano), Until: until.Add(giveUpLease)}
 	_, err := r.Tasks.Update(ctx, task.Seize(t.ID, t.Generation, l, now))
