@@ -1,0 +1,186 @@
+// Package explore is the explorer: a test that runs the real callback
+// receiver, copier, reconciler and operator recovery as actors over
+// in-memory services, explores the interleavings of their steps with
+// crashes, lost answers and clock advances, and checks invariants after
+// every step. It is deterministic simulation in the manner of
+// FoundationDB's, searched as a stateless model checker in the manner of
+// CHESS. All of it is in _test.go files: it ships nothing.
+//
+// # What runs
+//
+// The code under test is the production code, unchanged:
+// task.Receiver (the callback), copier.Handler and copier.Copier (each
+// invocation of the event source mapping), reconciler.Reconciler.Run,
+// and recovery.Requeue and Redrive. With them run the real adapters:
+// queue.Queue and queue.DeadLetters, objects.Store, eventbus.Bus and
+// download.Downloader. Only the services are fakes, each deterministic:
+//
+//   - the task table keeps records by value and changes one only through
+//     task.Apply; its Open and Unnotified read the open index as dynamo's
+//     do (without the index's lag);
+//   - SQS has the copy queue and its dead-letter queue, with a 30-minute
+//     visibility timeout, receive counts and a maxReceiveCount of 2: the
+//     receive that would exceed it moves the message; a delete with a
+//     receipt that a later receive replaced deletes nothing; a long poll
+//     waits, on the virtual clock, for a message that shows within it;
+//   - S3 keeps each object's length and SHA-256, and open multipart
+//     uploads;
+//   - EventBridge keeps every event put;
+//   - the source is a loopback HTTP server whose paths script their
+//     answers, one a request in each execution (/seq/503,404/x.png fails
+//     once, then is gone), through the real downloader;
+//   - the clock is virtual, every component's Now; the copier's Sleep is
+//     a step that moves it on.
+//
+// # The scheduler
+//
+// Each actor runs on its own goroutine. Every call it makes to a fake
+// service first parks it: the scheduler lets one thread run at a time,
+// from one call to the next, and at every point where all are parked (or
+// done) it chooses what happens next. The copier's Group and the
+// handler's are run.InTurn, so the copier spawns nothing. The callback's
+// receiver sends its message on a goroutine of its own while it writes
+// the record; its queue here (sendQueue) makes that send a second thread
+// of the callback's actor, parked at its SendMessage from the start, and
+// answers the receiver at once. The send's effect and its timing are the
+// scheduler's to choose as before, and the callback's crash still kills
+// it; only the answer to the platform no longer waits for it, and nothing
+// checked here reads that answer (the platform's retry is an actor of its
+// own). So no thread ever blocks on another outside a call.
+//
+// The choices at each point are:
+//
+//   - run a parked thread's call (a copier's poll only once a message is
+//     visible; a copier that has just slept only once nothing else can
+//     run: a sleep yields);
+//   - crash its actor at that call: the call panics, unwinding the real
+//     code as a dead process stops (deferred cleanup included, whose calls
+//     to the services panic in turn); what it held comes back as SQS and
+//     the leases say, once the clock passes their end;
+//   - lose the answer of a write (Create, Update, SendMessage): it takes
+//     effect, and its caller gets an error;
+//   - refuse a write, or a PutEvents: it fails with no effect;
+//   - advance the clock to the next timer: a hidden message showing
+//     again, a lease ending, or, while a reconciler run is still to
+//     start, a record growing old enough for one of its passes. A process
+//     whose Lambda deadline the advance passes is killed there, which
+//     counts as a crash. (A sleep or a long poll never kills: it stops the
+//     clock at the first deadline instead, so that another process is
+//     merely slow.)
+//
+// A scenario may first run a prelude in one fixed order (a task's copies
+// failing into the dead-letter queue, a give-up); its end is taken once
+// as a snapshot that every execution starts from.
+//
+// # The invariants
+//
+// After every step:
+//
+//   - a stored record names only objects that are in the bucket, whole,
+//     with its SHA-256, which is its source's;
+//   - stored never changes status nor objects; failed changes only to
+//     queued; copy_failed changes only through a requeue, to queued in
+//     the next generation; no queueing goes back;
+//   - a copy_failed or failed task has nothing under tasks/<id>/, no
+//     object and no open upload;
+//   - the reconciler gives a task up in generation g only if a message of
+//     generation g reached the dead-letter queue;
+//   - every event put is for a status its task reached, and a stored
+//     event names the record's objects.
+//
+// Once the explored actors are done, a drain takes the system to
+// quiescence with no fault: copiers take every message as it shows, a
+// reconciler runs after each round, and the clock moves on (to the next
+// timer, or by a stride past every reconciler threshold) until a round
+// changes nothing and nothing is in flight. Then every task must have
+// ended (none is left short of final with no message, lease or run to
+// move it), every final status each task reached must have been
+// announced after it was reached, the prefix of each must hold only the
+// objects its record names and no open upload, the copy queue must be
+// empty, and the scenario's own expectation must hold (a success with at
+// most one fault is stored; a requeue with none is copied in its new
+// generation...).
+//
+// # The search
+//
+// The search is depth-first over the sequence of choices, each execution
+// replayed from scratch (stateless: goroutines cannot be copied, so a
+// state is reached again by its choices; a replay that sees other options
+// than before fails the test as nondeterministic). Two reductions keep it
+// finite and short:
+//
+// Preemption bounding. A preemption is a switch away from the thread
+// that ran last while it could go on (running another thread, faulting
+// another thread's call, or advancing the clock); a switch from a thread
+// that is done or blocked is free. Each execution may preempt at most P
+// times, crash at most C processes and inject at most E wrong answers.
+// The bound is iterated, P = 0, 1, …, so that a counterexample comes with
+// the fewest preemptions it needs; among those found, the one with the
+// fewest faults, then steps, is printed.
+//
+// State hashing. At each decision point the state is hashed: the records,
+// both queues (messages, receive counts, visibility, receipts), the
+// bucket, the statuses each task reached and the events put after each,
+// what the source will answer, the clock, and each live thread's state
+// (parked at which call, its step count) and fingerprint: the hash of
+// every answer it has had, with the clock at each. The real code is
+// deterministic and reads the world only through those answers and the
+// clock, so the fingerprint stands for its local state; a finished thread
+// is left out, for it never acts again. A point whose hash was reached
+// before with at least the budget left now is pruned: its future was
+// explored. (The reconciler's give-up lease is computed from a real-time
+// context deadline; it is rounded up to the second, where it cannot
+// differ between executions.) The end state before the drain depends on
+// the data alone, so a drain that passed from one is not run again.
+//
+// Random runs complement the search: random choices with no preemption
+// bound, one crash and one wrong answer, from -explore.seed (a failure
+// prints the seed that replays it).
+//
+// # Why the bounds cover the issue's races
+//
+// Each race of issue 34 needs at most two preemptions and one fault;
+// most need none, which is what makes them easy to miss in tests and
+// cheap to find here. The counts are those of the shortest schedules, as
+// the explorer finds them with the fix reverted.
+//
+//   - Point 2, a give-up clearing a copy in progress: the reconciler reads
+//     the dead letter and the record (no lease), is preempted; a copier
+//     takes the twin message, leases, uploads, marks the task stored and
+//     runs to its end; the reconciler resumes and clears the prefix. One
+//     preemption; its variants (the reconciler resuming between the
+//     upload and the stored mark) two. With Seize first, the reconciler's
+//     seize is refused, or the copier finds its lease.
+//   - Point 3, an earlier attempt's object left by a copy_failed: one
+//     copier alone, its first attempt storing source 0 while source 1
+//     fails transiently, its second finding source 1 gone. No preemption;
+//     the same with a crash of the second attempt, and the give-up that
+//     follows, one crash.
+//   - Point 4, a requeued copy given up on an old dead letter: the
+//     operator requeues, a copier begins the new queueing and its copy
+//     fails transiently (lease released), then a reconciler run reads the
+//     old letter. No preemption: the actors' order alone.
+//   - Point 1, a success whose message was never sent: the callback's
+//     send refused, or its process dead at it, and the reconciler's
+//     resend. No preemption, one fault.
+//
+// The CI bounds (P=2, or 1 where the race needs none, C=1, and E=1 where
+// a wrong answer is the point) contain each of these schedules, and state
+// hashing prunes only states whose futures were explored within at least
+// the same budget, so no execution within the bounds is lost to it.
+//
+// # Running it
+//
+//	go test ./functions/internal/explore              # CI bounds, 100 random runs each
+//	go test ./functions/internal/explore -explore.full # P=3, C=1, E=1; 2000 random runs
+//	go test ./functions/internal/explore -run TestRandomRuns -explore.seed=N -explore.runs=1
+//
+// -explore.run narrows to the scenarios whose name contains its value,
+// -explore.bounds=P,C,E overrides the bounds, -explore.v prints progress.
+//
+// What is not modelled: SQS hands messages out oldest first, one per
+// batch; the index is read without lag; sources are smaller than a part
+// (no multipart upload); no task is pending (the platform is not
+// polled); the copier's invocation has no context deadline, so its lease
+// lasts 15 minutes and it is killed at 15 minutes.
+package explore

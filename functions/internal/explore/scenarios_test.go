@@ -1,0 +1,179 @@
+package explore
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kiehook/kiehook/functions/internal/task"
+)
+
+const id = "t1"
+
+// success is the platform's success callback for the task, with sources.
+func success(sources ...string) task.Callback {
+	return task.Callback{TaskID: id, Code: task.CodeSuccess, Msg: "success", API: "veo", Sources: sources}
+}
+
+// record is the task's record at the end.
+func (w *world) record() task.Task { return w.store.recs[id] }
+
+// wantStatus expects the task to end in status, in generation gen.
+func wantStatus(w *world, status task.Status, gen int) error {
+	if t := w.record(); t.Status != status || t.Generation != gen {
+		return fmt.Errorf("task %s ended %s (generation %d), want %s (generation %d)", id, t.Status, t.Generation, status, gen)
+	}
+	return nil
+}
+
+// wantOne expects the task to end in status in its first queueing, when
+// at most one fault was injected: two can spend every delivery of a copy.
+func wantOne(w *world, status task.Status) error {
+	if _, ok := w.store.recs[id]; !ok && w.faults > 0 {
+		return nil // the callback died before its record: the platform calls again
+	}
+	if w.faults > 1 {
+		return nil
+	}
+	return wantStatus(w, status, 0)
+}
+
+// deadLettered is the prelude of a task whose every copy failed: its
+// source answers 503 to the copier's two deliveries, and the next poll
+// moves the message to the dead-letter queue.
+func deadLettered(w *world, src string) {
+	w.callback("callback", success(src))
+	w.runToEnd()
+	for range maxReceives {
+		w.esm("copier", 1)
+		w.runToEnd()
+		w.advance()
+	}
+	w.esm("poll", 1) // finds only the message to dead-letter
+	w.runToEnd()
+}
+
+// scenarios are the races the issue names, each with the actors that
+// make it and the faults it needs.
+func scenarios() []*scenario {
+	src := theEnv().src
+	return []*scenario{
+		{
+			name: "a success is stored once, whatever its repeat callback and redeliveries do",
+			actors: func(w *world) {
+				cb := success(src.url("200", "a"))
+				w.callback("callback", cb)
+				w.callback("repeat", cb)
+				w.esm("copier1", 1)
+				w.esm("copier2", 1)
+			},
+			expect: func(w *world) error { return wantOne(w, task.StatusStored) },
+			// The faults that make a redelivery: a copier dying, a write
+			// whose answer is lost.
+			faults: func(t *thread, p *pending, k kind) bool {
+				return k == kindCrash && strings.HasPrefix(t.name, "copier") || k == kindLose
+			},
+			ci:   budget{preemptions: 1, crashes: 1},
+			full: budget{preemptions: 3, crashes: 1, errors: 1},
+		},
+		{
+			name: "a give-up never clears what a copier of the task's twin message stores",
+			prelude: func(w *world) {
+				deadLettered(w, src.url("503,503,200", "b"))
+				// The platform calls again: a twin message, which a copier
+				// takes while the reconciler gives the task up.
+				w.callback("repeat", success(src.url("503,503,200", "b")))
+				w.runToEnd()
+			},
+			actors: func(w *world) {
+				w.reconcile("reconciler")
+				w.esm("copier", 1)
+			},
+			ci:   budget{preemptions: 2, crashes: 1},
+			full: budget{preemptions: 3, crashes: 1, errors: 1},
+		},
+		{
+			name: "a copy that fails for good leaves nothing under its prefix, not even an earlier attempt's object",
+			actors: func(w *world) {
+				// The first attempt stores source 0, and source 1 fails
+				// transiently; the second finds source 1 gone.
+				w.callback("callback", success(src.url("200", "c0"), src.url("503,404", "c1")))
+				w.esm("copier1", 2)
+				w.esm("copier2", 1)
+			},
+			expect: func(w *world) error { return wantOne(w, task.StatusCopyFailed) },
+			faults: func(t *thread, p *pending, k kind) bool { return k == kindCrash && strings.HasPrefix(t.name, "copier") },
+			ci:     budget{preemptions: 2, crashes: 1},
+			full:   budget{preemptions: 3, crashes: 1, errors: 1},
+		},
+		{
+			name: "a requeue after copy_failed is copied, whatever the old dead letter makes the reconciler do",
+			prelude: func(w *world) {
+				// The source fails once more: the requeued copy is retried,
+				// its lease released, while the old dead letter waits.
+				deadLettered(w, src.url("503,503,503,200", "d"))
+				w.reconcile("reconciler")
+				w.runToEnd()
+			},
+			actors: func(w *world) {
+				w.requeue("operator", id)
+				w.reconcile("reconciler2")
+				w.esm("copier", 1)
+			},
+			expect: func(w *world) error {
+				if !w.requeued || w.faults > 0 {
+					// The operator was told to run it again (or died first),
+					// or a fault and the source's failure spent the new
+					// queueing's deliveries: a give-up then is checked at
+					// every step to rest on a dead letter of its queueing.
+					return nil
+				}
+				return wantStatus(w, task.StatusStored, 1)
+			},
+			// Its race needs no preemption (a requeued copy retried, then a
+			// reconciler run): one bound less keeps CI short.
+			ci:   budget{preemptions: 1, crashes: 1},
+			full: budget{preemptions: 3, crashes: 1, errors: 1},
+		},
+		{
+			name: "a redrive of a given-up task is copied in the next queueing",
+			prelude: func(w *world) {
+				deadLettered(w, src.url("503,503,200", "r"))
+				w.reconcile("reconciler")
+				w.runToEnd()
+				w.advance() // the reconciler's look at the dead letter has passed
+			},
+			actors: func(w *world) {
+				w.redrive("operator")
+				w.reconcile("reconciler2")
+				w.esm("copier", 1)
+			},
+			expect: func(w *world) error {
+				// Its letter may stay (deleted with a receipt a reconciler's
+				// look replaced): it is of the queueing the redrive ended,
+				// and the reconciler passes it over.
+				if !w.requeued || w.faults > 0 {
+					return nil
+				}
+				return wantStatus(w, task.StatusStored, 1)
+			},
+			ci:   budget{preemptions: 1, crashes: 1},
+			full: budget{preemptions: 3, crashes: 1, errors: 1},
+		},
+		{
+			name: "a success whose message was never sent is still stored, by the reconciler's resend",
+			actors: func(w *world) {
+				w.callback("callback", success(src.url("200", "e")))
+				w.reconcile("reconciler")
+				w.esm("copier", 1)
+			},
+			expect: func(w *world) error { return wantOne(w, task.StatusStored) },
+			// The platform never calls again: the callback's send fails, and
+			// nothing else does.
+			faults: func(t *thread, p *pending, k kind) bool {
+				return t.name == "callback/send" && (k == kindRefuse || k == kindCrash)
+			},
+			ci:   budget{preemptions: 2, crashes: 1, errors: 1},
+			full: budget{preemptions: 3, crashes: 1, errors: 1},
+		},
+	}
+}

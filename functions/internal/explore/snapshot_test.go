@@ -1,0 +1,99 @@
+package explore
+
+import (
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/functions/schema"
+)
+
+// snapshot is a world's data once every actor has ended: what a prelude
+// leaves. A prelude runs in one fixed order, so it is run once per
+// scenario and each execution starts from a copy of its snapshot.
+type snapshot struct {
+	now     time.Time
+	recs    map[string]task.Task
+	queues  map[string][]message
+	sqsIDs  int
+	dead    []schema.CopyMessage
+	objects map[string]object
+	uploads map[string]mpu
+	s3IDs   int
+	events  []event
+	history map[string][]reached
+	seq     int
+	trace   []entry
+	served  map[string]int
+	err     error
+}
+
+// freeze copies w's data; every actor of w has ended.
+func (w *world) freeze() *snapshot {
+	s := &snapshot{now: w.now, recs: maps.Clone(w.store.recs), queues: map[string][]message{}, sqsIDs: w.sqs.ids, dead: slices.Clone(w.sqs.dead),
+		objects: maps.Clone(w.s3.objects), uploads: map[string]mpu{}, s3IDs: w.s3.ids, events: slices.Clone(w.bus.events),
+		history: map[string][]reached{}, seq: w.seq, trace: slices.Clone(w.trace), err: w.violation}
+	for url, q := range w.sqs.queues {
+		for _, m := range q.msgs {
+			s.queues[url] = append(s.queues[url], *m)
+		}
+	}
+	for id, up := range w.s3.uploads {
+		s.uploads[id] = mpu{key: up.key, parts: maps.Clone(up.parts)}
+	}
+	for id, h := range w.history {
+		s.history[id] = slices.Clone(h)
+	}
+	w.env.src.mu.Lock()
+	s.served = maps.Clone(w.env.src.served)
+	w.env.src.mu.Unlock()
+	return s
+}
+
+// thaw makes w's data a copy of s's, w being new.
+func (w *world) thaw(s *snapshot) {
+	w.now, w.store.recs, w.sqs.ids, w.s3.ids = s.now, maps.Clone(s.recs), s.sqsIDs, s.s3IDs
+	w.sqs.dead = slices.Clone(s.dead)
+	for url, msgs := range s.queues {
+		for _, m := range msgs {
+			w.sqs.queues[url].msgs = append(w.sqs.queues[url].msgs, &m)
+		}
+	}
+	w.s3.objects = maps.Clone(s.objects)
+	for id, up := range s.uploads {
+		w.s3.uploads[id] = &mpu{key: up.key, parts: maps.Clone(up.parts)}
+	}
+	w.bus.events, w.seq, w.trace, w.violation = slices.Clone(s.events), s.seq, slices.Clone(s.trace), s.err
+	for id, h := range s.history {
+		w.history[id] = slices.Clone(h)
+	}
+	w.env.src.mu.Lock()
+	w.env.src.served = maps.Clone(s.served)
+	w.env.src.mu.Unlock()
+}
+
+var (
+	snapMu sync.Mutex
+	snaps  = map[*scenario]*snapshot{}
+)
+
+// preluded is sc's prelude, run once.
+func preluded(sc *scenario) *snapshot {
+	snapMu.Lock()
+	defer snapMu.Unlock()
+	if s, ok := snaps[sc]; ok {
+		return s
+	}
+	w := newWorld(sc)
+	w.phase = "prelude"
+	sc.prelude(w)
+	w.abort()
+	s := w.freeze()
+	if s.err == nil {
+		s.err = w.check()
+	}
+	snaps[sc] = s
+	return s
+}
