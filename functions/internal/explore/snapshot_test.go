@@ -18,6 +18,7 @@ type snapshot struct {
 	recs    map[string]task.Task
 	queues  map[string][]message
 	sqsIDs  int
+	rcpts   int
 	dead    []schema.CopyMessage
 	objects map[string]object
 	uploads map[string]mpu
@@ -32,7 +33,7 @@ type snapshot struct {
 
 // freeze copies w's data; every actor of w has ended.
 func (w *world) freeze() *snapshot {
-	s := &snapshot{now: w.now, recs: maps.Clone(w.store.recs), queues: map[string][]message{}, sqsIDs: w.sqs.ids, dead: slices.Clone(w.sqs.dead),
+	s := &snapshot{now: w.now, recs: maps.Clone(w.store.recs), queues: map[string][]message{}, sqsIDs: w.sqs.ids, rcpts: w.sqs.rcpts, dead: slices.Clone(w.sqs.dead),
 		objects: maps.Clone(w.s3.objects), uploads: map[string]mpu{}, s3IDs: w.s3.ids, events: slices.Clone(w.bus.events),
 		history: map[string][]reached{}, seq: w.seq, trace: slices.Clone(w.trace), err: w.violation}
 	for url, q := range w.sqs.queues {
@@ -55,7 +56,7 @@ func (w *world) freeze() *snapshot {
 // thaw makes w's data a copy of s's, w being new.
 func (w *world) thaw(s *snapshot) {
 	w.now, w.store.recs, w.sqs.ids, w.s3.ids = s.now, maps.Clone(s.recs), s.sqsIDs, s.s3IDs
-	w.sqs.dead = slices.Clone(s.dead)
+	w.sqs.dead, w.sqs.rcpts = slices.Clone(s.dead), s.rcpts
 	for url, msgs := range s.queues {
 		for _, m := range msgs {
 			w.sqs.queues[url].msgs = append(w.sqs.queues[url].msgs, &m)

@@ -49,7 +49,8 @@ type squeue struct {
 type sqsFake struct {
 	w      *world
 	queues map[string]*squeue
-	ids    int                  // message ids and receipt handles, in order
+	ids    int                  // message ids, in order
+	rcpts  int                  // receipt handles, in order
 	dead   []schema.CopyMessage // every message that reached the dead-letter queue
 }
 
@@ -176,9 +177,9 @@ func (f *sqsFake) receive(q *squeue, n int, hide time.Duration) []*message {
 				f.dead = append(f.dead, msg)
 			}
 		default:
-			f.ids++
+			f.rcpts++
 			m.receives++
-			m.receipt = "r" + strconv.Itoa(f.ids)
+			m.receipt = "r" + strconv.Itoa(f.rcpts)
 			m.visibleAt = now.Add(hide)
 			got = append(got, m)
 			kept = append(kept, m)

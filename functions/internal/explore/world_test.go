@@ -622,7 +622,7 @@ func (w *world) data(b *strings.Builder) {
 			fmt.Fprintf(b, "%s %s %s %d %d %d %s|", url, m.id, m.body, m.receives, m.sentAt.UnixMilli(), m.visibleAt.UnixMilli(), m.receipt)
 		}
 	}
-	fmt.Fprintf(b, "ids %d %d|dead %v|", w.sqs.ids, w.s3.ids, w.sqs.dead)
+	fmt.Fprintf(b, "ids %d %d %d|dead %v|", w.sqs.ids, w.sqs.rcpts, w.s3.ids, w.sqs.dead)
 	for _, k := range sortedKeys(w.s3.objects) {
 		fmt.Fprintf(b, "%s %+v|", k, w.s3.objects[k])
 	}
