@@ -163,10 +163,17 @@
 //   - Point 1, a success whose message was never sent: the callback's
 //     send refused, or its process dead at it, and the reconciler's
 //     resend. No preemption, one fault.
+//   - An event's late mark (MarkNotified) taking a later end out of the
+//     sweep: a copier ends the task copy_failed and puts its event, is
+//     preempted before its mark; the operator requeues, a second copier
+//     ends the new queueing copy_failed and its event is refused; the
+//     first copier's mark lands on the second end unless it is held to
+//     its generation. One preemption, one fault.
 //
 // The CI bounds contain each of these schedules: P=2 and C=1 for points
 // 2 and 3; P=1 and C=1 for point 4 (and its redrive twin) and for the
-// plain success path; P=2, C=1, E=1 for point 1. State hashing prunes only
+// plain success path; P=2, C=1, E=1 for point 1; P=1, E=1 for the late
+// mark. State hashing prunes only
 // states whose futures were explored within at least the same budget, so
 // no execution within the bounds is lost to it. With -race on two cores
 // the CI search is some 15,000 executions in about 30 s; -explore.full

@@ -162,6 +162,29 @@ func scenarios() []*scenario {
 			full: budget{preemptions: 2, crashes: 1, errors: 1},
 		},
 		{
+			name: "an event's late mark never passes for the announcement of the task's next end",
+			prelude: func(w *world) {
+				w.callback("callback", success(src.url("404", "n")))
+				w.runToEnd()
+			},
+			actors: func(w *world) {
+				// The first copier ends the task copy_failed and puts its
+				// event; before it marks it announced, the operator
+				// requeues, the second copier ends the new queueing
+				// copy_failed and its event is refused. The late mark is
+				// of the first end (generation 0): it must not take the
+				// second's out of the sweep.
+				w.esm("copier1", 1)
+				w.requeue("operator", id)
+				w.esm("copier2", 1)
+			},
+			faults: func(t *thread, p *pending, k kind) bool {
+				return k == kindRefuse && strings.HasPrefix(p.label, "PutEvents")
+			},
+			ci:   budget{preemptions: 1, errors: 1},
+			full: budget{preemptions: 2, crashes: 1, errors: 1},
+		},
+		{
 			name: "a success whose message was never sent is still stored, by the reconciler's resend",
 			actors: func(w *world) {
 				w.callback("callback", success(src.url("200", "e")))
