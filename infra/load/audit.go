@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -68,6 +67,13 @@ func audit(ctx context.Context, s *stack.Stack, tasks []*Task, firstOK map[strin
 		case t.Accepted:
 			rep.Lost++
 			rep.note("LOST: %s accepted, record %q", t.ID, r.Status)
+		case known && r.Status == "stored":
+			// Its success was never answered 200, but a refused callback
+			// may have written its record all the same (queued, its send
+			// refused): that record is the task's, and is copied.
+			rep.NeverAccepted++
+			rep.StoredUnanswered++
+			rep.checkObjects(s, t, r, objects)
 		case t.Failed && known && r.Status == "failed":
 			rep.FailedOK++
 		case t.Failed:
@@ -77,22 +83,7 @@ func audit(ctx context.Context, s *stack.Stack, tasks []*Task, firstOK map[strin
 			rep.NeverAccepted++
 		}
 	}
-	for key := range objects {
-		id, _, _ := strings.Cut(strings.TrimPrefix(key, "tasks/"), "/")
-		if t, ok := byTask[id]; !ok || !t.Accepted {
-			rep.UnacceptedObjects++
-			rep.note("object %s of a task never accepted", key)
-			continue
-		}
-		// A copy that has ended leaves nothing its record does not name; one
-		// still under way, or waiting to be given up, may hold parts of its
-		// attempts.
-		ended := slices.Contains([]string{"stored", "failed", "copy_failed"}, records[id].Status)
-		if ended && !slices.ContainsFunc(records[id].Objects, func(o stack.Object) bool { return o.Key == key }) {
-			rep.UnnamedObjects++
-			rep.note("object %s: the record of %s (%s) does not name it", key, id, records[id].Status)
-		}
-	}
+	rep.auditTable(records, dlq, objects, copyMessages(s))
 	if rep.OpenUploads, err = s.Env.OpenUploads(ctx); err != nil {
 		return err
 	}
@@ -111,8 +102,9 @@ func audit(ctx context.Context, s *stack.Stack, tasks []*Task, firstOK map[strin
 	return nil
 }
 
-// settle waits until the queue is empty and every accepted task has
-// finished or sits in the dead-letter queue, or wait has passed.
+// settle waits until the queue is empty and every record has ended (a
+// task whose message is in the dead-letter queue ends when the reconciler
+// gives it up), and every accepted task has a record, or wait has passed.
 func settle(ctx context.Context, s *stack.Stack, tasks []*Task, wait time.Duration) (map[string]stack.Task, map[string]bool, error) {
 	deadline := time.Now().Add(wait)
 	for {
@@ -121,23 +113,23 @@ func settle(ctx context.Context, s *stack.Stack, tasks []*Task, wait time.Durati
 			return nil, nil, err
 		}
 		records := make(map[string]stack.Task, len(list))
+		open := 0
 		for _, r := range list {
 			records[r.TaskID] = r
+			if detailTypes[r.Status] == "" {
+				open++
+			}
 		}
-		dlq := map[string]bool{}
-		for _, body := range emulators.Messages(s.Env.DLQName) {
-			var m struct{ TaskID string }
-			json.Unmarshal([]byte(body), &m)
-			dlq[m.TaskID] = true
-		}
-		open := 0
 		for _, t := range tasks {
-			r := records[t.ID]
-			if t.Accepted && r.Status != "stored" && r.Status != "copy_failed" && !dlq[t.ID] {
+			if _, known := records[t.ID]; !known && (t.Accepted || t.Failed) {
 				open++
 			}
 		}
 		if (open == 0 && emulators.QueueDepth(s.Env.QueueName) == 0) || time.Now().After(deadline) {
+			dlq := map[string]bool{}
+			for _, m := range queueMessages(s.Env.DLQName) {
+				dlq[m.TaskID] = true
+			}
 			return records, dlq, nil
 		}
 		select {
@@ -148,13 +140,76 @@ func settle(ctx context.Context, s *stack.Stack, tasks []*Task, wait time.Durati
 	}
 }
 
+// queueMessages are the copy messages in the queue name, visible or in
+// flight.
+func queueMessages(name string) []schema.CopyMessage {
+	var out []schema.CopyMessage
+	for _, body := range emulators.Messages(name) {
+		var m schema.CopyMessage
+		if json.Unmarshal([]byte(body), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// copyMessages are, by task, the newest queueing that a message in the
+// copy queue (visible or in flight) is for.
+func copyMessages(s *stack.Stack) map[string]int {
+	newest := map[string]int{}
+	for _, m := range queueMessages(s.Env.QueueName) {
+		if g, ok := newest[m.TaskID]; !ok || m.Generation > g {
+			newest[m.TaskID] = m.Generation
+		}
+	}
+	return newest
+}
+
+// auditTable holds the table and the bucket to each other, whatever the
+// platform was told. A record short of final with no message of its
+// queueing on the copy queue is stranded: nothing would ever move it (the
+// stack's reconciler has no API key, so it polls no pending task). Every
+// object under the prefix must be named by a stored record: a copy_failed
+// record names none.
+func (r *Report) auditTable(records map[string]stack.Task, dlq map[string]bool, objects map[string]object, messages map[string]int) {
+	named := map[string]bool{}
+	for id, rec := range records {
+		if g, ok := messages[id]; detailTypes[rec.Status] == "" && (!ok || g < rec.Generation) {
+			r.Stranded++
+			r.note("STRANDED: %s is %s with no copy message on its way", id, rec.Status)
+		}
+		if rec.Status == "stored" {
+			for _, o := range rec.Objects {
+				named[o.Key] = true
+			}
+		}
+		if rec.Status == "copy_failed" && dlq[id] {
+			r.CopiesGivenUp++
+		}
+		if rec.ResentAt != "" {
+			r.Resent++
+		}
+	}
+	for key := range objects {
+		if !named[key] {
+			r.UnnamedObjects++
+			r.note("object %s: no stored record names it", key)
+		}
+	}
+}
+
 type object struct {
 	size int64
 }
 
+// objectPrefix is where the copier writes: OBJECT_PREFIX's default, which
+// the stack keeps.
+const objectPrefix = "tasks/"
+
+// listObjects lists the bucket under objectPrefix.
 func listObjects(ctx context.Context, s *stack.Stack) (map[string]object, error) {
 	objects := map[string]object{}
-	p := s3.NewListObjectsV2Paginator(s.Env.S3, &s3.ListObjectsV2Input{Bucket: &s.Env.Bucket})
+	p := s3.NewListObjectsV2Paginator(s.Env.S3, &s3.ListObjectsV2Input{Bucket: &s.Env.Bucket, Prefix: new(objectPrefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {

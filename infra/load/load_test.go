@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -26,11 +28,34 @@ func TestALoadRunWithoutFaultsStoresEverySuccessAtOnce(t *testing.T) {
 }
 
 func TestTheFaultScenarios(t *testing.T) {
-	for _, scenario := range load.Scenarios() {
+	for _, scenario := range load.Short() {
 		sc := scenario()
 		t.Run(sc.Name, func(t *testing.T) { run(t, sc) })
 	}
 }
+
+// TestTheFaultsUnderLoad runs the faults under a load of ciLoad tasks,
+// which CI's budget affords beside the other tests; KIEHOOK_LOAD_TASKS
+// sets another size (load.FullLoad for the full proof, docs/benchmarks.md).
+// An environment variable, not a flag, reaches stack.Apart's child.
+func TestTheFaultsUnderLoad(t *testing.T) {
+	tasks := ciLoad
+	if n := os.Getenv("KIEHOOK_LOAD_TASKS"); n != "" {
+		var err error
+		if tasks, err = strconv.Atoi(n); err != nil || tasks <= 0 {
+			t.Fatalf("KIEHOOK_LOAD_TASKS=%q: want a positive number of tasks", n)
+		}
+	}
+	for _, scenario := range load.UnderLoad(tasks) {
+		sc := scenario()
+		t.Run(sc.Name, func(t *testing.T) { run(t, sc) })
+	}
+}
+
+// ciLoad is the size of CI's loads under faults: under -race, beside the
+// other scenarios, 500 tasks take some 35 s (infra/load's tests 140 s
+// instead of 100 s), the full 2,000 some 155 s.
+const ciLoad = 500
 
 // run runs a scenario on a stack of its own, in a process of its own
 // (stack.Apart), and fails the test with the report when the run, the

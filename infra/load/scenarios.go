@@ -43,11 +43,24 @@ func Small(tasks int) Options {
 		Backoff: 300 * time.Millisecond, Pace: 0.005, Wait: 90 * time.Second, Seed: 7}
 }
 
-// Scenarios are the fault outcomes kiehook promises. Each is a
-// constructor: a Scenario keeps the state of its one run (what it killed,
-// what it counted), so a run again takes a new one.
-func Scenarios() []func() Scenario {
+// Scenarios are the fault outcomes kiehook promises, those under load
+// over FullLoad tasks. Each is a constructor: a Scenario keeps the state
+// of its one run (what it killed, what it counted), so a run again takes
+// a new one.
+func Scenarios() []func() Scenario { return append(Short(), UnderLoad(FullLoad)...) }
+
+// Short are the scenarios of small loads, up to 300 tasks.
+func Short() []func() Scenario {
 	return []func() Scenario{keyRotation, killedBeforeTheEvent, backlog, everyFault, killedMidUpload, sqsDown, dynamoThrottled}
+}
+
+// FullLoad is the load a fault under load is proved over: issue 34's
+// 2,000 tasks.
+const FullLoad = 2000
+
+// UnderLoad are the scenarios of a fault under a load of tasks tasks.
+func UnderLoad(tasks int) []func() Scenario {
+	return []func() Scenario{func() Scenario { return queueRefused(tasks) }}
 }
 
 // everyFault injects 5 % of every fault on every dependency and source.
@@ -371,4 +384,54 @@ func backlog() Scenario {
 				time.Duration(waited.Load()).Round(time.Second), 5*visibility, rep.Stored, accepted, rep.Lost), nil
 		},
 	}
+}
+
+// queueRefused has SQS refuse every request, every SendMessage among them,
+// for longer than the platform retries a callback: the callbacks of that
+// stretch write their records queued, with no message, and are never
+// answered 200. The reconciler must send those messages itself (its resend
+// of a queued task whose copy never started), so that every task ends with
+// no operator's command.
+func queueRefused(tasks int) Scenario {
+	// The load's platform retries a refused callback 3 times, Backoff apart,
+	// each attempt refused within some 0.2 s while SQS is down: 8 s outlasts
+	// a callback's every attempt several times over.
+	const outage = 8 * time.Second
+	var refusedFor atomic.Int64
+	opts := Small(tasks)
+	opts.Wait = 5 * time.Minute
+	sc := proxied("the copy queue refusing every send for longer than the platform retries strands no task: the reconciler sends the messages the callbacks could not")
+	sc.Options = opts
+	sc.Configure = func(o *stack.Options) {
+		// A queued task whose copy never started is sent again 2 s after
+		// its last callback, and again only after 30 s, so that a task
+		// waiting in the copy backlog is not sent every second.
+		o.Reconciler = map[string]string{"STUCK_RECEIVED_AFTER": "2s", "QUEUED_ALERT_AFTER": "30s"}
+	}
+	sc.During = func(ctx context.Context, s *stack.Stack, client *platform.Client) {
+		// Mid-load: once a quarter of the tasks' callbacks have gone.
+		for client.SentSinceRotation() < int64(tasks/4) {
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+		}
+		start := time.Now()
+		s.Proxies.SQS.SetDown(true)
+		select {
+		case <-time.After(outage):
+		case <-ctx.Done():
+		}
+		s.Proxies.SQS.SetDown(false)
+		refusedFor.Store(int64(time.Since(start)))
+	}
+	sc.Check = func(rep *Report, _ *stack.Stack, _ *platform.Files) (string, error) {
+		if rep.GaveUp == 0 || rep.StoredUnanswered == 0 || rep.Resent == 0 {
+			return "", fmt.Errorf("want callbacks given up by the platform and their tasks stored by the reconciler's resend: %d given up, %d stored though never answered 200, %d sent again", rep.GaveUp, rep.StoredUnanswered, rep.Resent)
+		}
+		return fmt.Sprintf("SQS refused every request for %v: %d callbacks given up by the platform, %d tasks stored though never answered 200 (their records written queued, with no message), %d tasks sent again by the reconciler; %s",
+			time.Duration(refusedFor.Load()).Round(100*time.Millisecond), rep.GaveUp, rep.StoredUnanswered, rep.Resent, rep.tableCounts()), nil
+	}
+	return sc
 }
