@@ -39,14 +39,15 @@
 // from one call to the next, and at every point where all are parked (or
 // done) it chooses what happens next. The copier's Group and the
 // handler's are run.InTurn, so the copier spawns nothing. The callback's
-// receiver sends its message on a goroutine of its own while it writes
-// the record; its queue here (sendQueue) makes that send a second thread
-// of the callback's actor, parked at its SendMessage from the start, and
-// answers the receiver at once. The send's effect and its timing are the
-// scheduler's to choose as before, and the callback's crash still kills
-// it; only the answer to the platform no longer waits for it, and nothing
-// checked here reads that answer (the platform's retry is an actor of its
-// own). So no thread ever blocks on another outside a call.
+// receiver sends its message while it writes the record, on its Group:
+// here (sendGroup) Go starts the send as a second thread of the
+// callback's actor and returns once that thread is parked at its
+// SendMessage, and Wait blocks the callback until the send has ended,
+// whose end lets it go on within the same step. The answer to the
+// platform waits for the send, as in production; the send's effect and
+// timing are the scheduler's to choose, and the callback's crash kills
+// it. It is the one thread that blocks on another outside a call, and
+// while it does it offers no choice.
 //
 // The choices at each point are:
 //

@@ -5,26 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/kiehook/kiehook/functions/internal/queue"
+	"github.com/kiehook/kiehook/functions/internal/run"
 )
 
-// A thread is one goroutine of an actor: its main one, or the send a
-// callback starts. It runs only between a release by the scheduler and
+// A thread is one goroutine of an actor: its main one, or one its Group
+// started (a callback's send). It runs only between a release by the scheduler and
 // its next call to a fake service, so that one thread runs at a time.
 type thread struct {
 	name    string
 	actor   *actor
 	state   threadState
-	pending *pending  // the call it is parked at
-	resume  chan kind // the scheduler's decision on that call
-	pre     *kind     // the decision on the call it is about to make (a send, parked before it starts)
-	fp      uint64    // what it has been answered so far: its local state
-	steps   int       // calls made: its program counter
-	entry   int       // its current entry in the trace, -1 for none
-	slept   bool      // its last call was a sleep: it yields
+	pending *pending   // the call it is parked at
+	resume  chan kind  // the scheduler's decision on that call
+	starter *thread    // the thread whose Go waits for this one to reach its first call
+	group   *sendGroup // the Group that started it, whose Wait its end may let go on
+	fp      uint64     // what it has been answered so far: its local state
+	steps   int        // calls made: its program counter
+	entry   int        // its current entry in the trace, -1 for none
+	slept   bool       // its last call was a sleep: it yields
 	scratch strings.Builder
 }
 
@@ -34,6 +36,8 @@ const (
 	running  threadState = iota // between a release and its next call
 	parked                      // at a call, waiting for the scheduler
 	finished                    // returned, or unwound by a crash
+	starting                    // in Go, until the thread it started parks or ends
+	waiting                     // in Wait, until the threads it waits for have ended
 )
 
 // pending is the call a parked thread waits at.
@@ -75,7 +79,6 @@ type actor struct {
 	dead     bool // crashed, killed at its deadline, or ended by the explorer
 	deadline time.Time
 	attempts int // copy attempts named (the copier's Owner)
-	expect   int // sends the callback is about to start
 	note     string
 }
 
@@ -162,13 +165,8 @@ func (w *world) park(p pending) *call {
 		w.mu.Unlock()
 		panic(crashed{})
 	}
-	if k := t.pre; k != nil {
-		// The thread was parked before it started, at this call.
-		t.pre = nil
-		w.mu.Unlock()
-		return &call{w: w, t: t, kind: *k}
-	}
 	t.state, t.pending = parked, &p
+	w.handBack(t)
 	w.signal()
 	w.mu.Unlock()
 	k := <-t.resume
@@ -212,9 +210,9 @@ func (w *world) fail(err error) {
 
 // spawn starts an actor running body on its main thread, and waits
 // until it has reached its first call or ended.
-func (w *world) spawn(name string, sends int, deadline time.Duration, body func(ctx context.Context, a *actor)) *actor {
+func (w *world) spawn(name string, deadline time.Duration, body func(ctx context.Context, a *actor)) *actor {
 	w.mu.Lock()
-	a := &actor{name: name, expect: sends}
+	a := &actor{name: name}
 	if deadline > 0 {
 		a.deadline = w.now.Add(deadline)
 	}
@@ -246,46 +244,74 @@ func (w *world) run(t *thread, body func()) {
 			w.fail(fmt.Errorf("%s panicked: %v\n%s", t.name, r, buf[:runtime.Stack(buf, false)]))
 		}
 		t.state = finished
+		w.handBack(t)
+		if g := t.group; g != nil && g.waiter != nil && g.waiter.state == waiting && g.ended() {
+			// The caller's Wait returns within this step: it has nothing
+			// of its own to decide. (A caller killed in it is already let
+			// go, with a crash.)
+			g.waiter.state = running
+			g.waiter.resume <- kindRun
+		}
 		w.signal()
 	}()
 	body()
 }
 
-// sendQueue is the callback's queue. The receiver sends on a goroutine
-// of its own while it writes the record, and its answer waits for both;
-// here the send is a thread of the callback's actor, parked at its
-// SendMessage from the start, and the receiver is answered at once. What
-// the send does to the queue, and when, is the scheduler's to choose as
-// before, and a crash of the callback still kills it; only the answer to
-// the platform no longer waits for it, and nothing the explorer checks
-// reads that answer (the platform's retry is an actor of its own). So no
-// thread ever blocks on another outside a call, and the scheduler never
-// has to tell one so blocked from one still running.
-type sendQueue struct {
-	w *world
-	q *queue.Queue
+// handBack lets the thread that started t go on, once t has parked or
+// ended: one thread runs at a time; w.mu is held.
+func (w *world) handBack(t *thread) {
+	if s := t.starter; s != nil {
+		t.starter, s.state = nil, running
+		s.resume <- kindRun
+	}
 }
 
-func (s sendQueue) Enqueue(ctx context.Context, taskID string, generation int) error {
-	w := s.w
-	a := ctx.Value(actorKey{}).(*actor)
+// sendGroup is the callback's Group. Go starts f as a thread of the
+// caller's actor, named after its send, and returns once that thread has
+// reached its first call, so that its steps, faults and crash are the
+// scheduler's to choose. Wait blocks the caller until every thread it
+// started has ended, and the end of the last lets it go on in the same
+// step. The answer to the platform thus waits for the send, as in
+// production.
+type sendGroup struct {
+	w       *world
+	threads []*thread
+	waiter  *thread // the caller, in Wait
+}
+
+func (w *world) sendGroup() run.Group { return &sendGroup{w: w} }
+
+func (g *sendGroup) Go(f func()) {
+	w := g.w
 	w.mu.Lock()
-	a.expect--
-	t := w.thread(a, a.name+"/send", parked)
-	t.pending = &pending{label: fmt.Sprintf("SendMessage copy {\"taskId\":%q} (the callback's send)", taskID), faults: mayLose | mayRefuse}
+	caller := w.sole()
+	t := w.thread(caller.actor, caller.actor.name+"/send", running)
+	t.starter, t.group, caller.state = caller, g, starting
+	g.threads = append(g.threads, t)
+	w.mu.Unlock()
+	go w.run(t, f)
+	<-caller.resume
+}
+
+func (g *sendGroup) Wait() {
+	w := g.w
+	w.mu.Lock()
+	if g.ended() {
+		w.mu.Unlock()
+		return
+	}
+	t := w.sole()
+	t.state, g.waiter = waiting, t
 	w.signal()
 	w.mu.Unlock()
-	go w.run(t, func() {
-		k := <-t.resume
-		if k == kindCrash {
-			panic(crashed{})
-		}
-		w.mu.Lock()
-		t.pre = &k
-		w.mu.Unlock()
-		s.q.Enqueue(ctx, taskID, generation)
-	})
-	return nil
+	if <-t.resume == kindCrash {
+		panic(crashed{})
+	}
+}
+
+// ended reports whether every thread g started has ended; w.mu is held.
+func (g *sendGroup) ended() bool {
+	return !slices.ContainsFunc(g.threads, func(t *thread) bool { return t.state != finished })
 }
 
 // settle waits until no thread runs: each is parked at a call or
@@ -313,15 +339,12 @@ func (w *world) settle() {
 	}
 }
 
-// busy is a thread still running, or the main thread of an actor whose
-// send is still to start; nil if none; w.mu is held.
+// busy is a thread still running, or starting one; nil if none; w.mu is
+// held.
 func (w *world) busy() *thread {
 	for _, a := range w.actors {
-		if a.expect > 0 {
-			return a.threads[0]
-		}
 		for _, t := range a.threads {
-			if t.state == running {
+			if t.state == running || t.state == starting {
 				return t
 			}
 		}
@@ -336,12 +359,12 @@ func (w *world) release(t *thread, k kind) {
 	t.resume <- k
 }
 
-// kill ends an actor: each of its parked threads gets a crash; w.mu is
-// held.
+// kill ends an actor: each of its parked or waiting threads gets a
+// crash; w.mu is held.
 func (w *world) kill(a *actor) {
 	a.dead = true
 	for _, t := range a.threads {
-		if t.state == parked {
+		if t.state == parked || t.state == waiting {
 			w.release(t, kindCrash)
 		}
 	}

@@ -124,7 +124,8 @@ func newWorld(sc *scenario) *world {
 	w.bus = &busFake{w: w}
 	bus := eventbus.New(w.bus, "kiehook", bucket, w.store, w.Now)
 	store := objects.New(w.s3, bucket, e.budget)
-	w.receiver = &task.Receiver{Store: w.store, Queue: sendQueue{w: w, q: queue.New(w.sqs, copyURL)}, Notifier: bus, TTL: task.DefaultTTL, Now: w.Now, Logger: e.log}
+	w.receiver = &task.Receiver{Store: w.store, Queue: queue.New(w.sqs, copyURL), Notifier: bus, TTL: task.DefaultTTL, Now: w.Now, Logger: e.log,
+		Group: w.sendGroup}
 	w.copier = &copier.Copier{Store: w.store, Sources: opener{w: w, dl: e.dl}, Objects: store, Notifier: bus, Prefix: prefix,
 		Logger: e.log, Now: w.Now, Sleep: w.sleep, Group: run.InTurn, Owner: w.owner}
 	w.rec = &reconciler.Reconciler{Tasks: w.store, DeadLetters: queue.NewDeadLetters(w.sqs, dlqURL), Leftovers: store, Prefix: prefix,
@@ -220,13 +221,9 @@ func (w *world) victimsAt(t time.Time) []*actor {
 // The actors.
 
 // callback is the platform calling back: the real receiver, whose
-// success spawns its send.
+// success starts its send (sendGroup).
 func (w *world) callback(name string, cb task.Callback) {
-	sends := 0
-	if cb.Succeeded() {
-		sends = 1
-	}
-	w.spawn(name, sends, callbackDeadline, func(ctx context.Context, a *actor) {
+	w.spawn(name, callbackDeadline, func(ctx context.Context, a *actor) {
 		out, err := w.receiver.Receive(ctx, cb)
 		a.note = fmt.Sprintf("answered %q %v", out, err)
 	})
@@ -238,7 +235,7 @@ func (w *world) callback(name string, cb task.Callback) {
 func (w *world) esm(name string, batches int) {
 	h := copier.NewHandler(w.copier.Copy, w.env.log)
 	h.Group = run.InTurn
-	w.spawn(name, 0, 0, func(ctx context.Context, a *actor) {
+	w.spawn(name, 0, func(ctx context.Context, a *actor) {
 		for done := 0; done < batches; {
 			recs := w.sqs.esmReceive()
 			if len(recs) == 0 {
@@ -267,7 +264,7 @@ func (w *world) esm(name string, batches int) {
 // reconcile is one scheduled reconciler run. It starts when scheduled:
 // the run reads the clock first.
 func (w *world) reconcile(name string) {
-	w.spawn(name, 0, 0, func(ctx context.Context, a *actor) {
+	w.spawn(name, 0, func(ctx context.Context, a *actor) {
 		c := w.park(pending{label: "run starts", noCrash: true})
 		w.mu.Lock()
 		a.deadline = w.now.Add(reconcilerDeadline)
@@ -280,7 +277,7 @@ func (w *world) reconcile(name string) {
 
 // requeue is an operator's go run ./infra/ops requeue <id>.
 func (w *world) requeue(name, id string) {
-	w.spawn(name, 0, 0, func(ctx context.Context, a *actor) {
+	w.spawn(name, 0, func(ctx context.Context, a *actor) {
 		err := w.ops.Requeue(ctx, id)
 		a.note = fmt.Sprint(err)
 		w.mu.Lock()
@@ -291,7 +288,7 @@ func (w *world) requeue(name, id string) {
 
 // redrive is an operator's go run ./infra/ops redrive.
 func (w *world) redrive(name string) {
-	w.spawn(name, 0, 0, func(ctx context.Context, a *actor) {
+	w.spawn(name, 0, func(ctx context.Context, a *actor) {
 		letters, unseen, err := w.ops.Redrive(ctx)
 		a.note = fmt.Sprintf("%+v %d %v", letters, unseen, err)
 		w.mu.Lock()

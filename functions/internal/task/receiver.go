@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/kiehook/kiehook/functions/internal/run"
 )
 
 // ErrStale reports that a record did not meet a Change's condition (or
@@ -53,6 +55,9 @@ type Receiver struct {
 	// Logger hears what failed after a task was safe (an event not put):
 	// nothing the caller must act on. Nil logs to slog's default.
 	Logger *slog.Logger
+	// Group runs a success's send while its record is written (nil: on a
+	// goroutine).
+	Group run.NewGroup
 }
 
 // maxRaces bounds how often a repeat is re-decided after losing a race to a
@@ -80,10 +85,12 @@ func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
 	if !cb.Succeeded() {
 		return r.record(ctx, cb, false)
 	}
-	sent := make(chan error, 1)
-	go func() { sent <- r.send(ctx, cb.TaskID) }()
+	g := r.Group.Or()
+	var sendErr error
+	g.Go(func() { sendErr = r.send(ctx, cb.TaskID) })
 	outcome, err := r.record(ctx, cb, true)
-	if sendErr := <-sent; sendErr != nil {
+	g.Wait()
+	if sendErr != nil {
 		return "", sendErr
 	}
 	return outcome, err
