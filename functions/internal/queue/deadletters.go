@@ -41,12 +41,13 @@ func NewDeadLetters(client Receiver, url string) *DeadLetters {
 
 // Letters returns the copy messages of up to scan messages of the queue,
 // one per task, the newest queueing of each, leaving every message there
-// for redrive: it receives until it has read scan messages or a long poll
-// finds none. Messages that name no task are passed over; the operator
-// sees them in redrive.
+// for redrive: it receives until it has read scan messages, a long poll
+// finds none, or a message it read already comes back. Messages that name
+// no task are passed over; the operator sees them in redrive.
 func (d *DeadLetters) Letters(ctx context.Context, scan int) ([]schema.CopyMessage, error) {
 	var letters []schema.CopyMessage
 	index := map[string]int{}
+	seen := map[string]bool{}
 	for read := 0; read < scan; {
 		out, err := d.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: d.url, MaxNumberOfMessages: int32(min(10, scan-read)), VisibilityTimeout: peekVisibility, WaitTimeSeconds: scanWait,
@@ -58,7 +59,17 @@ func (d *DeadLetters) Letters(ctx context.Context, scan int) ([]schema.CopyMessa
 			return letters, nil
 		}
 		read += len(out.Messages)
+		// A message read already is back from its peek: the scan has come
+		// round the queue. Reading on would take the same letters again
+		// until scan, and spend the pass's budget before it acts on one:
+		// a scan outlasts peekVisibility when the run before peeked the
+		// letters a moment ago (runs every second, as on the local stack)
+		// or its receives are slow.
+		wrapped := false
 		for _, m := range out.Messages {
+			id := aws.ToString(m.MessageId)
+			wrapped = wrapped || seen[id]
+			seen[id] = true
 			msg, err := schema.DecodeCopyMessage(aws.ToString(m.Body))
 			if err != nil {
 				continue
@@ -71,6 +82,9 @@ func (d *DeadLetters) Letters(ctx context.Context, scan int) ([]schema.CopyMessa
 			case msg.Generation > letters[i].Generation:
 				letters[i] = msg
 			}
+		}
+		if wrapped {
+			return letters, nil
 		}
 	}
 	return letters, nil

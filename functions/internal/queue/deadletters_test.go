@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/infra/emulators"
@@ -49,5 +50,31 @@ func TestDeadLettersLongPollsUntilTheQueueHasNoMore(t *testing.T) {
 	slices.Sort(ids)
 	if err != nil || !slices.Equal(ids, want) {
 		t.Errorf("tasks %v %v, want %v: a short poll of a small queue may find none of them", ids, err, want)
+	}
+}
+
+// comingBack answers every receive with the same letters, as SQS does when
+// each one's peek has run out before the next receive: a scan slower than
+// the peek, or runs that follow each other closely.
+type comingBack struct{ receives int }
+
+func (c *comingBack) ReceiveMessage(context.Context, *sqs.ReceiveMessageInput, ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
+	c.receives++
+	var out sqs.ReceiveMessageOutput
+	for i := range 3 {
+		id, body := fmt.Sprintf("m%d", i), fmt.Sprintf(`{"taskId":"t%d"}`, i)
+		out.Messages = append(out.Messages, types.Message{MessageId: &id, Body: &body})
+	}
+	return &out, nil
+}
+
+func TestADeadLetterScanEndsWhenItsLettersComeBack(t *testing.T) {
+	c := &comingBack{}
+	letters, err := queue.NewDeadLetters(c, "dlq").Letters(context.Background(), 500)
+	if err != nil || len(letters) != 3 {
+		t.Fatalf("letters %v %v", letters, err)
+	}
+	if c.receives > 2 {
+		t.Errorf("%d receives of the same three letters: the scan spent its budget reading them again", c.receives)
 	}
 }
