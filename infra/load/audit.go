@@ -88,7 +88,11 @@ func audit(ctx context.Context, s *stack.Stack, tasks []*Task, firstOK map[strin
 		return err
 	}
 	for id := range dlq {
-		if t, ok := byTask[id]; !ok || !t.Accepted || records[id].Status == "stored" {
+		t, ok := byTask[id]
+		switch {
+		case ok && t.Accepted && records[id].Status == "stored" && rep.Options.StoredDeadLetters:
+			rep.DeadLettersOfStored++
+		case !ok || !t.Accepted || records[id].Status == "stored":
 			rep.DLQUnexpected++
 			rep.note("DLQ holds %s, which the scenario did not send there", id)
 		}

@@ -37,6 +37,11 @@ type Options struct {
 	Forwarded *forward.Receiver
 	// Progress, when set, hears the run's phases and counts.
 	Progress *progress.Progress
+	// StoredDeadLetters says that a stored task may keep a dead letter: the
+	// run's copies outlast the visibility timeout, or twins of a message
+	// copy its task, so a message may use up its deliveries while its task
+	// is stored.
+	StoredDeadLetters bool
 }
 
 // Defaults fills the zero fields.

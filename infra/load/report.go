@@ -24,7 +24,10 @@ type Report struct {
 	// never answered 200 for: a refused callback wrote their record.
 	StoredUnanswered                             int
 	Lost, Corrupt, QueueLeft, DLQ, DLQUnexpected int
-	BytesCopied                                  int64
+	// DeadLettersOfStored are the dead letters of stored tasks, with
+	// Options.StoredDeadLetters.
+	DeadLettersOfStored int
+	BytesCopied         int64
 
 	// Counted from the table, the copy queue and the bucket alone: records
 	// short of final with no message on its way, objects no stored record
@@ -99,7 +102,7 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "  outcome          stored %d, failed %d, copy_failed %d, in DLQ %d, never accepted %d (%d of them stored: their records were written)\n", r.Stored, r.FailedOK, r.CopyFailed, r.InDLQ, r.NeverAccepted, r.StoredUnanswered)
 	fmt.Fprintf(&b, "  lost             %d\n", r.Lost)
 	fmt.Fprintf(&b, "  duplicates       %d absorbed\n", r.DuplicatesAbsorbed)
-	fmt.Fprintf(&b, "  audit            %d objects intact, %d corrupt, %d no record names, %d uploads open, %d left in queue, %d in DLQ (%d unexpected)\n", r.Objects, r.Corrupt, r.UnnamedObjects, r.OpenUploads, r.QueueLeft, r.DLQ, r.DLQUnexpected)
+	fmt.Fprintf(&b, "  audit            %d objects intact, %d corrupt, %d no record names, %d uploads open, %d left in queue, %d in DLQ (%d unexpected, %d of stored tasks)\n", r.Objects, r.Corrupt, r.UnnamedObjects, r.OpenUploads, r.QueueLeft, r.DLQ, r.DLQUnexpected, r.DeadLettersOfStored)
 	fmt.Fprintf(&b, "  table            %d stranded; %d given up by the reconciler, %d sent again by it\n", r.Stranded, r.CopiesGivenUp, r.Resent)
 	fmt.Fprintf(&b, "  task events      %d put, %d missing, %d wrong, %d of unended tasks, %d repeats (at least once)\n", r.Events, r.EventsMissing, r.EventsWrong, r.EventsForOpen, r.EventRepeats)
 	if r.forwarded != nil {

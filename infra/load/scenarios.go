@@ -47,7 +47,7 @@ func Small(tasks int) Options {
 // over FullLoad tasks. Each is a constructor: a Scenario keeps the state
 // of its one run (what it killed, what it counted), so a run again takes
 // a new one.
-func Scenarios() []func() Scenario { return append(Short(), UnderLoad(FullLoad)...) }
+func Scenarios() []func() Scenario { return append(Short(), UnderLoad(FullLoad, FullLoad)...) }
 
 // Short are the scenarios of small loads, up to 300 tasks.
 func Short() []func() Scenario {
@@ -58,9 +58,11 @@ func Short() []func() Scenario {
 // 2,000 tasks.
 const FullLoad = 2000
 
-// UnderLoad are the scenarios of a fault under a load of tasks tasks.
-func UnderLoad(tasks int) []func() Scenario {
-	return []func() Scenario{func() Scenario { return queueRefused(tasks) }}
+// UnderLoad are the scenarios of a fault under a load: the queue refusing
+// sends over tasks tasks, the reconciler racing the copies over raceTasks
+// (its copies go about 5 a second, the source's stalls holding them).
+func UnderLoad(tasks, raceTasks int) []func() Scenario {
+	return []func() Scenario{func() Scenario { return queueRefused(tasks) }, func() Scenario { return reconcilerRace(raceTasks) }}
 }
 
 // everyFault injects 5 % of every fault on every dependency and source.
@@ -434,4 +436,39 @@ func queueRefused(tasks int) Scenario {
 			time.Duration(refusedFor.Load()).Round(100*time.Millisecond), rep.GaveUp, rep.StoredUnanswered, rep.Resent, rep.tableCounts()), nil
 	}
 	return sc
+}
+
+// reconcilerRace runs the reconciler every second while copies fail and
+// are delivered again: a visibility timeout shorter than a stalled copy,
+// source faults that make some messages use up their deliveries, and
+// twins (duplicate callbacks, batches that carry a message twice, the
+// reconciler's own resends of copies waiting in the backlog) in flight
+// while it gives their tasks up.
+func reconcilerRace(tasks int) Scenario {
+	// Few deliveries a message, so that even a short load gives copies up.
+	const deliveries = 2
+	faultRates := faults.Rates{Duplicate: 0.05}
+	opts := Small(tasks)
+	opts.Wait = 15 * time.Minute // the source's stalls hold the one copier: some 5 tasks a second
+	opts.StoredDeadLetters = true
+	return Scenario{
+		Name:         "the reconciler giving copies up every second while their twins are delivered strands nothing and leaves nothing unnamed",
+		Faults:       &faultRates,
+		SourceFaults: 0.05,
+		Visibility:   time.Second, // a copy the source stalls takes over 2 s
+		Options:      opts,
+		Configure: func(o *stack.Options) {
+			o.ReconcileEvery = time.Second
+			o.Emulators.MaxReceiveCount = deliveries
+			// Copies waiting in the backlog are sent again after 2 s: twins.
+			o.Reconciler = map[string]string{"STUCK_RECEIVED_AFTER": "2s", "QUEUED_ALERT_AFTER": "30s"}
+		},
+		Check: func(rep *Report, _ *stack.Stack, _ *platform.Files) (string, error) {
+			if rep.CopiesGivenUp == 0 || rep.Resent == 0 {
+				return "", fmt.Errorf("want copies given up and copies sent again: %d given up, %d sent again", rep.CopiesGivenUp, rep.Resent)
+			}
+			return fmt.Sprintf("%d tasks' messages used up their %d deliveries: %d tasks given up by the reconciler, %d stored all the same; %d tasks sent again by the reconciler; %s",
+				rep.DLQ, deliveries, rep.CopiesGivenUp, rep.DeadLettersOfStored, rep.Resent, rep.tableCounts()), nil
+		},
+	}
 }

@@ -40,7 +40,7 @@ func main() {
 	flag.IntVar(&lo.BigVideos, "big-videos", -1, "with -load: videos of 100 MiB or more (default n/500)")
 	flag.Int64Var(&lo.MaxFile, "max-file", 0, "with -load: cap on the other files' size in bytes (0: realistic sizes up to 20 MiB)")
 	faultRate := flag.Float64("faults", 0, "with -load: share of requests to DynamoDB, SQS, S3, EventBridge and the file source (503, reset, stall, cut off halfway) that meet each fault, and of copy batches that deliver a message twice")
-	scenarios := flag.Bool("scenarios", false, "run each fault scenario (a key rotation, killed copiers, a backlog, 5% faults everywhere, SQS down, DynamoDB throttling) on a stack of its own, write scenarios.txt, and exit")
+	scenarios := flag.Bool("scenarios", false, "run each fault scenario (a key rotation, killed copiers, a backlog, 5% faults everywhere, SQS down, DynamoDB throttling, and over 2,000 tasks SQS refusing sends and the reconciler racing the copies) on a stack of its own, write scenarios.txt, and exit")
 	reportDir := flag.String("report", "", "with -load or -scenarios: folder for the report (default .kiehook/load)")
 	notify := flag.String("notify", "", "POST each task event's detail to this URL, as the template's NotifyUrl does (retried until taken)")
 	notifyHeader := flag.String("notify-header", forward.DefaultHeader+": kiehook-local-notify", "with -notify: the header, name: value, that authenticates the calls")
