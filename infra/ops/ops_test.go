@@ -325,12 +325,16 @@ func TestDeliveriesUsedUpBehindABacklogAreGivenUpAndRedriveStoresThem(t *testing
 		}
 	}
 	waitAll("copy_failed")
+	// Each event is put once its status is durable: the last ones may
+	// still be on their way when the status is read, or due to the sweep.
 	failedEvents := map[string]bool{}
-	for _, ev := range s.Env.Events() {
-		var d struct{ TaskID string }
-		json.Unmarshal(ev.Detail, &d)
-		if ev.DetailType == "Task Copy Failed" {
-			failedEvents[d.TaskID] = true
+	for deadline := time.Now().Add(10 * time.Second); len(failedEvents) < len(ids) && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		for _, ev := range s.Env.Events() {
+			var d struct{ TaskID string }
+			json.Unmarshal(ev.Detail, &d)
+			if ev.DetailType == "Task Copy Failed" && slices.Contains(ids, d.TaskID) {
+				failedEvents[d.TaskID] = true
+			}
 		}
 	}
 	for _, id := range ids {
