@@ -92,27 +92,18 @@ func (s *store) Update(ctx context.Context, ch task.Change) (task.Task, error) {
 // Open lists the tasks of the open index in status updated before
 // before, oldest first.
 func (s *store) Open(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error) {
-	c := s.w.call("Open "+string(status), 0, nil)
-	if c.failed() {
-		c.end("")
-		return nil, c.err()
-	}
-	var out []task.Task
-	for _, t := range s.sorted() {
-		if indexed(t) && t.Status == status && t.UpdatedAt.Unix() < before.Unix() {
-			out = append(out, t)
-		}
-	}
-	slices.SortStableFunc(out, func(a, b task.Task) int { return a.UpdatedAt.Compare(b.UpdatedAt) })
-	if len(out) > int(limit) {
-		out = out[:limit]
-	}
-	c.end(ids(out), digests(out))
-	return out, nil
+	return s.list("Open", status, before, limit)
 }
 
+// Unnotified lists the ended tasks of the open index, whose event is due:
+// the same query, as dynamo's is.
 func (s *store) Unnotified(ctx context.Context, status task.Status, before time.Time, limit int32) ([]task.Task, error) {
-	c := s.w.call("Unnotified "+string(status), 0, nil)
+	return s.list("Unnotified", status, before, limit)
+}
+
+// list is one query of the open index, a step named op.
+func (s *store) list(op string, status task.Status, before time.Time, limit int32) ([]task.Task, error) {
+	c := s.w.call(op+" "+string(status), 0, nil)
 	if c.failed() {
 		c.end("")
 		return nil, c.err()
