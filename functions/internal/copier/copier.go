@@ -40,12 +40,11 @@ type opener interface {
 }
 
 // putter streams an object into the bucket (objects.PutInput says how).
-// Abort ends an upload a dead copier left open, AbortUnder every upload
-// under a prefix; Clear removes everything under a task's prefix, once no
-// record will name it.
+// AbortUnder ends every upload dead copiers left open under a prefix;
+// Clear removes everything under a task's prefix, once no record will
+// name it.
 type putter interface {
 	Put(ctx context.Context, in objects.PutInput) error
-	Abort(ctx context.Context, key, uploadID string) error
 	AbortUnder(ctx context.Context, prefix string) error
 	Clear(ctx context.Context, prefix string) error
 }
@@ -404,23 +403,19 @@ func (c *Copier) announce(ctx context.Context, t task.Task) error {
 // abortStale aborts the multipart uploads that an earlier copy of t started
 // and never finished: without it they would stay open, and billed, until
 // the bucket's lifecycle rule removes them. Its lease has expired, or this
-// one could not have been taken, so that copy is dead. The record names
-// the uploads it tracked; one a copier started and died before tracking
-// is found by listing the task's prefix, which only a task copied before
-// (or requeued) pays for.
+// one could not have been taken, so that copy is dead. Listing the task's
+// prefix finds them all, those the record names and those a copier died
+// before recording; only a task copied before (or requeued) pays for it,
+// and only such a task has uploads on its record.
 func (c *Copier) abortStale(ctx context.Context, t task.Task, owner string, requeued bool) error {
-	if t.Started() || requeued {
-		if err := c.Objects.AbortUnder(ctx, c.Prefix+t.ID+"/"); err != nil {
-			return fmt.Errorf("task %s: %w", t.ID, err)
-		}
+	if !t.Started() && !requeued {
+		return nil
+	}
+	if err := c.Objects.AbortUnder(ctx, c.Prefix+t.ID+"/"); err != nil {
+		return fmt.Errorf("task %s: %w", t.ID, err)
 	}
 	if len(t.Uploads) == 0 {
 		return nil
-	}
-	for _, up := range t.Uploads {
-		if err := c.Objects.Abort(ctx, up.Key, up.ID); err != nil {
-			return fmt.Errorf("task %s: %w", t.ID, err)
-		}
 	}
 	if _, err := c.Store.Update(ctx, task.ForgetUploads(t.ID, owner)); err != nil {
 		return fmt.Errorf("task %s: forget aborted uploads: %w", t.ID, err)

@@ -928,13 +928,18 @@ func TestVerifyingWithThePlatform(t *testing.T) {
 func TestARedeliveryAbortsTheUploadsADeadCopierLeftOpen(t *testing.T) {
 	h := newHarness(t)
 	h.seed(t, "dead", task.StatusQueued, "/img.png")
-	// The copier that died had started a multipart upload and recorded it.
+	// The copier that died had taken the lease, started a multipart upload
+	// and recorded it; its lease has since expired.
+	dead := task.Lease{Owner: "dead-copier", Until: testNow.Add(-time.Minute)}
+	if err := updated(h.store.Update(context.Background(), task.TakeLease("dead", dead, 1, testNow.Add(-time.Hour)))); err != nil {
+		t.Fatal(err)
+	}
 	key := "tasks/dead/0.mp4"
 	started, err := h.env.S3.CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{Bucket: &h.env.Bucket, Key: &key})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := updated(h.store.Update(context.Background(), task.RecordUpload("dead", "", task.Upload{Key: key, ID: *started.UploadId}))); err != nil {
+	if err := updated(h.store.Update(context.Background(), task.RecordUpload("dead", dead.Owner, task.Upload{Key: key, ID: *started.UploadId}))); err != nil {
 		t.Fatal(err)
 	}
 	if failed := h.run(t, message("dead")); len(failed) != 0 {

@@ -157,7 +157,7 @@ func (u *changes) copyChanges(e task.Effect) {
 	for _, drop := range []struct {
 		attr string
 		drop bool
-	}{{schema.Error, e.DropError}, {schema.Receives, e.DropReceives}, {schema.NotifiedAt, e.DropNotified}, {schema.ResentAt, e.DropResent}} {
+	}{{schema.Error, e.DropError}, {schema.NotifiedAt, e.DropNotified}, {schema.ResentAt, e.DropResent}} {
 		if drop.drop {
 			u.remove(drop.attr)
 		}

@@ -77,12 +77,12 @@ type Effect struct {
 	Objects  []Object
 	StoredAt time.Time
 	Error    string // why the copy failed
-	// DropError, DropReceives, DropNotified and DropResent remove the
-	// error, the delivery count, the event's acceptance and the resend.
-	DropError, DropReceives, DropNotified, DropResent bool
-	NotifiedAt                                        time.Time // the event of the status was accepted
-	Generation                                        *int      // the queueing the task is in from now on
-	ResentAt                                          time.Time // a copy message was sent again
+	// DropError, DropNotified and DropResent remove the error, the
+	// event's acceptance and the resend.
+	DropError, DropNotified, DropResent bool
+	NotifiedAt                          time.Time // the event of the status was accepted
+	Generation                          *int      // the queueing the task is in from now on
+	ResentAt                            time.Time // a copy message was sent again
 }
 
 // Apply is the whole rule of a change: the record that c makes of t, or a
@@ -139,9 +139,6 @@ func Apply(t Task, c Change) (Task, error) {
 	}
 	if e.DropError {
 		t.Error = ""
-	}
-	if e.DropReceives {
-		t.Receives = 0
 	}
 	if e.DropNotified {
 		t.NotifiedAt = time.Time{}
