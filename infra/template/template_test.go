@@ -407,34 +407,61 @@ func TestBucket(t *testing.T) {
 
 func TestAlarms(t *testing.T) {
 	tpl := load(t)
-	for _, name := range []string{"DeadLetterQueueAlarm", "CopierErrorsAlarm", "CallbackErrorsAlarm", "ReconcilerErrorsAlarm", "Callback5xxAlarm", "AuthFailuresAlarm", "StaleQueuedAlarm"} {
-		a := tpl.At("Resources", name)
-		expect(t, a, "AWS::CloudWatch::Alarm", "Type")
-		if actions := a.At("Properties", "AlarmActions"); actions.Tag != "!If" || actions.Items()[0].Value != "HasAlarmEmail" {
+	resources := tpl.At("Resources")
+	for _, name := range []string{"DeadLetterQueueAlarm", "CopierErrorsAlarm", "ReaderErrorsAlarm", "ReconcilerErrorsAlarm", "Callback5xxAlarm", "AuthFailuresAlarm", "StaleQueuedAlarm"} {
+		expect(t, resources.At(name), "AWS::CloudWatch::Alarm", "Type")
+	}
+	for _, name := range resources.Keys() {
+		if resources.At(name, "Type").Str() != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		if actions := resources.At(name, "Properties", "AlarmActions"); actions.Tag != "!If" || actions.Items()[0].Value != "HasAlarmEmail" {
 			t.Errorf("%s must notify the alarm topic when an email is given", name)
 		}
 	}
 	if subs := tpl.At("Resources", "AlarmTopic", "Properties", "Subscription").Items(); len(subs) != 1 || subs[0].At("Protocol").Str() != "email" || subs[0].At("Endpoint").Str() != "AlarmEmail" {
 		t.Error("the topic must mail AlarmEmail")
 	}
-	t.Run("every function's Lambda Errors raise an alarm: a crash is never silent", func(t *testing.T) {
-		watched := map[string]bool{}
-		resources := tpl.At("Resources")
+	t.Run("every function's crashes raise an alarm: a crash is never silent", func(t *testing.T) {
+		// What the alarms watch, by metric: the function or queue named
+		// by each one's dimension.
+		watched := map[string]map[string]bool{}
 		for _, name := range resources.Keys() {
 			r := resources.At(name)
+			if r.At("Type").Str() != "AWS::CloudWatch::Alarm" {
+				continue
+			}
 			for _, m := range append([]node{r.At("Properties")}, r.At("Properties", "Metrics").Items()...) {
 				stat := m.At("MetricStat", "Metric")
 				if !stat.OK() {
 					stat = m
 				}
-				if stat.At("Namespace").Str() == "AWS/Lambda" && stat.At("MetricName").Str() == "Errors" {
-					watched[stat.At("Dimensions").Items()[0].At("Value").Value] = true
+				metric := stat.At("Namespace").Str() + " " + stat.At("MetricName").Str()
+				if watched[metric] == nil {
+					watched[metric] = map[string]bool{}
+				}
+				for _, d := range stat.At("Dimensions").Items() {
+					watched[metric][strings.TrimSuffix(d.At("Value").Value, ".QueueName")] = true
 				}
 			}
 		}
 		for _, name := range resources.Keys() {
-			if resources.At(name, "Type").Str() == "AWS::Serverless::Function" && !watched[name] {
-				t.Errorf("no alarm on the Errors of %s", name)
+			fn := resources.At(name, "Properties")
+			if resources.At(name, "Type").Str() != "AWS::Serverless::Function" {
+				continue
+			}
+			events := fn.At("Events")
+			switch {
+			case watched["AWS/Lambda Errors"][name]:
+			// A function invoked only through its Function URL: Lambda
+			// answers its errors and timeouts 5xx, which Url5xxCount counts.
+			case watched["AWS/Lambda Url5xxCount"][name] && fn.At("FunctionUrlConfig").OK() && len(events.Keys()) == 0:
+			// A function fed only by one queue: a crash returns its batch,
+			// and messages that keep failing reach the dead-letter queue.
+			case len(events.Keys()) == 1 && events.At(events.Keys()[0], "Type").Str() == "SQS" &&
+				watched["AWS/SQS ApproximateNumberOfMessagesVisible"][deadLetterQueueOf(resources, events.At(events.Keys()[0], "Properties", "Queue").Str())]:
+			default:
+				t.Errorf("no alarm sees %s crash", name)
 			}
 		}
 	})
@@ -445,6 +472,13 @@ func TestAlarms(t *testing.T) {
 			t.Errorf("the alarm topic's key is %s %q", key.Tag, key.Value)
 		}
 	})
+}
+
+// deadLetterQueueOf is the logical id of the dead-letter queue of the
+// queue whose ARN is arn (Queue.Arn), "" if it has none.
+func deadLetterQueueOf(resources node, arn string) string {
+	queue := strings.TrimSuffix(arn, ".Arn")
+	return strings.TrimSuffix(resources.At(queue, "Properties", "RedrivePolicy", "deadLetterTargetArn").Str(), ".Arn")
 }
 
 // contractVariables are the configuration names of the contract.
@@ -676,7 +710,7 @@ func TestForwardingToHTTPS(t *testing.T) {
 
 func TestSubmitting(t *testing.T) {
 	tpl := load(t)
-	for _, name := range []string{"SubmitFunction", "SubmitterFunction", "SubmitQueue", "SubmitDeadLetterQueue", "SubmitFailedAlarm", "CreditsExhaustedAlarm", "SubmitDeadLetterAlarm"} {
+	for _, name := range []string{"SubmitFunction", "SubmitterFunction", "SubmitQueue", "SubmitDeadLetterQueue", "SubmitFailedAlarm", "CreditsExhaustedAlarm", "SubmitErrorsAlarm", "SubmitDeadLetterAlarm"} {
 		t.Run(name+" is deployed only with the platform's API key, which creating tasks needs", func(t *testing.T) {
 			expect(t, tpl, "UsesApiKeySecret", "Resources", name, "Condition")
 		})
