@@ -54,6 +54,7 @@ var perTask = struct {
 	S3RequestsPerFile float64 // a PutObject (files past 5 MiB: create, parts, complete, tag)
 	ReaderCalls       float64 // GET /tasks per task, by the application
 	ReaderSeconds     float64
+	RecordKB          float64 // a stored record: four sources, four objects
 }{
 	Callbacks: 1.2, CallbackSeconds: 0.040, CopierSeconds: 0.400, Files: 4, MiB: 4,
 	// create (queued), lease, stored (objects, 2 units), notifiedAt; the
@@ -62,6 +63,9 @@ var perTask = struct {
 	SQSRequests: 3, Events: 1, LogKiB: 2,
 	S3RequestsPerFile: 1,
 	ReaderCalls:       1, ReaderSeconds: 0.030,
+	// About 1.6 KB of names and values (its stored write takes 2 units,
+	// above).
+	RecordKB: 1.6,
 }
 
 // busyMetrics are the metric and outcome pairs the functions write when
@@ -161,7 +165,6 @@ func idle(t template) []line {
 			fmt.Sprintf("%.0f runs of about 0.1 s at %.0f MB", runs, t.memoryMB["Reconciler"]), runs*prices.LambdaRequest + gbs*prices.LambdaGBSecond},
 		{"Reconciler queries", "the same runs' reads, from an index of open tasks: never a table scan", "six index queries a run", runs * 6 * prices.DynamoRead},
 		{"Copy queue polling", "a copy starts within a second of its callback", "the event source mapping's long polls, about 650,000 a month", 650000 * prices.SQSRequest},
-		{"Point-in-time recovery", "the task records restorable to any second of the last 35 days", "of a table of 1 GB (the records of about 1 million tasks)", prices.DynamoPITRPerGBMonth},
 	}
 	if t.kmsKeys > 0 {
 		lines = append(lines, line{"KMS keys", "", fmt.Sprint(t.kmsKeys), float64(t.kmsKeys) * prices.KMSKeyMonth})
@@ -176,7 +179,7 @@ func idle(t template) []line {
 // the submit function and the submitter cost nothing until called.
 func submitting(t template) []line {
 	return []line{
-		{"CloudWatch alarms", "an email when a submission fails for good, the account runs out of credits, a submit function fails or submission messages dead-letter",
+		{"CloudWatch alarms", "an email when a submission fails for good, the account runs out of credits, the submit URL answers 5xx or submission messages dead-letter",
 			fmt.Sprintf("%d alarm metrics", t.submitAlarmMetrics), float64(t.submitAlarmMetrics) * prices.AlarmMetricMonth},
 		{"Submit queue polling", "a submission reaches the platform within a second", "the event source mapping's long polls, about 650,000 a month", 650000 * prices.SQSRequest},
 	}
@@ -232,6 +235,7 @@ func perMillion(t template) []line {
 		{"EventBridge", "", fmt.Sprintf("%.0f event a task on the custom bus", perTask.Events), tasks * perTask.Events * prices.Event},
 		{"S3 requests", "", fmt.Sprintf("%.0f files a task; a put each, a GET through each link", perTask.Files), files * (perTask.S3RequestsPerFile*prices.S3Put + prices.S3Get)},
 		{"S3 storage", "", fmt.Sprintf("%.0f MiB a task, per month kept", perTask.MiB), tasks * perTask.MiB / 1024 * prices.S3StoragePerGBMonth},
+		{"Point-in-time recovery", "", fmt.Sprintf("%.1f KB of record a task, per month kept, restorable to any second of 35 days", perTask.RecordKB), pitrPerMillion()},
 		{"Secrets Manager calls", "", fmt.Sprintf("each warm sandbox reads its secrets every 5 min: about 3 sandboxes, %d secrets", t.secrets), 3 * float64(t.secrets) * monthSeconds / 300 * prices.SecretCall},
 		{"CloudWatch Logs", "", fmt.Sprintf("about %.0f KiB of logs and metrics a task", perTask.LogKiB), tasks * perTask.LogKiB / (1 << 20) * prices.LogIngestPerGB},
 		// A metric costs the same whatever its volume, once it is written.
@@ -241,6 +245,12 @@ func perMillion(t template) []line {
 		lines = append(lines, line{"Forwarding (NotifyUrl)", "", "one API destination call an event", tasks * perTask.Events * prices.APIDestinationCall})
 	}
 	return lines
+}
+
+// pitrPerMillion is what point-in-time recovery costs a month for a table
+// holding a million tasks' records: it is priced by the table's size.
+func pitrPerMillion() float64 {
+	return 1e6 * perTask.RecordKB / (1 << 20) * prices.DynamoPITRPerGBMonth
 }
 
 func write(w io.Writer, t template) {
@@ -292,6 +302,11 @@ came (a cost per task, below) and takes submissions, which adds:
 		more += l.usd
 	}
 	fmt.Fprintf(w, "\nWith submitting deployed, idle costs %.2f a month.\n", idleTotal+more)
+	fmt.Fprintf(w, `
+Point-in-time recovery is priced by the table's size, so an empty table
+costs nothing for it; a table holding a million tasks' records adds %.2f
+a month (below, per million tasks).
+`, pitrPerMillion())
 	fmt.Fprint(w, `
 Idle pays for nothing else. The functions write a custom metric only in an
 hour when it counted something (the alarms read missing data as no

@@ -37,13 +37,23 @@ func TestTheEstimateReadsTheTemplate(t *testing.T) {
 	if tpl.reconcileEvery != 60 || tpl.secrets != 3 || tpl.alarmMetrics == 0 {
 		t.Errorf("read %+v", tpl)
 	}
-	t.Run("an idle stack costs at most 3 dollars a month", func(t *testing.T) {
+	t.Run("an idle stack costs at most 3 dollars a month, submitting deployed", func(t *testing.T) {
 		total := 0.0
-		for _, l := range idle(tpl) {
+		for _, l := range append(idle(tpl), submitting(tpl)...) {
 			total += l.usd
 		}
 		if total > 3 {
 			t.Errorf("idle costs $%.2f a month", total)
+		}
+	})
+	t.Run("point-in-time recovery costs by the records kept, not idle", func(t *testing.T) {
+		for _, l := range idle(tpl) {
+			if strings.Contains(l.what, "recovery") {
+				t.Errorf("an empty table pays %s: %.2f", l.what, l.usd)
+			}
+		}
+		if usd := pitrPerMillion(); usd <= 0 {
+			t.Errorf("a million records' recovery costs %.2f", usd)
 		}
 	})
 	t.Run("a dashboard or a KMS key would show on the idle bill", func(t *testing.T) {
