@@ -62,6 +62,9 @@ type Options struct {
 	Queue  string
 	DLQ    string
 	Bucket string
+	// SubmitQueue and SubmitDLQ feed the submitter, as the template's
+	// SubmitQueue and SubmitDeadLetterQueue do.
+	SubmitQueue, SubmitDLQ string
 	// MaxReceiveCount is the queue's redrive threshold; 0 means 3.
 	MaxReceiveCount int
 	// VisibilityTimeout of the main queue; 0 means 30 s.
@@ -81,8 +84,11 @@ type Env struct {
 	*jsonAPI
 	Table, QueueURL, DLQURL    string
 	QueueName, DLQName, Bucket string
-	Bus                        string // the EventBridge bus the functions put events on
-	MaxReceiveCount            int    // the copy queue's redrive threshold
+	// The submitter's queue and its dead-letter queue.
+	SubmitQueueURL, SubmitDLQURL   string
+	SubmitQueueName, SubmitDLQName string
+	Bus                            string // the EventBridge bus the functions put events on
+	MaxReceiveCount                int    // the copy queue's redrive threshold
 
 	DynamoDB *dynamodb.Client
 	SQS      *sqs.Client
@@ -141,6 +147,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		return fmt.Sprintf("kiehook-%s-%d-%d", kind, time.Now().UnixNano()%1e6, n)
 	}
 	opts.Table, opts.Queue, opts.DLQ, opts.Bucket = name(opts.Table, "tasks"), name(opts.Queue, "copy"), name(opts.DLQ, "dlq"), name(opts.Bucket, "objects")
+	opts.SubmitQueue, opts.SubmitDLQ = name(opts.SubmitQueue, "submit"), name(opts.SubmitDLQ, "submit-dlq")
 	if opts.MaxReceiveCount == 0 {
 		opts.MaxReceiveCount = 3
 	}
@@ -148,7 +155,10 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		opts.VisibilityTimeout = 30 * time.Second
 	}
 
-	env := &Env{Table: opts.Table, QueueName: opts.Queue, DLQName: opts.DLQ, Bucket: opts.Bucket, Bus: "kiehook-events", MaxReceiveCount: opts.MaxReceiveCount}
+	env := &Env{
+		Table: opts.Table, QueueName: opts.Queue, DLQName: opts.DLQ, Bucket: opts.Bucket, Bus: "kiehook-events", MaxReceiveCount: opts.MaxReceiveCount,
+		SubmitQueueName: opts.SubmitQueue, SubmitDLQName: opts.SubmitDLQ,
+	}
 	var err error
 	if env.SQSURL, err = sharedSQS(opts.SQSAddr); err != nil {
 		return nil, err
@@ -232,28 +242,38 @@ func (e *Env) provision(ctx context.Context, opts Options) error {
 		return fmt.Errorf("create table %s: %w", e.Table, err)
 	}
 
-	dlq, err := e.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(opts.DLQ)})
-	if err != nil {
-		return fmt.Errorf("create queue %s: %w", opts.DLQ, err)
+	if e.QueueURL, e.DLQURL, err = e.queueWithDLQ(ctx, opts.Queue, opts.DLQ, opts.VisibilityTimeout, opts.MaxReceiveCount); err != nil {
+		return err
 	}
-	e.DLQURL = aws.ToString(dlq.QueueUrl)
-	redrive := fmt.Sprintf(`{"maxReceiveCount":"%d","deadLetterTargetArn":"arn:aws:sqs:%s:000000000000:%s"}`, opts.MaxReceiveCount, Region, opts.DLQ)
-	q, err := e.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{
-		QueueName: aws.String(opts.Queue),
-		Attributes: map[string]string{
-			string(sqstypes.QueueAttributeNameVisibilityTimeout): fmt.Sprint(int(opts.VisibilityTimeout.Seconds())),
-			string(sqstypes.QueueAttributeNameRedrivePolicy):     redrive,
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("create queue %s: %w", opts.Queue, err)
+	// The template's: six times the submitter's 60 s timeout.
+	if e.SubmitQueueURL, e.SubmitDLQURL, err = e.queueWithDLQ(ctx, opts.SubmitQueue, opts.SubmitDLQ, 6*time.Minute, opts.MaxReceiveCount); err != nil {
+		return err
 	}
-	e.QueueURL = aws.ToString(q.QueueUrl)
-
 	if _, err := e.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(e.Bucket)}); err != nil {
 		return fmt.Errorf("create bucket %s: %w", e.Bucket, err)
 	}
 	return nil
+}
+
+// queueWithDLQ creates a queue that moves a message to a dead-letter queue
+// of its own after maxReceives receives.
+func (e *Env) queueWithDLQ(ctx context.Context, name, dlqName string, visibility time.Duration, maxReceives int) (queueURL, dlqURL string, err error) {
+	dlq, err := e.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(dlqName)})
+	if err != nil {
+		return "", "", fmt.Errorf("create queue %s: %w", dlqName, err)
+	}
+	redrive := fmt.Sprintf(`{"maxReceiveCount":"%d","deadLetterTargetArn":"arn:aws:sqs:%s:000000000000:%s"}`, maxReceives, Region, dlqName)
+	q, err := e.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{
+		QueueName: aws.String(name),
+		Attributes: map[string]string{
+			string(sqstypes.QueueAttributeNameVisibilityTimeout): fmt.Sprint(int(visibility.Seconds())),
+			string(sqstypes.QueueAttributeNameRedrivePolicy):     redrive,
+		},
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("create queue %s: %w", name, err)
+	}
+	return aws.ToString(q.QueueUrl), aws.ToString(dlq.QueueUrl), nil
 }
 
 // Close stops this Env's servers and deletes its queues from the shared SQS
@@ -266,6 +286,8 @@ func (e *Env) Close() {
 	models.SyncQueues.Lock()
 	delete(models.SyncQueues.Queues, e.QueueName)
 	delete(models.SyncQueues.Queues, e.DLQName)
+	delete(models.SyncQueues.Queues, e.SubmitQueueName)
+	delete(models.SyncQueues.Queues, e.SubmitDLQName)
 	models.SyncQueues.Unlock()
 }
 
@@ -296,6 +318,7 @@ func (e *Env) Vars() map[string]string {
 		"S3_USE_PATH_STYLE":                "true",
 		"TABLE_NAME":                       e.Table,
 		"QUEUE_URL":                        e.QueueURL,
+		"SUBMIT_QUEUE_URL":                 e.SubmitQueueURL,
 		"BUCKET_NAME":                      e.Bucket,
 		"EVENT_BUS_NAME":                   e.Bus,
 	}

@@ -57,21 +57,30 @@ func ServeFiles() *Files {
 // picks a free port.
 func ServeFilesAt(addr string) (*Files, error) {
 	f := &Files{rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))}
-	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	var err error
+	if f.Server, err = startAt(addr, "file server", http.HandlerFunc(f.serve)); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// startAt serves h at addr, a loopback address; empty picks a free port.
+func startAt(addr, what string, h http.Handler) (*httptest.Server, error) {
+	srv := httptest.NewUnstartedServer(h)
 	if addr != "" {
 		host, _, _ := net.SplitHostPort(addr)
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return nil, fmt.Errorf("file server %q: loopback addresses only", addr)
+			return nil, fmt.Errorf("%s %q: loopback addresses only", what, addr)
 		}
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return nil, fmt.Errorf("file server: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		f.Server.Listener.Close()
-		f.Server.Listener = l
+		srv.Listener.Close()
+		srv.Listener = l
 	}
-	f.Server.Start()
-	return f, nil
+	srv.Start()
+	return srv, nil
 }
 
 // SetFaults makes each of five faults hit this share of downloads: a 503,

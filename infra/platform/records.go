@@ -106,11 +106,21 @@ type apiTask struct {
 	urls       []string
 }
 
-// ServeAPI starts the task API on loopback; it accepts only key.
+// ServeAPI starts the task API on a free loopback port; it accepts only key.
 func ServeAPI(key string) *API {
-	a := &API{key: key, creates: newCreator(), tasks: map[string]apiTask{}, polls: map[string]int{}}
-	a.Server = httptest.NewServer(http.HandlerFunc(a.serve))
+	a, _ := ServeAPIAt("", key)
 	return a
+}
+
+// ServeAPIAt starts the task API at addr, a loopback address; empty picks
+// a free port.
+func ServeAPIAt(addr, key string) (*API, error) {
+	a := &API{key: key, creates: newCreator(), tasks: map[string]apiTask{}, polls: map[string]int{}}
+	var err error
+	if a.Server, err = startAt(addr, "task API", http.HandlerFunc(a.serve)); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // Set makes the platform report taskID of api in state with urls.

@@ -18,9 +18,11 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/kiehook/kiehook/functions/schema"
+	"github.com/kiehook/kiehook/infra/esm"
 )
 
 // maxPayload is a Function URL's request limit.
@@ -29,6 +31,7 @@ const maxPayload = 6 << 20
 func (s *Stack) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_local/tasks", s.listTasks)
+	mux.HandleFunc("GET /_local/submissions", s.listSubmissions)
 	mux.HandleFunc("GET /_local/objects/{key...}", s.getObject)
 	mux.HandleFunc("GET /_local/events", s.listEvents)
 	mux.Handle("/", s.functionURL(s.callbacks))
@@ -144,16 +147,18 @@ func newID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-// invokeCopier hands one SQS batch to the copier.
-func (s *Stack) invokeCopier(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	payload, _ := json.Marshal(ev)
-	out, err := s.copier.invoke(ctx, newID(), payload)
-	if err != nil {
-		return events.SQSEventResponse{}, err
+// invokeSQS hands one SQS batch to f, as an event source mapping does.
+func invokeSQS(f *function) esm.Invoke {
+	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		payload, _ := json.Marshal(ev)
+		out, err := f.invoke(ctx, newID(), payload)
+		if err != nil {
+			return events.SQSEventResponse{}, err
+		}
+		var resp events.SQSEventResponse
+		err = json.Unmarshal(out, &resp)
+		return resp, err
 	}
-	var resp events.SQSEventResponse
-	err = json.Unmarshal(out, &resp)
-	return resp, err
 }
 
 // Task is a task record as the local routes show it.
@@ -165,24 +170,54 @@ type Object = schema.Object
 // Tasks reads every task record, sorted by id.
 func (s *Stack) Tasks(ctx context.Context) ([]Task, error) {
 	var tasks []Task
+	// A task's key has no '#': the submissions' and the pacing's have.
+	err := s.scan(ctx, func(key string) bool { return !strings.Contains(key, "#") }, &tasks)
+	sort.Slice(tasks, func(i, j int) bool { return tasks[i].TaskID < tasks[j].TaskID })
+	return tasks, err
+}
+
+// Submission is a submission's record as the local routes show it.
+type Submission = schema.SubmissionRecord
+
+// Submissions reads every submission's record, sorted by id.
+func (s *Stack) Submissions(ctx context.Context) ([]Submission, error) {
+	var subs []Submission
+	err := s.scan(ctx, func(key string) bool { return strings.HasPrefix(key, schema.SubmissionKeyPrefix) }, &subs)
+	sort.Slice(subs, func(i, j int) bool { return subs[i].SubmissionID < subs[j].SubmissionID })
+	return subs, err
+}
+
+// scan reads the table's items whose key keep takes into out, a pointer
+// to a slice.
+func (s *Stack) scan(ctx context.Context, keep func(key string) bool, out any) error {
+	var items []map[string]types.AttributeValue
 	p := dynamodb.NewScanPaginator(s.Env.DynamoDB, &dynamodb.ScanInput{TableName: &s.Env.Table, ConsistentRead: new(true)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		var batch []Task
-		if err := attributevalue.UnmarshalListOfMaps(page.Items, &batch); err != nil {
-			return nil, err
+		for _, item := range page.Items {
+			if key, ok := item[schema.TaskID].(*types.AttributeValueMemberS); ok && keep(key.Value) {
+				items = append(items, item)
+			}
 		}
-		tasks = append(tasks, batch...)
 	}
-	sort.Slice(tasks, func(i, j int) bool { return tasks[i].TaskID < tasks[j].TaskID })
-	return tasks, nil
+	return attributevalue.UnmarshalListOfMaps(items, out)
 }
 
 func (s *Stack) listTasks(w http.ResponseWriter, r *http.Request) {
 	tasks, err := s.Tasks(r.Context())
+	list(w, tasks, err)
+}
+
+func (s *Stack) listSubmissions(w http.ResponseWriter, r *http.Request) {
+	subs, err := s.Submissions(r.Context())
+	list(w, subs, err)
+}
+
+// list answers a local route with records as indented JSON.
+func list(w http.ResponseWriter, records any, err error) {
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -190,16 +225,13 @@ func (s *Stack) listTasks(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	enc.Encode(tasks)
+	enc.Encode(records)
 }
 
 // listEvents serves every event the bus accepted, in order, as an
 // EventBridge rule's target receives them.
 func (s *Stack) listEvents(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(s.Env.Events())
+	list(w, s.Env.Events(), nil)
 }
 
 func (s *Stack) getObject(w http.ResponseWriter, r *http.Request) {

@@ -20,7 +20,7 @@ import (
 )
 
 // Functions are the folders under functions/ that a stack runs.
-var Functions = []string{"callback", "copier", "reconciler", "reader"}
+var Functions = []string{"callback", "copier", "reconciler", "reader", "submit", "submitter"}
 
 // Baseline is the hello-world Function URL handler the benchmarks measure
 // the callback against (infra/hello), built and run the same way.

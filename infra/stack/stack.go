@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +77,22 @@ type Options struct {
 	// Baseline also runs the hello-world handler behind a Function URL of
 	// its own (BaselineURL), for benchmarks to divide by.
 	Baseline bool
+	// Submissions also runs submit behind a Function URL of its own
+	// (SubmitURL), the submitters fed by the submit queue, and the
+	// platform's task API they call (Platform), whose tasks finish after
+	// PlatformDelay (default 100 ms) and call back through the front with
+	// results from the file server.
+	Submissions bool
+	// SubmitAddr is submit's Function URL; default the front's port plus
+	// two (a free port when the front's is 0).
+	SubmitAddr string
+	// PlatformAddr is where the platform's task API listens; default a
+	// free port.
+	PlatformAddr  string
+	PlatformDelay time.Duration
+	// Submit and Submitter are extra environment variables of each, as
+	// Callback's are (SUBMIT_RATE, SUBMIT_WINDOW, …).
+	Submit, Submitter map[string]string
 }
 
 // SamLocal are the options of the stack that events/env.json names: its
@@ -86,9 +101,12 @@ func SamLocal() Options {
 	return Options{
 		Emulators: emulators.Options{
 			Table: "kiehook-tasks", Queue: "kiehook-copy", DLQ: "kiehook-copy-dlq", Bucket: "kiehook-objects",
+			SubmitQueue: "kiehook-submit", SubmitDLQ: "kiehook-submit-dlq",
 			DynamoDBAddr: "127.0.0.1:4569", SQSAddr: "127.0.0.1:4576", S3Addr: "127.0.0.1:4572", JSONAddr: "127.0.0.1:4583",
 		},
-		FilesAddr: "127.0.0.1:4590",
+		FilesAddr:    "127.0.0.1:4590",
+		Submissions:  true,
+		PlatformAddr: "127.0.0.1:4591",
 	}
 }
 
@@ -101,6 +119,11 @@ type Stack struct {
 	ReaderURL   string // the reader's Function URL
 	ReadToken   string // the reader's bearer token
 	BaselineURL string // the hello-world handler's Function URL, with Options.Baseline
+	// With Options.Submissions: submit's Function URL and bearer token,
+	// and the platform's task API with the key it accepts.
+	SubmitURL, SubmitToken string
+	Platform               *platform.API
+	APIKey                 string
 	// Files serves result files at Options.FilesAddr; nil without one.
 	Files *platform.Files
 
@@ -114,6 +137,8 @@ type Stack struct {
 	callbacks  chan *function
 	readers    chan *function
 	baseline   chan *function
+	submits    chan *function
+	vars       map[string]string // every function's: the emulators' (or their proxies') endpoints and resources
 	poller     *esm.Poller
 	copier     *function
 	reconciler *function
@@ -182,7 +207,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		s.Close()
 		return nil, buildErr
 	}
-	if opts.FilesAddr != "" {
+	if opts.FilesAddr != "" || opts.Submissions {
 		if s.Files, err = platform.ServeFilesAt(opts.FilesAddr); err != nil {
 			s.Close()
 			return nil, err
@@ -198,10 +223,16 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	}
 	pollCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	if opts.Submissions {
+		if err := s.startSubmissions(ctx, pollCtx, opts); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	s.poller = &esm.Poller{
 		SQS: env.SQS, QueueURL: env.QueueURL, Region: emulators.Region, BatchSize: opts.CopierBatchSize,
 		QueueARN: "arn:aws:sqs:" + emulators.Region + ":000000000000:" + env.QueueName,
-		Invoke:   s.invokeCopier,
+		Invoke:   invokeSQS(s.copier),
 		OnError:  func(err error) { fmt.Fprintf(s.log, "copier poller: %v\n", err) },
 	}
 	if opts.Faults != nil {
@@ -264,6 +295,10 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, local map[stri
 		if err := s.startProxies(*opts.Faults, common); err != nil {
 			return err
 		}
+	}
+	s.vars = common
+	if opts.Submissions {
+		s.submits = make(chan *function, 1)
 	}
 	callbackEnv := merge(common, map[string]string{
 		"WEBHOOK_HMAC_KEY":    local["WEBHOOK_HMAC_KEY"],
@@ -386,19 +421,23 @@ func (s *Stack) serve(opts Options) error {
 	}
 	s.URL = "http://" + front
 	s.CallbackURL = s.URL + "/?token=" + s.Token
-	host, port, _ := net.SplitHostPort(front)
 	if opts.ReaderAddr == "" {
-		opts.ReaderAddr = net.JoinHostPort(host, "0")
-		if n, _ := strconv.Atoi(port); n != 0 && !strings.HasSuffix(opts.Addr, ":0") {
-			opts.ReaderAddr = net.JoinHostPort(host, strconv.Itoa(n+1))
-		}
+		opts.ReaderAddr = nextPort(opts.Addr, front, 1)
 	}
 	reader, err := s.listen(opts.ReaderAddr, s.functionURL(s.readers))
 	if err != nil {
 		return fmt.Errorf("reader's Function URL: %w", err)
 	}
 	s.ReaderURL = "http://" + reader
+	if s.submits != nil {
+		submit, err := s.listen(submitAddr(opts, front), s.functionURL(s.submits))
+		if err != nil {
+			return fmt.Errorf("submit's Function URL: %w", err)
+		}
+		s.SubmitURL = "http://" + submit
+	}
 	if s.baseline != nil {
+		host, _, _ := net.SplitHostPort(front)
 		hello, err := s.listen(net.JoinHostPort(host, "0"), s.functionURL(s.baseline))
 		if err != nil {
 			return fmt.Errorf("baseline's Function URL: %w", err)
@@ -429,6 +468,9 @@ func (s *Stack) Close() {
 	}
 	if s.cancel != nil {
 		s.cancel()
+	}
+	if s.Platform != nil {
+		s.Platform.Close()
 	}
 	s.wg.Wait()
 	for _, f := range s.functions {

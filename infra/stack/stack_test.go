@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	sample "github.com/kiehook/kiehook/events"
+	"github.com/kiehook/kiehook/functions/submitclient"
 	"github.com/kiehook/kiehook/infra/platform"
 	"github.com/kiehook/kiehook/infra/stack"
 )
@@ -395,4 +396,67 @@ func TestATestApartRunsInAChildOfTheTestBinaryOnWhatItBuilt(t *testing.T) {
 	if binaries == nil || binaries.RIE == "" || len(binaries.Bootstrap) != len(stack.Functions)+1 {
 		t.Errorf("the child has not the parent's functions: %+v", binaries)
 	}
+}
+
+func TestASubmissionThroughTheLocalStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the functions")
+	}
+	s, err := stack.Start(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, Submissions: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	c := submitclient.New(s.SubmitURL, s.SubmitToken)
+	input := map[string]any{"prompt": "a lighthouse at dusk", "taskType": "mj_txt2img"}
+	first, err := c.Submit(ctx, "midjourney", input, map[string]string{"user": "7"}, "order-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Submit(ctx, "midjourney", input, map[string]string{"user": "7"}, "order-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("a repeat of the key is the same submission", func(t *testing.T) {
+		if again.SubmissionID != first.SubmissionID {
+			t.Errorf("repeat made %s, first %s", again.SubmissionID, first.SubmissionID)
+		}
+	})
+	tasks := waitFinished(t, s, 1)
+	task := tasks[0]
+	t.Run("the platform made one task, and it ended stored with the submission's id and labels", func(t *testing.T) {
+		creates := s.Platform.Creates()
+		if len(creates) != 1 || creates[0].TaskID != task.TaskID {
+			t.Fatalf("platform creates %+v, stored task %s", creates, task.TaskID)
+		}
+		if task.Status != "stored" || task.Submission != first.SubmissionID || task.Labels["user"] != "7" || len(task.Objects) != 4 {
+			t.Errorf("task %+v", task)
+		}
+	})
+	t.Run("GET /submissions/<id> names the task", func(t *testing.T) {
+		got, err := c.Get(ctx, first.SubmissionID)
+		if err != nil || got.Status != "submitted" || got.TaskID != task.TaskID {
+			t.Errorf("got %+v, %v", got, err)
+		}
+	})
+	t.Run("the bus heard it submitted, then stored, both with the submission's id", func(t *testing.T) {
+		var seen []string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && len(seen) < 2; time.Sleep(50 * time.Millisecond) {
+			seen = nil
+			for _, ev := range s.Env.Events() {
+				var d struct {
+					SubmissionID string `json:"submissionId"`
+				}
+				json.Unmarshal(ev.Detail, &d)
+				if d.SubmissionID == first.SubmissionID {
+					seen = append(seen, ev.DetailType)
+				}
+			}
+		}
+		if strings.Join(seen, ", ") != "Task Submitted, Task Stored" {
+			t.Errorf("events with the submission's id: %v", seen)
+		}
+	})
 }
