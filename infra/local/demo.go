@@ -115,10 +115,15 @@ func runDemo(ctx context.Context, s *stack.Stack, out io.Writer) error {
 	if err := showReader(ctx, s, out, waiting[0]); err != nil {
 		return err
 	}
+	if s.SubmitURL != "" {
+		if err := runSubmitDemo(ctx, s, out, run); err != nil {
+			return err
+		}
+	}
 	if f := s.Forwarder; f != nil {
 		fmt.Fprintf(out, "\nforwarded to %s: %d events so far, %d calls retried\n", f.Target.URL, f.Delivered.Load(), f.Retries.Load())
 	}
-	fmt.Fprintf(out, "\nsee them at %s/_local/tasks and %s/_local/events\n", s.URL, s.URL)
+	fmt.Fprintf(out, "\nsee them at %s/_local/tasks, %s/_local/submissions and %s/_local/events\n", s.URL, s.URL, s.URL)
 	return nil
 }
 

@@ -5,9 +5,9 @@
 //
 // DynamoDB, SQS, S3, EventBridge and Secrets Manager run in-process
 // (127.0.0.1:4569, :4576, :4572, :4583) beside a result file server
-// (:4590); the four functions are built and run under the Runtime
-// Interface Emulator; the callback URL is an HTTP front on 127.0.0.1:3000,
-// the reader's on :3001.
+// (:4590) and the platform's task API (:4591); the six functions are built
+// and run under the Runtime Interface Emulator; the callback URL is an
+// HTTP front on 127.0.0.1:3000, the reader's on :3001, submit's on :3002.
 package main
 
 import (
@@ -29,7 +29,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:3000", "address of the HTTP front (the Function URL)")
 	dir := flag.String("dir", "", "folder for the built binaries and the functions' logs (default .kiehook/ at the module root)")
-	demo := flag.Bool("demo", false, "play the platform: send every API's callbacks, signed, with a duplicate and a failure, then print the tasks")
+	demo := flag.Bool("demo", false, "play the platform: send every API's callbacks, signed, with a duplicate and a failure, then submit a task of every API through kiehook, and print the tasks")
 	loadRun := flag.Bool("load", false, "drive the stack like a busy platform, audit the outcome, write a report and a latency chart, and exit")
 	var lo load.Options
 	flag.IntVar(&lo.Tasks, "n", 2000, "with -load: tasks")
@@ -106,9 +106,9 @@ kiehook is running locally.
   S3             %s   bucket %s (path-style)
   EventBridge    %s   and Secrets Manager, PutEvents and GetSecretValue only
   reader         %s/tasks/<taskId>   (Authorization: Bearer %s)
-%s%s
+%s%s%s
 Press Ctrl-C to stop.
-`, s.CallbackURL, s.Key, s.URL, s.URL, s.URL, s.Env.Bus, s.Env.DynamoDBURL, s.Env.Table, s.Env.SQSURL, s.Env.QueueName, s.Env.DLQName, s.Env.S3URL, s.Env.Bucket, s.Env.JSONURL, s.ReaderURL, s.ReadToken, filesLine(s), notifyLine(opts))
+`, s.CallbackURL, s.Key, s.URL, s.URL, s.URL, s.Env.Bus, s.Env.DynamoDBURL, s.Env.Table, s.Env.SQSURL, s.Env.QueueName, s.Env.DLQName, s.Env.S3URL, s.Env.Bucket, s.Env.JSONURL, s.ReaderURL, s.ReadToken, submitLines(s), filesLine(s), notifyLine(opts))
 	if demo {
 		if err := runDemo(ctx, s, out); err != nil {
 			return err
@@ -125,6 +125,18 @@ func notifyLine(opts stack.Options) string {
 		return ""
 	}
 	return fmt.Sprintf("  forwarding     every task event's detail to %s   (%s: %s)\n", opts.Notify.URL, opts.Notify.Header, opts.Notify.Value)
+}
+
+// submitLines say where to submit tasks, and where the platform's task
+// API that creates them listens, if the stack takes submissions.
+func submitLines(s *stack.Stack) string {
+	if s.SubmitURL == "" {
+		return ""
+	}
+	return fmt.Sprintf("  submit         %s/submissions   (Authorization: Bearer %s, Idempotency-Key: <yours>)\n"+
+		"  submissions    %s/_local/submissions   (queue %s, dead letters %s)\n"+
+		"  platform API   %s   (key %s; the tasks it creates call back here)\n",
+		s.SubmitURL, s.SubmitToken, s.URL, s.Env.SubmitQueueName, s.Env.SubmitDLQName, s.Platform.URL, s.APIKey)
 }
 
 // filesLine says where the stack serves result files, if it does.

@@ -28,7 +28,7 @@ func TestDemoPlaysThePlatformAndStopsOnCancel(t *testing.T) {
 	done := make(chan error, 1)
 	receiver := forward.NewReceiver(0.3) // refuses some calls: they are retried
 	defer receiver.Close()
-	opts := stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, Notify: &receiver.Target}
+	opts := stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, Notify: &receiver.Target, Submissions: true}
 	go func() { done <- run(ctx, &out, opts, true) }()
 
 	deadline := time.Now().Add(2 * time.Minute)
@@ -83,6 +83,15 @@ func TestDemoPlaysThePlatformAndStopsOnCancel(t *testing.T) {
 	}
 	if !strings.Contains(report, " failed ") {
 		t.Errorf("the failure is not in the table:\n%s", report)
+	}
+	// Then it submits a task of every API through kiehook, one key twice.
+	for _, want := range []string{"/submissions):", "(the same submission: no second task)", fmt.Sprintf("the platform was asked to create %d tasks for %d submissions", len(platform.APIs), len(platform.APIs))} {
+		if !strings.Contains(report, want) {
+			t.Errorf("the output lacks %q:\n%s", want, report)
+		}
+	}
+	if n := len(regexp.MustCompile(`(?m)^\s+sub_\S+\s+\S+\s+submitted\s+\S+\s+stored\s`).FindAllString(report, -1)); n != len(platform.APIs) {
+		t.Errorf("%d submissions submitted and stored, want one per API:\n%s", n, report)
 	}
 }
 
