@@ -9,6 +9,9 @@
 //   - reconciler-schedule.json: the EventBridge schedule event of
 //     ReconcilerFunction.
 //   - reader-get.json: a Function URL GET for ReaderFunction.
+//   - submit-post.json: a Function URL POST /submissions for SubmitFunction.
+//   - submitter-batch.json: the SQS event of SubmitterFunction that sends
+//     submit-post.json's submission.
 //   - task-*.json: the task events kiehook puts on the bus, as an
 //     application's rule receives them.
 //   - env.json: every function's variables for the local stack, the file

@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 
+	sample "github.com/kiehook/kiehook/events"
 	"github.com/kiehook/kiehook/functions/internal/envconf"
 )
 
@@ -21,5 +22,15 @@ func TestLoadConfig(t *testing.T) {
 				t.Error("want an error")
 			}
 		})
+	}
+}
+
+func TestEnvJSONStartsTheFunctionLocally(t *testing.T) {
+	vars, err := sample.LocalVars("SubmitFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(envconf.Map(vars)); err != nil {
+		t.Errorf("env.json: %v", err)
 	}
 }

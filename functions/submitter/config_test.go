@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	sample "github.com/kiehook/kiehook/events"
 	"github.com/kiehook/kiehook/functions/internal/envconf"
 )
 
@@ -47,5 +48,15 @@ func TestTheCallbackURLCarriesTheFirstToken(t *testing.T) {
 	}
 	if got, err := url(context.Background()); err != nil || got != "https://abc.lambda-url.eu-west-1.on.aws/?token=new" {
 		t.Errorf("%q %v: the token the callback takes first, while a rotation holds two", got, err)
+	}
+}
+
+func TestEnvJSONStartsTheFunctionLocally(t *testing.T) {
+	vars, err := sample.LocalVars("SubmitterFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(envconf.Map(vars)); err != nil {
+		t.Errorf("env.json: %v", err)
 	}
 }

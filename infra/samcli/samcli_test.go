@@ -131,12 +131,12 @@ Resources:
 func TestNoLocalCredentialIsAlsoASecret(t *testing.T) {
 	tpl := kiehookTemplate(t)
 	raw := readFile(t, "../../events/env.json")
-	for _, function := range []string{"CallbackFunction", "CopierFunction", "ReconcilerFunction", "ReaderFunction"} {
+	for _, function := range []string{"CallbackFunction", "CopierFunction", "ReconcilerFunction", "ReaderFunction", "SubmitFunction", "SubmitterFunction"} {
 		env, _, err := tpl.Environment(function, raw)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{"WEBHOOK_HMAC_KEY", "CALLBACK_TOKEN", "READ_TOKEN", "KIE_API_KEY"} {
+		for _, name := range []string{"WEBHOOK_HMAC_KEY", "CALLBACK_TOKEN", "READ_TOKEN", "KIE_API_KEY", "SUBMIT_TOKEN"} {
 			if env[name] != "" && env[name+"_SECRET"] != "" {
 				t.Errorf("%s: %s and %s=%q are both set", function, name, name+"_SECRET", env[name+"_SECRET"])
 			}

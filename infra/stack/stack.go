@@ -138,6 +138,7 @@ type Stack struct {
 	readers    chan *function
 	baseline   chan *function
 	submits    chan *function
+	submitters []*function
 	vars       map[string]string // every function's: the emulators' (or their proxies') endpoints and resources
 	poller     *esm.Poller
 	copier     *function
@@ -509,7 +510,9 @@ func (s *Stack) Run(ctx context.Context, function string, env map[string]string,
 	return f.invoke(ctx, newID(), event)
 }
 
-// Invoke runs a function on a raw event, as `sam local invoke -e` does.
+// Invoke runs a function of the stack on a raw event, as `sam local invoke
+// -e` does: CallbackFunction, CopierFunction, and with Options.Submissions
+// SubmitFunction and SubmitterFunction.
 func (s *Stack) Invoke(ctx context.Context, function string, event []byte) ([]byte, error) {
 	switch function {
 	case "CallbackFunction":
@@ -518,6 +521,16 @@ func (s *Stack) Invoke(ctx context.Context, function string, event []byte) ([]by
 		return f.invoke(ctx, newID(), event)
 	case "CopierFunction":
 		return s.copier.invoke(ctx, newID(), event)
+	case "SubmitFunction", "SubmitterFunction":
+		if s.submits == nil {
+			return nil, fmt.Errorf("%s runs only with Options.Submissions", function)
+		}
+		if function == "SubmitterFunction" {
+			return s.submitters[0].invoke(ctx, newID(), event)
+		}
+		f := <-s.submits
+		defer func() { s.submits <- f }()
+		return f.invoke(ctx, newID(), event)
 	}
 	return nil, fmt.Errorf("no function %s", function)
 }

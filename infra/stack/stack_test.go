@@ -441,6 +441,22 @@ func TestASubmissionThroughTheLocalStack(t *testing.T) {
 			t.Errorf("got %+v, %v", got, err)
 		}
 	})
+	t.Run("the sample events submit, and a second delivery of the message creates nothing more", func(t *testing.T) {
+		for _, tt := range []struct{ function, file, want string }{
+			{"SubmitFunction", "submit-post.json", `"statusCode":202`},
+			{"SubmitterFunction", "submitter-batch.json", `"batchItemFailures":null`},
+		} {
+			raw, _ := fs.ReadFile(sample.Files, tt.file)
+			out, err := s.Invoke(ctx, tt.function, raw)
+			if err != nil || !strings.Contains(string(out), tt.want) {
+				t.Fatalf("%s: %s, %v; want %s", tt.file, out, err, tt.want)
+			}
+		}
+		waitFinished(t, s, 2)
+		if creates := s.Platform.Creates(); len(creates) != 2 {
+			t.Errorf("%d creates for two submissions: %+v", len(creates), creates)
+		}
+	})
 	t.Run("the bus heard it submitted, then stored, both with the submission's id", func(t *testing.T) {
 		var seen []string
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && len(seen) < 2; time.Sleep(50 * time.Millisecond) {

@@ -66,7 +66,7 @@ func (s *Stack) startSubmissions(ctx context.Context, pollCtx context.Context, o
 		if err != nil {
 			return err
 		}
-		s.functions = append(s.functions, f)
+		s.functions, s.submitters = append(s.functions, f), append(s.submitters, f)
 		p := &esm.Poller{
 			SQS: s.Env.SQS, QueueURL: s.Env.SubmitQueueURL, Region: emulators.Region, BatchSize: 10,
 			QueueARN: "arn:aws:sqs:" + emulators.Region + ":000000000000:" + s.Env.SubmitQueueName,
