@@ -199,16 +199,51 @@ func (s Submissions) Open(ctx context.Context, status string, before time.Time, 
 }
 
 // TakeSlot takes one of rate create calls the account may make in any
-// window ending now, and returns 0; or, with every slot of the window
-// taken, how long until the oldest leaves it. The window is one item
-// whose list of call times is replaced with a condition on its version,
-// so that submitters running at once never take the same slot.
-func (s Submissions) TakeSlot(ctx context.Context, account string, rate int, window time.Duration, now time.Time) (time.Duration, error) {
+// window ending now, and returns 0 with the time it dated the slot; or,
+// with every slot of the window taken, how long until the oldest leaves
+// it. The window is one item whose list of call times is replaced with a
+// condition on its version, so that submitters running at once never take
+// the same slot. The time is read from clock at each attempt, after the
+// read: a slot dated before a lost race would leave the window early.
+func (s Submissions) TakeSlot(ctx context.Context, account string, rate int, window time.Duration, clock func() time.Time) (time.Duration, time.Time, error) {
+	var wait time.Duration
+	var at time.Time
+	err := s.changePace(ctx, account, clock, func(sends []int64, now time.Time) ([]int64, bool) {
+		since := now.Add(-window).UnixMilli()
+		sends = slices.DeleteFunc(sends, func(t int64) bool { return t <= since })
+		if len(sends) >= rate {
+			wait, at = time.UnixMilli(slices.Min(sends)).Add(window).Sub(now), time.Time{}
+			return nil, false
+		}
+		wait, at = 0, now
+		return append(sends, now.UnixMilli()), true
+	})
+	return wait, at, err
+}
+
+// Redate moves the slot taken at from to to, the moment its call was
+// answered: the platform counts a call when it takes it, after the slot
+// was taken and before the answer, so a slot dated by the answer can only
+// be held longer than the platform's window, never shorter. A slot that
+// left the list meanwhile is put back at to.
+func (s Submissions) Redate(ctx context.Context, account string, from, to time.Time) error {
+	return s.changePace(ctx, account, func() time.Time { return to }, func(sends []int64, _ time.Time) ([]int64, bool) {
+		if i := slices.Index(sends, from.UnixMilli()); i >= 0 {
+			sends = slices.Delete(sends, i, i+1)
+		}
+		return append(sends, to.UnixMilli()), true
+	})
+}
+
+// changePace reads the account's list of call times and writes what
+// change makes of it, if it writes, on the condition that no other
+// submitter wrote meanwhile; it tries again until one write holds.
+func (s Submissions) changePace(ctx context.Context, account string, clock func() time.Time, change func(sends []int64, now time.Time) ([]int64, bool)) error {
 	k := key(schema.PaceKeyPrefix + account)
 	for {
 		out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: s.table, Key: k, ConsistentRead: aws.Bool(true)})
 		if err != nil {
-			return 0, fmt.Errorf("read the pace of the platform account: %w", err)
+			return fmt.Errorf("read the pace of the platform account: %w", err)
 		}
 		var pace struct {
 			Sends   []int64 `dynamodbav:"sends"`
@@ -216,35 +251,34 @@ func (s Submissions) TakeSlot(ctx context.Context, account string, rate int, win
 		}
 		if out.Item != nil {
 			if err := attributevalue.UnmarshalMap(out.Item, &pace); err != nil {
-				return 0, fmt.Errorf("decode the pace of the platform account: %w", err)
+				return fmt.Errorf("decode the pace of the platform account: %w", err)
 			}
 		}
-		since := now.Add(-window).UnixMilli()
-		sends := slices.DeleteFunc(pace.Sends, func(at int64) bool { return at <= since })
-		if len(sends) >= rate {
-			return time.UnixMilli(slices.Min(sends)).Add(window).Sub(now), nil
+		sends, write := change(pace.Sends, clock())
+		if !write {
+			return nil
 		}
 		version := expression.Name("version")
 		cond := version.Equal(expression.Value(pace.Version))
 		if out.Item == nil {
 			cond = expression.AttributeNotExists(version)
 		}
-		update := expression.Set(expression.Name("sends"), expression.Value(append(sends, now.UnixMilli()))).
+		update := expression.Set(expression.Name("sends"), expression.Value(sends)).
 			Set(version, expression.Value(pace.Version+1))
 		e, err := expression.NewBuilder().WithUpdate(update).WithCondition(cond).Build()
 		if err != nil {
-			return 0, err
+			return err
 		}
 		_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: s.table, Key: k, UpdateExpression: e.Update(),
 			ConditionExpression: e.Condition(), ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values()})
 		var raced *types.ConditionalCheckFailedException
 		if errors.As(err, &raced) {
-			continue // another submitter took a slot meanwhile: count again
+			continue // another submitter changed the list meanwhile: read it again
 		}
 		if err != nil {
-			return 0, fmt.Errorf("take a slot of the platform account: %w", err)
+			return fmt.Errorf("take a slot of the platform account: %w", err)
 		}
-		return 0, nil
+		return nil
 	}
 }
 

@@ -64,7 +64,7 @@ func TestNoWindowHoldsMoreThanTheRate(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 12 {
 		wg.Go(func() {
-			wait, err := subs.TakeSlot(ctx, "acct", 5, 10*time.Second, now)
+			wait, _, err := subs.TakeSlot(ctx, "acct", 5, 10*time.Second, at(now))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -84,12 +84,25 @@ func TestNoWindowHoldsMoreThanTheRate(t *testing.T) {
 		t.Errorf("%d slots taken at once and %d told to wait, want 5 and 7", taken, waiting)
 	}
 	t.Run("a slot frees once its call leaves the window", func(t *testing.T) {
-		if wait, err := subs.TakeSlot(ctx, "acct", 5, 10*time.Second, now.Add(10*time.Second+time.Millisecond)); wait != 0 || err != nil {
+		if wait, _, err := subs.TakeSlot(ctx, "acct", 5, 10*time.Second, at(now.Add(10*time.Second+time.Millisecond))); wait != 0 || err != nil {
 			t.Errorf("wait %v %v", wait, err)
 		}
 	})
+	t.Run("a slot dated by its call's answer stays in the window until the answer leaves it", func(t *testing.T) {
+		_, taken, err := subs.TakeSlot(ctx, "redated", 1, 10*time.Second, at(now))
+		if err != nil || !taken.Equal(now) {
+			t.Fatalf("slot dated %v, %v", taken, err)
+		}
+		if err := subs.Redate(ctx, "redated", taken, now.Add(3*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		wait, _, err := subs.TakeSlot(ctx, "redated", 1, 10*time.Second, at(now.Add(10*time.Second+time.Millisecond)))
+		if err != nil || wait != 3*time.Second-time.Millisecond {
+			t.Errorf("wait %v, %v: want the answer's window, to %v", wait, err, now.Add(13*time.Second))
+		}
+	})
 	t.Run("another account has a window of its own", func(t *testing.T) {
-		if wait, err := subs.TakeSlot(ctx, "other", 5, 10*time.Second, now); wait != 0 || err != nil {
+		if wait, _, err := subs.TakeSlot(ctx, "other", 5, 10*time.Second, at(now)); wait != 0 || err != nil {
 			t.Errorf("wait %v %v", wait, err)
 		}
 	})
@@ -119,3 +132,6 @@ func TestAnAccountOutOfCreditsIsCheckedOnceAtATime(t *testing.T) {
 		t.Errorf("%+v %v", c, err)
 	}
 }
+
+// at is a clock stopped at t.
+func at(t time.Time) func() time.Time { return func() time.Time { return t } }
