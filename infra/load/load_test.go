@@ -79,3 +79,29 @@ func run(t *testing.T, sc load.Scenario) {
 	}
 	t.Log(line)
 }
+
+// TestSubmissionsUnderThePlatformsLimit submits 500 keys, each twice, from
+// 20 clients, while the platform holds 20 creates a second, loses 5 % of
+// its answers, and the application's own tools take 4 a second of the
+// limit: the audit reads the platform's log.
+func TestSubmissionsUnderThePlatformsLimit(t *testing.T) {
+	if !stack.Apart(t, binaries) {
+		return
+	}
+	o := load.SubmitOptions{Direct: 4}
+	s, err := stack.Start(context.Background(), o.Stack(stack.Options{Addr: "127.0.0.1:0", Dir: t.TempDir(), Binaries: binaries, CallbackInstances: 4}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rep, err := load.RunSubmissions(context.Background(), s, o)
+	if rep != nil {
+		t.Log("\n" + rep.String())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Refused == 0 || rep.Lost == 0 {
+		t.Errorf("the run met %d refusals and %d lost answers: it proves nothing of them", rep.Refused, rep.Lost)
+	}
+}

@@ -50,6 +50,27 @@ func runLoad(ctx context.Context, out io.Writer, opts stack.Options, lo load.Opt
 	return err // the run's, or the audit's
 }
 
+// runSubmissions starts a stack paced for a submissions run, drives and
+// audits it, and prints the report. It fails when the audit does.
+func runSubmissions(ctx context.Context, out io.Writer, opts stack.Options, so load.SubmitOptions) error {
+	opts.CallbackInstances = 4
+	p := progress.New(out, 0)
+	p.Phase("building the functions and starting the emulators", nil)
+	so.Progress = p
+	s, err := stack.Start(ctx, so.Stack(opts))
+	if err != nil {
+		p.Stop()
+		return err
+	}
+	defer s.Close()
+	rep, err := load.RunSubmissions(ctx, s, so)
+	p.Stop()
+	if rep != nil {
+		fmt.Fprint(out, rep.String())
+	}
+	return err
+}
+
 func write(dir string, rep *load.Report) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
