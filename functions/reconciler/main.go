@@ -77,7 +77,7 @@ func build(ctx context.Context, logger *slog.Logger) (*reconciler.Reconciler, er
 		bus.Metrics = r.Metrics
 		r.Notifier, receiver.Notifier = bus, bus
 		if r.Submissions.Store != nil {
-			r.Submissions.Events = bus
+			r.Submissions.Events, bus.Submissions = bus, dynamo.Submissions{Store: store}
 		}
 	}
 	if keyErr == nil {

@@ -163,6 +163,9 @@ const (
 const (
 	SubmissionAccepted = "submission:accepted"
 	SubmissionUnknown  = "submission:unknown"
+	// SubmissionUnannounced are the ended submissions whose event the bus
+	// has not taken yet.
+	SubmissionUnannounced = "submission:unannounced"
 )
 
 // SubmissionRecord is a submission's item. Its TaskID attribute holds the
@@ -188,6 +191,7 @@ type SubmissionRecord struct {
 	CreatedAt      string            `json:"createdAt" dynamodbav:"createdAt"`
 	UpdatedAt      string            `json:"updatedAt" dynamodbav:"updatedAt"`
 	ExpiresAt      int64             `json:"expiresAt,omitempty" dynamodbav:"expiresAt,omitempty"`
+	NotifiedAt     string            `json:"notifiedAt,omitempty" dynamodbav:"notifiedAt,omitempty"`
 }
 
 // The submission record's own attribute names, beside the task's

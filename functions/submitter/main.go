@@ -60,7 +60,7 @@ func build(ctx context.Context, logger *slog.Logger) (*submitter.Submitter, erro
 	if c.EventBus != "" {
 		// Submission events carry no objects: no bucket.
 		bus := eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, "", store, time.Now)
-		bus.Metrics = s.Metrics
+		bus.Metrics, bus.Submissions = s.Metrics, subs
 		s.Events = bus
 	}
 	return s, nil

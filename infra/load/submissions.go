@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -103,6 +104,9 @@ type SubmitReport struct {
 	refused                                      int // submissions with a create refused 429
 	Stored, Failed, NotEnded                     int
 	DeadLetters                                  int
+	// Unannounced are the ended submissions whose event never reached the
+	// bus (the reconciler's sweep puts the ones a callback linked).
+	Unannounced int
 
 	objects Report // the stored tasks' objects, checked as a load run's are
 	Notes   []string
@@ -136,6 +140,7 @@ func (r *SubmitReport) Problems() []string {
 	check(r.Submitted+r.SubmitFailed != r.Accepted, "%d submitted and %d submit_failed of %d accepted", r.Submitted, r.SubmitFailed, r.Accepted)
 	check(r.objects.Corrupt > 0, "%d objects not as the platform made them", r.objects.Corrupt)
 	check(r.DeadLetters > 0, "%d submission messages dead-lettered", r.DeadLetters)
+	check(r.Unannounced > 0, "%d ended submissions without their event on the bus", r.Unannounced)
 	return p
 }
 
@@ -151,8 +156,8 @@ func (r *SubmitReport) String() string {
 		r.MostInWindow, o.Window, o.Rate, o.Limit, r.PerWindow(), o.Window, 100*r.PerWindow()/float64(o.Rate), r.DrainSeconds)
 	fmt.Fprintf(&b, "  submissions       %d submitted, %d submit_failed, %d submit_unknown, %d open; %d of %d lost answers linked by their callback; %d of %d refused 429 ended submitted\n",
 		r.Submitted, r.SubmitFailed, r.SubmitUnknown, r.Open, r.LostLinked, r.Lost, r.RefusedSubmitted, r.refused)
-	fmt.Fprintf(&b, "  tasks             %d stored (%d objects intact, %d corrupt), %d failed, %d not ended; %d dead letters\n",
-		r.Stored, r.objects.Objects, r.objects.Corrupt, r.Failed, r.NotEnded, r.DeadLetters)
+	fmt.Fprintf(&b, "  tasks             %d stored (%d objects intact, %d corrupt), %d failed, %d not ended; %d dead letters; %d ends without their event\n",
+		r.Stored, r.objects.Objects, r.objects.Corrupt, r.Failed, r.NotEnded, r.DeadLetters, r.Unannounced)
 	for _, p := range r.Problems() {
 		fmt.Fprintf(&b, "  PROBLEM           %s\n", p)
 	}
@@ -372,9 +377,14 @@ func (r *SubmitReport) audit(ctx context.Context, s *stack.Stack, want map[strin
 	if err != nil {
 		return err
 	}
+	announced := awaitAnnounced(ctx, s, subs, time.Now().Add(30*time.Second))
 	for _, sub := range subs {
 		if !want[sub.SubmissionID] {
 			continue
+		}
+		if !announced[sub.SubmissionID] && sub.Status != "accepted" && sub.Status != "unknown" {
+			r.Unannounced++
+			r.note("%s ended %s, and no event of it reached the bus", sub.SubmissionID, sub.Status)
 		}
 		switch sub.Status {
 		case "submitted":
@@ -415,6 +425,37 @@ func (r *SubmitReport) audit(ctx context.Context, s *stack.Stack, want map[strin
 	}
 	r.DeadLetters = emulators.QueueDepth(s.Env.SubmitDLQName)
 	return nil
+}
+
+// awaitAnnounced polls the bus until every ended submission of subs has an
+// event, or deadline; it returns the submissions that have one.
+func awaitAnnounced(ctx context.Context, s *stack.Stack, subs []stack.Submission, deadline time.Time) map[string]bool {
+	for {
+		announced := map[string]bool{}
+		for _, ev := range s.Env.Events() {
+			if strings.HasPrefix(ev.DetailType, "Task Submit") { // Submitted, Submit Failed, Submit Unknown
+				var d struct {
+					SubmissionID string `json:"submissionId"`
+				}
+				json.Unmarshal(ev.Detail, &d)
+				announced[d.SubmissionID] = true
+			}
+		}
+		missing := 0
+		for _, sub := range subs {
+			if !announced[sub.SubmissionID] && sub.Status != "accepted" && sub.Status != "unknown" {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			return announced
+		}
+		select {
+		case <-ctx.Done():
+			return announced
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // submissionOf is the submission id a create's callBackUrl carries, in the

@@ -24,13 +24,15 @@ import (
 type Submissions struct{ *Store }
 
 // openStatusOf is a submission's key in the open index, while the
-// reconciler may have to finish it.
+// reconciler may have to finish it: send it, end it, or tell its end.
 func openStatusOf(status string) string {
-	switch status {
-	case submission.Accepted:
+	switch {
+	case status == submission.Accepted:
 		return schema.SubmissionAccepted
-	case submission.Unknown:
+	case status == submission.Unknown:
 		return schema.SubmissionUnknown
+	case submission.Final(status):
+		return schema.SubmissionUnannounced
 	}
 	return ""
 }
@@ -42,7 +44,7 @@ func submissionKey(id string) map[string]types.AttributeValue {
 func encodeSubmission(s submission.Submission) (map[string]types.AttributeValue, error) {
 	r := schema.SubmissionRecord{
 		Key: schema.SubmissionKeyPrefix + s.ID, SubmissionID: s.ID, IdempotencyKey: s.Key, BodyHash: s.BodyHash, API: s.API,
-		Input: string(s.Input), Labels: s.Labels, Status: s.Status, OpenStatus: openStatusOf(s.Status), Attempts: s.Attempts,
+		Input: string(s.Input), Labels: s.Labels, Status: s.Status, OpenStatus: openStatusOf(s.Status), Attempts: s.Attempts, NotifiedAt: schema.Timestamp(s.NotifiedAt),
 		Task: s.TaskID, Code: s.Code, Msg: s.Msg, Error: s.Error, ClaimedBy: s.ClaimedBy, ClaimedAt: schema.Timestamp(s.ClaimedAt),
 		CreatedAt: schema.Timestamp(s.CreatedAt), UpdatedAt: schema.Timestamp(s.UpdatedAt), ExpiresAt: s.ExpiresAt.Unix(),
 	}
@@ -63,7 +65,7 @@ func decodeSubmission(m map[string]types.AttributeValue) (submission.Submission,
 	for _, at := range []struct {
 		to   *time.Time
 		from string
-	}{{&s.ClaimedAt, r.ClaimedAt}, {&s.CreatedAt, r.CreatedAt}, {&s.UpdatedAt, r.UpdatedAt}} {
+	}{{&s.ClaimedAt, r.ClaimedAt}, {&s.CreatedAt, r.CreatedAt}, {&s.UpdatedAt, r.UpdatedAt}, {&s.NotifiedAt, r.NotifiedAt}} {
 		if *at.to, err = schema.ParseTimestamp(at.from); err != nil {
 			return submission.Submission{}, fmt.Errorf("decode submission %s: %w", r.SubmissionID, err)
 		}
@@ -123,7 +125,13 @@ func (s Submissions) Update(ctx context.Context, c submission.Change) (submissio
 		cond = cond.And(expression.AttributeNotExists(expression.Name(schema.ClaimedBy)))
 	}
 	var u changes
-	u.setTime(schema.UpdatedAt, c.Now)
+	if c.Notified {
+		// Told: out of the open index, its updatedAt as it was.
+		u.setTime(schema.NotifiedAt, c.Now)
+		u.remove(schema.OpenStatus)
+	} else {
+		u.setTime(schema.UpdatedAt, c.Now)
+	}
 	if c.To != "" {
 		u.set(schema.Status, c.To)
 		if open := openStatusOf(c.To); open != "" {
@@ -176,6 +184,26 @@ func (s Submissions) Update(ctx context.Context, c submission.Change) (submissio
 		return submission.Submission{}, err
 	}
 	return decodeSubmission(out.Attributes)
+}
+
+// Unannounced lists at most limit ended submissions whose event the bus
+// has not taken, ended before before, oldest first.
+func (s Submissions) Unannounced(ctx context.Context, before time.Time, limit int32) ([]submission.Submission, error) {
+	items, err := s.openItems(ctx, schema.SubmissionUnannounced, before, limit)
+	if err != nil {
+		return nil, err
+	}
+	var subs []submission.Submission
+	for _, item := range items {
+		sub, err := decodeSubmission(item)
+		if err != nil {
+			return nil, err
+		}
+		if sub.Unannounced() { // the index lags its table
+			subs = append(subs, sub)
+		}
+	}
+	return subs, nil
 }
 
 // Open lists at most limit submissions in status (accepted or unknown)

@@ -32,6 +32,12 @@ type Marker interface {
 	Update(ctx context.Context, c task.Change) (task.Task, error)
 }
 
+// SubmissionMarker records that a submission's event was accepted
+// (dynamo.Submissions, with submission.MarkNotified).
+type SubmissionMarker interface {
+	Update(ctx context.Context, c submission.Change) (submission.Submission, error)
+}
+
 // Bus implements task.Notifier.
 type Bus struct {
 	client Putter
@@ -39,6 +45,9 @@ type Bus struct {
 	bucket string
 	tasks  Marker
 	now    func() time.Time
+	// Submissions, when set, records each submission event the bus took,
+	// so that the reconciler's sweep puts only the ones it did not.
+	Submissions SubmissionMarker
 	// Metrics, when set, counts the events the bus took (EventsPut, by
 	// detail type) for the dashboard.
 	Metrics *metrics.Writer
@@ -73,9 +82,19 @@ func (b *Bus) Notify(ctx context.Context, t task.Task) error {
 	return nil
 }
 
-// Announce puts the event detailType of submission s, as it is now. A
-// failed call, or an entry the bus refused, is an error.
-func (b *Bus) Announce(ctx context.Context, detailType string, s submission.Submission) error {
+// submissionDetailTypes name the events of a submission's ends.
+var submissionDetailTypes = map[string]string{
+	submission.Submitted: taskevent.Submitted, submission.SubmitFailed: taskevent.SubmitFailed, submission.SubmitUnknown: taskevent.SubmitUnknown,
+}
+
+// Announce puts the event of ended submission s, as it is now, then
+// records its acceptance. A failed call, or an entry the bus refused, is
+// an error: the reconciler's sweep puts it later.
+func (b *Bus) Announce(ctx context.Context, s submission.Submission) error {
+	detailType, ok := submissionDetailTypes[s.Status]
+	if !ok {
+		return fmt.Errorf("submission %s is %s: only an end is announced", s.ID, s.Status)
+	}
 	detail, err := json.Marshal(taskevent.SubmissionDetail{ // its fields are bounded: it fits
 		SchemaVersion: taskevent.SchemaVersion, SubmissionID: s.ID, TaskID: s.TaskID, API: s.API, Status: s.Status,
 		Code: s.Code, Msg: s.Msg, Error: s.Error, Labels: s.Labels,
@@ -85,6 +104,12 @@ func (b *Bus) Announce(ctx context.Context, detailType string, s submission.Subm
 	}
 	if err := b.put(ctx, detailType, detail); err != nil {
 		return fmt.Errorf("event of submission %s: %w", s.ID, err)
+	}
+	if b.Submissions == nil {
+		return nil
+	}
+	if _, err := b.Submissions.Update(context.WithoutCancel(ctx), submission.MarkNotified(s, b.now().UTC())); err != nil && !errors.Is(err, submission.ErrStale) {
+		return fmt.Errorf("record the event of submission %s: %w", s.ID, err)
 	}
 	return nil
 }

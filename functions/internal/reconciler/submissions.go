@@ -6,12 +6,12 @@ import (
 	"time"
 
 	"github.com/kiehook/kiehook/functions/internal/submission"
-	"github.com/kiehook/kiehook/functions/taskevent"
 )
 
 // openSubmissions lists and changes the submissions that still need work.
 type openSubmissions interface {
 	Open(ctx context.Context, status string, before time.Time, limit int32) ([]submission.Submission, error)
+	Unannounced(ctx context.Context, before time.Time, limit int32) ([]submission.Submission, error)
 	Update(ctx context.Context, c submission.Change) (submission.Submission, error)
 }
 
@@ -22,7 +22,7 @@ type submitQueue interface {
 
 // announcer puts a submission's event.
 type announcer interface {
-	Announce(ctx context.Context, detailType string, s submission.Submission) error
+	Announce(ctx context.Context, s submission.Submission) error
 }
 
 // Submissions is what the reconciler finishes of the submissions; nil
@@ -88,10 +88,34 @@ func (r *Reconciler) submissions(ctx context.Context, now time.Time, rep *Report
 		}
 		rep.SubmitUnknown++
 		if s.Events != nil {
-			if err := s.Events.Announce(ctx, taskevent.SubmitUnknown, ended); err != nil {
-				r.Logger.WarnContext(ctx, "submission event not put", "submissionId", ended.ID, "error", err.Error())
+			if err := s.Events.Announce(ctx, ended); err != nil {
+				r.Logger.WarnContext(ctx, "submission event not put: the sweep puts it", "submissionId", ended.ID, "error", err.Error())
 			}
 		}
+	}
+	return errors.Join(append(errs, r.announceSubmissions(ctx, now, rep))...)
+}
+
+// announceSubmissions puts the events of the submissions that ended
+// NotifyAfter ago or more and whose event the bus never took: their
+// submitter died before it put it, the bus refused it, or a callback
+// linked them (the callback answers at once and leaves the event here).
+func (r *Reconciler) announceSubmissions(ctx context.Context, now time.Time, rep *Report) error {
+	s := r.Submissions
+	if s.Events == nil {
+		return nil
+	}
+	ended, err := s.Store.Unannounced(ctx, now.Add(-r.NotifyAfter), r.Limit)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, sub := range ended {
+		if err := s.Events.Announce(ctx, sub); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rep.Notified++ // EventsSwept counts both kinds
 	}
 	return errors.Join(errs...)
 }

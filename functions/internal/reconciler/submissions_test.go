@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -55,6 +56,56 @@ func TestTheReconcilerFinishesWhatSubmittersLeft(t *testing.T) {
 	t.Run("a second run sends nothing again", func(t *testing.T) {
 		if rep := h.run(t); rep.SubmissionsResent != 0 || emulators.QueueDepth(h.env.QueueName) != 1 {
 			t.Errorf("report %+v", rep)
+		}
+	})
+}
+
+func TestTheReconcilerAnnouncesEveryEndOnce(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	subs := dynamo.Submissions{Store: h.store}
+	bus := eventbus.New(h.env.EventBridge, h.env.Bus, h.env.Bucket, h.store, func() time.Time { return testNow })
+	bus.Submissions = subs
+	h.r.Submissions = Submissions{Store: subs, Queue: queue.NewSubmissions(h.env.SQS, h.env.QueueURL), Events: bus, UnknownAfter: 2 * time.Hour}
+	h.r.DeadLetters = nil
+	accept := func(key string) string {
+		s, _ := submission.New(key, []byte(`{"api":"veo","input":{"prompt":"x"}}`), testNow.Add(-time.Hour), 2*time.Hour)
+		subs.Create(ctx, s)
+		return s.ID
+	}
+	// Its submitter ended it, then died before it put the event.
+	died := accept("submitter-died")
+	subs.Update(ctx, submission.Claim(died, "s", testNow.Add(-10*time.Minute)))
+	subs.Update(ctx, submission.MarkSubmitted(died, "s", "veo_1", testNow.Add(-10*time.Minute)))
+	// Its answer was lost; the callback linked it, and leaves the event.
+	linked := accept("answer-lost")
+	subs.Update(ctx, submission.Claim(linked, "s", testNow.Add(-10*time.Minute)))
+	subs.Update(ctx, submission.MarkUnknown(linked, "s", "no answer", testNow.Add(-10*time.Minute)))
+	subs.Update(ctx, submission.Link(linked, "veo_2", testNow.Add(-5*time.Minute)))
+	// Ended a moment ago: its submitter may still be putting the event.
+	recent := accept("just-ended")
+	subs.Update(ctx, submission.Claim(recent, "s", testNow))
+	subs.Update(ctx, submission.MarkRefused(recent, "s", 422, "bad input", testNow))
+
+	h.run(t)
+	told := map[string]string{}
+	for _, ev := range h.env.Events() {
+		var d taskevent.SubmissionDetail
+		json.Unmarshal(ev.Detail, &d)
+		told[d.SubmissionID] = ev.DetailType
+	}
+	if len(h.env.Events()) != 2 || told[died] != taskevent.Submitted || told[linked] != taskevent.Submitted {
+		t.Errorf("events %v: want Task Submitted for the two ended long enough ago", told)
+	}
+	for id, want := range map[string]bool{died: true, linked: true, recent: false} {
+		if got, _, _ := subs.Get(ctx, id); got.NotifiedAt.IsZero() == want {
+			t.Errorf("%s notified at %v", id, got.NotifiedAt)
+		}
+	}
+	t.Run("a second run puts nothing again", func(t *testing.T) {
+		h.run(t)
+		if n := len(h.env.Events()); n != 2 {
+			t.Errorf("%d events", n)
 		}
 	})
 }

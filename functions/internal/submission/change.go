@@ -22,6 +22,8 @@ type Change struct {
 	DropClaim bool
 	// AddAttempt counts one more create call.
 	AddAttempt bool
+	// Notified records that the bus took the event of the end, at Now.
+	Notified bool
 	TaskID     string
 	Code       int
 	Msg, Error string
@@ -84,6 +86,12 @@ func Abandon(s Submission, now time.Time) Change {
 		Error: "its submitter ended during its create call: the platform may have made the task"}
 }
 
+// MarkNotified records that the bus took the event of s's end, so that
+// the reconciler does not put it again.
+func MarkNotified(s Submission, now time.Time) Change {
+	return Change{ID: s.ID, From: s.Status, Notified: true, Now: now}
+}
+
 // Touch records that an accepted submission no one holds still has a
 // message on its way (sent again to wait its turn): the reconciler sends
 // one only for a submission left untouched past a message's longest delay.
@@ -121,6 +129,10 @@ func Apply(s Submission, c Change) (Submission, bool) {
 	}
 	if c.Error != "" {
 		s.Error = c.Error
+	}
+	if c.Notified {
+		s.NotifiedAt = c.Now
+		return s, true // the submission is as it was: only its event is told
 	}
 	s.UpdatedAt = c.Now
 	return s, true

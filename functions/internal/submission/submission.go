@@ -51,10 +51,17 @@ type Submission struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	ExpiresAt time.Time
+	// NotifiedAt is when the bus took the event of its end: until then,
+	// the reconciler puts it, so that every end is told at least once.
+	NotifiedAt time.Time
 }
 
 // Final reports whether a submission in status s has ended.
 func Final(s string) bool { return s == Submitted || s == SubmitFailed || s == SubmitUnknown }
+
+// Unannounced reports whether s has ended and the bus has not taken the
+// event of its end.
+func (s Submission) Unannounced() bool { return Final(s.Status) && s.NotifiedAt.IsZero() }
 
 // Request is the body of POST /submissions.
 type Request struct {

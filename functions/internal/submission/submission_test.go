@@ -95,3 +95,23 @@ func TestBackoffGrowsAndA429WaitsAWindow(t *testing.T) {
 		t.Errorf("a 429 waits %v, less than the platform's window", d)
 	}
 }
+
+func TestAnEndIsToldOnce(t *testing.T) {
+	at := now
+	s := submission.Submission{ID: "sub_1", Status: submission.Accepted, UpdatedAt: at}
+	if s.Unannounced() {
+		t.Error("an accepted submission has no end to tell")
+	}
+	s, _ = submission.Apply(s, submission.Claim(s.ID, "o", at))
+	s, _ = submission.Apply(s, submission.MarkSubmitted(s.ID, "o", "veo_1", at))
+	if !s.Unannounced() {
+		t.Error("a submitted one is told")
+	}
+	told, ok := submission.Apply(s, submission.MarkNotified(s, at.Add(time.Minute)))
+	if !ok || told.Unannounced() || !told.UpdatedAt.Equal(at) || told.Status != submission.Submitted {
+		t.Errorf("told %+v, %v: notified, and otherwise as it was", told, ok)
+	}
+	if _, ok := submission.Apply(submission.Submission{ID: "sub_1", Status: submission.Unknown}, submission.MarkNotified(s, at)); ok {
+		t.Error("a submission that moved since is not marked")
+	}
+}

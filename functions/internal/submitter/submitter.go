@@ -24,7 +24,6 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/submission"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/schema"
-	"github.com/kiehook/kiehook/functions/taskevent"
 )
 
 // store keeps submissions.
@@ -68,7 +67,7 @@ type sender interface {
 
 // announcer puts a submission's event.
 type announcer interface {
-	Announce(ctx context.Context, detailType string, s submission.Submission) error
+	Announce(ctx context.Context, s submission.Submission) error
 }
 
 // Submitter sends each submission to the platform once.
@@ -158,7 +157,7 @@ func (s *Submitter) send(ctx context.Context, id string) (string, error) {
 	case sub.ClaimedBy != "":
 		return outcomeDone, s.abandoned(ctx, sub, now)
 	case now.Sub(sub.CreatedAt) > s.MaxWait:
-		return outcomeRefused, s.end(ctx, submission.Expire(sub, "still waiting after SUBMIT_MAX_WAIT ("+s.MaxWait.String()+")", now), taskevent.SubmitFailed)
+		return outcomeRefused, s.end(ctx, submission.Expire(sub, "still waiting after SUBMIT_MAX_WAIT ("+s.MaxWait.String()+")", now))
 	}
 	wait, slot, err := s.turn(ctx, now)
 	if err != nil || wait > 0 {
@@ -176,7 +175,7 @@ func (s *Submitter) send(ctx context.Context, id string) (string, error) {
 	}
 	body, err := createBody(sub, callback)
 	if err != nil {
-		return outcomeRefused, s.end(ctx, submission.MarkRefused(id, owner, 400, err.Error(), now), taskevent.SubmitFailed)
+		return outcomeRefused, s.end(ctx, submission.MarkRefused(id, owner, 400, err.Error(), now))
 	}
 	a := s.Platform.Create(ctx, sub.API, body)
 	now = s.Now().UTC()
@@ -187,7 +186,7 @@ func (s *Submitter) send(ctx context.Context, id string) (string, error) {
 	case submission.Created:
 		return outcomeSubmitted, s.created(ctx, sub, owner, a.TaskID, now)
 	case submission.Refused:
-		return outcomeRefused, s.end(ctx, submission.MarkRefused(id, owner, a.Code, a.Msg, now), taskevent.SubmitFailed)
+		return outcomeRefused, s.end(ctx, submission.MarkRefused(id, owner, a.Code, a.Msg, now))
 	case submission.Ambiguous:
 		why := fmt.Sprintf("the create call went out and no usable answer came (code %d): %v", a.Code, a.Err)
 		_, err := s.Submissions.Update(context.WithoutCancel(ctx), submission.MarkUnknown(id, owner, why, now))
@@ -278,7 +277,7 @@ func (s *Submitter) created(ctx context.Context, sub submission.Submission, owne
 	if _, _, err := s.Tasks.Create(ctx, t); err != nil {
 		s.Logger.WarnContext(ctx, "the created task's pending record was not written; its callback writes it", "submissionId", sub.ID, "taskId", taskID, "error", err.Error())
 	}
-	return s.end(ctx, submission.MarkSubmitted(sub.ID, owner, taskID, now), taskevent.Submitted)
+	return s.end(ctx, submission.MarkSubmitted(sub.ID, owner, taskID, now))
 }
 
 // abandoned makes unknown a submission whose claim a dead submitter left;
@@ -292,7 +291,7 @@ func (s *Submitter) abandoned(ctx context.Context, sub submission.Submission, no
 }
 
 // end makes c, which ends a submission, and announces it.
-func (s *Submitter) end(ctx context.Context, c submission.Change, detailType string) error {
+func (s *Submitter) end(ctx context.Context, c submission.Change) error {
 	ended, err := s.Submissions.Update(context.WithoutCancel(ctx), c)
 	if err != nil {
 		return ignoreStale(err)
@@ -300,7 +299,7 @@ func (s *Submitter) end(ctx context.Context, c submission.Change, detailType str
 	if s.Events == nil {
 		return nil
 	}
-	if err := s.Events.Announce(ctx, detailType, ended); err != nil {
+	if err := s.Events.Announce(ctx, ended); err != nil {
 		s.Logger.WarnContext(ctx, "submission event not put", "submissionId", ended.ID, "error", err.Error())
 	}
 	return nil
