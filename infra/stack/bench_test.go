@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,35 +62,13 @@ func quantile(took []time.Duration, q float64) float64 {
 // BenchmarkCallback sends the success callback of a new task, signed and
 // with the token, through the local Function URL front to the callback
 // function under the Runtime Interface Emulator, on the in-process
-// emulators. Every callback follows a request to a hello-world handler
-// served the same way (infra/hello), so that both meet the same machine;
-// it reports both medians and their ratio, the figure docs/benchmarks.md
-// holds to at most 2. Copies are paused: only the answer's path runs.
+// emulators, side by side with a hello-world handler (againstHello): the
+// ratio of medians is the figure docs/benchmarks.md holds to at most 2.
+// Copies are paused: only the answer's path runs.
 func BenchmarkCallback(b *testing.B) {
-	if testing.Short() {
-		b.Skip("runs the stack")
-	}
-	s, err := stack.Start(context.Background(), stack.Options{Addr: "127.0.0.1:0", Dir: b.TempDir(), Binaries: binaries, Baseline: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(s.Close)
+	s := startBaseline(b, stack.Options{})
 	s.PauseCopies()
-	client := &http.Client{}
-	do := func(req *http.Request) time.Duration {
-		start := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b.Fatalf("%s answered %d", req.URL.Host, resp.StatusCode)
-		}
-		return time.Since(start)
-	}
-	callback := func(i int) *http.Request {
+	againstHello(b, s, http.StatusOK, func(i int) *http.Request {
 		id := fmt.Sprintf("bench_cb_%d_%d", b.N, i)
 		body := platform.Body("midjourney", id, 200, []string{"http://127.0.0.1:1/a.png"})
 		req, _ := http.NewRequest(http.MethodPost, s.CallbackURL, bytes.NewReader(body))
@@ -98,6 +77,60 @@ func BenchmarkCallback(b *testing.B) {
 		req.Header.Set("X-Webhook-Timestamp", ts)
 		req.Header.Set("X-Webhook-Signature", platform.Sign(s.Key, id, ts))
 		return req
+	})
+}
+
+// BenchmarkSubmit posts a new submission, with its bearer token and a key
+// of its own, to submit's local Function URL, side by side with a
+// hello-world handler (againstHello): the ratio of medians is the figure
+// docs/benchmarks.md holds to at most 2. The submitters are paused: only
+// the answer's path runs (a GetItem, a conditional PutItem, a SendMessage).
+func BenchmarkSubmit(b *testing.B) {
+	s := startBaseline(b, stack.Options{Submissions: true})
+	s.PauseSubmitters()
+	againstHello(b, s, http.StatusAccepted, func(i int) *http.Request {
+		body := `{"api":"veo","input":{"prompt":"waves at sunrise","model":"veo3_fast"},"labels":{"user":"7"}}`
+		req, _ := http.NewRequest(http.MethodPost, s.SubmitURL+"/submissions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+s.SubmitToken)
+		req.Header.Set("Idempotency-Key", fmt.Sprintf("bench-%d-%d", b.N, i))
+		return req
+	})
+}
+
+// startBaseline starts a stack with opts and the hello-world handler.
+func startBaseline(b *testing.B, opts stack.Options) *stack.Stack {
+	if testing.Short() {
+		b.Skip("runs the stack")
+	}
+	opts.Addr, opts.Dir, opts.Binaries, opts.Baseline = "127.0.0.1:0", b.TempDir(), binaries, true
+	s, err := stack.Start(context.Background(), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Close)
+	return s
+}
+
+// againstHello times request(i), expecting status, each right after a
+// request to a hello-world handler served the same way (infra/hello), so
+// that both meet the same machine, and reports both medians, the
+// request's 99th percentile, and the ratio of medians. Negative i are the
+// warm-up's.
+func againstHello(b *testing.B, s *stack.Stack, status int, request func(i int) *http.Request) {
+	client := &http.Client{}
+	do := func(req *http.Request, want int) time.Duration {
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			b.Fatalf("%s answered %d, want %d", req.URL.Host, resp.StatusCode, want)
+		}
+		return time.Since(start)
 	}
 	hello := func() *http.Request {
 		req, _ := http.NewRequest(http.MethodPost, s.BaselineURL, bytes.NewReader([]byte(`{"code":200}`)))
@@ -105,22 +138,22 @@ func BenchmarkCallback(b *testing.B) {
 		return req
 	}
 	for i := range 20 { // warm sandboxes and connections
-		do(hello())
-		do(callback(-1 - i))
+		do(hello(), http.StatusOK)
+		do(request(-1-i), status)
 	}
-	calls, hellos := make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)
+	took, hellos := make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
-		h, c := hello(), callback(i)
+		h, r := hello(), request(i)
 		b.StartTimer()
-		hellos = append(hellos, do(h))
-		calls = append(calls, do(c))
+		hellos = append(hellos, do(h, http.StatusOK))
+		took = append(took, do(r, status))
 	}
 	b.StopTimer()
-	p50, hello50 := quantile(calls, 0.5), quantile(hellos, 0.5)
+	p50, hello50 := quantile(took, 0.5), quantile(hellos, 0.5)
 	b.ReportMetric(p50, "p50-ms")
-	b.ReportMetric(quantile(calls, 0.99), "p99-ms")
+	b.ReportMetric(quantile(took, 0.99), "p99-ms")
 	b.ReportMetric(hello50, "hello-p50-ms")
 	b.ReportMetric(p50/hello50, "p50/hello")
 }

@@ -139,17 +139,19 @@ type Stack struct {
 	baseline   chan *function
 	submits    chan *function
 	submitters []*function
-	vars       map[string]string // every function's: the emulators' (or their proxies') endpoints and resources
-	poller     *esm.Poller
-	copier     *function
-	reconciler *function
-	functions  []*function
-	servers    []*http.Server
-	cancel     context.CancelFunc
-	dir        string
-	bins       *Binaries
-	wg         sync.WaitGroup
-	log        io.Writer
+	// submitPollers feed the submitters.
+	submitPollers []*esm.Poller
+	vars          map[string]string // every function's: the emulators' (or their proxies') endpoints and resources
+	poller        *esm.Poller
+	copier        *function
+	reconciler    *function
+	functions     []*function
+	servers       []*http.Server
+	cancel        context.CancelFunc
+	dir           string
+	bins          *Binaries
+	wg            sync.WaitGroup
+	log           io.Writer
 }
 
 // Start builds and starts everything; Close stops it.

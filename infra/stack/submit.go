@@ -76,6 +76,7 @@ func (s *Stack) startSubmissions(ctx context.Context, pollCtx context.Context, o
 		if opts.Faults != nil {
 			p.Duplicates = opts.Faults.Duplicate
 		}
+		s.submitPollers = append(s.submitPollers, p)
 		s.wg.Go(func() { p.Run(pollCtx) })
 	}
 	return nil
@@ -101,4 +102,12 @@ func nextPort(asked, front string, n int) string {
 	var p int
 	fmt.Sscan(port, &p)
 	return net.JoinHostPort(host, fmt.Sprint(p+n))
+}
+
+// PauseSubmitters holds the submit queue's messages back from the
+// submitters, for benchmarks of submit's answer alone.
+func (s *Stack) PauseSubmitters() {
+	for _, p := range s.submitPollers {
+		p.Pause()
+	}
 }

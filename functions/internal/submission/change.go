@@ -23,7 +23,7 @@ type Change struct {
 	// AddAttempt counts one more create call.
 	AddAttempt bool
 	// Notified records that the bus took the event of the end, at Now.
-	Notified bool
+	Notified   bool
 	TaskID     string
 	Code       int
 	Msg, Error string
