@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/url"
 	"sync"
 	"time"
@@ -250,11 +251,28 @@ func (s *Submitter) later(ctx context.Context, id string, wait time.Duration, er
 	if err != nil {
 		return err
 	}
-	if err := s.Queue.Send(ctx, id, wait); err != nil {
+	if err := s.Queue.Send(ctx, id, spread(wait, s.Window)); err != nil {
 		return err
 	}
 	_, err = s.Submissions.Update(ctx, submission.Touch(id, s.Now().UTC()))
 	return ignoreStale(err)
+}
+
+// spread is the delay a submission waiting wait is sent again with: in
+// whole seconds, SQS's unit, rounded up, so that it never comes back
+// before its turn (rounded to nearest, a wait under half a second came
+// back at once, again and again); and a random part of a window more, so
+// that a backlog's submissions do not all come back at the moment a slot
+// frees, each to find it taken.
+func spread(wait, window time.Duration) time.Duration {
+	delay := wait.Truncate(time.Second)
+	if delay < wait {
+		delay += time.Second
+	}
+	if window > 0 {
+		delay += mrand.N(window)
+	}
+	return delay
 }
 
 // release gives back the claim of a call that can pass later, and sends
