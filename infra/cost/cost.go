@@ -193,10 +193,11 @@ var perSubmission = struct {
 	SQSRequests, Events             float64
 }{
 	SubmitSeconds: 0.030, SubmitterSeconds: 0.400,
-	// create, pace slot, claim, submitted, the task's pending record, the
-	// callback's link; the submitter's reads of the submission, the pace
-	// and the credits.
-	Writes: 6, Reads: 3,
+	// create, pace slot and its redating by the answer, claim, submitted,
+	// the task's pending record, notifiedAt once the event is out, the
+	// callback's link; the submitter's reads of the submission, the
+	// pace (twice) and the credits.
+	Writes: 8, Reads: 4,
 	SQSRequests: 3, Events: 1,
 }
 
