@@ -156,4 +156,42 @@ func againstHello(b *testing.B, s *stack.Stack, status int, request func(i int) 
 	b.ReportMetric(quantile(took, 0.99), "p99-ms")
 	b.ReportMetric(hello50, "hello-p50-ms")
 	b.ReportMetric(p50/hello50, "p50/hello")
+	b.ReportMetric(quantile(took, 0.99)/quantile(hellos, 0.99), "p99/hello")
+}
+
+// BenchmarkColdStart starts the callback and the hello-world handler
+// afresh, five times each, alternating, and reports the median time from
+// the process's start to the first answer of each, and their ratio: a new
+// task's callback against a plain answer. Run it with -benchtime 1x.
+func BenchmarkColdStart(b *testing.B) {
+	s := startBaseline(b, stack.Options{})
+	s.PauseCopies()
+	const starts = 5
+	var calls, hellos []time.Duration
+	for i := range starts * b.N {
+		id := fmt.Sprintf("bench_cold_%d", i)
+		body := platform.Body("midjourney", id, 200, []string{"http://127.0.0.1:1/a.png"})
+		cb, _ := http.NewRequest(http.MethodPost, s.CallbackURL, bytes.NewReader(body))
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		cb.Header.Set("Content-Type", "application/json")
+		cb.Header.Set("X-Webhook-Timestamp", ts)
+		cb.Header.Set("X-Webhook-Signature", platform.Sign(s.Key, id, ts))
+		hello, _ := http.NewRequest(http.MethodPost, s.BaselineURL, strings.NewReader(`{"code":200}`))
+		hello.Header.Set("Content-Type", "application/json")
+		for _, run := range []struct {
+			function string
+			req      *http.Request
+			took     *[]time.Duration
+		}{{"HelloFunction", hello, &hellos}, {"CallbackFunction", cb, &calls}} {
+			d, err := s.ColdStart(context.Background(), run.function, run.req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			*run.took = append(*run.took, d)
+		}
+	}
+	cold, helloCold := quantile(calls, 0.5), quantile(hellos, 0.5)
+	b.ReportMetric(cold, "cold-ms")
+	b.ReportMetric(helloCold, "hello-cold-ms")
+	b.ReportMetric(cold/helloCold, "cold/hello")
 }

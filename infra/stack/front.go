@@ -147,6 +147,46 @@ func newID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
+// ColdStart starts function (CallbackFunction, or the baseline's
+// HelloFunction) in a fresh Runtime Interface Emulator, with the stack's
+// environment, hands it r as its Function URL would, and returns the time
+// from the process's start to the answer: what a cold start costs the
+// first caller. An answer other than 200 is an error.
+func (s *Stack) ColdStart(ctx context.Context, function string, r *http.Request) (time.Duration, error) {
+	bin := map[string]string{"CallbackFunction": "callback", "HelloFunction": Baseline}[function]
+	env, ok := s.urlEnvs[function]
+	if bin == "" || !ok {
+		return 0, fmt.Errorf("no Function URL handler %s", function)
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return 0, err
+	}
+	id := newID()
+	payload, _ := json.Marshal(urlEvent(r, body, id))
+	log, err := logFile(s.dir, "cold-"+function+".log")
+	if err != nil {
+		return 0, err
+	}
+	defer log.Close()
+	start := time.Now()
+	f, err := startFunction(ctx, s.bins.RIE, s.bins.Bootstrap[bin], function, env, 10*time.Second, log)
+	if err != nil {
+		return 0, err
+	}
+	defer f.stop()
+	out, err := f.invoke(ctx, id, payload)
+	took := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	var resp events.LambdaFunctionURLResponse
+	if err := json.Unmarshal(out, &resp); err != nil || (resp.StatusCode != 0 && resp.StatusCode != http.StatusOK) {
+		return 0, fmt.Errorf("%s answered %d (%v): %.200s", function, resp.StatusCode, err, out)
+	}
+	return took, nil
+}
+
 // invokeSQS hands one SQS batch to f, as an event source mapping does.
 func invokeSQS(f *function) esm.Invoke {
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {

@@ -197,7 +197,7 @@ func waitListening(ctx context.Context, addr string, exited <-chan struct{}) err
 			return errExitedAtStart
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(2 * time.Millisecond): // fine enough for ColdStart's clock
 		}
 	}
 	return fmt.Errorf("the emulator is not listening on %s", addr)

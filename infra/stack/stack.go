@@ -138,6 +138,9 @@ type Stack struct {
 	readers    chan *function
 	baseline   chan *function
 	submits    chan *function
+	// urlEnvs are the environments of the Function URL handlers ColdStart
+	// starts afresh, by function name.
+	urlEnvs map[string]map[string]string
 	submitters []*function
 	// submitPollers feed the submitters.
 	submitPollers []*esm.Poller
@@ -312,6 +315,7 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, local map[stri
 		"ALLOW_PRIVATE_SOURCES": "true",
 		"SOURCE_HOSTS":          "127.0.0.1,localhost",
 	}, opts.Copier)
+	s.urlEnvs = map[string]map[string]string{"CallbackFunction": callbackEnv, "HelloFunction": common}
 	s.callbacks = make(chan *function, opts.CallbackInstances)
 	for i := range opts.CallbackInstances {
 		log, err := logFile(opts.Dir, fmt.Sprintf("callback-%d.log", i))
