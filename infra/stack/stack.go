@@ -134,13 +134,13 @@ type Stack struct {
 	// EventBridge, when Options.Faults is set.
 	Proxies struct{ DynamoDB, SQS, S3, EventBridge *faults.Proxy }
 
-	callbacks  chan *function
-	readers    chan *function
-	baseline   chan *function
-	submits    chan *function
+	callbacks chan *function
+	readers   chan *function
+	baseline  chan *function
+	submits   chan *function
 	// urlEnvs are the environments of the Function URL handlers ColdStart
 	// starts afresh, by function name.
-	urlEnvs map[string]map[string]string
+	urlEnvs    map[string]map[string]string
 	submitters []*function
 	// submitPollers feed the submitters.
 	submitPollers []*esm.Poller
