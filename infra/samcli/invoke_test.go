@@ -93,6 +93,34 @@ func TestTheDocumentedSamLocalInvokeCommands(t *testing.T) {
 				t.Errorf("a stored task without links: %s", out)
 			}
 		},
+		"submit-post.json": func(t *testing.T, out []byte) { answered(t, out, 202, `"status":"accepted"`) },
+		"submitter-batch.json": func(t *testing.T, out []byte) {
+			// The stack's own submitters may have sent the submission
+			// first: then this delivery finds it submitted.
+			var resp events.SQSEventResponse
+			if err := json.Unmarshal(out, &resp); err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Errorf("answer %s: %v", out, err)
+			}
+			const id = "sub_ca29c5dad9537c2a41cd6107" // submit-post.json's Idempotency-Key's
+			subs, err := s.Submissions(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sub := range subs {
+				if sub.SubmissionID == id && (sub.Status != "submitted" || sub.Task == "") {
+					t.Errorf("%s is %s, task %q: want submitted", id, sub.Status, sub.Task)
+				}
+			}
+			made := 0
+			for _, c := range s.Platform.Creates() {
+				if strings.Contains(c.CallBackURL, "sid="+id) && c.TaskID != "" {
+					made++
+				}
+			}
+			if made != 1 {
+				t.Errorf("the platform made %d tasks for %s, want 1", made, id)
+			}
+		},
 		"reconciler-schedule.json": func(t *testing.T, out []byte) {
 			if strings.TrimSpace(string(out)) != "null" {
 				t.Errorf("answer %s, want null: a pass without error", out)
