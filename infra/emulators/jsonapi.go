@@ -37,6 +37,7 @@ type Event struct {
 	Resources  []string        `json:"resources"`
 	Detail     json.RawMessage `json:"detail"`
 	Bus        string          `json:"-"` // the EventBusName it was put on
+	Received   time.Time       `json:"-"` // when the bus took it, to the nanosecond (Time has whole seconds, as EventBridge's)
 }
 
 func newJSONAPI() *jsonAPI { return &jsonAPI{secrets: map[string]string{}} }
@@ -114,8 +115,9 @@ func (a *jsonAPI) putEvents(w http.ResponseWriter, in map[string]any) {
 		bus, _ := e["EventBusName"].(string)
 		source, _ := e["Source"].(string)
 		detailType, _ := e["DetailType"].(string)
+		now := time.Now()
 		a.events = append(a.events, Event{Version: "0", ID: id, DetailType: detailType, Source: source, Account: "000000000000",
-			Time: time.Now().UTC().Truncate(time.Second), Region: Region, Resources: []string{}, Detail: json.RawMessage(detail), Bus: bus})
+			Time: now.UTC().Truncate(time.Second), Region: Region, Resources: []string{}, Detail: json.RawMessage(detail), Bus: bus, Received: now})
 		results[i] = map[string]string{"EventId": id}
 	}
 	reply(w, map[string]any{"FailedEntryCount": failed, "Entries": results})

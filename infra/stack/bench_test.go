@@ -6,11 +6,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/kiehook/kiehook/infra/platform"
 	"github.com/kiehook/kiehook/infra/stack"
@@ -194,4 +200,116 @@ func BenchmarkColdStart(b *testing.B) {
 	b.ReportMetric(cold, "cold-ms")
 	b.ReportMetric(helloCold, "hello-cold-ms")
 	b.ReportMetric(cold/helloCold, "cold/hello")
+}
+
+// BenchmarkTimeToResult sends a new task's success callback through the
+// local stack and times it to its Task Stored event on the bus: the answer,
+// the copier's receipt of the message (polled every 2 ms, as AWS's long
+// poll hands a message over at once; goaws's looks every 100 ms), and the
+// event. After each task, in the same run, the floor: a plain program
+// that downloads the same files from the same source and uploads them to
+// the same S3, all at once, each with PutObject (the video with a default
+// transfermanager.UploadObject). Run with -benchtime 100x (20x for the
+// video): b.N tasks, one at a time.
+func BenchmarkTimeToResult(b *testing.B) {
+	for _, shape := range []struct {
+		name, api string
+		files     []string
+	}{
+		{"one 2 MiB image", "flux-kontext", []string{"image.2097152.png"}},
+		{"four 4 MiB images", "midjourney", []string{"1.4194304.png", "2.4194304.png", "3.4194304.png", "4.4194304.png"}},
+		{"one 64 MiB video", "veo", []string{"video.67108864.mp4"}},
+	} {
+		b.Run(shape.name, func(b *testing.B) {
+			s := startBaseline(b, stack.Options{CopyPoll: 2 * time.Millisecond, CopierBatchSize: 1})
+			files := platform.ServeFiles()
+			defer files.Close()
+			client := &platform.Client{URL: s.CallbackURL, Key: s.Key, Retries: 1}
+			tm := transfermanager.New(s.Env.S3)
+			var total, answer, fromCopier, floors []time.Duration
+			seen := 0
+			b.ResetTimer()
+			for i := range b.N {
+				id := fmt.Sprintf("ttr_%d_%d", b.N, i)
+				var urls []string
+				for _, f := range shape.files {
+					urls = append(urls, files.URL(id+"-"+f))
+				}
+				start := time.Now()
+				if d := client.Send(context.Background(), id, platform.Body(shape.api, id, 200, urls)); !d.OK() {
+					b.Fatalf("callback: %d %s %v", d.Status, d.Body, d.Err)
+				}
+				answered := time.Now()
+				var stored time.Time
+				for stored.IsZero() {
+					evs := s.Env.Events()
+					for _, ev := range evs[seen:] {
+						if ev.DetailType == "Task Stored" && bytes.Contains(ev.Detail, []byte(`"`+id+`"`)) {
+							stored = ev.Received
+						}
+					}
+					seen = len(evs)
+					if stored.IsZero() {
+						if time.Since(start) > time.Minute {
+							b.Fatalf("%s not stored within a minute", id)
+						}
+						time.Sleep(200 * time.Microsecond)
+					}
+				}
+				total = append(total, stored.Sub(start))
+				answer = append(answer, answered.Sub(start))
+				fromCopier = append(fromCopier, stored.Sub(s.HandedAt(id)))
+				b.StopTimer()
+				floors = append(floors, floor(b, s, tm, urls, strings.HasSuffix(shape.files[0], ".mp4")))
+				b.StartTimer()
+			}
+			b.StopTimer()
+			copier50, floor50 := quantile(fromCopier, 0.5), quantile(floors, 0.5)
+			b.ReportMetric(quantile(total, 0.5), "p50-ms")
+			b.ReportMetric(quantile(total, 0.99), "p99-ms")
+			b.ReportMetric(quantile(answer, 0.5), "answer-p50-ms")
+			b.ReportMetric(copier50, "copier-p50-ms")
+			b.ReportMetric(quantile(fromCopier, 0.99), "copier-p99-ms")
+			b.ReportMetric(floor50, "floor-p50-ms")
+			b.ReportMetric(copier50/floor50, "copier/floor")
+			b.ReportMetric(copier50-floor50, "copier-floor-ms")
+		})
+	}
+}
+
+// floor downloads every URL and uploads it to the stack's bucket, all at
+// once, as a user's plain program would, and returns how long it took.
+func floor(b *testing.B, s *stack.Stack, tm *transfermanager.Client, urls []string, stream bool) time.Duration {
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, len(urls))
+	for i, u := range urls {
+		wg.Go(func() {
+			resp, err := http.Get(u)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer resp.Body.Close()
+			key := "floor/" + path.Base(u)
+			if stream {
+				_, errs[i] = tm.UploadObject(context.Background(), &transfermanager.UploadObjectInput{Bucket: aws.String(s.Env.Bucket), Key: aws.String(key), Body: resp.Body})
+				return
+			}
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			_, errs[i] = s.Env.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(s.Env.Bucket), Key: aws.String(key), Body: bytes.NewReader(body)})
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return took
 }

@@ -187,6 +187,31 @@ func (s *Stack) ColdStart(ctx context.Context, function string, r *http.Request)
 	return took, nil
 }
 
+// handed notes when each task's copy message first reached the copier.
+func (s *Stack) handed(ev events.SQSEvent, at time.Time) {
+	s.handedMu.Lock()
+	defer s.handedMu.Unlock()
+	if s.handedAt == nil {
+		s.handedAt = map[string]time.Time{}
+	}
+	for _, r := range ev.Records {
+		var m schema.CopyMessage
+		if json.Unmarshal([]byte(r.Body), &m) == nil && m.TaskID != "" {
+			if _, seen := s.handedAt[m.TaskID]; !seen {
+				s.handedAt[m.TaskID] = at
+			}
+		}
+	}
+}
+
+// HandedAt is when taskID's copy message first reached the copier; zero
+// if it has not.
+func (s *Stack) HandedAt(taskID string) time.Time {
+	s.handedMu.Lock()
+	defer s.handedMu.Unlock()
+	return s.handedAt[taskID]
+}
+
 // invokeSQS hands one SQS batch to f, as an event source mapping does.
 func invokeSQS(f *function) esm.Invoke {
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {

@@ -77,6 +77,10 @@ type Options struct {
 	// Baseline also runs the hello-world handler behind a Function URL of
 	// its own (BaselineURL), for benchmarks to divide by.
 	Baseline bool
+	// CopyPoll, when set, makes the copy queue's poller look every
+	// CopyPoll rather than long-poll, so that a copy message reaches the
+	// copier at once, as AWS's long poll hands it over (esm.Poller.Poll).
+	CopyPoll time.Duration
 	// Submissions also runs submit behind a Function URL of its own
 	// (SubmitURL), the submitters fed by the submit queue, and the
 	// platform's task API they call (Platform), whose tasks finish after
@@ -142,6 +146,10 @@ type Stack struct {
 	// starts afresh, by function name.
 	urlEnvs    map[string]map[string]string
 	submitters []*function
+	// handedAt is when each task's copy message was first handed to the
+	// copier.
+	handedMu sync.Mutex
+	handedAt map[string]time.Time
 	// submitPollers feed the submitters.
 	submitPollers []*esm.Poller
 	vars          map[string]string // every function's: the emulators' (or their proxies') endpoints and resources
@@ -244,6 +252,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if opts.Faults != nil {
 		s.poller.Duplicates = opts.Faults.Duplicate
 	}
+	s.poller.Poll, s.poller.Handed = opts.CopyPoll, s.handed
 	s.wg.Go(func() { s.poller.Run(pollCtx) })
 	if opts.Notify != nil {
 		s.Forwarder = &forward.Forwarder{Target: *opts.Notify}
