@@ -226,7 +226,7 @@ func BenchmarkTimeToResult(b *testing.B) {
 			defer files.Close()
 			client := &platform.Client{URL: s.CallbackURL, Key: s.Key, Retries: 1}
 			tm := transfermanager.New(s.Env.S3)
-			var total, answer, fromCopier, floors []time.Duration
+			var total, answer, toCopier, fromCopier, floors []time.Duration
 			seen := 0
 			b.ResetTimer()
 			for i := range b.N {
@@ -258,6 +258,7 @@ func BenchmarkTimeToResult(b *testing.B) {
 				}
 				total = append(total, stored.Sub(start))
 				answer = append(answer, answered.Sub(start))
+				toCopier = append(toCopier, s.HandedAt(id).Sub(start))
 				fromCopier = append(fromCopier, stored.Sub(s.HandedAt(id)))
 				b.StopTimer()
 				floors = append(floors, floor(b, s, tm, urls, strings.HasSuffix(shape.files[0], ".mp4")))
@@ -268,6 +269,7 @@ func BenchmarkTimeToResult(b *testing.B) {
 			b.ReportMetric(quantile(total, 0.5), "p50-ms")
 			b.ReportMetric(quantile(total, 0.99), "p99-ms")
 			b.ReportMetric(quantile(answer, 0.5), "answer-p50-ms")
+			b.ReportMetric(quantile(toCopier, 0.5), "to-copier-p50-ms")
 			b.ReportMetric(copier50, "copier-p50-ms")
 			b.ReportMetric(quantile(fromCopier, 0.99), "copier-p99-ms")
 			b.ReportMetric(floor50, "floor-p50-ms")
