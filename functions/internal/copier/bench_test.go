@@ -28,7 +28,14 @@ var benchIDs atomic.Int64
 // each download starts 20 ms late and flows no faster, as from a CDN.
 func streamSource(tb testing.TB, size int64, pace float64) *httptest.Server {
 	tb.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(streamHandler(size, pace))
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// streamHandler serves streamSource's file.
+func streamHandler(size int64, pace float64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 		chunk := media("\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom", 256<<10)
 		start := time.Now()
@@ -46,9 +53,7 @@ func streamSource(tb testing.TB, size int64, pace float64) *httptest.Server {
 				time.Sleep(time.Until(start.Add(time.Duration(float64(sent) / pace * float64(time.Second)))))
 			}
 		}
-	}))
-	tb.Cleanup(srv.Close)
-	return srv
+	})
 }
 
 // BenchmarkCopy compares the copier with what a user would write instead:
