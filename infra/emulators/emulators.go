@@ -75,6 +75,8 @@ type Options struct {
 	DynamoDBAddr, S3Addr, SQSAddr string
 	// JSONAddr is where Secrets Manager and EventBridge listen.
 	JSONAddr string
+	// Timeline records every request DynamoDB and S3 serve (Env.Timeline).
+	Timeline bool
 }
 
 // Env is one set of emulated resources and the SDK clients that reach them.
@@ -96,7 +98,8 @@ type Env struct {
 	// EventBridge reaches this package's own PutEvents.
 	EventBridge *eventbridge.Client
 
-	servers []*httptest.Server
+	servers  []*httptest.Server
+	timeline *timeline
 }
 
 var (
@@ -163,12 +166,17 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	if env.SQSURL, err = sharedSQS(opts.SQSAddr); err != nil {
 		return nil, err
 	}
-	dynamoSrv, err := serve(opts.DynamoDBAddr, &removeFix{next: server.NewServer()})
+	var dynamo, s3h http.Handler = &removeFix{next: server.NewServer()}, &tagShim{next: gofakes3.New(s3mem.New()).Server()}
+	if opts.Timeline {
+		env.timeline = &timeline{}
+		dynamo, s3h = env.timeline.record("dynamodb", dynamo), env.timeline.record("s3", s3h)
+	}
+	dynamoSrv, err := serve(opts.DynamoDBAddr, dynamo)
 	if err != nil {
 		return nil, fmt.Errorf("start DynamoDB emulator: %w", err)
 	}
 	env.servers = append(env.servers, dynamoSrv)
-	s3Srv, err := serve(opts.S3Addr, &tagShim{next: gofakes3.New(s3mem.New()).Server()})
+	s3Srv, err := serve(opts.S3Addr, s3h)
 	if err != nil {
 		env.Close()
 		return nil, fmt.Errorf("start S3 emulator: %w", err)

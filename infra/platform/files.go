@@ -42,9 +42,10 @@ type Files struct {
 	*httptest.Server
 	faults atomic.Uint64 // math.Float64bits of the fault rate
 
-	mu       sync.Mutex
-	rng      *rand.Rand
-	Injected atomic.Int64
+	mu        sync.Mutex
+	rng       *rand.Rand
+	Injected  atomic.Int64
+	firstByte sync.Map // path → when its body first began to be sent
 }
 
 // ServeFiles starts a file server on a free loopback port.
@@ -119,6 +120,7 @@ func (f *Files) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := io.LimitReader(newGenerator(ext, r.URL.Path), size)
+	f.firstByte.LoadOrStore(r.URL.Path, time.Now())
 	half := size / 2
 	switch {
 	case f.roll(): // reset mid-body
@@ -141,6 +143,14 @@ func (f *Files) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	io.Copy(w, body)
+}
+
+// FirstByte is when the body of the file named name first began to be
+// sent; zero if it never was.
+func (f *Files) FirstByte(name string) time.Time {
+	at, _ := f.firstByte.Load("/" + name)
+	t, _ := at.(time.Time)
+	return t
 }
 
 // URL is the address of a file named name (for example "kite.png" or

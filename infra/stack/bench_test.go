@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/kiehook/kiehook/infra/emulators"
 	"github.com/kiehook/kiehook/infra/platform"
 	"github.com/kiehook/kiehook/infra/stack"
 )
@@ -221,12 +222,12 @@ func BenchmarkTimeToResult(b *testing.B) {
 		{"one 64 MiB video", "veo", []string{"video.67108864.mp4"}},
 	} {
 		b.Run(shape.name, func(b *testing.B) {
-			s := startBaseline(b, stack.Options{CopyPoll: 2 * time.Millisecond, CopierBatchSize: 1})
+			s := startBaseline(b, stack.Options{CopyPoll: 2 * time.Millisecond, CopierBatchSize: 1, Emulators: emulators.Options{Timeline: true}})
 			files := platform.ServeFiles()
 			defer files.Close()
 			client := &platform.Client{URL: s.CallbackURL, Key: s.Key, Retries: 1}
 			tm := transfermanager.New(s.Env.S3)
-			var total, answer, toCopier, fromCopier, floors []time.Duration
+			var total, answer, toCopier, fromCopier, floors, firstByte, lastPart, record []time.Duration
 			seen := 0
 			b.ResetTimer()
 			for i := range b.N {
@@ -260,6 +261,8 @@ func BenchmarkTimeToResult(b *testing.B) {
 				answer = append(answer, answered.Sub(start))
 				toCopier = append(toCopier, s.HandedAt(id).Sub(start))
 				fromCopier = append(fromCopier, stored.Sub(s.HandedAt(id)))
+				first, last, rec := stages(s, files, id, shape.files)
+				firstByte, lastPart, record = append(firstByte, first.Sub(start)), append(lastPart, last.Sub(start)), append(record, rec.Sub(start))
 				b.StopTimer()
 				floors = append(floors, floor(b, s, tm, urls, strings.HasSuffix(shape.files[0], ".mp4")))
 				b.StartTimer()
@@ -275,8 +278,36 @@ func BenchmarkTimeToResult(b *testing.B) {
 			b.ReportMetric(floor50, "floor-p50-ms")
 			b.ReportMetric(copier50/floor50, "copier/floor")
 			b.ReportMetric(copier50-floor50, "copier-floor-ms")
+			// Where the time goes, in ms from the callback's first byte.
+			b.ReportMetric(quantile(firstByte, 0.5), "first-byte-p50-ms")
+			b.ReportMetric(quantile(lastPart, 0.5), "last-part-p50-ms")
+			b.ReportMetric(quantile(record, 0.5), "record-p50-ms")
 		})
 	}
+}
+
+// stages are when task id's first result byte left the source, its last
+// object's upload ended in S3, and its stored record was written: the
+// first update of its item after that upload.
+func stages(s *stack.Stack, files *platform.Files, id string, names []string) (first, last, record time.Time) {
+	for _, n := range names {
+		if at := files.FirstByte(id + "-" + n); !at.IsZero() && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+	}
+	spans := s.Env.Timeline()
+	prefix := s.Env.Bucket + "/tasks/" + id + "/"
+	for _, sp := range spans {
+		if sp.Service == "s3" && (sp.Op == http.MethodPut || sp.Op == http.MethodPost) && strings.HasPrefix(sp.Key, prefix) && sp.End.After(last) {
+			last = sp.End
+		}
+	}
+	for _, sp := range spans {
+		if sp.Service == "dynamodb" && sp.Op == "UpdateItem" && sp.Key == id && !sp.Start.Before(last) {
+			return first, last, sp.End
+		}
+	}
+	return first, last, record
 }
 
 // floor downloads every URL and uploads it to the stack's bucket, all at
