@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/task"
+	"github.com/kiehook/kiehook/infra/emulators"
 )
 
 const benchURL = "https://tempfile.aiquickdraw.com/f/result-7f3a9c2e.jpg"
@@ -110,5 +112,72 @@ func mustAnswer(tb testing.TB, h *Handler, req events.LambdaFunctionURLRequest, 
 	resp, _ := h.Handle(context.Background(), req)
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Body, `{"status":"`+status+`"`) {
 		tb.Fatalf("got %d %s, want %s", resp.StatusCode, resp.Body, status)
+	}
+}
+
+// span is when a call began and ended.
+type span struct{ start, end time.Time }
+
+// timedDB and timedSQS note when their PutItem and SendMessage ran.
+type timedDB struct {
+	dynamo.Client
+	last span
+}
+
+func (d *timedDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	s := span{start: time.Now()}
+	out, err := d.Client.PutItem(ctx, in, opts...)
+	s.end = time.Now()
+	d.last = s
+	return out, err
+}
+
+type timedSQS struct {
+	queue.Sender
+	last span
+}
+
+func (q *timedSQS) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	s := span{start: time.Now()}
+	out, err := q.Sender.SendMessage(ctx, in, opts...)
+	s.end = time.Now()
+	q.last = s
+	return out, err
+}
+
+// BenchmarkWhereACallbackSpends traces warm new-task callbacks on the
+// in-process emulators, and reports the medians of each stage: the
+// handler's work before its writes (parse, verify, build), the record's
+// PutItem and the message's SendMessage (run at once), and its work after
+// the later of the two (the answer).
+func BenchmarkWhereACallbackSpends(b *testing.B) {
+	env := emulators.New(b, emulators.Options{})
+	db := &timedDB{Client: env.DynamoDB}
+	h := newHarnessOn(b, env, db, signed())
+	send := &timedSQS{Sender: env.SQS}
+	h.send.real = send
+	reqs := make([]events.LambdaFunctionURLRequest, b.N)
+	for i := range reqs {
+		reqs[i] = callback(b, success(fmt.Sprint("bench_trace_", i), benchURL))
+	}
+	var before, put, sent, after, total []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		mustAnswer(b, h.handler, reqs[i], "accepted")
+		end := time.Now()
+		p, s := db.last, send.last
+		before = append(before, min(p.start.Sub(start), s.start.Sub(start)))
+		put, sent = append(put, p.end.Sub(p.start)), append(sent, s.end.Sub(s.start))
+		after = append(after, min(end.Sub(p.end), end.Sub(s.end)))
+		total = append(total, end.Sub(start))
+	}
+	b.StopTimer()
+	for _, m := range []struct {
+		name string
+		d    []time.Duration
+	}{{"parse-verify-µs", before}, {"putitem-µs", put}, {"sendmessage-µs", sent}, {"answer-µs", after}, {"total-µs", total}} {
+		slices.Sort(m.d)
+		b.ReportMetric(float64(m.d[len(m.d)/2].Nanoseconds())/1e3, m.name)
 	}
 }
