@@ -222,7 +222,7 @@ func BenchmarkTimeToResult(b *testing.B) {
 		{"one 64 MiB video", "veo", []string{"video.67108864.mp4"}},
 	} {
 		b.Run(shape.name, func(b *testing.B) {
-			s := startBaseline(b, stack.Options{CopyPoll: 2 * time.Millisecond, CopierBatchSize: 1, Emulators: emulators.Options{Timeline: true}})
+			s := startBaseline(b, stack.Options{Poll: 2 * time.Millisecond, CopierBatchSize: 1, Emulators: emulators.Options{Timeline: true}})
 			files := platform.ServeFiles()
 			defer files.Close()
 			client := &platform.Client{URL: s.CallbackURL, Key: s.Key, Retries: 1}

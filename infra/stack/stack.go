@@ -77,10 +77,10 @@ type Options struct {
 	// Baseline also runs the hello-world handler behind a Function URL of
 	// its own (BaselineURL), for benchmarks to divide by.
 	Baseline bool
-	// CopyPoll, when set, makes the copy queue's poller look every
-	// CopyPoll rather than long-poll, so that a copy message reaches the
-	// copier at once, as AWS's long poll hands it over (esm.Poller.Poll).
-	CopyPoll time.Duration
+	// Poll, when set, makes the queues' pollers look every Poll rather than
+	// long-poll, so that a message reaches its function at once, as AWS's
+	// long poll hands it over (esm.Poller.Poll).
+	Poll time.Duration
 	// Submissions also runs submit behind a Function URL of its own
 	// (SubmitURL), the submitters fed by the submit queue, and the
 	// platform's task API they call (Platform), whose tasks finish after
@@ -252,7 +252,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if opts.Faults != nil {
 		s.poller.Duplicates = opts.Faults.Duplicate
 	}
-	s.poller.Poll, s.poller.Handed = opts.CopyPoll, s.handed
+	s.poller.Poll, s.poller.Handed = opts.Poll, s.handed
 	s.wg.Go(func() { s.poller.Run(pollCtx) })
 	if opts.Notify != nil {
 		s.Forwarder = &forward.Forwarder{Target: *opts.Notify}

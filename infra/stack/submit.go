@@ -70,8 +70,8 @@ func (s *Stack) startSubmissions(ctx context.Context, pollCtx context.Context, o
 		p := &esm.Poller{
 			SQS: s.Env.SQS, QueueURL: s.Env.SubmitQueueURL, Region: emulators.Region, BatchSize: 10,
 			QueueARN: "arn:aws:sqs:" + emulators.Region + ":000000000000:" + s.Env.SubmitQueueName,
-			Invoke:   invokeSQS(f),
-			OnError:  func(err error) { fmt.Fprintf(s.log, "submitter poller: %v\n", err) },
+			Invoke:   invokeSQS(f), Poll: opts.Poll,
+			OnError: func(err error) { fmt.Fprintf(s.log, "submitter poller: %v\n", err) },
 		}
 		if opts.Faults != nil {
 			p.Duplicates = opts.Faults.Duplicate
