@@ -37,7 +37,7 @@ type SubmitOptions struct {
 	// kiehook with the same API key, as an account's other tools do: they
 	// share the limit, so kiehook meets 429s.
 	Direct   int
-	Wait     time.Duration // longest wait for every submission to end; default 5 min
+	Wait     time.Duration // longest wait for every submission to end; default twice the drain at Rate, at least 5 min
 	Seed     uint64
 	Progress *progress.Progress
 }
@@ -63,7 +63,7 @@ func (o *SubmitOptions) Defaults() {
 		o.Rate = o.Limit - 2
 	}
 	if o.Wait == 0 {
-		o.Wait = 5 * time.Minute
+		o.Wait = max(5*time.Minute, 2*time.Duration(o.Submissions/o.Rate+1)*o.Window)
 	}
 	if o.Seed == 0 {
 		o.Seed = uint64(time.Now().Unix())

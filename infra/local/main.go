@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/kiehook/kiehook/infra/forward"
 	"github.com/kiehook/kiehook/infra/load"
@@ -41,7 +42,8 @@ func main() {
 	flag.Int64Var(&lo.MaxFile, "max-file", 0, "with -load: cap on the other files' size in bytes (0: realistic sizes up to 20 MiB)")
 	var so load.SubmitOptions
 	flag.IntVar(&so.Submissions, "submissions", 0, "submit this many keys, each twice, from 20 clients through kiehook while the platform makes 20 tasks a second and loses 5% of its answers, audit the outcome from the platform's log, print the report, and exit")
-	flag.IntVar(&so.Direct, "direct", 0, "with -submissions: creates a second the application makes itself with the same API key, sharing the platform's limit")
+	flag.IntVar(&so.Direct, "direct", 0, "with -submissions: creates a window the application makes itself with the same API key, sharing the platform's limit")
+	flag.DurationVar(&so.Window, "submit-window", time.Second, "with -submissions: the platform's window of 20 creates, scaled from its 10s so that a run takes minutes; SUBMIT_WINDOW follows it")
 	faultRate := flag.Float64("faults", 0, "with -load: share of requests to DynamoDB, SQS, S3, EventBridge and the file source (503, reset, stall, cut off halfway) that meet each fault, and of copy batches that deliver a message twice")
 	scenarios := flag.Bool("scenarios", false, "run each fault scenario (a key rotation, killed copiers, a backlog, 5% faults everywhere, SQS down, DynamoDB throttling, and over 2,000 tasks SQS refusing sends and the reconciler racing the copies) on a stack of its own, write scenarios.txt, and exit")
 	reportDir := flag.String("report", "", "with -load or -scenarios: folder for the report (default .kiehook/load)")
