@@ -24,14 +24,15 @@ import (
 type Submissions struct{ *Store }
 
 // openStatusOf is a submission's key in the open index, while the
-// reconciler may have to finish it: send it, end it, or tell its end.
-func openStatusOf(status string) string {
+// reconciler may have to finish it: send it, end it, or, with events on,
+// tell its end.
+func (s Submissions) openStatusOf(status string) string {
 	switch {
 	case status == submission.Accepted:
 		return schema.SubmissionAccepted
 	case status == submission.Unknown:
 		return schema.SubmissionUnknown
-	case submission.Final(status):
+	case submission.Final(status) && bool(s.events):
 		return schema.SubmissionUnannounced
 	}
 	return ""
@@ -41,10 +42,10 @@ func submissionKey(id string) map[string]types.AttributeValue {
 	return key(schema.SubmissionKeyPrefix + id)
 }
 
-func encodeSubmission(s submission.Submission) (map[string]types.AttributeValue, error) {
+func (subs Submissions) encodeSubmission(s submission.Submission) (map[string]types.AttributeValue, error) {
 	r := schema.SubmissionRecord{
 		Key: schema.SubmissionKeyPrefix + s.ID, SubmissionID: s.ID, IdempotencyKey: s.Key, BodyHash: s.BodyHash, API: s.API,
-		Input: string(s.Input), Labels: s.Labels, Status: s.Status, OpenStatus: openStatusOf(s.Status), Attempts: s.Attempts, NotifiedAt: schema.Timestamp(s.NotifiedAt),
+		Input: string(s.Input), Labels: s.Labels, Status: s.Status, OpenStatus: subs.openStatusOf(s.Status), Attempts: s.Attempts, NotifiedAt: schema.Timestamp(s.NotifiedAt),
 		Task: s.TaskID, Code: s.Code, Msg: s.Msg, Error: s.Error, ClaimedBy: s.ClaimedBy, ClaimedAt: schema.Timestamp(s.ClaimedAt),
 		CreatedAt: schema.Timestamp(s.CreatedAt), UpdatedAt: schema.Timestamp(s.UpdatedAt), ExpiresAt: s.ExpiresAt.Unix(),
 	}
@@ -76,7 +77,7 @@ func decodeSubmission(m map[string]types.AttributeValue) (submission.Submission,
 // Create writes s unless its id has a record; then it returns that
 // record and created=false.
 func (s Submissions) Create(ctx context.Context, sub submission.Submission) (submission.Submission, bool, error) {
-	item, err := encodeSubmission(sub)
+	item, err := s.encodeSubmission(sub)
 	if err != nil {
 		return submission.Submission{}, false, err
 	}
@@ -124,6 +125,9 @@ func (s Submissions) Update(ctx context.Context, c submission.Change) (submissio
 	case c.Unclaimed:
 		cond = cond.And(expression.AttributeNotExists(expression.Name(schema.ClaimedBy)))
 	}
+	if c.Notified && c.To != "" {
+		return submission.Submission{}, fmt.Errorf("submission %s: a change that tells an end moves no status", c.ID)
+	}
 	var u changes
 	if c.Notified {
 		// Told: out of the open index, its updatedAt as it was.
@@ -134,7 +138,7 @@ func (s Submissions) Update(ctx context.Context, c submission.Change) (submissio
 	}
 	if c.To != "" {
 		u.set(schema.Status, c.To)
-		if open := openStatusOf(c.To); open != "" {
+		if open := s.openStatusOf(c.To); open != "" {
 			u.set(schema.OpenStatus, open)
 		} else {
 			u.remove(schema.OpenStatus)
@@ -209,7 +213,7 @@ func (s Submissions) Unannounced(ctx context.Context, before time.Time, limit in
 // Open lists at most limit submissions in status (accepted or unknown)
 // last updated before before, oldest first.
 func (s Submissions) Open(ctx context.Context, status string, before time.Time, limit int32) ([]submission.Submission, error) {
-	items, err := s.openItems(ctx, openStatusOf(status), before, limit)
+	items, err := s.openItems(ctx, s.openStatusOf(status), before, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -232,8 +236,11 @@ func (s Submissions) Open(ctx context.Context, status string, before time.Time, 
 // it. The window is one item whose list of call times is replaced with a
 // condition on its version, so that submitters running at once never take
 // the same slot. The time is read from clock at each attempt, after the
-// read: a slot dated before a lost race would leave the window early.
-func (s Submissions) TakeSlot(ctx context.Context, account string, rate int, window time.Duration, clock func() time.Time) (time.Duration, time.Time, error) {
+// read: a slot dated before a lost race would leave the window early. The
+// slot is dated hold after now, the latest its call may reach the
+// platform, until Redate dates it by the call's answer: a call slower than
+// the window keeps its place meanwhile.
+func (s Submissions) TakeSlot(ctx context.Context, account string, rate int, window, hold time.Duration, clock func() time.Time) (time.Duration, time.Time, error) {
 	var wait time.Duration
 	var at time.Time
 	err := s.changePace(ctx, account, clock, func(sends []int64, now time.Time) ([]int64, bool) {
@@ -243,8 +250,8 @@ func (s Submissions) TakeSlot(ctx context.Context, account string, rate int, win
 			wait, at = time.UnixMilli(slices.Min(sends)).Add(window).Sub(now), time.Time{}
 			return nil, false
 		}
-		wait, at = 0, now
-		return append(sends, now.UnixMilli()), true
+		wait, at = 0, now.Add(hold)
+		return append(sends, at.UnixMilli()), true
 	})
 	return wait, at, err
 }

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/kiehook/kiehook/functions/internal/dynamo"
 	"github.com/kiehook/kiehook/functions/internal/submission"
 	"github.com/kiehook/kiehook/infra/emulators"
@@ -64,7 +67,7 @@ func TestNoWindowHoldsMoreThanTheRate(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 12 {
 		wg.Go(func() {
-			wait, _, err := subs.TakeSlot(ctx, "acct", 5, 10*time.Second, at(now))
+			wait, _, err := subs.TakeSlot(ctx, "acct", 5, 10*time.Second, 0, at(now))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -84,25 +87,47 @@ func TestNoWindowHoldsMoreThanTheRate(t *testing.T) {
 		t.Errorf("%d slots taken at once and %d told to wait, want 5 and 7", taken, waiting)
 	}
 	t.Run("a slot frees once its call leaves the window", func(t *testing.T) {
-		if wait, _, err := subs.TakeSlot(ctx, "acct", 5, 10*time.Second, at(now.Add(10*time.Second+time.Millisecond))); wait != 0 || err != nil {
+		if wait, _, err := subs.TakeSlot(ctx, "acct", 5, 10*time.Second, 0, at(now.Add(10*time.Second+time.Millisecond))); wait != 0 || err != nil {
 			t.Errorf("wait %v %v", wait, err)
 		}
 	})
 	t.Run("a slot dated by its call's answer stays in the window until the answer leaves it", func(t *testing.T) {
-		_, taken, err := subs.TakeSlot(ctx, "redated", 1, 10*time.Second, at(now))
+		_, taken, err := subs.TakeSlot(ctx, "redated", 1, 10*time.Second, 0, at(now))
 		if err != nil || !taken.Equal(now) {
 			t.Fatalf("slot dated %v, %v", taken, err)
 		}
 		if err := subs.Redate(ctx, "redated", taken, now.Add(3*time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		wait, _, err := subs.TakeSlot(ctx, "redated", 1, 10*time.Second, at(now.Add(10*time.Second+time.Millisecond)))
+		wait, _, err := subs.TakeSlot(ctx, "redated", 1, 10*time.Second, 0, at(now.Add(10*time.Second+time.Millisecond)))
 		if err != nil || wait != 3*time.Second-time.Millisecond {
 			t.Errorf("wait %v, %v: want the answer's window, to %v", wait, err, now.Add(13*time.Second))
 		}
 	})
+	t.Run("a slot whose call is still out holds its place past the window", func(t *testing.T) {
+		_, taken, err := subs.TakeSlot(ctx, "slow", 1, 10*time.Second, 25*time.Second, at(now))
+		if err != nil || !taken.Equal(now.Add(25*time.Second)) {
+			t.Fatalf("slot dated %v, %v: want the latest its call may reach the platform", taken, err)
+		}
+		if wait, _, err := subs.TakeSlot(ctx, "slow", 1, 10*time.Second, 25*time.Second, at(now.Add(11*time.Second))); err != nil || wait != 24*time.Second {
+			t.Errorf("wait %v, %v: a call slower than the window keeps its place until it is answered", wait, err)
+		}
+	})
+	t.Run("without events an ended submission leaves the open index", func(t *testing.T) {
+		quiet := dynamo.Submissions{Store: dynamo.New(env.DynamoDB, env.Table, dynamo.WithoutEvents)}
+		sub, _ := submission.New("no-bus", []byte(`{"api":"veo","input":{"prompt":"x"}}`), now, time.Hour)
+		quiet.Create(ctx, sub)
+		quiet.Update(ctx, submission.Claim(sub.ID, "o", now))
+		if _, err := quiet.Update(ctx, submission.MarkRefused(sub.ID, "o", 422, "bad", now)); err != nil {
+			t.Fatal(err)
+		}
+		out, err := env.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: &env.Table, Key: map[string]types.AttributeValue{"taskId": &types.AttributeValueMemberS{Value: "submission#" + sub.ID}}})
+		if err != nil || out.Item["openStatus"] != nil {
+			t.Errorf("item %v, %v: no bus will tell its end, so nothing should wait for it", out.Item, err)
+		}
+	})
 	t.Run("another account has a window of its own", func(t *testing.T) {
-		if wait, _, err := subs.TakeSlot(ctx, "other", 5, 10*time.Second, at(now)); wait != 0 || err != nil {
+		if wait, _, err := subs.TakeSlot(ctx, "other", 5, 10*time.Second, 0, at(now)); wait != 0 || err != nil {
 			t.Errorf("wait %v %v", wait, err)
 		}
 	})

@@ -36,7 +36,7 @@ type store interface {
 // pacer hands out the account's create calls within its rate, and dates
 // each by its answer.
 type pacer interface {
-	TakeSlot(ctx context.Context, account string, rate int, window time.Duration, clock func() time.Time) (time.Duration, time.Time, error)
+	TakeSlot(ctx context.Context, account string, rate int, window, hold time.Duration, clock func() time.Time) (time.Duration, time.Time, error)
 	Redate(ctx context.Context, account string, from, to time.Time) error
 }
 
@@ -180,9 +180,7 @@ func (s *Submitter) send(ctx context.Context, id string) (string, error) {
 	}
 	a := s.Platform.Create(ctx, sub.API, body)
 	now = s.Now().UTC()
-	if a.Written {
-		s.redate(ctx, slot, now)
-	}
+	s.redate(ctx, slot, now)
 	switch submission.Judge(a) {
 	case submission.Created:
 		return outcomeSubmitted, s.created(ctx, sub, owner, a.TaskID, now)
@@ -228,9 +226,15 @@ func (s *Submitter) turn(ctx context.Context, now time.Time) (time.Duration, tim
 		}
 		s.Logger.InfoContext(ctx, "the platform account has credits again: submissions go on")
 	}
-	// The slot is dated when it is taken, not when this attempt began.
-	return s.Pace.TakeSlot(ctx, account, s.Rate, s.Window, s.Now)
+	// The slot is dated when it is taken, not when this attempt began, and
+	// held as if its call reached the platform as late as it can.
+	return s.Pace.TakeSlot(ctx, account, s.Rate, s.Window, callBound, s.Now)
 }
+
+// callBound is the latest a create call reaches the platform after its
+// slot is taken: the claim, then the call (kieapi's 10 s timeout, and one
+// more try when a rotated key was refused), with room to spare.
+const callBound = 25 * time.Second
 
 // redate dates the slot taken at slot by the answer of its call, at now:
 // the platform counted the call in between, and a slot dated by when it
