@@ -247,7 +247,10 @@ func (s Submissions) TakeSlot(ctx context.Context, account string, rate int, win
 		since := now.Add(-window).UnixMilli()
 		sends = slices.DeleteFunc(sends, func(t int64) bool { return t <= since })
 		if len(sends) >= rate {
-			wait, at = time.UnixMilli(slices.Min(sends)).Add(window).Sub(now), time.Time{}
+			// A call still out is likely answered soon: it is waited for as
+			// if dated now, not at its latest.
+			oldest := min(slices.Min(sends), now.UnixMilli())
+			wait, at = time.UnixMilli(oldest).Add(window).Sub(now), time.Time{}
 			return nil, false
 		}
 		wait, at = 0, now.Add(hold)

@@ -161,9 +161,27 @@ func (s *Submitter) send(ctx context.Context, id string) (string, error) {
 		return outcomeRefused, s.end(ctx, submission.Expire(sub, "still waiting after SUBMIT_MAX_WAIT ("+s.MaxWait.String()+")", now))
 	}
 	wait, slot, err := s.turn(ctx, now)
+	if err == nil && wait > 0 && wait < time.Second {
+		// SQS delays in whole seconds: a turn due within one is waited for
+		// here, once, rather than a second or more in the queue.
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+		wait, slot, err = s.turn(ctx, s.Now().UTC())
+	}
 	if err != nil || wait > 0 {
 		return outcomeWaiting, s.later(ctx, id, wait, err)
 	}
+	// The slot is dated again by the call's answer, or, when no call is
+	// made (another delivery claimed it first), as this attempt ends:
+	// left at its latest, it would stand idle a bound and a window.
+	dated := false
+	defer func() {
+		if !dated {
+			s.redate(ctx, slot, s.Now().UTC())
+		}
+	}()
 	owner := newOwner()
 	if _, err := s.Submissions.Update(ctx, submission.Claim(id, owner, now)); errors.Is(err, submission.ErrStale) {
 		return outcomeDone, nil // another delivery claimed it first
@@ -181,6 +199,7 @@ func (s *Submitter) send(ctx context.Context, id string) (string, error) {
 	a := s.Platform.Create(ctx, sub.API, body)
 	now = s.Now().UTC()
 	s.redate(ctx, slot, now)
+	dated = true
 	switch submission.Judge(a) {
 	case submission.Created:
 		return outcomeSubmitted, s.created(ctx, sub, owner, a.TaskID, now)
