@@ -126,6 +126,13 @@ func TestNoWindowHoldsMoreThanTheRate(t *testing.T) {
 			t.Errorf("item %v, %v: no bus will tell its end, so nothing should wait for it", out.Item, err)
 		}
 	})
+	t.Run("a change that tells an end cannot also move the status", func(t *testing.T) {
+		c := submission.MarkNotified(submission.Submission{ID: "sub_x", Status: submission.Submitted}, now)
+		c.To = submission.SubmitFailed
+		if _, err := subs.Update(ctx, c); err == nil || errors.Is(err, submission.ErrStale) {
+			t.Errorf("err %v: want a refusal before DynamoDB sees both SET and REMOVE of openStatus", err)
+		}
+	})
 	t.Run("another account has a window of its own", func(t *testing.T) {
 		if wait, _, err := subs.TakeSlot(ctx, "other", 5, 10*time.Second, 0, at(now)); wait != 0 || err != nil {
 			t.Errorf("wait %v %v", wait, err)
