@@ -193,27 +193,19 @@ func (s Submissions) Update(ctx context.Context, c submission.Change) (submissio
 // Unannounced lists at most limit ended submissions whose event the bus
 // has not taken, ended before before, oldest first.
 func (s Submissions) Unannounced(ctx context.Context, before time.Time, limit int32) ([]submission.Submission, error) {
-	items, err := s.openItems(ctx, schema.SubmissionUnannounced, before, limit)
-	if err != nil {
-		return nil, err
-	}
-	var subs []submission.Submission
-	for _, item := range items {
-		sub, err := decodeSubmission(item)
-		if err != nil {
-			return nil, err
-		}
-		if sub.Unannounced() { // the index lags its table
-			subs = append(subs, sub)
-		}
-	}
-	return subs, nil
+	return s.listed(ctx, schema.SubmissionUnannounced, before, limit, submission.Submission.Unannounced)
 }
 
 // Open lists at most limit submissions in status (accepted or unknown)
 // last updated before before, oldest first.
 func (s Submissions) Open(ctx context.Context, status string, before time.Time, limit int32) ([]submission.Submission, error) {
-	items, err := s.openItems(ctx, s.openStatusOf(status), before, limit)
+	return s.listed(ctx, s.openStatusOf(status), before, limit, func(sub submission.Submission) bool { return sub.Status == status })
+}
+
+// listed are the submissions the open index lists under openStatus that
+// still are what listed them (the index lags its table).
+func (s Submissions) listed(ctx context.Context, openStatus string, before time.Time, limit int32, still func(submission.Submission) bool) ([]submission.Submission, error) {
+	items, err := s.openItems(ctx, openStatus, before, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +215,7 @@ func (s Submissions) Open(ctx context.Context, status string, before time.Time, 
 		if err != nil {
 			return nil, err
 		}
-		if sub.Status == status { // the index lags its table
+		if still(sub) {
 			subs = append(subs, sub)
 		}
 	}
