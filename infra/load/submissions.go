@@ -275,7 +275,7 @@ func submitProgress(ctx context.Context, s *stack.Stack, total int, mu *sync.Mut
 	c := progress.Counts{Total: total, Sent: min(total, *sends/2)}
 	mu.Unlock()
 	subs, _ := s.Submissions(ctx)
-	tasks := tasksByID(ctx, s)
+	tasks, _ := s.TasksByID(ctx)
 	for _, sub := range subs {
 		c.Accepted++
 		if t, ok := tasks[sub.Task]; ok && (t.Status == "stored" || t.Status == "failed") || sub.Status == "submit_failed" {
@@ -288,15 +288,6 @@ func submitProgress(ctx context.Context, s *stack.Stack, total int, mu *sync.Mut
 	return c
 }
 
-func tasksByID(ctx context.Context, s *stack.Stack) map[string]stack.Task {
-	tasks, _ := s.Tasks(ctx)
-	byID := map[string]stack.Task{}
-	for _, t := range tasks {
-		byID[t.TaskID] = t
-	}
-	return byID
-}
-
 // settleSubmissions waits until every submission in want has ended, and
 // the tasks of the submitted ones too, or wait has passed.
 func settleSubmissions(ctx context.Context, s *stack.Stack, want map[string]bool, wait time.Duration) error {
@@ -306,7 +297,7 @@ func settleSubmissions(ctx context.Context, s *stack.Stack, want map[string]bool
 		if err != nil {
 			return err
 		}
-		tasks := tasksByID(ctx, s)
+		tasks, _ := s.TasksByID(ctx)
 		ended := 0
 		for _, sub := range subs {
 			t := tasks[sub.Task]
@@ -372,7 +363,7 @@ func (r *SubmitReport) audit(ctx context.Context, s *stack.Stack, want map[strin
 	if err != nil {
 		return err
 	}
-	tasks := tasksByID(ctx, s)
+	tasks, _ := s.TasksByID(ctx)
 	objects, err := listObjects(ctx, s)
 	if err != nil {
 		return err

@@ -75,7 +75,7 @@ func runSubmitDemo(ctx context.Context, s *stack.Stack, out io.Writer, run strin
 func submitCounts(ctx context.Context, s *stack.Stack, ids []string) progress.Counts {
 	c := progress.Counts{Total: len(ids), Sent: len(ids)}
 	subs, _ := s.Submissions(ctx)
-	tasks := storedTasks(ctx, s)
+	tasks, _ := s.TasksByID(ctx)
 	for _, sub := range subs {
 		for _, id := range ids {
 			if sub.SubmissionID == id && sub.Task != "" {
@@ -90,23 +90,13 @@ func submitCounts(ctx context.Context, s *stack.Stack, ids []string) progress.Co
 	return c
 }
 
-// storedTasks are the stack's tasks by id.
-func storedTasks(ctx context.Context, s *stack.Stack) map[string]stack.Task {
-	tasks, _ := s.Tasks(ctx)
-	byID := map[string]stack.Task{}
-	for _, t := range tasks {
-		byID[t.TaskID] = t
-	}
-	return byID
-}
-
 // waitSubmitted polls, as an application would, until every submission
 // in ids names its task and that task is stored, or limit.
 func waitSubmitted(ctx context.Context, s *stack.Stack, c *submitclient.Client, ids []string, limit time.Duration) ([]submitclient.Submission, map[string]stack.Task, error) {
 	deadline := time.Now().Add(limit)
 	for {
 		var subs []submitclient.Submission
-		tasks := storedTasks(ctx, s)
+		tasks, _ := s.TasksByID(ctx)
 		done := 0
 		for _, id := range ids {
 			sub, err := c.Get(ctx, id)

@@ -241,6 +241,16 @@ func (s *Stack) Tasks(ctx context.Context) ([]Task, error) {
 	return tasks, err
 }
 
+// TasksByID reads every task record, by id.
+func (s *Stack) TasksByID(ctx context.Context) (map[string]Task, error) {
+	tasks, err := s.Tasks(ctx)
+	byID := make(map[string]Task, len(tasks))
+	for _, t := range tasks {
+		byID[t.TaskID] = t
+	}
+	return byID, err
+}
+
 // Submission is a submission's record as the local routes show it.
 type Submission = schema.SubmissionRecord
 
