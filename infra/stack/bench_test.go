@@ -76,15 +76,27 @@ func BenchmarkCallback(b *testing.B) {
 	s := startBaseline(b, stack.Options{})
 	s.PauseCopies()
 	againstHello(b, s, http.StatusOK, func(i int) *http.Request {
-		id := fmt.Sprintf("bench_cb_%d_%d", b.N, i)
-		body := platform.Body("midjourney", id, 200, []string{"http://127.0.0.1:1/a.png"})
-		req, _ := http.NewRequest(http.MethodPost, s.CallbackURL, bytes.NewReader(body))
-		ts := strconv.FormatInt(time.Now().Unix(), 10)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Webhook-Timestamp", ts)
-		req.Header.Set("X-Webhook-Signature", platform.Sign(s.Key, id, ts))
-		return req
+		return newTaskCallback(s, fmt.Sprintf("bench_cb_%d_%d", b.N, i))
 	})
+}
+
+// newTaskCallback is the success callback of a new task id, signed and
+// with the token, as the platform sends it to the stack's front.
+func newTaskCallback(s *stack.Stack, id string) *http.Request {
+	body := platform.Body("midjourney", id, 200, []string{"http://127.0.0.1:1/a.png"})
+	req, _ := http.NewRequest(http.MethodPost, s.CallbackURL, bytes.NewReader(body))
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Webhook-Timestamp", ts)
+	req.Header.Set("X-Webhook-Signature", platform.Sign(s.Key, id, ts))
+	return req
+}
+
+// helloRequest is what the benchmarks send the hello-world handler.
+func helloRequest(s *stack.Stack) *http.Request {
+	req, _ := http.NewRequest(http.MethodPost, s.BaselineURL, strings.NewReader(`{"code":200}`))
+	req.Header.Set("Content-Type", "application/json")
+	return req
 }
 
 // BenchmarkSubmit posts a new submission, with its bearer token and a key
@@ -139,20 +151,15 @@ func againstHello(b *testing.B, s *stack.Stack, status int, request func(i int) 
 		}
 		return time.Since(start)
 	}
-	hello := func() *http.Request {
-		req, _ := http.NewRequest(http.MethodPost, s.BaselineURL, bytes.NewReader([]byte(`{"code":200}`)))
-		req.Header.Set("Content-Type", "application/json")
-		return req
-	}
 	for i := range 20 { // warm sandboxes and connections
-		do(hello(), http.StatusOK)
+		do(helloRequest(s), http.StatusOK)
 		do(request(-1-i), status)
 	}
 	took, hellos := make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
-		h, r := hello(), request(i)
+		h, r := helloRequest(s), request(i)
 		b.StartTimer()
 		hellos = append(hellos, do(h, http.StatusOK))
 		took = append(took, do(r, status))
@@ -176,15 +183,7 @@ func BenchmarkColdStart(b *testing.B) {
 	const starts = 5
 	var calls, hellos []time.Duration
 	for i := range starts * b.N {
-		id := fmt.Sprintf("bench_cold_%d", i)
-		body := platform.Body("midjourney", id, 200, []string{"http://127.0.0.1:1/a.png"})
-		cb, _ := http.NewRequest(http.MethodPost, s.CallbackURL, bytes.NewReader(body))
-		ts := strconv.FormatInt(time.Now().Unix(), 10)
-		cb.Header.Set("Content-Type", "application/json")
-		cb.Header.Set("X-Webhook-Timestamp", ts)
-		cb.Header.Set("X-Webhook-Signature", platform.Sign(s.Key, id, ts))
-		hello, _ := http.NewRequest(http.MethodPost, s.BaselineURL, strings.NewReader(`{"code":200}`))
-		hello.Header.Set("Content-Type", "application/json")
+		cb, hello := newTaskCallback(s, fmt.Sprintf("bench_cold_%d", i)), helloRequest(s)
 		for _, run := range []struct {
 			function string
 			req      *http.Request
