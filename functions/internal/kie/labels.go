@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -26,12 +25,10 @@ const TokenParameter = "token"
 // a label.
 const SubmissionParameter = "sid"
 
-var labelName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
 // checkLabel says why name=value cannot be a label, or nil.
 func checkLabel(name, value string) error {
 	switch {
-	case !labelName.MatchString(name):
+	case !IsName(name, "_.-", MaxLabelName):
 		return fmt.Errorf("label name %.80q must be 1-%d characters of A-Z a-z 0-9 _ . -", name, MaxLabelName)
 	case len(value) > MaxLabelValue:
 		return fmt.Errorf("label %s is longer than %d bytes", name, MaxLabelValue)
@@ -83,14 +80,11 @@ func LabelsFromQuery(rawQuery string) (labels map[string]string, dropped []strin
 	return labels, dropped
 }
 
-// submissionID is the form of a submission id (submission.IDOf).
-var submissionID = regexp.MustCompile(`^sub_[0-9a-f]{24}$`)
-
 // SubmissionFromQuery is the submission a callback URL names (its sid),
 // or "" for none or one that is not a submission id.
 func SubmissionFromQuery(rawQuery string) string {
 	q, _ := url.ParseQuery(rawQuery)
-	if sid := q.Get(SubmissionParameter); submissionID.MatchString(sid) {
+	if sid := q.Get(SubmissionParameter); IsSubmissionID(sid) {
 		return sid
 	}
 	return ""

@@ -3,6 +3,7 @@ package kie_test
 import (
 	"fmt"
 	"maps"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -80,5 +81,56 @@ func TestSubmissionFromQuery(t *testing.T) {
 				t.Errorf("%q", got)
 			}
 		})
+	}
+}
+
+func TestNamesHaveTheContractsForm(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   func() bool
+		want bool
+	}{
+		{"a label name of letters, digits and _ . - is a name", func() bool { return kie.IsName("Order_id.v-2", "_.-", 64) }, true},
+		{"a name of 64 bytes is one", func() bool { return kie.IsName(strings.Repeat("a", 64), "_.-", 64) }, true},
+		{"a name of 65 bytes is not", func() bool { return kie.IsName(strings.Repeat("a", 65), "_.-", 64) }, false},
+		{"an empty name is not", func() bool { return kie.IsName("", "_.-", 64) }, false},
+		{"a colon is not in a label name", func() bool { return kie.IsName("a:b", "_.-", 64) }, false},
+		{"a colon is in an Idempotency-Key", func() bool { return kie.IsName("order:1", "_.:-", 64) }, true},
+		{"a space is in neither", func() bool { return kie.IsName("a b", "_.:-", 64) }, false},
+		{"a letter outside ASCII is in neither", func() bool { return kie.IsName("café", "_.:-", 64) }, false},
+		{"a submission id is sub_ and 24 lowercase hex digits", func() bool { return kie.IsSubmissionID("sub_ca29c5dad9537c2a41cd6107") }, true},
+		{"uppercase hex is not a submission id", func() bool { return kie.IsSubmissionID("sub_CA29C5DAD9537C2A41CD6107") }, false},
+		{"23 digits are not", func() bool { return kie.IsSubmissionID("sub_ca29c5dad9537c2a41cd610") }, false},
+		{"25 digits are not", func() bool { return kie.IsSubmissionID("sub_ca29c5dad9537c2a41cd61077") }, false},
+		{"another prefix is not", func() bool { return kie.IsSubmissionID("sob_ca29c5dad9537c2a41cd6107") }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.ok(); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestNamesAgreeWithTheContractsPatterns holds IsName and IsSubmissionID
+// to the contract's regular expressions, over every byte in every place
+// of a short name and of a submission id.
+func TestNamesAgreeWithTheContractsPatterns(t *testing.T) {
+	label, key := regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`), regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+	sid := regexp.MustCompile(`^sub_[0-9a-f]{24}$`)
+	const id = "sub_ca29c5dad9537c2a41cd6107"
+	for c := range 256 {
+		for _, s := range []string{string(rune(c)), "a" + string(byte(c)), string(byte(c)) + "Z9"} {
+			if kie.IsName(s, "_.-", 64) != label.MatchString(s) || kie.IsName(s, "_.:-", 64) != key.MatchString(s) {
+				t.Errorf("%q: IsName disagrees with the pattern", s)
+			}
+		}
+		for i := range len(id) {
+			s := id[:i] + string(byte(c)) + id[i+1:]
+			if kie.IsSubmissionID(s) != sid.MatchString(s) {
+				t.Errorf("%q: IsSubmissionID disagrees with the pattern", s)
+			}
+		}
 	}
 }

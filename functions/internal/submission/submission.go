@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"time"
 
@@ -70,9 +69,6 @@ type Request struct {
 	Labels map[string]string `json:"labels,omitempty"`
 }
 
-// idempotencyKey is the contract's form of an Idempotency-Key.
-var idempotencyKey = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
-
 // An error of a request is one of these, saying what is wrong: the
 // submit function answers it 400.
 var ErrInvalid = errors.New("invalid submission")
@@ -85,7 +81,7 @@ func invalid(format string, args ...any) error {
 // now, or says what is wrong with it (ErrInvalid). Its ID follows from the
 // key alone, so that a repeat finds it.
 func New(key string, body []byte, now time.Time, ttl time.Duration) (Submission, error) {
-	if !idempotencyKey.MatchString(key) {
+	if !kie.IsName(key, "_.:-", 64) {
 		return Submission{}, invalid("the Idempotency-Key header must be 1-64 characters of A-Z a-z 0-9 _ - . :")
 	}
 	var req Request

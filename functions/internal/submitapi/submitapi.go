@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/kiehook/kiehook/functions/internal/bearer"
+	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/submission"
 	"github.com/kiehook/kiehook/functions/internal/task"
@@ -99,9 +99,6 @@ func allowed(path string) string {
 	return http.MethodGet
 }
 
-// submissionID is the form of an id IDOf makes.
-var submissionID = regexp.MustCompile(`^sub_[0-9a-f]{24}$`)
-
 func (h *Handler) route(ctx context.Context, req events.LambdaFunctionURLRequest) (int, View, error) {
 	method := req.RequestContext.HTTP.Method
 	id, one := strings.CutPrefix(req.RawPath, Path+"/")
@@ -169,7 +166,7 @@ func (h *Handler) submit(ctx context.Context, key string, body []byte) (int, Vie
 }
 
 func (h *Handler) get(ctx context.Context, id string) (int, View, error) {
-	if !submissionID.MatchString(id) {
+	if !kie.IsSubmissionID(id) {
 		return 0, View{}, task.Errorf(task.ENOTFOUND, "no submission %.80s", id)
 	}
 	s, found, err := h.Submissions.Get(ctx, id)
