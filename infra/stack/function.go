@@ -125,6 +125,15 @@ type function struct {
 	done chan struct{}
 }
 
+// MemoryMB is each function's MemorySize in template.yaml, which Lambda and
+// `sam local invoke` give it as AWS_LAMBDA_FUNCTION_MEMORY_SIZE (the
+// emulator on its own says 3008); HelloFunction has SAM's default.
+var MemoryMB = map[string]int{
+	"CallbackFunction": 256, "CopierFunction": 512, "ReconcilerFunction": 256,
+	"ReaderFunction": 128, "SubmitFunction": 128, "SubmitterFunction": 128,
+	"HelloFunction": 128,
+}
+
 // startFunction runs bootstrap under the emulator with env, its output
 // appended to log. An emulator that exits at start-up is started again on
 // other ports: freeAddr's port is free when it answers, and another test
@@ -160,6 +169,7 @@ func launchFunction(ctx context.Context, rie, bootstrap, name string, env map[st
 		"AWS_LAMBDA_FUNCTION_NAME=" + name,
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=" + fmt.Sprint(int(timeout.Seconds())),
 		"AWS_LAMBDA_LOG_FORMAT=JSON",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + fmt.Sprint(MemoryMB[name]),
 	}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kiehook/kiehook/functions/schema"
+	"github.com/kiehook/kiehook/infra/stack"
 	"github.com/kiehook/kiehook/infra/yamlnode"
 )
 
@@ -744,4 +745,36 @@ func TestSubmitting(t *testing.T) {
 	t.Run("a submission message that keeps failing lands in the dead-letter queue", func(t *testing.T) {
 		expect(t, tpl, "SubmitDeadLetterQueue.Arn", "Resources", "SubmitQueue", "Properties", "RedrivePolicy", "deadLetterTargetArn")
 	})
+}
+
+// TestTheLocalStackGivesEachFunctionItsMemory holds the local stack to the
+// template's MemorySize (SAM's default 128 MB where a function has none),
+// which Lambda and `sam local invoke` pass as AWS_LAMBDA_FUNCTION_MEMORY_SIZE
+// and the functions size GOMAXPROCS by (lambdamain.Procs).
+func TestTheLocalStackGivesEachFunctionItsMemory(t *testing.T) {
+	tpl := load(t)
+	resources := tpl.At("Resources")
+	seen := 0
+	for _, name := range resources.Keys() {
+		if resources.At(name, "Type").Str() != "AWS::Serverless::Function" {
+			continue
+		}
+		seen++
+		want := 128
+		for _, n := range []node{tpl.At("Globals", "Function", "MemorySize"), resources.At(name, "Properties", "MemorySize")} {
+			if n.OK() {
+				v, err := strconv.Atoi(n.Str())
+				if err != nil {
+					t.Fatalf("%s: MemorySize %q: %v", name, n.Str(), err)
+				}
+				want = v
+			}
+		}
+		if got := stack.MemoryMB[name]; got != want {
+			t.Errorf("the local stack gives %s %d MB, the template %d", name, got, want)
+		}
+	}
+	if seen != len(stack.MemoryMB)-1 { // and the hello-world baseline
+		t.Errorf("the local stack gives memory to %d functions, the template has %d", len(stack.MemoryMB)-1, seen)
+	}
 }
