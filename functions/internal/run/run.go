@@ -33,3 +33,45 @@ type inTurn struct{}
 
 func (inTurn) Go(f func()) { f() }
 func (inTurn) Wait()       {}
+
+// Workers are goroutines that outlive the invocations they serve, so that
+// the stack a deep call (an SDK request) grew stays grown: a fresh
+// goroutine starts with 8 KiB and copies its stack as it grows, every time.
+type Workers struct{ jobs chan func() }
+
+// NewWorkers starts n workers; they run for the life of the process.
+func NewWorkers(n int) *Workers {
+	w := &Workers{jobs: make(chan func())}
+	for range n {
+		go func() {
+			for job := range w.jobs {
+				job()
+			}
+		}()
+	}
+	return w
+}
+
+// Group is a NewGroup whose functions run on an idle worker, or on a
+// goroutine of their own when every worker is busy.
+func (w *Workers) Group() Group { return &workersGroup{jobs: w.jobs} }
+
+type workersGroup struct {
+	jobs chan func()
+	wg   sync.WaitGroup
+}
+
+func (g *workersGroup) Go(f func()) {
+	g.wg.Add(1)
+	job := func() {
+		defer g.wg.Done()
+		f()
+	}
+	select {
+	case g.jobs <- job:
+	default:
+		go job()
+	}
+}
+
+func (g *workersGroup) Wait() { g.wg.Wait() }
