@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,10 +38,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// serveForBenchmark starts the S3 emulator and a source of a file of size
-// bytes, writes their addresses to stdout as JSON, and serves until stdin
-// closes.
-func serveForBenchmark(size string) int {
+// serveForBenchmark starts an S3, the emulator or (for "null:<size>")
+// nullS3, and a source of a file of size bytes, writes their addresses to
+// stdout as JSON, and serves until stdin closes.
+func serveForBenchmark(spec string) int {
+	kind, size, _ := strings.Cut(spec, ":")
 	n, err := strconv.ParseInt(size, 10, 64)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -52,25 +54,38 @@ func serveForBenchmark(size string) int {
 		return 1
 	}
 	defer env.Close()
+	s3URL := env.S3URL
+	if kind == "null" {
+		null := httptest.NewServer(newNullS3(n))
+		defer null.Close()
+		s3URL = null.URL
+	}
 	src := httptest.NewServer(streamHandler(n, 0))
 	defer src.Close()
-	json.NewEncoder(os.Stdout).Encode(map[string]string{"s3": env.S3URL, "bucket": env.Bucket, "source": src.URL + "/v.mp4"})
+	json.NewEncoder(os.Stdout).Encode(map[string]string{"s3": s3URL, "bucket": env.Bucket, "source": src.URL + "/v.mp4"})
 	io.Copy(io.Discard, os.Stdin)
 	return 0
 }
 
 // BenchmarkCopyOnItsOwn copies one 256 MiB video with the copier and with a
 // default transfermanager.UploadObject of the same stream, alternating, b.N
-// pairs, from a source and into an S3 emulator that run in a process of
-// their own, so that this process's CPU time is the uploaders' alone. It
+// pairs, from a source and into an S3 that run in a process of their own,
+// so that this process's CPU time is the uploaders' alone: the S3 emulator
+// the tests use, and nullS3, which shows the uploaders' own ceiling. It
 // reports the median and the lowest of the pairs' speed ratios (the
 // transfer manager's time over the copier's: above 1, the copier is
 // faster) and each side's CPU seconds per GiB, the copier's SHA-256
 // included.
 func BenchmarkCopyOnItsOwn(b *testing.B) {
+	for _, s3 := range []string{"emulator", "null"} {
+		b.Run(s3+" S3", func(b *testing.B) { copyOnItsOwn(b, s3) })
+	}
+}
+
+func copyOnItsOwn(b *testing.B, kind string) {
 	const size = 256 << 20
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), serverChildEnv+"="+strconv.Itoa(size))
+	cmd.Env = append(os.Environ(), serverChildEnv+"="+kind+":"+strconv.Itoa(size))
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
