@@ -52,7 +52,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		Now:    time.Now,
 		Logger: logger,
 		// The message is sent on a goroutine that outlives the invocation,
-		// its stack grown once (run.Workers): 0.02-0.04x hello world.
+		// its stack grown already (run.Workers): 0.02-0.04x hello world.
 		Group: run.NewWorkers(1).Group,
 	}
 	m := metrics.New(os.Stdout, c.MetricsNamespace, time.Now)

@@ -2,13 +2,13 @@ package kie
 
 import "strings"
 
-// IsName reports whether s is 1 to max bytes, each an ASCII letter, a
+// IsName reports whether s is 1 to maxLen bytes, each an ASCII letter, a
 // digit or one of punct: the form of label names and Idempotency-Keys.
 // (The regexp ^[A-Za-z0-9_.-]{1,64}$ says the same, and compiles into 64
 // copies of its class at every cold start: a fifth to four fifths of a
 // millisecond, measured with GODEBUG=inittrace=1.)
-func IsName(s, punct string, max int) bool {
-	if len(s) == 0 || len(s) > max {
+func IsName(s, punct string, maxLen int) bool {
+	if len(s) == 0 || len(s) > maxLen {
 		return false
 	}
 	for i := range len(s) {

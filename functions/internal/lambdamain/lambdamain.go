@@ -40,22 +40,29 @@ const mbPerVCPU = 1769
 
 // Procs is the GOMAXPROCS a function of AWS_LAMBDA_FUNCTION_MEMORY_SIZE
 // should run with on a host of cpus cores: one per vCPU its memory buys,
-// at least one; ok is false when GOMAXPROCS is set, or the memory is not
+// at least one; ok is false when GOMAXPROCS is set (to a number the
+// runtime takes: it ignores any other), or the memory is not
 // known, or the host has no more cores than that. Go counts the host's
 // cores, and a 256 MB function on two of them ran its two SDK calls on two
 // threads that woke each other for a sixth of a vCPU: at one, the
 // callback's warm median fell by a tenth (docs/benchmarks.md).
 func Procs(lookup func(string) (string, bool), cpus int) (n int, ok bool) {
-	if _, set := lookup("GOMAXPROCS"); set {
-		return 0, false
+	if v, _ := lookup("GOMAXPROCS"); positive(v) {
+		return 0, false // the runtime took it
 	}
 	v, _ := lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-	mb, err := strconv.Atoi(v)
-	if err != nil || mb <= 0 {
+	if !positive(v) {
 		return 0, false
 	}
+	mb, _ := strconv.Atoi(v)
 	n = (mb + mbPerVCPU - 1) / mbPerVCPU
 	return n, n < cpus
+}
+
+// positive reports whether v is a whole number above zero.
+func positive(v string) bool {
+	n, err := strconv.Atoi(v)
+	return err == nil && n > 0
 }
 
 // Config reads a function's configuration with load and the SDK's from

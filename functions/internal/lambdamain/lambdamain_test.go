@@ -21,6 +21,8 @@ func TestProcs(t *testing.T) {
 		{"a function of more vCPUs than the host has keeps Go's count", map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "10240"}, 2, 0, false},
 		{"a one-core host keeps Go's count", map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128"}, 1, 0, false},
 		{"GOMAXPROCS set by the user wins", map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "GOMAXPROCS": "2"}, 2, 0, false},
+		{"a GOMAXPROCS the runtime ignores is not set", map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "GOMAXPROCS": ""}, 2, 1, true},
+		{"nor is one that is not a number", map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "GOMAXPROCS": "all"}, 2, 1, true},
 		{"an unknown memory changes nothing", map[string]string{}, 2, 0, false},
 		{"an unreadable memory changes nothing", map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "lots"}, 2, 0, false},
 	}

@@ -35,8 +35,9 @@ func (inTurn) Go(f func()) { f() }
 func (inTurn) Wait()       {}
 
 // Workers are goroutines that outlive the invocations they serve, so that
-// the stack a deep call (an SDK request) grew stays grown: a fresh
-// goroutine starts with 8 KiB and copies its stack as it grows, every time.
+// the stack a deep call (an SDK request) grew stays grown until a garbage
+// collection shrinks it: a fresh goroutine starts small and copies its
+// stack at each doubling as it grows, every time.
 type Workers struct{ jobs chan func() }
 
 // NewWorkers starts n workers; they run for the life of the process.

@@ -29,6 +29,9 @@ const (
 // MaxBody is the largest request body the submit function reads.
 const MaxBody = 64 << 10
 
+// MaxKey is the longest Idempotency-Key, in bytes.
+const MaxKey = 64
+
 // Submission is what kiehook keeps of one request to create a task.
 type Submission struct {
 	ID       string
@@ -81,8 +84,8 @@ func invalid(format string, args ...any) error {
 // now, or says what is wrong with it (ErrInvalid). Its ID follows from the
 // key alone, so that a repeat finds it.
 func New(key string, body []byte, now time.Time, ttl time.Duration) (Submission, error) {
-	if !kie.IsName(key, "_.:-", 64) {
-		return Submission{}, invalid("the Idempotency-Key header must be 1-64 characters of A-Z a-z 0-9 _ - . :")
+	if !kie.IsName(key, "_.:-", MaxKey) {
+		return Submission{}, invalid("the Idempotency-Key header must be 1-%d characters of A-Z a-z 0-9 _ - . :", MaxKey)
 	}
 	var req Request
 	dec := json.NewDecoder(bytes.NewReader(body))
