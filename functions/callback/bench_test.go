@@ -125,11 +125,7 @@ type timedDB struct {
 }
 
 func (d *timedDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	s := span{start: time.Now()}
-	out, err := d.Client.PutItem(ctx, in, opts...)
-	s.end = time.Now()
-	d.last = s
-	return out, err
+	return timed(&d.last, func() (*dynamodb.PutItemOutput, error) { return d.Client.PutItem(ctx, in, opts...) })
 }
 
 type timedSQS struct {
@@ -138,10 +134,15 @@ type timedSQS struct {
 }
 
 func (q *timedSQS) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	return timed(&q.last, func() (*sqs.SendMessageOutput, error) { return q.Sender.SendMessage(ctx, in, opts...) })
+}
+
+// timed runs call and notes in last when it began and ended.
+func timed[T any](last *span, call func() (T, error)) (T, error) {
 	s := span{start: time.Now()}
-	out, err := q.Sender.SendMessage(ctx, in, opts...)
+	out, err := call()
 	s.end = time.Now()
-	q.last = s
+	*last = s
 	return out, err
 }
 
