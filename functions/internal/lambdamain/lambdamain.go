@@ -47,22 +47,23 @@ const mbPerVCPU = 1769
 // threads that woke each other for a sixth of a vCPU: at one, the
 // callback's warm median fell by a tenth (docs/benchmarks.md).
 func Procs(lookup func(string) (string, bool), cpus int) (n int, ok bool) {
-	if v, _ := lookup("GOMAXPROCS"); positive(v) {
+	if _, set := positive(lookup, "GOMAXPROCS"); set {
 		return 0, false // the runtime took it
 	}
-	v, _ := lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-	if !positive(v) {
+	mb, known := positive(lookup, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+	if !known {
 		return 0, false
 	}
-	mb, _ := strconv.Atoi(v)
 	n = (mb + mbPerVCPU - 1) / mbPerVCPU
 	return n, n < cpus
 }
 
-// positive reports whether v is a whole number above zero.
-func positive(v string) bool {
+// positive is the variable name as a whole number, and whether it is one
+// above zero.
+func positive(lookup func(string) (string, bool), name string) (int, bool) {
+	v, _ := lookup(name)
 	n, err := strconv.Atoi(v)
-	return err == nil && n > 0
+	return n, err == nil && n > 0
 }
 
 // Config reads a function's configuration with load and the SDK's from
