@@ -1,9 +1,6 @@
 package submission
 
-import (
-	"math/rand/v2"
-	"time"
-)
+import "time"
 
 // Verdict is what one answer of the platform's create call does to a
 // submission.
@@ -57,11 +54,12 @@ func Judge(a Answer) Verdict {
 }
 
 // Backoff is how long a submission waits before its next try after
-// attempts tries: doubling from 2 s up to 5 minutes, with jitter so that a
-// crowd of retries spreads out; a 429 waits at least window.
-func Backoff(attempts int, code int, window time.Duration) time.Duration {
+// attempts tries: doubling from 2 s up to 5 minutes, half of it drawn by
+// jitter (a random duration in [0, n), as rand.N gives) so that a crowd of
+// retries spreads out; a 429 waits at least window.
+func Backoff(attempts int, code int, window time.Duration, jitter func(n time.Duration) time.Duration) time.Duration {
 	d := min(2*time.Second<<min(max(attempts-1, 0), 8), 5*time.Minute)
-	d = d/2 + rand.N(d/2+1)
+	d = d/2 + jitter(d/2+1)
 	if code == 429 {
 		d = max(d, window)
 	}

@@ -2,6 +2,7 @@ package submission_test
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -85,14 +86,25 @@ func TestEveryAnswerOfThePlatformHasItsVerdict(t *testing.T) {
 }
 
 func TestBackoffGrowsAndA429WaitsAWindow(t *testing.T) {
-	for attempts := 1; attempts < 20; attempts++ {
-		d := submission.Backoff(attempts, 500, 10*time.Second)
-		if d < time.Second || d > 5*time.Minute {
-			t.Errorf("attempt %d waits %v", attempts, d)
-		}
-	}
-	if d := submission.Backoff(1, 429, 10*time.Second); d < 10*time.Second {
-		t.Errorf("a 429 waits %v, less than the platform's window", d)
+	for _, jitter := range []struct {
+		name string
+		draw func(n time.Duration) time.Duration
+	}{
+		{"with the least jitter", func(time.Duration) time.Duration { return 0 }},
+		{"with the most jitter", func(n time.Duration) time.Duration { return n - 1 }},
+		{"with random jitter", rand.N[time.Duration]},
+	} {
+		t.Run(jitter.name, func(t *testing.T) {
+			for attempts := 1; attempts < 20; attempts++ {
+				d := submission.Backoff(attempts, 500, 10*time.Second, jitter.draw)
+				if d < time.Second || d > 5*time.Minute {
+					t.Errorf("attempt %d waits %v", attempts, d)
+				}
+			}
+			if d := submission.Backoff(1, 429, 10*time.Second, jitter.draw); d < 10*time.Second {
+				t.Errorf("a 429 waits %v, less than the platform's window", d)
+			}
+		})
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/bearer"
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
+	"github.com/kiehook/kiehook/functions/internal/run"
 	"github.com/kiehook/kiehook/functions/internal/submission"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/internal/urlapi"
@@ -47,6 +48,9 @@ type Handler struct {
 	Logger      *slog.Logger
 	Metrics     *metrics.Writer
 	Now         func() time.Time
+	// Group sends the message while the submission is written (nil: on a
+	// goroutine).
+	Group run.NewGroup
 }
 
 // View is a submission as the application sees it.
@@ -145,10 +149,11 @@ func (h *Handler) submit(ctx context.Context, key string, body []byte) (int, Vie
 	if err != nil {
 		return 0, View{}, task.Errorf(task.EINVALID, "%s", strings.TrimPrefix(err.Error(), submission.ErrInvalid.Error()+": "))
 	}
-	sent := make(chan error, 1)
-	go func() { sent <- h.Queue.Send(ctx, fresh.ID, 0) }()
+	g := h.Group.Or()
+	var sendErr error
+	g.Go(func() { sendErr = h.Queue.Send(ctx, fresh.ID, 0) })
 	current, created, err := h.Submissions.Create(ctx, fresh)
-	sendErr := <-sent
+	g.Wait()
 	if created {
 		current = fresh
 	}

@@ -18,7 +18,7 @@ func TestAWaitIsSentAsWholeSecondsNeverBeforeItsTurn(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			for range 100 {
-				if got := spread(tt.wait, tt.window); got < tt.least || got >= tt.lessThan || got < tt.wait {
+				if got := spread(tt.wait, tt.window, new(Submitter).jitter); got < tt.least || got >= tt.lessThan || got < tt.wait {
 					t.Fatalf("spread(%v, %v) = %v, want in [%v, %v)", tt.wait, tt.window, got, tt.least, tt.lessThan)
 				}
 			}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
+	"github.com/kiehook/kiehook/functions/internal/run"
 	"github.com/kiehook/kiehook/functions/internal/submission"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/schema"
@@ -91,6 +92,13 @@ type Submitter struct {
 	Metrics     *metrics.Writer
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// Group runs a batch's submissions (nil: each on a goroutine).
+	Group run.NewGroup
+	// Owner names each create attempt, and Jitter draws a random duration
+	// in [0, n) to spread waits; nil: at random. The explorer sets both,
+	// so that an execution replays.
+	Owner  func() string
+	Jitter func(n time.Duration) time.Duration
 }
 
 // account names the platform account the submissions are sent with: a
@@ -110,9 +118,9 @@ const (
 func (s *Submitter) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var mu sync.Mutex
 	var resp events.SQSEventResponse
-	var wg sync.WaitGroup
+	g := s.Group.Or()
 	for _, rec := range ev.Records {
-		wg.Go(func() {
+		g.Go(func() {
 			if err := s.submit(ctx, rec.Body); err != nil {
 				s.Logger.ErrorContext(ctx, "submission will be retried", "messageId", rec.MessageId, "error", err.Error())
 				mu.Lock()
@@ -121,7 +129,7 @@ func (s *Submitter) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 			}
 		})
 	}
-	wg.Wait()
+	g.Wait()
 	return resp, nil
 }
 
@@ -182,7 +190,7 @@ func (s *Submitter) send(ctx context.Context, id string) (string, error) {
 			s.redate(ctx, slot, s.Now().UTC())
 		}
 	}()
-	owner := newOwner()
+	owner := s.newOwner()
 	if _, err := s.Submissions.Update(ctx, submission.Claim(id, owner, now)); errors.Is(err, submission.ErrStale) {
 		return outcomeDone, nil // another delivery claimed it first
 	} else if err != nil {
@@ -190,7 +198,7 @@ func (s *Submitter) send(ctx context.Context, id string) (string, error) {
 	}
 	callback, err := s.CallbackURL(ctx)
 	if err != nil {
-		return outcomeWaiting, s.release(ctx, sub, owner, submission.Answer{}, submission.Backoff(sub.Attempts+1, 0, s.Window), now)
+		return outcomeWaiting, s.release(ctx, sub, owner, submission.Answer{}, submission.Backoff(sub.Attempts+1, 0, s.Window, s.jitter), now)
 	}
 	body, err := createBody(sub, callback)
 	if err != nil {
@@ -218,7 +226,7 @@ func (s *Submitter) send(ctx context.Context, id string) (string, error) {
 		s.Logger.ErrorContext(ctx, "the platform account has no credits: submissions wait until it has", "submissionId", id)
 		return outcomeWaiting, s.release(ctx, sub, owner, a, creditCheck, now)
 	}
-	return outcomeWaiting, s.release(ctx, sub, owner, a, submission.Backoff(sub.Attempts+1, a.Code, s.Window), now)
+	return outcomeWaiting, s.release(ctx, sub, owner, a, submission.Backoff(sub.Attempts+1, a.Code, s.Window, s.jitter), now)
 }
 
 // turn is how long a submission must wait before its create call: while
@@ -274,7 +282,7 @@ func (s *Submitter) later(ctx context.Context, id string, wait time.Duration, er
 	if err != nil {
 		return err
 	}
-	if err := s.Queue.Send(ctx, id, spread(wait, s.Window)); err != nil {
+	if err := s.Queue.Send(ctx, id, spread(wait, s.Window, s.jitter)); err != nil {
 		return err
 	}
 	_, err = s.Submissions.Update(ctx, submission.Touch(id, s.Now().UTC()))
@@ -287,15 +295,23 @@ func (s *Submitter) later(ctx context.Context, id string, wait time.Duration, er
 // back at once, again and again); and a random part of a window more, so
 // that a backlog's submissions do not all come back at the moment a slot
 // frees, each to find it taken.
-func spread(wait, window time.Duration) time.Duration {
+func spread(wait, window time.Duration, jitter func(time.Duration) time.Duration) time.Duration {
 	delay := wait.Truncate(time.Second)
 	if delay < wait {
 		delay += time.Second
 	}
 	if window > 0 {
-		delay += mrand.N(window)
+		delay += jitter(window)
 	}
 	return delay
+}
+
+// jitter is a random duration in [0, n).
+func (s *Submitter) jitter(n time.Duration) time.Duration {
+	if s.Jitter != nil {
+		return s.Jitter(n)
+	}
+	return mrand.N(n)
 }
 
 // release gives back the claim of a call that can pass later, and sends
@@ -377,7 +393,10 @@ func createBody(sub submission.Submission, callback string) ([]byte, error) {
 }
 
 // newOwner names one create attempt.
-func newOwner() string {
+func (s *Submitter) newOwner() string {
+	if s.Owner != nil {
+		return s.Owner()
+	}
 	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
