@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,12 +24,12 @@ import (
 	"github.com/kiehook/kiehook/functions/taskevent"
 )
 
-// event is one event the bus accepted.
+// event is one event the bus accepted: a task's, or a submission's.
 type event struct {
-	task    string
-	status  task.Status
-	objects []taskevent.Object
-	seq     int // when, among the records' changes
+	task, submission string
+	status           task.Status
+	objects          []taskevent.Object
+	seq              int // when, among the records' changes
 }
 
 // busFake is EventBridge: it keeps every event put.
@@ -38,18 +39,28 @@ type busFake struct {
 }
 
 func (b *busFake) PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, _ ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error) {
-	var d taskevent.Detail
-	if len(in.Entries) != 1 || json.Unmarshal([]byte(aws.ToString(in.Entries[0].Detail)), &d) != nil {
-		return nil, fmt.Errorf("explore: an event that is not one task's detail")
+	var d struct {
+		taskevent.Detail
+		SubmissionID string `json:"submissionId"`
 	}
-	c := b.w.call("PutEvents "+aws.ToString(in.Entries[0].DetailType)+" "+d.TaskID, mayRefuse, nil)
+	if len(in.Entries) != 1 || json.Unmarshal([]byte(aws.ToString(in.Entries[0].Detail)), &d) != nil {
+		return nil, fmt.Errorf("explore: an event that is not one task's or submission's detail")
+	}
+	var ev event
+	switch detailType := aws.ToString(in.Entries[0].DetailType); detailType {
+	case taskevent.Submitted, taskevent.SubmitFailed, taskevent.SubmitUnknown:
+		ev = event{submission: d.SubmissionID, status: task.Status(d.Status)}
+	default:
+		ev = event{task: d.TaskID, status: task.Status(d.Status), objects: d.Objects}
+	}
+	c := b.w.call("PutEvents "+aws.ToString(in.Entries[0].DetailType)+" "+ev.task+ev.submission, mayRefuse, nil)
 	if c.failed() {
 		c.end("")
 		return nil, c.err()
 	}
 	w := b.w
 	w.seq++
-	ev := event{task: d.TaskID, status: task.Status(d.Status), objects: d.Objects, seq: w.seq}
+	ev.seq = w.seq
 	b.events = append(b.events, ev)
 	if err := b.check(ev); err != nil {
 		w.mu.Lock()
@@ -64,6 +75,12 @@ func (b *busFake) PutEvents(ctx context.Context, in *eventbridge.PutEventsInput,
 // reached, and for a stored task the objects its record names.
 func (b *busFake) check(ev event) error {
 	w := b.w
+	if ev.submission != "" {
+		if !slices.ContainsFunc(w.subs.history[ev.submission], func(r subReached) bool { return r.status == string(ev.status) }) {
+			return fmt.Errorf("event %s of submission %s put, and the submission never was %s", ev.status, ev.submission, ev.status)
+		}
+		return nil
+	}
 	reachedIt := false
 	for _, r := range w.history[ev.task] {
 		reachedIt = reachedIt || r.status == ev.status

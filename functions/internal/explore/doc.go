@@ -1,5 +1,6 @@
 // Package explore is the explorer: a test that runs the real callback
-// receiver, copier, reconciler and operator recovery as actors over
+// receiver, copier, reconciler, operator recovery, submit handler and
+// submitter as actors over
 // in-memory services, explores the interleavings of their steps with
 // crashes, lost answers and clock advances, and checks invariants after
 // every step. It is deterministic simulation in the manner of
@@ -11,15 +12,28 @@
 // The code under test is the production code, unchanged:
 // task.Receiver (the callback), copier.Handler and copier.Copier (each
 // invocation of the event source mapping), reconciler.Reconciler.Run,
-// and recovery.Requeue and Redrive. With them run the real adapters:
-// queue.Queue and queue.DeadLetters, objects.Store, eventbus.Bus and
-// download.Downloader. Only the services are fakes, each deterministic:
+// recovery.Requeue and Redrive, submitapi.Handler (POST /submissions) and
+// submitter.Submitter (each invocation of its mapping). With them run the
+// real adapters: queue.Queue, queue.Submissions and queue.DeadLetters,
+// objects.Store, eventbus.Bus and download.Downloader. Only the services
+// are fakes, each deterministic:
 //
 //   - the task table keeps records by value and changes one only through
 //     task.Apply; its Open and Unnotified read the open index as dynamo's
 //     do (without the index's lag);
-//   - SQS has the copy queue and its dead-letter queue, with a 30-minute
-//     visibility timeout, receive counts and a maxReceiveCount of 2: the
+//   - the submissions' part of the table keeps them by value and changes
+//     one only through submission.Apply; its Open and Unannounced read
+//     the open index as dynamo's do;
+//   - the platform's create call answers the scenario's codes, one a
+//     call (a 200 makes a task); a lost answer is a call that made its
+//     task and timed out, a refused one a call that timed out having made
+//     none. The platform then calls each task it made back, through the
+//     real receiver and the link the callback handler makes (a failed
+//     generation, so that no copy starts), again in the drain while no
+//     call was answered;
+//   - SQS has the copy queue and the submission queue, each with its
+//     dead-letter queue, with their visibility timeouts (30 and 6
+//     minutes), delays, receive counts and a maxReceiveCount of 2: the
 //     receive that would exceed it moves the message; a delete with a
 //     receipt that a later receive replaced deletes nothing; a long poll
 //     waits, on the virtual clock, for a message that shows within it;
@@ -87,7 +101,11 @@
 //   - the reconciler gives a task up in generation g only if a message of
 //     generation g reached the dead-letter queue;
 //   - every event put is for a status its task reached, and a stored
-//     event names the record's objects.
+//     event names the record's objects;
+//   - the platform makes at most one task for a submission; a submission
+//     is submitted only as a task the platform made for it; an ended
+//     submission never changes; an event is put only for a status the
+//     submission reached.
 //
 // Once the explored actors are done, a drain takes the system to
 // quiescence with no fault: copiers take every message as it shows, a
@@ -100,7 +118,12 @@
 // objects its record names and no open upload, the copy queue must be
 // empty, and the scenario's own expectation must hold (a success with at
 // most one fault is stored; a requeue with none is copied in its new
-// generation...).
+// generation...). With submissions the drain also runs submitters while
+// a submission's message shows, and the platform's callbacks; then every
+// submission must have ended and its end been announced, one answered 200
+// or 202 must be kept, and a task the platform made must be its
+// submission's, unless every callback of it came after the submission
+// had ended submit_unknown (SUBMIT_UNKNOWN_AFTER, half an hour here).
 //
 // # The search
 //
@@ -171,15 +194,30 @@
 //     first copier's mark lands on the second end unless it is held to
 //     its generation. One preemption, one fault.
 //
+// The submissions' races, found the same way with each guard removed:
+//
+//   - One submission sent twice: its message delivered twice (or the
+//     application's repeat POST sending another), the first submitter
+//     reads it, is preempted; the second claims, makes the task and dies
+//     before it marks it; without the claim's condition that nobody holds
+//     it, the first claims over it and makes a second task. One
+//     preemption, one crash.
+//   - A create call whose answer is lost, sent again as if it could pass
+//     later: a second task. No preemption, one lost answer.
+//   - A submission whose message a submitter took before its record was
+//     written (the submit handler does both at once): the submitter finds
+//     nothing and drops it, and only the reconciler's resend of an
+//     untouched accepted submission moves it. No preemption, no fault.
+//
 // The CI bounds contain each of these schedules: P=2 and C=1 for points
 // 2 and 3; P=1 and C=1 for point 4 (and its redrive twin) and for the
 // plain success path; P=2, C=1, E=1 for point 1; P=1, E=1 for the late
-// mark. State hashing prunes only
+// mark; P=1, C=1, E=1 for the submissions. State hashing prunes only
 // states whose futures were explored within at least the same budget, so
 // no execution within the bounds is lost to it. With -race on two cores
-// the CI search is some 15,000 executions in about 30 s; -explore.full
-// (P=3, C=1, E=1; P=2 for the redrive, whose operator polls seven times)
-// is some 500,000 in about 2.5 minutes without -race.
+// the CI search is some 35,000 executions in about 70 s; -explore.full
+// (P=3, C=1, E=1; P=2 for the redrive, whose operator polls seven times,
+// and for the submissions) is some 480,000 in about 2m40s without -race.
 //
 // # Running it
 //
@@ -192,7 +230,10 @@
 //
 // What is not modelled: SQS hands messages out oldest first, one per
 // batch; the index is read without lag; sources are smaller than a part
-// (no multipart upload); no task is pending (the platform is not
-// polled); the copier's invocation has no context deadline, so its lease
-// lasts 15 minutes and it is killed at 15 minutes.
+// (no multipart upload); the platform is not polled (a pending record
+// waits for its callback); the copier's invocation has no context
+// deadline, so its lease lasts 15 minutes and it is killed at 15
+// minutes; the submitters' pace and the account's credits are left out
+// (every slot is free at once, and the platform never answers 402: their
+// stores have tests of their own).
 package explore

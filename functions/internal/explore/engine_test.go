@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kiehook/kiehook/functions/internal/submission"
 )
 
 // scenario is one setting the explorer runs the real code in: a prelude
@@ -23,6 +25,11 @@ type scenario struct {
 	// faults narrows the faults explored to the calls where the scenario
 	// needs them; nil: every call a fault applies to.
 	faults func(t *thread, p *pending, k kind) bool
+	// submissions runs the reconciler's submission passes; platform is
+	// what the platform's create calls answer, one code a call, the last
+	// for good (default 200).
+	submissions bool
+	platform    []int
 	// ci and full bound the search: preemptions, crashes, wrong answers.
 	ci, full budget
 	drained  sync.Map // data hashes of end states whose drain passed
@@ -112,12 +119,25 @@ func (w *world) finish() error {
 	copiers, strode := 0, false
 	for round := 0; ; round++ {
 		if round == 40 {
-			return fmt.Errorf("the system never settles")
+			return fmt.Errorf("the system never settles: %v", w.quiescent())
 		}
 		before := w.progress()
-		for w.copyVisible() {
+		for w.visible(copyURL) {
 			copiers++
 			w.esm(fmt.Sprintf("drain-copier-%d", copiers), 1)
+			if err := w.runToEnd(); err != nil {
+				return err
+			}
+		}
+		for w.visible(submitURL) {
+			copiers++
+			w.submitter(fmt.Sprintf("drain-submitter-%d", copiers), 1)
+			if err := w.runToEnd(); err != nil {
+				return err
+			}
+		}
+		if w.platform.due(true) != nil {
+			w.platformCalls(fmt.Sprintf("drain-platform-%d", round+1), true)
 			if err := w.runToEnd(); err != nil {
 				return err
 			}
@@ -153,19 +173,26 @@ func (w *world) finish() error {
 	return nil
 }
 
-func (w *world) copyVisible() bool {
+// visible reports whether the queue at url has a message to deliver now.
+func (w *world) visible(url string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.sqs.queues[copyURL].visible(w.now)
+	return w.sqs.queues[url].visible(w.now)
 }
 
 // idle reports that nothing waits on the clock: no message of the copy
-// queue in flight, no live lease.
+// or submission queue in flight, no live lease, no submission short of
+// its end.
 func (w *world) idle() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.sqs.queues[copyURL].msgs) > 0 {
+	if len(w.sqs.queues[copyURL].msgs) > 0 || len(w.sqs.queues[submitURL].msgs) > 0 {
 		return false
+	}
+	for _, sub := range w.subs.recs {
+		if !submission.Final(sub.Status) {
+			return false
+		}
 	}
 	for _, t := range w.store.recs {
 		if t.Lease.Live(w.now) {

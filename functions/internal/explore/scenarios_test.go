@@ -2,6 +2,7 @@ package explore
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/kiehook/kiehook/functions/internal/task"
@@ -183,6 +184,53 @@ func scenarios() []*scenario {
 			},
 			ci:   budget{preemptions: 1, errors: 1},
 			full: budget{preemptions: 2, crashes: 1, errors: 1},
+		},
+		{
+			name: "a submission is created on the platform once, whatever its redeliveries, crashes and lost answers do",
+			prelude: func(w *world) {
+				// The application posts it twice (its first answer lost,
+				// say): two messages, for two submitters at once.
+				w.submit("app")
+				w.submit("app-again")
+				w.runToEnd()
+			},
+			actors: func(w *world) {
+				w.submitter("submitter1", 1)
+				w.submitter("submitter2", 1)
+				w.platformCalls("platform", false)
+			},
+			submissions: true,
+			expect:      submittedOnce,
+			ci:          budget{preemptions: 1, crashes: 1, errors: 1},
+			full:        budget{preemptions: 2, crashes: 1, errors: 1},
+		},
+		{
+			name: "a submission answered 202 is never lost, whatever fails as it is kept and sent",
+			actors: func(w *world) {
+				w.submit("app")
+				w.submitter("submitter", 1)
+				w.reconcile("reconciler")
+			},
+			submissions: true,
+			expect:      submittedOnce,
+			ci:          budget{preemptions: 1, crashes: 1, errors: 1},
+			full:        budget{preemptions: 2, crashes: 1, errors: 1},
+		},
+		{
+			name: "a create call past the rate is sent again after its wait, and makes one task",
+			prelude: func(w *world) {
+				w.submit("app")
+				w.runToEnd()
+			},
+			actors: func(w *world) {
+				w.submitter("submitter", 2)
+				w.platformCalls("platform", false)
+			},
+			submissions: true,
+			platform:    []int{http.StatusTooManyRequests, http.StatusOK},
+			expect:      submittedOnce,
+			ci:          budget{preemptions: 1, crashes: 1, errors: 1},
+			full:        budget{preemptions: 2, crashes: 1, errors: 1},
 		},
 		{
 			name: "a success whose message was never sent is still stored, by the reconciler's resend",

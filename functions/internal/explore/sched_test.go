@@ -78,7 +78,7 @@ type actor struct {
 	threads  []*thread
 	dead     bool // crashed, killed at its deadline, or ended by the explorer
 	deadline time.Time
-	attempts int // copy attempts named (the copier's Owner)
+	attempts int // attempts named (the copier's Owner, the submitter's)
 	note     string
 }
 

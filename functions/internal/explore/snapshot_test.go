@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiehook/kiehook/functions/internal/submission"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/schema"
 )
@@ -29,6 +30,11 @@ type snapshot struct {
 	trace   []entry
 	served  map[string]int
 	err     error
+
+	subs        map[string]submission.Submission
+	subHistory  map[string][]subReached
+	platform    platformFake
+	subAnswered bool
 }
 
 // freeze copies w's data; every actor of w has ended.
@@ -50,7 +56,19 @@ func (w *world) freeze() *snapshot {
 	w.env.src.mu.Lock()
 	s.served = maps.Clone(w.env.src.served)
 	w.env.src.mu.Unlock()
+	s.subs, s.subHistory, s.subAnswered = maps.Clone(w.subs.recs), maps.Clone(w.subs.history), w.subAnswered
+	s.platform = platformFake{calls: w.platform.calls, tasks: cloneTasks(w.platform.tasks)}
 	return s
+}
+
+// cloneTasks copies the platform's tasks, each by value.
+func cloneTasks(tasks []*madeTask) []*madeTask {
+	out := make([]*madeTask, len(tasks))
+	for i, t := range tasks {
+		c := *t
+		out[i] = &c
+	}
+	return out
 }
 
 // thaw makes w's data a copy of s's, w being new.
@@ -73,6 +91,11 @@ func (w *world) thaw(s *snapshot) {
 	w.env.src.mu.Lock()
 	w.env.src.served = maps.Clone(s.served)
 	w.env.src.mu.Unlock()
+	w.subs.recs, w.subAnswered = maps.Clone(s.subs), s.subAnswered
+	for id, h := range s.subHistory {
+		w.subs.history[id] = slices.Clone(h)
+	}
+	w.platform.calls, w.platform.tasks = s.platform.calls, cloneTasks(s.platform.tasks)
 }
 
 var (

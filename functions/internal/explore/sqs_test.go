@@ -24,9 +24,14 @@ const (
 	// longer than a copier invocation, so that only a dead copier's
 	// message comes back.
 	visibility = 1800 * time.Second
-	// maxReceives is the copy queue's maxReceiveCount, kept at 2 so that a
+	// maxReceives is the queues' maxReceiveCount, kept at 2 so that a
 	// message reaches the dead-letter queue in few steps.
 	maxReceives = 2
+	// The submission queue, and its visibility timeout (the template's:
+	// six times the submitter's).
+	submitURL        = "https://sqs.local/submit"
+	submitDLQURL     = "https://sqs.local/submit-dlq"
+	submitVisibility = 360 * time.Second
 )
 
 // message is one SQS message.
@@ -61,8 +66,11 @@ func (f *sqsFake) deadLettered(id string, gen int) bool {
 }
 
 func newSQS(w *world) *sqsFake {
-	dlq := &squeue{url: dlqURL}
-	return &sqsFake{w: w, queues: map[string]*squeue{copyURL: {url: copyURL, dlq: dlq}, dlqURL: dlq}}
+	dlq, submitDLQ := &squeue{url: dlqURL}, &squeue{url: submitDLQURL}
+	return &sqsFake{w: w, queues: map[string]*squeue{
+		copyURL: {url: copyURL, dlq: dlq}, dlqURL: dlq,
+		submitURL: {url: submitURL, dlq: submitDLQ}, submitDLQURL: submitDLQ,
+	}}
 }
 
 func queueName(url string) string { return url[strings.LastIndexByte(url, '/')+1:] }
@@ -80,7 +88,7 @@ func (f *sqsFake) SendMessage(ctx context.Context, in *sqs.SendMessageInput, _ .
 		return nil, fmt.Errorf("no queue %s", url)
 	}
 	f.ids++
-	m := &message{id: "m" + strconv.Itoa(f.ids), body: body, sentAt: f.w.now, visibleAt: f.w.now}
+	m := &message{id: "m" + strconv.Itoa(f.ids), body: body, sentAt: f.w.now, visibleAt: f.w.now.Add(time.Duration(in.DelaySeconds) * time.Second)}
 	q.msgs = append(q.msgs, m)
 	if c.lost() {
 		c.end(m.id)
@@ -220,20 +228,20 @@ func (q *squeue) nextVisible(now time.Time) (time.Time, bool) {
 	return at, !at.IsZero()
 }
 
-// esmReceive is the event source mapping's poll of the copy queue, for
-// a batch of one: it waits until a message is visible.
-func (f *sqsFake) esmReceive() []events.SQSMessage {
-	q := f.queues[copyURL]
-	c := f.w.call("receive copy", 0, func() bool { return q.visible(f.w.now) })
+// esmReceive is an event source mapping's poll of the queue at url, for
+// a batch of one hidden for hide: it waits until a message is visible.
+func (f *sqsFake) esmReceive(url string, hide time.Duration) []events.SQSMessage {
+	q := f.queues[url]
+	c := f.w.call("receive "+queueName(url), 0, func() bool { return q.visible(f.w.now) })
 	if c.failed() {
 		c.end("")
 		return nil
 	}
-	got := f.receive(q, 1, visibility)
+	got := f.receive(q, 1, hide)
 	var recs []events.SQSMessage
 	var names []string
 	for _, m := range got {
-		recs = append(recs, events.SQSMessage{MessageId: m.id, ReceiptHandle: m.receipt, Body: m.body, EventSourceARN: "arn:aws:sqs:local:copy",
+		recs = append(recs, events.SQSMessage{MessageId: m.id, ReceiptHandle: m.receipt, Body: m.body, EventSourceARN: "arn:aws:sqs:local:" + queueName(url),
 			Attributes: map[string]string{"ApproximateReceiveCount": strconv.Itoa(m.receives), "SentTimestamp": strconv.FormatInt(m.sentAt.UnixMilli(), 10)}})
 		names = append(names, fmt.Sprintf("%s %s (receive %d)", m.id, m.body, m.receives))
 	}
@@ -241,15 +249,15 @@ func (f *sqsFake) esmReceive() []events.SQSMessage {
 	return recs
 }
 
-// esmDelete is the event source mapping deleting a message its copier
-// did not report failed.
-func (f *sqsFake) esmDelete(m events.SQSMessage) {
+// esmDelete is an event source mapping deleting a message of the queue
+// at url that its function did not report failed.
+func (f *sqsFake) esmDelete(url string, m events.SQSMessage) {
 	c := f.w.call("delete "+m.MessageId, 0, nil)
 	if c.failed() {
 		c.end("")
 		return
 	}
-	c.end(f.delete(f.queues[copyURL], m.ReceiptHandle))
+	c.end(f.delete(f.queues[url], m.ReceiptHandle))
 }
 
 func orNone(s string) string {

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/kiehook/kiehook/functions/internal/bearer"
 	"github.com/kiehook/kiehook/functions/internal/copier"
 	"github.com/kiehook/kiehook/functions/internal/download"
 	"github.com/kiehook/kiehook/functions/internal/eventbus"
@@ -21,6 +23,9 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/queue"
 	"github.com/kiehook/kiehook/functions/internal/reconciler"
 	"github.com/kiehook/kiehook/functions/internal/run"
+	"github.com/kiehook/kiehook/functions/internal/submission"
+	"github.com/kiehook/kiehook/functions/internal/submitapi"
+	"github.com/kiehook/kiehook/functions/internal/submitter"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/recovery"
 )
@@ -92,19 +97,26 @@ type world struct {
 	env   *env
 	sc    *scenario
 
-	history   map[string][]reached
-	seq       int
-	faults    int  // faults injected so far
-	requeued  bool // the operator's requeue or redrive said it sent a message
-	violation error
-	trace     []entry
-	phase     string // "prelude", "" (explored) or "drain"
-	draining  bool   // no faults, the clock only when nothing can run
+	subs     *subStore
+	platform *platformFake
+
+	history     map[string][]reached
+	seq         int
+	faults      int  // faults injected so far
+	requeued    bool // the operator's requeue or redrive said it sent a message
+	subAnswered bool // a submit was answered 200 or 202
+	violation   error
+	trace       []entry
+	phase       string // "prelude", "" (explored) or "drain"
+	draining    bool   // no faults, the clock only when nothing can run
 
 	receiver *task.Receiver
 	copier   *copier.Copier
 	rec      *reconciler.Reconciler
 	ops      *recovery.Recovery
+
+	submitH     *submitapi.Handler
+	submitterFn *submitter.Submitter
 }
 
 // entry is one decision in the trace.
@@ -132,6 +144,24 @@ func newWorld(sc *scenario) *world {
 		Receiver: w.receiver, Queue: queue.New(w.sqs, copyURL), Notifier: bus, Logger: e.log, Now: w.Now,
 		PendingAfter: time.Minute, StuckAfter: stuckAfter, QueuedAlert: queuedAlert, Retention: 14 * 24 * time.Hour, Limit: 10, NotifyAfter: notifyAfter}
 	w.ops = &recovery.Recovery{Records: w.store, SQS: w.sqs, Resources: recovery.Resources{QueueURL: copyURL, DLQURL: dlqURL}, Now: w.Now}
+	w.subs = &subStore{w: w, recs: map[string]submission.Submission{}, history: map[string][]subReached{}}
+	w.platform = &platformFake{w: w, answers: sc.platform}
+	if len(w.platform.answers) == 0 {
+		w.platform.answers = []int{http.StatusOK}
+	}
+	if sc.submissions {
+		// Only here does the reconciler run its submissions' passes: the
+		// other scenarios' runs make no steps for them.
+		bus.Submissions = w.subs
+		submits := queue.NewSubmissions(w.sqs, submitURL)
+		w.rec.Submissions = reconciler.Submissions{Store: w.subs, Queue: submits, Events: bus, UnknownAfter: unknownAfter}
+		w.submitH = &submitapi.Handler{Submissions: w.subs, Queue: submits, Auth: bearer.Auth{IAM: true}, TTL: task.DefaultTTL,
+			Logger: e.log, Now: w.Now, Group: w.sendGroup}
+		w.submitterFn = &submitter.Submitter{Submissions: w.subs, Pace: openAccount{}, Account: openAccount{}, Platform: w.platform,
+			Tasks: w.store, Queue: submits, Events: bus, Rate: 20, Window: submitWindow, MaxWait: 24 * time.Hour, TTL: task.DefaultTTL,
+			CallbackURL: func(context.Context) (string, error) { return "https://callback.local/?token=t", nil },
+			Logger:      e.log, Now: w.Now, Group: run.InTurn, Owner: w.claimant, Jitter: func(time.Duration) time.Duration { return 0 }}
+	}
 	return w
 }
 
@@ -166,6 +196,16 @@ func (w *world) owner(messageIDs []string) string {
 	a := w.sole().actor
 	a.attempts++
 	return fmt.Sprintf("%s.%d/%s", a.name, a.attempts, strings.Join(messageIDs, ","))
+}
+
+// claimant names a submitter's create attempt after the submitter that
+// makes it.
+func (w *world) claimant() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a := w.sole().actor
+	a.attempts++
+	return fmt.Sprintf("%s.%d", a.name, a.attempts)
 }
 
 // advanceTo moves the clock to t. With kill, every process whose
@@ -235,23 +275,31 @@ func (w *world) callback(name string, cb task.Callback) {
 func (w *world) esm(name string, batches int) {
 	h := copier.NewHandler(w.copier.Copy, w.env.log)
 	h.Group = run.InTurn
+	w.mapping(name, batches, copyURL, visibility, copierDeadline, h.Handle)
+}
+
+// mapping is an event source mapping of the queue at url (its visibility
+// hide) to a function that has deadline: batches invocations of handle,
+// each with one message.
+func (w *world) mapping(name string, batches int, url string, hide, deadline time.Duration,
+	handle func(context.Context, events.SQSEvent) (events.SQSEventResponse, error)) {
 	w.spawn(name, 0, func(ctx context.Context, a *actor) {
 		for done := 0; done < batches; {
-			recs := w.sqs.esmReceive()
+			recs := w.sqs.esmReceive(url, hide)
 			if len(recs) == 0 {
 				continue // the message went to the dead-letter queue
 			}
 			done++
 			w.mu.Lock()
-			a.deadline = w.now.Add(copierDeadline)
+			a.deadline = w.now.Add(deadline)
 			w.mu.Unlock()
-			resp, err := h.Handle(ctx, events.SQSEvent{Records: recs})
+			resp, err := handle(ctx, events.SQSEvent{Records: recs})
 			if err != nil {
 				continue // the whole batch returns
 			}
 			for _, m := range recs {
 				if !slices.ContainsFunc(resp.BatchItemFailures, func(f events.SQSBatchItemFailure) bool { return f.ItemIdentifier == m.MessageId }) {
-					w.sqs.esmDelete(m)
+					w.sqs.esmDelete(url, m)
 				}
 			}
 			w.mu.Lock()
@@ -453,7 +501,7 @@ func (w *world) nextTimer() (time.Time, bool) {
 			at = t
 		}
 	}
-	for _, url := range []string{copyURL, dlqURL} {
+	for _, url := range []string{copyURL, dlqURL, submitURL} {
 		if url == dlqURL && w.draining {
 			// A dead letter a reconciler peeked at shows again in seconds;
 			// the drain's runs see it again after their stride anyway.
@@ -483,6 +531,21 @@ func (w *world) nextTimer() (time.Time, bool) {
 			consider(t.ResentAt.Add(queuedAlert))
 		case task.Final(t.Status) && t.NotifiedAt.IsZero():
 			consider(t.UpdatedAt.Add(notifyAfter))
+		}
+	}
+	for _, sub := range w.subs.recs {
+		if !reconcilerWaits || !w.sc.submissions {
+			break
+		}
+		switch {
+		case sub.Status == submission.Accepted && sub.ClaimedBy != "":
+			consider(sub.ClaimedAt.Add(claimTimeout))
+		case sub.Status == submission.Accepted:
+			consider(sub.UpdatedAt.Add(lostMessageAfter))
+		case sub.Status == submission.Unknown:
+			consider(sub.UpdatedAt.Add(unknownAfter))
+		case sub.Unannounced():
+			consider(sub.UpdatedAt.Add(notifyAfter))
 		}
 	}
 	return at, !at.IsZero()
@@ -562,7 +625,7 @@ func (w *world) quiescent() error {
 	if n := len(w.sqs.queues[copyURL].msgs); n > 0 {
 		return fmt.Errorf("%d messages left in the copy queue", n)
 	}
-	return nil
+	return w.submissionsQuiescent()
 }
 
 // State hashing.
@@ -610,14 +673,29 @@ func (w *world) dataHash() uint64 {
 // (the statuses reached, the events put, the faults injected), what the
 // source will answer, and the clock.
 func (w *world) data(b *strings.Builder) {
-	fmt.Fprintf(b, "now %d|faults %d %t|", w.now.Sub(start).Milliseconds(), w.faults, w.requeued)
+	fmt.Fprintf(b, "now %d|faults %d %t %t|", w.now.Sub(start).Milliseconds(), w.faults, w.requeued, w.subAnswered)
 	for _, id := range sortedKeys(w.store.recs) {
 		fmt.Fprintf(b, "%s|", digest(w.store.recs[id]))
 	}
-	for _, url := range []string{copyURL, dlqURL} {
+	for _, url := range []string{copyURL, dlqURL, submitURL, submitDLQURL} {
 		for _, m := range w.sqs.queues[url].msgs {
 			fmt.Fprintf(b, "%s %s %s %d %d %d %s|", url, m.id, m.body, m.receives, m.sentAt.UnixMilli(), m.visibleAt.UnixMilli(), m.receipt)
 		}
+	}
+	for _, id := range sortedKeys(w.subs.recs) {
+		fmt.Fprintf(b, "%+v|", w.subs.recs[id])
+		for _, r := range w.subs.history[id] {
+			fmt.Fprintf(b, "%s %s|", id, r.status)
+			for _, e := range w.bus.events {
+				if e.submission == id && e.seq > r.seq {
+					fmt.Fprintf(b, "announced %s|", e.status)
+				}
+			}
+		}
+	}
+	fmt.Fprintf(b, "platform %d|", w.platform.calls)
+	for _, t := range w.platform.tasks {
+		fmt.Fprintf(b, "%+v|", *t)
 	}
 	fmt.Fprintf(b, "ids %d %d %d|dead %v|", w.sqs.ids, w.sqs.rcpts, w.s3.ids, w.sqs.dead)
 	for _, k := range sortedKeys(w.s3.objects) {
@@ -648,8 +726,16 @@ func (w *world) progress() uint64 {
 	for _, id := range sortedKeys(w.store.recs) {
 		fmt.Fprintf(&b, "%s|", digest(w.store.recs[id]))
 	}
-	for _, m := range w.sqs.queues[copyURL].msgs {
-		fmt.Fprintf(&b, "%s %d|", m.id, m.receives)
+	for _, url := range []string{copyURL, submitURL} {
+		for _, m := range w.sqs.queues[url].msgs {
+			fmt.Fprintf(&b, "%s %d|", m.id, m.receives)
+		}
+	}
+	for _, id := range sortedKeys(w.subs.recs) {
+		fmt.Fprintf(&b, "%+v|", w.subs.recs[id])
+	}
+	for _, t := range w.platform.tasks {
+		fmt.Fprintf(&b, "%+v|", *t)
 	}
 	fmt.Fprintf(&b, "%d|%v|%d|%d", len(w.sqs.queues[dlqURL].msgs), sortedKeys(w.s3.objects), len(w.s3.uploads), len(w.bus.events))
 	return hashString(b.String())
