@@ -15,7 +15,6 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/kie"
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/secret"
-	"github.com/kiehook/kiehook/functions/internal/submission"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/internal/urlapi"
 )
@@ -48,27 +47,17 @@ func (a Auth) configured() bool {
 
 // Handler turns Function URL requests into task callbacks.
 type Handler struct {
-	receiver    receiver
-	submissions linker // nil: submissions are not linked
-	auth        Auth
-	logger      *slog.Logger
-	metrics     *metrics.Writer
-	now         func() time.Time
-}
-
-// linker records on a submission the task its callback came for.
-type linker interface {
-	Update(ctx context.Context, c submission.Change) (submission.Submission, error)
+	receiver receiver
+	auth     Auth
+	logger   *slog.Logger
+	metrics  *metrics.Writer
+	now      func() time.Time
 }
 
 // NewHandler returns a Handler; now is the clock for signature windows.
 func NewHandler(r receiver, auth Auth, logger *slog.Logger, m *metrics.Writer, now func() time.Time) *Handler {
 	return &Handler{receiver: r, auth: auth, logger: logger, metrics: m, now: now}
 }
-
-// LinkSubmissions has the handler record, on the submission a callback URL
-// names (its sid), the task the platform made for it.
-func (h *Handler) LinkSubmissions(s linker) { h.submissions = s }
 
 // oneCallback is the metric every request adds to, by outcome: accepted,
 // duplicate, or the error code of a refusal (unauthorized, invalid, …).
@@ -110,25 +99,7 @@ func (h *Handler) handle(ctx context.Context, req events.LambdaFunctionURLReques
 	}
 	cb.SubmissionID = kie.SubmissionFromQuery(req.RawQueryString)
 	outcome, err := h.receiver.Receive(ctx, cb)
-	if err == nil && cb.SubmissionID != "" {
-		err = h.link(ctx, cb)
-	}
 	return cb, outcome, err
-}
-
-// link records, on the submission the callback URL names, the task the
-// platform made for it: a submission whose create call lost its answer
-// learns its task here. A failure is a 503, so that the platform calls
-// again and the link is made then.
-func (h *Handler) link(ctx context.Context, cb task.Callback) error {
-	if h.submissions == nil {
-		return nil
-	}
-	_, err := h.submissions.Update(ctx, submission.Link(cb.SubmissionID, cb.TaskID, h.now().UTC()))
-	if err != nil && !errors.Is(err, submission.ErrStale) {
-		return task.Wrap(task.EUNAVAILABLE, "submission store unavailable", err)
-	}
-	return nil
 }
 
 // admit applies the checks that need no body: method, size, content type,

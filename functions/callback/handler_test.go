@@ -85,9 +85,9 @@ func newHarnessOn(tb testing.TB, env *emulators.Env, db dynamo.Client, auth Auth
 	h := &harness{env: env, store: dynamo.New(db, env.Table, dynamo.WithEvents), send: &switchableSender{real: env.SQS}, logs: captureLogs(tb), metrics: &capture.Buffer{}}
 	clock := func() time.Time { return testNow }
 	r := &task.Receiver{Store: h.store, Queue: queue.New(h.send, env.QueueURL), TTL: 720 * time.Hour, Now: clock,
-		Notifier: eventbus.New(env.EventBridge, env.Bus, "", h.store, clock), Logger: h.logs.logger}
+		Notifier: eventbus.New(env.EventBridge, env.Bus, "", h.store, clock), Logger: h.logs.logger,
+		Submissions: dynamo.Submissions{Store: h.store}}
 	h.handler = NewHandler(r, auth, h.logs.logger, metrics.New(h.metrics, "kiehook", clock), clock)
-	h.handler.LinkSubmissions(dynamo.Submissions{Store: h.store})
 	return h
 }
 
@@ -756,31 +756,74 @@ func TestRegisteringATaskBeforeItsCallback(t *testing.T) {
 	}
 }
 
-func TestACallbackForASubmissionLinksIt(t *testing.T) {
-	h := newHarness(t, signed())
+// unknownSubmission keeps a submission whose create call lost its
+// answer: only its task's callback can tell its task.
+func unknownSubmission(t *testing.T, subs dynamo.Submissions) submission.Submission {
+	t.Helper()
 	ctx := context.Background()
-	subs := dynamo.Submissions{Store: h.store}
 	sub, err := submission.New("order-9", []byte(`{"api":"veo","input":{"prompt":"x"},"labels":{"user":"7"}}`), testNow, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	subs.Create(ctx, sub)
+	if _, _, err := subs.Create(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := subs.Update(ctx, submission.Claim(sub.ID, "submitter-1", testNow)); err != nil {
 		t.Fatal(err)
 	}
-	// The create call's answer was lost: the submission is unknown.
 	if _, err := subs.Update(ctx, submission.MarkUnknown(sub.ID, "submitter-1", "no answer", testNow)); err != nil {
 		t.Fatal(err)
 	}
+	return sub
+}
+
+func TestACallbackForASubmissionLinksIt(t *testing.T) {
+	h := newHarness(t, signed())
+	subs := dynamo.Submissions{Store: h.store}
+	sub := unknownSubmission(t, subs)
 	req := withQuery(callback(t, success("veo_made", "https://tempfile.aiquickdraw.com/v.mp4")), "token="+testToken+"&user=7&sid="+sub.ID)
 	if status, a := h.call(t, req); status != 200 || a.Status != "accepted" {
 		t.Fatalf("%d %+v", status, a)
 	}
-	got, _, _ := subs.Get(ctx, sub.ID)
+	got, _, _ := subs.Get(context.Background(), sub.ID)
 	if got.Status != submission.Submitted || got.TaskID != "veo_made" {
 		t.Errorf("submission %+v: its task's callback links it", got)
 	}
 	if rec := h.record(t, "veo_made"); rec.SubmissionID != sub.ID || rec.Labels["user"] != "7" || rec.Labels["sid"] != "" {
 		t.Errorf("record %+v: it names its submission, which is no label", rec)
+	}
+}
+
+// refusingUpdates is DynamoDB refusing every UpdateItem while refuse is
+// set, as a throttled or unreachable table does.
+type refusingUpdates struct {
+	dynamo.Client
+	refuse error
+}
+
+func (d *refusingUpdates) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if d.refuse != nil {
+		return nil, d.refuse
+	}
+	return d.Client.UpdateItem(ctx, in, opts...)
+}
+
+func TestALinkThatFailsIsA503AndThePlatformsNextCallMakesIt(t *testing.T) {
+	env := emulators.New(t, emulators.Options{})
+	db := &refusingUpdates{Client: env.DynamoDB}
+	h := newHarnessOn(t, env, db, signed())
+	subs := dynamo.Submissions{Store: h.store}
+	sub := unknownSubmission(t, subs)
+	req := withQuery(callback(t, success("veo_made", "https://tempfile.aiquickdraw.com/v.mp4")), "token="+testToken+"&sid="+sub.ID)
+	db.refuse = errors.New("ProvisionedThroughputExceededException")
+	if status, _ := h.call(t, req); status != http.StatusServiceUnavailable {
+		t.Fatalf("answered %d while the link failed, want 503: the platform calls again", status)
+	}
+	db.refuse = nil
+	if status, a := h.call(t, req); status != 200 || a.Status != "duplicate" {
+		t.Fatalf("the platform's next call: %d %+v", status, a)
+	}
+	if got, _, _ := subs.Get(context.Background(), sub.ID); got.Status != submission.Submitted || got.TaskID != "veo_made" {
+		t.Errorf("submission %+v: the next call links it", got)
 	}
 }

@@ -53,7 +53,8 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		Logger: logger,
 		// The message is sent on a goroutine that outlives the invocation,
 		// its stack grown already (run.Workers): 0.02-0.04x hello world.
-		Group: run.NewWorkers(1).Group,
+		Group:       run.NewWorkers(1).Group,
+		Submissions: dynamo.Submissions{Store: store}, // they share the table
 	}
 	m := metrics.New(os.Stdout, c.MetricsNamespace, time.Now)
 	if c.EventBus != "" {
@@ -62,9 +63,7 @@ func build(ctx context.Context, logger *slog.Logger) (*Handler, error) {
 		bus.Metrics = m
 		r.Notifier = bus
 	}
-	h := NewHandler(r, auth, logger, m, time.Now)
-	h.LinkSubmissions(dynamo.Submissions{Store: store}) // they share the table
-	return h, nil
+	return NewHandler(r, auth, logger, m, time.Now), nil
 }
 
 // authFrom builds the authentication the configuration asks for. Keys and

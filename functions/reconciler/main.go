@@ -47,7 +47,9 @@ func build(ctx context.Context, logger *slog.Logger) (*reconciler.Reconciler, er
 	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), c.Table, dynamo.Events(c.EventBus != ""))
 	sqsClient := sqs.NewFromConfig(awsCfg)
 	copies := queue.New(sqsClient, c.QueueURL)
-	receiver := &task.Receiver{Store: store, Queue: copies, TTL: c.RecordTTL, Now: time.Now, Logger: logger}
+	subs := dynamo.Submissions{Store: store} // they share the table
+	// A polled task links its submission, as its callback would have.
+	receiver := &task.Receiver{Store: store, Queue: copies, TTL: c.RecordTTL, Now: time.Now, Logger: logger, Submissions: subs}
 	r := &reconciler.Reconciler{
 		Tasks:        store,
 		Receiver:     receiver,
@@ -70,14 +72,14 @@ func build(ctx context.Context, logger *slog.Logger) (*reconciler.Reconciler, er
 		logger.Warn("no DEAD_LETTER_QUEUE_URL: copies whose deliveries are used up are not given up")
 	}
 	if c.SubmitQueueURL != "" {
-		r.Submissions = reconciler.Submissions{Store: dynamo.Submissions{Store: store}, Queue: queue.NewSubmissions(sqsClient, c.SubmitQueueURL), UnknownAfter: c.SubmitUnknownAfter}
+		r.Submissions = reconciler.Submissions{Store: subs, Queue: queue.NewSubmissions(sqsClient, c.SubmitQueueURL), UnknownAfter: c.SubmitUnknownAfter}
 	}
 	if c.EventBus != "" {
 		bus := eventbus.New(eventbridge.NewFromConfig(awsCfg), c.EventBus, c.Bucket, store, time.Now)
 		bus.Metrics = r.Metrics
 		r.Notifier, receiver.Notifier = bus, bus
 		if r.Submissions.Store != nil {
-			r.Submissions.Events, bus.Submissions = bus, dynamo.Submissions{Store: store}
+			r.Submissions.Events, bus.Submissions = bus, subs
 		}
 	}
 	if keyErr == nil {

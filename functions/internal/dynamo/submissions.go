@@ -190,6 +190,17 @@ func (s Submissions) Update(ctx context.Context, c submission.Change) (submissio
 	return decodeSubmission(out.Attributes)
 }
 
+// LinkTask records the task a callback came for on submission id (its
+// sid): it is submitted, whatever its submitter knew. One that has ended
+// already is left as it is.
+func (s Submissions) LinkTask(ctx context.Context, id, taskID string, now time.Time) error {
+	_, err := s.Update(ctx, submission.Link(id, taskID, now))
+	if errors.Is(err, submission.ErrStale) {
+		return nil
+	}
+	return err
+}
+
 // Unannounced lists at most limit ended submissions whose event the bus
 // has not taken, ended before before, oldest first.
 func (s Submissions) Unannounced(ctx context.Context, before time.Time, limit int32) ([]submission.Submission, error) {

@@ -196,7 +196,7 @@ func (r *Reconciler) pending(ctx context.Context, now time.Time, rep *Report) er
 		if rec.State == kie.Running {
 			continue
 		}
-		cb := task.Callback{TaskID: t.ID, Code: rec.Code, Msg: rec.Msg, API: t.API, Sources: rec.Sources, Polled: true}
+		cb := task.Callback{TaskID: t.ID, Code: rec.Code, Msg: rec.Msg, API: t.API, Sources: rec.Sources, Polled: true, SubmissionID: t.SubmissionID}
 		if rec.State == kie.Succeeded {
 			cb.Code, cb.Msg = task.CodeSuccess, "result found by polling"
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/kiehook/kiehook/functions/internal/metrics"
 	"github.com/kiehook/kiehook/functions/internal/objects"
 	"github.com/kiehook/kiehook/functions/internal/queue"
+	"github.com/kiehook/kiehook/functions/internal/submission"
 	"github.com/kiehook/kiehook/functions/internal/task"
 	"github.com/kiehook/kiehook/functions/schema"
 	"github.com/kiehook/kiehook/functions/taskevent"
@@ -55,7 +56,7 @@ func newHarness(tb testing.TB) *harness {
 		Tasks:    h.store,
 		Platform: kieapi.New(api.URL, "api-key"),
 		Receiver: &task.Receiver{Store: h.store, Queue: queue.New(env.SQS, env.QueueURL), Notifier: bus, TTL: 720 * time.Hour, Now: clock,
-			Logger: slog.New(slog.DiscardHandler)},
+			Logger: slog.New(slog.DiscardHandler), Submissions: dynamo.Submissions{Store: h.store}},
 		Queue:        queue.New(env.SQS, env.QueueURL),
 		Notifier:     bus,
 		DeadLetters:  queue.NewDeadLetters(env.SQS, env.DLQURL),
@@ -203,6 +204,41 @@ func TestPendingTasksArePolledAndFinishedLikeCallbacks(t *testing.T) {
 		}
 		if ids := h.queued(t); len(ids) != 0 {
 			t.Errorf("queued %v", ids)
+		}
+	})
+	t.Run("a polled task links its submission, whose submitter died before it marked it", func(t *testing.T) {
+		h := newHarness(t)
+		ctx, subs := context.Background(), dynamo.Submissions{Store: h.store}
+		sub, err := submission.New("order-5", []byte(`{"api":"veo","input":{"prompt":"x"}}`), testNow.Add(-time.Hour), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The submitter made the task and wrote its pending record, then
+		// died; its claim made the submission unknown, and the task's
+		// callback never came.
+		if _, _, err := subs.Create(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+		claimed, err := subs.Update(ctx, submission.Claim(sub.ID, "submitter-1", testNow.Add(-time.Hour)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := subs.Update(ctx, submission.Abandon(claimed, testNow.Add(-50*time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+		pending := task.NewPending("pend_sub", "veo", nil, testNow.Add(-time.Hour), time.Hour)
+		pending.SubmissionID = sub.ID
+		if _, _, err := h.store.Create(ctx, pending); err != nil {
+			t.Fatal(err)
+		}
+		h.platform.Set("veo", "pend_sub", platform.Success, "https://tempfile.aiquickdraw.com/p/pend_sub.mp4")
+		h.run(t)
+		got, _, err := subs.Get(ctx, sub.ID)
+		if err != nil || got.Status != submission.Submitted || got.TaskID != "pend_sub" {
+			t.Errorf("submission %+v %v: want submitted as pend_sub", got, err)
+		}
+		if rec := h.record(t, "pend_sub"); rec.Status != task.StatusQueued || rec.SubmissionID != sub.ID {
+			t.Errorf("record %+v: want queued, of its submission", rec)
 		}
 	})
 	t.Run("a task still generating stays pending and is asked again later", func(t *testing.T) {

@@ -45,6 +45,14 @@ type Notifier interface {
 	Notify(ctx context.Context, t Task) error
 }
 
+// Linker records, on the submission a task came through, the task the
+// platform made for it (dynamo.Submissions, with submission.Link): a
+// submission whose create call lost its answer learns its task this way.
+// A submission that has ended already is left as it is, with no error.
+type Linker interface {
+	LinkTask(ctx context.Context, submissionID, taskID string, now time.Time) error
+}
+
 // Receiver applies the task life cycle to authenticated, parsed callbacks.
 type Receiver struct {
 	Store    Store
@@ -58,16 +66,20 @@ type Receiver struct {
 	// Group runs a success's send while its record is written (nil: on a
 	// goroutine).
 	Group run.NewGroup
+	// Submissions links a callback's task to the submission it names, once
+	// the task is recorded; nil: none.
+	Submissions Linker
 }
 
 // maxRaces bounds how often a repeat is re-decided after losing a race to a
 // concurrent callback for the same task.
 const maxRaces = 3
 
-// Receive records cb and queues the task when it has results to copy, and
-// returns the answer to give. An error, of code EUNAVAILABLE, means
-// nothing was lost and the platform should call again. What fails once
-// the task is safe is logged, not returned.
+// Receive records cb and queues the task when it has results to copy,
+// links it to the submission it names, and returns the answer to give. An
+// error, of code EUNAVAILABLE, means nothing was lost and the platform
+// should call again (the link, too, is made then). What fails once the
+// task is safe is logged, not returned.
 //
 // A success costs two round trips, at once: the message is sent while the
 // record is written as queued, and the answer waits for both. A 200 thus
@@ -82,6 +94,17 @@ const maxRaces = 3
 // (generation 0): after a requeue the copier passes it over, the
 // requeue's own message carries the copy.
 func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
+	outcome, err := r.receive(ctx, cb)
+	if err == nil && cb.SubmissionID != "" && r.Submissions != nil {
+		if err := r.Submissions.LinkTask(ctx, cb.SubmissionID, cb.TaskID, r.Now().UTC()); err != nil {
+			return "", Wrap(EUNAVAILABLE, "submission store unavailable", err)
+		}
+	}
+	return outcome, err
+}
+
+// receive records cb, and sends its message when it has results to copy.
+func (r *Receiver) receive(ctx context.Context, cb Callback) (Outcome, error) {
 	if !cb.Succeeded() {
 		return r.record(ctx, cb, false)
 	}
