@@ -194,6 +194,10 @@ func (s *Submitter) send(ctx context.Context, id string) (string, error) {
 	if _, err := s.Submissions.Update(ctx, submission.Claim(id, owner, now)); errors.Is(err, submission.ErrStale) {
 		return outcomeDone, nil // another delivery claimed it first
 	} else if err != nil {
+		// The claim may be written with its answer lost. No call went out
+		// under it, so it is given back: left, it would make the
+		// submission unknown once it looked abandoned.
+		s.giveBack(ctx, id, owner, now)
 		return "", err
 	}
 	callback, err := s.CallbackURL(ctx)
@@ -321,6 +325,16 @@ func (s *Submitter) release(ctx context.Context, sub submission.Submission, owne
 		return ignoreStale(err)
 	}
 	return s.later(ctx, sub.ID, wait, nil)
+}
+
+// giveBack drops owner's claim, if it was written, on a submission whose
+// create call was never sent. Should that fail too, the claim is
+// abandoned in time, and the submission ends unknown: never sent twice.
+func (s *Submitter) giveBack(ctx context.Context, id, owner string, now time.Time) {
+	_, err := s.Submissions.Update(context.WithoutCancel(ctx), submission.Release(id, owner, 0, "", now))
+	if err != nil && !errors.Is(err, submission.ErrStale) {
+		s.Logger.WarnContext(ctx, "a claim whose answer was lost is not given back: it is abandoned in time", "submissionId", id, "error", err.Error())
+	}
 }
 
 // created records the task the platform made: its pending record first,

@@ -3,6 +3,7 @@ package submitter_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -145,6 +146,41 @@ func TestASubmissionIsCreatedOnceWithItsCallbackURL(t *testing.T) {
 	}
 	if failed := h.deliver(t, id); len(failed) != 0 || len(h.platform.Creates()) != 1 {
 		t.Errorf("a late redelivery made another call: %d", len(h.platform.Creates()))
+	}
+}
+
+// losingClaims are the submissions, whose first claim is written and its
+// answer lost, as a connection reset after the request does.
+type losingClaims struct {
+	dynamo.Submissions
+	lost bool
+}
+
+func (l *losingClaims) Update(ctx context.Context, c submission.Change) (submission.Submission, error) {
+	sub, err := l.Submissions.Update(ctx, c)
+	if c.Claim != "" && !l.lost {
+		l.lost = true
+		return submission.Submission{}, errors.New("connection reset by peer")
+	}
+	return sub, err
+}
+
+func TestAClaimWhoseAnswerWasLostIsGivenBackAndTheNextDeliverySendsIt(t *testing.T) {
+	h := newHarness(t)
+	h.s.Submissions = &losingClaims{Submissions: h.subs}
+	id := h.accept(t, "order-lost-claim")
+	if failed := h.deliver(t, id); len(failed) != 1 {
+		t.Fatalf("failed %v: the message is delivered again", failed)
+	}
+	if sub := h.get(t, id); sub.Status != submission.Accepted || sub.ClaimedBy != "" || len(h.platform.Creates()) != 0 {
+		t.Fatalf("submission %+v, %d create calls: want accepted, unclaimed, not sent", sub, len(h.platform.Creates()))
+	}
+	h.advance(6 * time.Minute) // the queue's visibility timeout: past the time a claim looks abandoned
+	if failed := h.deliver(t, id); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if sub := h.get(t, id); sub.Status != submission.Submitted || len(h.platform.Creates()) != 1 {
+		t.Errorf("submission %+v, %d create calls: want submitted, once", sub, len(h.platform.Creates()))
 	}
 }
 
