@@ -50,6 +50,11 @@ func (b *busFake) PutEvents(ctx context.Context, in *eventbridge.PutEventsInput,
 	switch detailType := aws.ToString(in.Entries[0].DetailType); detailType {
 	case taskevent.Submitted, taskevent.SubmitFailed, taskevent.SubmitUnknown:
 		ev = event{submission: d.SubmissionID, status: task.Status(d.Status)}
+		if rec := b.w.subs.recs[d.SubmissionID]; d.TaskID != rec.TaskID {
+			b.w.mu.Lock()
+			b.w.fail(fmt.Errorf("%s event of submission %s names task %q, its record %q", detailType, d.SubmissionID, d.TaskID, rec.TaskID))
+			b.w.mu.Unlock()
+		}
 	default:
 		ev = event{task: d.TaskID, status: task.Status(d.Status), objects: d.Objects}
 	}

@@ -26,11 +26,11 @@
 //     the open index as dynamo's do;
 //   - the platform's create call answers the scenario's codes, one a
 //     call (a 200 makes a task); a lost answer is a call that made its
-//     task and timed out, a refused one a call that timed out having made
-//     none. The platform then calls each task it made back, through the
-//     real receiver and the link the callback handler makes (a failed
-//     generation, so that no copy starts), again in the drain while no
-//     call was answered;
+//     task and timed out, a refused one a call that failed before its
+//     request was written. The platform then calls each task it made back
+//     through the real receiver, which links its submission (a failed
+//     generation, so that no copy starts), and, in the drain, once more
+//     a round while no callback of it was answered;
 //   - SQS has the copy queue and the submission queue, each with its
 //     dead-letter queue, with their visibility timeouts (30 and 6
 //     minutes), delays, receive counts and a maxReceiveCount of 2: the
@@ -102,10 +102,13 @@
 //     generation g reached the dead-letter queue;
 //   - every event put is for a status its task reached, and a stored
 //     event names the record's objects;
-//   - the platform makes at most one task for a submission; a submission
-//     is submitted only as a task the platform made for it; an ended
-//     submission never changes; an event is put only for a status the
-//     submission reached.
+//   - the platform makes at most one task for a submission, and takes a
+//     create call only from the attempt that holds its claim; a
+//     submission is submitted only as a task the platform made for it;
+//     an ended submission never changes but for its event's mark; a claim
+//     is abandoned only once its attempt has ended; an event is put only
+//     for a status the submission reached, and a submitted one names its
+//     task.
 //
 // Once the explored actors are done, a drain takes the system to
 // quiescence with no fault: copiers take every message as it shows, a
@@ -122,8 +125,11 @@
 // a submission's message shows, and the platform's callbacks; then every
 // submission must have ended and its end been announced, one answered 200
 // or 202 must be kept, and a task the platform made must be its
-// submission's, unless every callback of it came after the submission
-// had ended submit_unknown (SUBMIT_UNKNOWN_AFTER, half an hour here).
+// submission's, unless a callback of it found the submission ended
+// submit_unknown (SUBMIT_UNKNOWN_AFTER, half an hour here). A kept
+// submission ends submitted, as one task; or submit_unknown only where
+// the platform may have made its task unseen: a create call's answer was
+// lost, or an attempt that died or sent its call left its claim.
 //
 // # The search
 //
@@ -208,6 +214,14 @@
 //     written (the submit handler does both at once): the submitter finds
 //     nothing and drops it, and only the reconciler's resend of an
 //     untouched accepted submission moves it. No preemption, no fault.
+//   - A claim whose write lost its answer: the submitter fails the
+//     message, and its next delivery finds the claim old and makes the
+//     submission unknown, though no call went out, unless the claim was
+//     given back at once. No preemption, one lost answer.
+//   - A task whose submitter died between its pending record and its
+//     mark, and whose callback never came: the reconciler's poll must
+//     link it (outside the model, which always calls back; a reconciler
+//     test holds it).
 //
 // The CI bounds contain each of these schedules: P=2 and C=1 for points
 // 2 and 3; P=1 and C=1 for point 4 (and its redrive twin) and for the
@@ -235,5 +249,8 @@
 // deadline, so its lease lasts 15 minutes and it is killed at 15
 // minutes; the submitters' pace and the account's credits are left out
 // (every slot is free at once, and the platform never answers 402: their
-// stores have tests of their own).
+// stores have tests of their own); one Idempotency-Key, waits without
+// jitter, every task called back in the end, and the index read as with
+// events on (the submit function writes only accepted submissions, which
+// it holds either way).
 package explore

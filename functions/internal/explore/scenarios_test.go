@@ -197,7 +197,7 @@ func scenarios() []*scenario {
 			actors: func(w *world) {
 				w.submitter("submitter1", 1)
 				w.submitter("submitter2", 1)
-				w.platformCalls("platform", false)
+				w.platformCalls("platform", 1)
 			},
 			submissions: true,
 			expect:      submittedOnce,
@@ -224,7 +224,7 @@ func scenarios() []*scenario {
 			},
 			actors: func(w *world) {
 				w.submitter("submitter", 2)
-				w.platformCalls("platform", false)
+				w.platformCalls("platform", 1)
 			},
 			submissions: true,
 			platform:    []int{http.StatusTooManyRequests, http.StatusOK},

@@ -78,7 +78,8 @@ type actor struct {
 	threads  []*thread
 	dead     bool // crashed, killed at its deadline, or ended by the explorer
 	deadline time.Time
-	attempts int // attempts named (the copier's Owner, the submitter's)
+	attempts int    // attempts named (the copier's Owner, the submitter's)
+	claiming string // the submitter's attempt in this invocation, once it claims
 	note     string
 }
 

@@ -35,6 +35,7 @@ type snapshot struct {
 	subHistory  map[string][]subReached
 	platform    platformFake
 	subAnswered bool
+	abandoned   bool
 }
 
 // freeze copies w's data; every actor of w has ended.
@@ -56,8 +57,8 @@ func (w *world) freeze() *snapshot {
 	w.env.src.mu.Lock()
 	s.served = maps.Clone(w.env.src.served)
 	w.env.src.mu.Unlock()
-	s.subs, s.subHistory, s.subAnswered = maps.Clone(w.subs.recs), maps.Clone(w.subs.history), w.subAnswered
-	s.platform = platformFake{calls: w.platform.calls, tasks: cloneTasks(w.platform.tasks)}
+	s.subs, s.subHistory, s.subAnswered, s.abandoned = maps.Clone(w.subs.recs), maps.Clone(w.subs.history), w.subAnswered, w.abandoned
+	s.platform = platformFake{calls: w.platform.calls, tasks: cloneTasks(w.platform.tasks), callers: slices.Clone(w.platform.callers), answerLost: w.platform.answerLost}
 	return s
 }
 
@@ -91,11 +92,12 @@ func (w *world) thaw(s *snapshot) {
 	w.env.src.mu.Lock()
 	w.env.src.served = maps.Clone(s.served)
 	w.env.src.mu.Unlock()
-	w.subs.recs, w.subAnswered = maps.Clone(s.subs), s.subAnswered
+	w.subs.recs, w.subAnswered, w.abandoned = maps.Clone(s.subs), s.subAnswered, s.abandoned
 	for id, h := range s.subHistory {
 		w.subs.history[id] = slices.Clone(h)
 	}
-	w.platform.calls, w.platform.tasks = s.platform.calls, cloneTasks(s.platform.tasks)
+	w.platform.calls, w.platform.tasks, w.platform.answerLost = s.platform.calls, cloneTasks(s.platform.tasks), s.platform.answerLost
+	w.platform.callers = slices.Clone(s.platform.callers)
 }
 
 var (

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -98,6 +99,19 @@ func (s *subStore) Update(ctx context.Context, ch submission.Change) (submission
 		return submission.Submission{}, submission.ErrStale
 	}
 	next, ok := submission.Apply(prev, ch)
+	if ok && reflect.DeepEqual(ch, submission.Abandon(prev, ch.Now)) {
+		// Another attempt gives the claim up: the attempt that holds it
+		// must have ended, its invocation returned or its process dead.
+		// Only one that died, or sent its create call, may have made a
+		// task unseen.
+		owner := s.w.claimOwner(prev.ClaimedBy)
+		s.w.abandoned = s.w.abandoned || owner.dead || slices.Contains(s.w.platform.callers, prev.ClaimedBy)
+		if owner.live() && owner.claiming == prev.ClaimedBy {
+			s.w.mu.Lock()
+			s.w.fail(fmt.Errorf("%s made submission %s unknown while %s, whose attempt holds its claim, still runs", c.t.actor.name, ch.ID, owner.name))
+			s.w.mu.Unlock()
+		}
+	}
 	if !ok {
 		if c.lost() {
 			c.end("stale")
@@ -113,6 +127,20 @@ func (s *subStore) Update(ctx context.Context, ch submission.Change) (submission
 	}
 	c.end("applied: "+briefSub(next), fmt.Sprintf("%+v", next))
 	return next, nil
+}
+
+// LinkTask is dynamo's: the link, unless the submission has ended. The
+// platform's task learns whether its callback found its submission ended
+// other than submitted, the one way its task may stay unlinked.
+func (s *subStore) LinkTask(ctx context.Context, id, taskID string, now time.Time) error {
+	current, err := s.Update(ctx, submission.Link(id, taskID, now))
+	if !errors.Is(err, submission.ErrStale) {
+		return err
+	}
+	if t := s.w.platform.task(taskID); t != nil && submission.Final(current.Status) && current.Status != submission.Submitted {
+		t.foundEnded = true
+	}
+	return nil
 }
 
 // Open lists the submissions in status updated before before, oldest
@@ -157,8 +185,8 @@ func (s *subStore) put(prev, next submission.Submission) {
 	s.recs[next.ID] = next
 	var err error
 	switch {
-	case submission.Final(prev.Status) && (next.Status != prev.Status || next.TaskID != prev.TaskID):
-		err = fmt.Errorf("submission %s went from %s (task %q) to %s (task %q): an end never changes", next.ID, prev.Status, prev.TaskID, next.Status, next.TaskID)
+	case submission.Final(prev.Status) && !sameButNotified(prev, next):
+		err = fmt.Errorf("submission %s went from %+v to %+v: an end never changes, but for the mark of its event", next.ID, prev, next)
 	case next.Status == submission.Submitted && !slices.Contains(w.platform.madeFor(next.ID), next.TaskID):
 		err = fmt.Errorf("submission %s is submitted as task %q, which the platform never made for it", next.ID, next.TaskID)
 	}
@@ -171,6 +199,13 @@ func (s *subStore) put(prev, next submission.Submission) {
 		w.seq++
 		s.history[next.ID] = append(h, subReached{status: next.Status, seq: w.seq})
 	}
+}
+
+// sameButNotified reports whether a and b differ at most in when their
+// event was taken.
+func sameButNotified(a, b submission.Submission) bool {
+	a.NotifiedAt, b.NotifiedAt = time.Time{}, time.Time{}
+	return reflect.DeepEqual(a, b)
 }
 
 // describeSub names a change by the constructor that made it, for traces.
@@ -236,12 +271,14 @@ func (openAccount) ClaimCheck(ctx context.Context, account string, c submission.
 // platformFake is the platform's create call: its answers are the
 // scenario's codes, one a call, the last for good; a 200 makes a task. A
 // lost answer is a call that made its task and timed out; a refused one,
-// a call that timed out having made none.
+// a call that failed before its request was written.
 type platformFake struct {
-	w       *world
-	answers []int
-	calls   int
-	tasks   []*madeTask
+	w          *world
+	answers    []int
+	calls      int
+	tasks      []*madeTask
+	callers    []string // the attempts that sent a create call
+	answerLost bool     // a create call's answer was lost
 }
 
 // madeTask is a task the platform made, and what became of its callback.
@@ -258,13 +295,20 @@ func (p *platformFake) Create(ctx context.Context, api string, body []byte) subm
 	c := p.w.call("create on the platform", mayLose|mayRefuse, nil)
 	if c.failed() {
 		c.end("")
-		return submission.Answer{Written: true, Err: c.err()}
+		return submission.Answer{Err: c.err()}
+	}
+	sid := kie.SubmissionFromQuery(callbackQuery(body))
+	if sub, owner := p.w.subs.recs[sid], c.t.actor.claiming; sub.Status != submission.Accepted || sub.ClaimedBy != owner {
+		p.w.mu.Lock()
+		p.w.fail(fmt.Errorf("%s sent a create call for submission %s (%s) without its claim (%s)", c.t.actor.name, sid, briefSub(sub), owner))
+		p.w.mu.Unlock()
 	}
 	code := p.answers[min(p.calls, len(p.answers)-1)]
 	p.calls++
+	p.callers = append(p.callers, c.t.actor.claiming)
 	a := submission.Answer{Code: code, Msg: http.StatusText(code)}
 	if code == http.StatusOK {
-		t := &madeTask{id: fmt.Sprintf("task%d", len(p.tasks)+1), sub: sidOf(body)}
+		t := &madeTask{id: fmt.Sprintf("task%d", len(p.tasks)+1), sub: sid}
 		p.tasks = append(p.tasks, t)
 		a.TaskID = t.id
 		if n := len(p.madeFor(t.sub)); n > 1 {
@@ -274,6 +318,7 @@ func (p *platformFake) Create(ctx context.Context, api string, body []byte) subm
 		}
 	}
 	if c.lost() {
+		p.answerLost = true
 		c.end(fmt.Sprintf("%d %s", code, a.TaskID))
 		return submission.Answer{Written: true, Err: errLost}
 	}
@@ -295,20 +340,30 @@ func (p *platformFake) madeFor(sid string) []string {
 	return out
 }
 
-// due is the next task to call back: the first not called yet, or, with
-// retry, the first whose callback was never answered (the platform calls
-// a refused callback again).
-func (p *platformFake) due(retry bool) *madeTask {
+// task is the made task id, or nil.
+func (p *platformFake) task(id string) *madeTask {
 	for _, t := range p.tasks {
-		if t.attempts == 0 || retry && !t.answered {
+		if t.id == id {
 			return t
 		}
 	}
 	return nil
 }
 
-// sidOf is the submission id the create body's callBackUrl carries.
-func sidOf(body []byte) string {
+// due is the next task to call back: the first whose callback was never
+// answered and was sent fewer than limit times (the platform calls a
+// refused callback again).
+func (p *platformFake) due(limit int) *madeTask {
+	for _, t := range p.tasks {
+		if !t.answered && t.attempts < limit {
+			return t
+		}
+	}
+	return nil
+}
+
+// callbackQuery is the query of the create body's callBackUrl.
+func callbackQuery(body []byte) string {
 	var in struct {
 		CallBackURL string `json:"callBackUrl"`
 	}
@@ -319,7 +374,7 @@ func sidOf(body []byte) string {
 	if err != nil {
 		return ""
 	}
-	return u.Query().Get(kie.SubmissionParameter)
+	return u.RawQuery
 }
 
 // The actors.
@@ -354,22 +409,22 @@ func (w *world) submitter(name string, batches int) {
 }
 
 // platformCalls is the platform calling back the tasks it made, one
-// callback invocation after another: each task once, or with retry (the
-// drain's) each whose callback was never answered. A task failed to
-// generate, so that its callback starts no copy: what matters here is
-// the submission it links.
-func (w *world) platformCalls(name string, retry bool) {
+// callback invocation after another, each task until its callback is
+// answered or has been sent limit times. The task failed to generate, so
+// that its callback starts no copy: what matters here is the submission
+// the real receiver links it to.
+func (w *world) platformCalls(name string, limit int) {
 	w.spawn(name, 0, func(ctx context.Context, a *actor) {
 		for {
 			c := w.park(pending{label: "the platform calls back", noCrash: true,
-				ready: func() bool { return w.platform.due(retry) != nil }})
-			t := w.platform.due(retry)
+				ready: func() bool { return w.platform.due(limit) != nil }})
+			t := w.platform.due(limit)
 			t.attempts++
 			w.mu.Lock()
 			a.deadline = w.now.Add(callbackDeadline)
 			w.mu.Unlock()
 			c.end(t.id)
-			err := w.callBack(ctx, t)
+			_, err := w.receiver.Receive(ctx, task.Callback{TaskID: t.id, Code: 501, Msg: "generation failed", API: subAPI, SubmissionID: t.sub})
 			a.note = fmt.Sprint(err)
 			t.answered = t.answered || err == nil
 			w.mu.Lock()
@@ -377,24 +432,6 @@ func (w *world) platformCalls(name string, retry bool) {
 			w.mu.Unlock()
 		}
 	})
-}
-
-// callBack is the callback function for a task made for a submission:
-// the receiver records it, then the handler links the submission its
-// URL names (functions/callback/handler.go's link: a submission that has
-// ended already is left as it is).
-func (w *world) callBack(ctx context.Context, t *madeTask) error {
-	cb := task.Callback{TaskID: t.id, Code: 501, Msg: "generation failed", API: subAPI, SubmissionID: t.sub}
-	if _, err := w.receiver.Receive(ctx, cb); err != nil {
-		return err
-	}
-	_, err := w.subs.Update(ctx, submission.Link(t.sub, t.id, w.Now().UTC()))
-	if errors.Is(err, submission.ErrStale) {
-		sub := w.subs.recs[t.sub]
-		t.foundEnded = t.foundEnded || sub.Status != submission.Submitted
-		return nil
-	}
-	return err
 }
 
 // The checks.
@@ -433,15 +470,23 @@ func (w *world) submissionsQuiescent() error {
 	return nil
 }
 
-// submittedOnce expects the submission to end submitted, as one task,
-// when no fault was injected.
+// submittedOnce expects the submission, if kept, to end submitted as one
+// task; or submit_unknown, when the platform may have made its task
+// unseen: a create call's answer was lost, or an attempt that died or
+// sent its call ended holding its claim (then its task, if any, is linked
+// unless its callback came after the end). The platform refuses none for
+// good here.
 func submittedOnce(w *world) error {
-	if w.faults > 0 {
+	sub, ok := w.subs.recs[submission.IDOf(subKey)]
+	switch made := w.platform.madeFor(sub.ID); {
+	case !ok:
+		return nil // never answered 200 or 202 (submissionsQuiescent): the application posts again
+	case sub.Status == submission.Submitted && len(made) == 1:
 		return nil
+	case sub.Status == submission.SubmitUnknown && (w.platform.answerLost || w.abandoned):
+		return nil
+	default:
+		return fmt.Errorf("submission ended %s with tasks %v made (answer lost %t, claim abandoned %t), want submitted with one",
+			sub.Status, made, w.platform.answerLost, w.abandoned)
 	}
-	sub := w.subs.recs[submission.IDOf(subKey)]
-	if made := w.platform.madeFor(sub.ID); sub.Status != submission.Submitted || len(made) != 1 {
-		return fmt.Errorf("submission ended %s with tasks %v made, want submitted with one", sub.Status, made)
-	}
-	return nil
 }

@@ -105,6 +105,7 @@ type world struct {
 	faults      int  // faults injected so far
 	requeued    bool // the operator's requeue or redrive said it sent a message
 	subAnswered bool // a submit was answered 200 or 202
+	abandoned   bool // a claim whose attempt died or sent its create call was given up
 	violation   error
 	trace       []entry
 	phase       string // "prelude", "" (explored) or "drain"
@@ -145,6 +146,7 @@ func newWorld(sc *scenario) *world {
 		PendingAfter: time.Minute, StuckAfter: stuckAfter, QueuedAlert: queuedAlert, Retention: 14 * 24 * time.Hour, Limit: 10, NotifyAfter: notifyAfter}
 	w.ops = &recovery.Recovery{Records: w.store, SQS: w.sqs, Resources: recovery.Resources{QueueURL: copyURL, DLQURL: dlqURL}, Now: w.Now}
 	w.subs = &subStore{w: w, recs: map[string]submission.Submission{}, history: map[string][]subReached{}}
+	w.receiver.Submissions = w.subs
 	w.platform = &platformFake{w: w, answers: sc.platform}
 	if len(w.platform.answers) == 0 {
 		w.platform.answers = []int{http.StatusOK}
@@ -205,7 +207,19 @@ func (w *world) claimant() string {
 	defer w.mu.Unlock()
 	a := w.sole().actor
 	a.attempts++
-	return fmt.Sprintf("%s.%d", a.name, a.attempts)
+	a.claiming = fmt.Sprintf("%s.%d", a.name, a.attempts)
+	return a.claiming
+}
+
+// claimOwner is the actor whose attempt claimed is, or nil.
+func (w *world) claimOwner(claimed string) *actor {
+	name, _, ok := strings.Cut(claimed, ".")
+	for _, a := range w.actors {
+		if ok && a.name == name {
+			return a
+		}
+	}
+	return nil
 }
 
 // advanceTo moves the clock to t. With kill, every process whose
@@ -303,7 +317,7 @@ func (w *world) mapping(name string, batches int, url string, hide, deadline tim
 				}
 			}
 			w.mu.Lock()
-			a.deadline = time.Time{}
+			a.deadline, a.claiming = time.Time{}, ""
 			w.mu.Unlock()
 		}
 	})
@@ -646,7 +660,7 @@ func (w *world) hash() uint64 {
 		if !a.live() {
 			continue
 		}
-		fmt.Fprintf(&b, "%s %d %d|", a.name, a.deadline.UnixMilli(), a.attempts)
+		fmt.Fprintf(&b, "%s %d %d %s|", a.name, a.deadline.UnixMilli(), a.attempts, a.claiming)
 		for _, t := range a.threads {
 			if t.state == finished {
 				continue
@@ -673,7 +687,7 @@ func (w *world) dataHash() uint64 {
 // (the statuses reached, the events put, the faults injected), what the
 // source will answer, and the clock.
 func (w *world) data(b *strings.Builder) {
-	fmt.Fprintf(b, "now %d|faults %d %t %t|", w.now.Sub(start).Milliseconds(), w.faults, w.requeued, w.subAnswered)
+	fmt.Fprintf(b, "now %d|faults %d %t %t %t|", w.now.Sub(start).Milliseconds(), w.faults, w.requeued, w.subAnswered, w.abandoned)
 	for _, id := range sortedKeys(w.store.recs) {
 		fmt.Fprintf(b, "%s|", digest(w.store.recs[id]))
 	}
@@ -693,7 +707,7 @@ func (w *world) data(b *strings.Builder) {
 			}
 		}
 	}
-	fmt.Fprintf(b, "platform %d|", w.platform.calls)
+	fmt.Fprintf(b, "platform %d %t %v|", w.platform.calls, w.platform.answerLost, w.platform.callers)
 	for _, t := range w.platform.tasks {
 		fmt.Fprintf(b, "%+v|", *t)
 	}
