@@ -116,6 +116,62 @@ func (h *harness) queued(tb testing.TB) []string {
 	}
 }
 
+// orphanedTask keeps a submission whose submitter made task id on the
+// platform, wrote its pending record and died before its mark: its claim
+// made the submission unknown, and the task's callback never came. The
+// platform has it succeeded.
+func (h *harness) orphanedTask(tb testing.TB, id string) submission.Submission {
+	tb.Helper()
+	ctx, subs := context.Background(), dynamo.Submissions{Store: h.store}
+	sub, err := submission.New("order-5", []byte(`{"api":"veo","input":{"prompt":"x"}}`), testNow.Add(-time.Hour), time.Hour)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, _, err := subs.Create(ctx, sub); err != nil {
+		tb.Fatal(err)
+	}
+	claimed, err := subs.Update(ctx, submission.Claim(sub.ID, "submitter-1", testNow.Add(-time.Hour)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := subs.Update(ctx, submission.Abandon(claimed, testNow.Add(-50*time.Minute))); err != nil {
+		tb.Fatal(err)
+	}
+	pending := task.NewPending(id, "veo", nil, testNow.Add(-time.Hour), time.Hour)
+	pending.SubmissionID = sub.ID
+	if _, _, err := h.store.Create(ctx, pending); err != nil {
+		tb.Fatal(err)
+	}
+	h.platform.Set("veo", id, platform.Success, "https://tempfile.aiquickdraw.com/p/"+id+".mp4")
+	return sub
+}
+
+// wantLinked expects sub submitted as task id, and the task queued.
+func (h *harness) wantLinked(tb testing.TB, sub submission.Submission, id string) {
+	tb.Helper()
+	got, _, err := dynamo.Submissions{Store: h.store}.Get(context.Background(), sub.ID)
+	if err != nil || got.Status != submission.Submitted || got.TaskID != id {
+		tb.Errorf("submission %+v %v: want submitted as %s", got, err, id)
+	}
+	if rec := h.record(tb, id); rec.Status != task.StatusQueued || rec.SubmissionID != sub.ID {
+		tb.Errorf("record %+v: want queued, of its submission", rec)
+	}
+}
+
+// refusingLinks refuses every link while refused, as an unreachable
+// table does.
+type refusingLinks struct {
+	task.Linker
+	refused bool
+}
+
+func (l *refusingLinks) LinkTask(ctx context.Context, id, taskID string, now time.Time) error {
+	if l.refused {
+		return errors.New("ProvisionedThroughputExceededException")
+	}
+	return l.Linker.LinkTask(ctx, id, taskID, now)
+}
+
 func (h *harness) run(tb testing.TB) Report {
 	tb.Helper()
 	rep, err := h.r.Run(context.Background())
@@ -208,38 +264,27 @@ func TestPendingTasksArePolledAndFinishedLikeCallbacks(t *testing.T) {
 	})
 	t.Run("a polled task links its submission, whose submitter died before it marked it", func(t *testing.T) {
 		h := newHarness(t)
-		ctx, subs := context.Background(), dynamo.Submissions{Store: h.store}
-		sub, err := submission.New("order-5", []byte(`{"api":"veo","input":{"prompt":"x"}}`), testNow.Add(-time.Hour), time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The submitter made the task and wrote its pending record, then
-		// died; its claim made the submission unknown, and the task's
-		// callback never came.
-		if _, _, err := subs.Create(ctx, sub); err != nil {
-			t.Fatal(err)
-		}
-		claimed, err := subs.Update(ctx, submission.Claim(sub.ID, "submitter-1", testNow.Add(-time.Hour)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := subs.Update(ctx, submission.Abandon(claimed, testNow.Add(-50*time.Minute))); err != nil {
-			t.Fatal(err)
-		}
-		pending := task.NewPending("pend_sub", "veo", nil, testNow.Add(-time.Hour), time.Hour)
-		pending.SubmissionID = sub.ID
-		if _, _, err := h.store.Create(ctx, pending); err != nil {
-			t.Fatal(err)
-		}
-		h.platform.Set("veo", "pend_sub", platform.Success, "https://tempfile.aiquickdraw.com/p/pend_sub.mp4")
+		sub := h.orphanedTask(t, "pend_sub")
 		h.run(t)
-		got, _, err := subs.Get(ctx, sub.ID)
-		if err != nil || got.Status != submission.Submitted || got.TaskID != "pend_sub" {
-			t.Errorf("submission %+v %v: want submitted as pend_sub", got, err)
+		h.wantLinked(t, sub, "pend_sub")
+	})
+	t.Run("a poll whose link fails leaves the task pending, and the next poll links it", func(t *testing.T) {
+		h := newHarness(t)
+		sub := h.orphanedTask(t, "pend_sub")
+		receiver := h.r.Receiver.(*task.Receiver)
+		links := &refusingLinks{Linker: receiver.Submissions, refused: true}
+		receiver.Submissions = links
+		if _, err := h.r.Run(context.Background()); err == nil {
+			t.Error("the run reports nothing of the link it could not make")
 		}
-		if rec := h.record(t, "pend_sub"); rec.Status != task.StatusQueued || rec.SubmissionID != sub.ID {
-			t.Errorf("record %+v: want queued, of its submission", rec)
+		if rec := h.record(t, "pend_sub"); rec.Status != task.StatusPending {
+			t.Fatalf("record %+v: want pending, to be polled again", rec)
 		}
+		links.refused = false
+		later := func() time.Time { return testNow.Add(3 * time.Minute) }
+		h.r.Now, receiver.Now = later, later
+		h.run(t)
+		h.wantLinked(t, sub, "pend_sub")
 	})
 	t.Run("a task still generating stays pending and is asked again later", func(t *testing.T) {
 		h := newHarness(t)
