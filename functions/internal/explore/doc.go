@@ -30,7 +30,9 @@
 //     request was written. The platform then calls each task it made back
 //     through the real receiver, which links its submission (a failed
 //     generation, so that no copy starts), and, in the drain, once more
-//     a round while no callback of it was answered;
+//     a round while no callback of it was answered; unless it is silent,
+//     and only the reconciler's poll of its record-info, which says the
+//     same, finds it;
 //   - SQS has the copy queue and the submission queue, each with its
 //     dead-letter queue, with their visibility timeouts (30 and 6
 //     minutes), delays, receive counts and a maxReceiveCount of 2: the
@@ -218,10 +220,11 @@
 //     message, and its next delivery finds the claim old and makes the
 //     submission unknown, though no call went out, unless the claim was
 //     given back at once. No preemption, one lost answer.
-//   - A task whose submitter died between its pending record and its
-//     mark, and whose callback never came: the reconciler's poll must
-//     link it (outside the model, which always calls back; a reconciler
-//     test holds it).
+//   - A task whose callback never comes, its submitter dead between its
+//     pending record and its mark: the reconciler's poll records it, and
+//     the record's answer is lost. Linked only after the record, the
+//     submission was never linked, for a final task is polled no more;
+//     the link comes first. No preemption, one crash, one lost answer.
 //
 // The CI bounds contain each of these schedules: P=2 and C=1 for points
 // 2 and 3; P=1 and C=1 for point 4 (and its redrive twin) and for the
@@ -244,13 +247,15 @@
 //
 // What is not modelled: SQS hands messages out oldest first, one per
 // batch; the index is read without lag; sources are smaller than a part
-// (no multipart upload); the platform is not polled (a pending record
-// waits for its callback); the copier's invocation has no context
+// (no multipart upload); the platform is polled only where there are
+// submissions (a pending record otherwise waits for its callback); the
+// copier's invocation has no context
 // deadline, so its lease lasts 15 minutes and it is killed at 15
 // minutes; the submitters' pace and the account's credits are left out
 // (every slot is free at once, and the platform never answers 402: their
 // stores have tests of their own); one Idempotency-Key, waits without
-// jitter, every task called back in the end, and the index read as with
+// jitter, every task called back in the end but where the platform is
+// silent, and the index read as with
 // events on (the submit function writes only accepted submissions, which
 // it holds either way).
 package explore

@@ -217,6 +217,22 @@ func scenarios() []*scenario {
 			full:        budget{preemptions: 2, crashes: 1, errors: 1},
 		},
 		{
+			name: "a task whose callback never comes is finished by the reconciler's poll, which links its submission",
+			prelude: func(w *world) {
+				w.submit("app")
+				w.runToEnd()
+			},
+			actors: func(w *world) {
+				w.submitter("submitter", 1)
+				w.reconcile("reconciler")
+			},
+			submissions: true,
+			silent:      true,
+			expect:      submittedOnce,
+			ci:          budget{preemptions: 1, crashes: 1, errors: 1},
+			full:        budget{preemptions: 2, crashes: 1, errors: 1},
+		},
+		{
 			name: "a create call past the rate is sent again after its wait, and makes one task",
 			prelude: func(w *world) {
 				w.submit("app")

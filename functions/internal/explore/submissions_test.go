@@ -326,6 +326,22 @@ func (p *platformFake) Create(ctx context.Context, api string, body []byte) subm
 	return a
 }
 
+// Record is the platform's record-info of a task: every task it made
+// failed to generate, as its callback says.
+func (p *platformFake) Record(ctx context.Context, api, id string) (kie.Record, error) {
+	c := p.w.call("record-info "+id, mayRefuse, nil)
+	if c.failed() {
+		c.end("")
+		return kie.Record{}, c.err()
+	}
+	if p.task(id) == nil {
+		c.end("no such task")
+		return kie.Record{}, fmt.Errorf("record-info %s: no such task", id)
+	}
+	c.end("failed 501")
+	return kie.Record{State: kie.Failed, Code: 501, Msg: "generation failed"}, nil
+}
+
 // Credits is never asked: the account never runs out.
 func (p *platformFake) Credits(ctx context.Context) (float64, error) { return 1, nil }
 
@@ -459,8 +475,13 @@ func (w *world) submissionsQuiescent() error {
 		}
 	}
 	for _, t := range w.platform.tasks {
+		// kiehook learns a task from its create call's answer, its
+		// callback, or its pending record's poll; of one it never learned
+		// (its submitter died before its record, its callback never
+		// came), submit_unknown is all it can say.
 		sub := w.subs.recs[t.sub]
-		if sub.Status != submission.Submitted && !(sub.Status == submission.SubmitUnknown && t.foundEnded) {
+		_, learned := w.store.recs[t.id]
+		if sub.Status != submission.Submitted && !(sub.Status == submission.SubmitUnknown && (t.foundEnded || !learned)) {
 			return fmt.Errorf("the platform made task %s for submission %s, which ended %s (%s)", t.id, t.sub, sub.Status, briefSub(sub))
 		}
 	}

@@ -157,6 +157,7 @@ func newWorld(sc *scenario) *world {
 		bus.Submissions = w.subs
 		submits := queue.NewSubmissions(w.sqs, submitURL)
 		w.rec.Submissions = reconciler.Submissions{Store: w.subs, Queue: submits, Events: bus, UnknownAfter: unknownAfter}
+		w.rec.Platform = w.platform // the submitters' pending records are polled
 		w.submitH = &submitapi.Handler{Submissions: w.subs, Queue: submits, Auth: bearer.Auth{IAM: true}, TTL: task.DefaultTTL,
 			Logger: e.log, Now: w.Now, Group: w.sendGroup}
 		w.submitterFn = &submitter.Submitter{Submissions: w.subs, Pace: openAccount{}, Account: openAccount{}, Platform: w.platform,
@@ -539,6 +540,8 @@ func (w *world) nextTimer() (time.Time, bool) {
 			continue
 		}
 		switch {
+		case t.Status == task.StatusPending && w.rec.Platform != nil:
+			consider(t.UpdatedAt.Add(w.rec.PendingAfter))
 		case t.Status == task.StatusQueued && !t.Started() && t.ResentAt.IsZero():
 			consider(t.UpdatedAt.Add(stuckAfter))
 		case t.Status == task.StatusQueued && !t.Started():
