@@ -48,8 +48,7 @@ func build(ctx context.Context, logger *slog.Logger) (*reconciler.Reconciler, er
 	sqsClient := sqs.NewFromConfig(awsCfg)
 	copies := queue.New(sqsClient, c.QueueURL)
 	subs := dynamo.Submissions{Store: store} // they share the table
-	// A polled task links its submission, as its callback would have.
-	receiver := &task.Receiver{Store: store, Queue: copies, TTL: c.RecordTTL, Now: time.Now, Logger: logger, Submissions: subs}
+	receiver := &task.Receiver{Store: store, Queue: copies, TTL: c.RecordTTL, Now: time.Now, Logger: logger}
 	r := &reconciler.Reconciler{
 		Tasks:        store,
 		Receiver:     receiver,

@@ -77,6 +77,10 @@
 //   - lose the answer of a write (Create, Update, SendMessage): it takes
 //     effect, and its caller gets an error;
 //   - refuse a write, or a PutEvents: it fails with no effect;
+//   - send a submission's update again, as the SDK does once an answer
+//     is lost: it takes effect, and its caller gets the answer of the
+//     second send, which meets the first's effect (a conditional one
+//     stale, with the record as the first left it);
 //   - advance the clock to the next timer: a hidden message showing
 //     again, a lease ending, or, while a reconciler run is still to
 //     start, a record growing old enough for one of its passes. A process
@@ -222,14 +226,20 @@
 //     given back at once. No preemption, one lost answer.
 //   - A task whose callback never comes, its submitter dead between its
 //     pending record and its mark: the reconciler's poll records it, and
-//     the record's answer is lost. Linked only after the record, the
-//     submission was never linked, for a final task is polled no more;
-//     the link comes first. No preemption, one crash, one lost answer.
+//     the record's answer is lost. Linked only by the poll's callback,
+//     after the record, the submission was never linked, for a final task
+//     is polled no more; the reconciler links a pending task before its
+//     poll. No preemption, one crash, one lost answer.
+//   - A claim the SDK sends again: the second send finds the submission
+//     claimed, and a submitter that took that for another's claim left
+//     it, to be abandoned: unknown, though no call went out. No
+//     preemption, one second send.
 //
 // The CI bounds contain each of these schedules: P=2 and C=1 for points
 // 2 and 3; P=1 and C=1 for point 4 (and its redrive twin) and for the
 // plain success path; P=2, C=1, E=1 for point 1; P=1, E=1 for the late
-// mark; P=1, C=1, E=1 for the submissions. State hashing prunes only
+// mark; P=1, C=1, E=1 for the submissions, P=1, E=1 for the second
+// sends. State hashing prunes only
 // states whose futures were explored within at least the same budget, so
 // no execution within the bounds is lost to it. With -race on two cores
 // the CI search is some 45,000 executions in about 90 s; -explore.full
@@ -253,7 +263,9 @@
 // deadline, so its lease lasts 15 minutes and it is killed at 15
 // minutes; the submitters' pace and the account's credits are left out
 // (every slot is free at once, and the platform never answers 402: their
-// stores have tests of their own); one Idempotency-Key, waits without
+// stores have tests of their own); the SDK's second send only of a
+// submission's updates, and in a scenario of its own (a task's writes
+// are not sent twice); one Idempotency-Key, waits without
 // jitter, every task called back in the end but where the platform is
 // silent, and the index read as with
 // events on (the submit function writes only accepted submissions, which

@@ -431,7 +431,7 @@ func simpler(a, b []entry) bool {
 func faultsIn(trace []entry) int {
 	n := 0
 	for _, e := range trace {
-		if e.kind == kindCrash || e.kind == kindLose || e.kind == kindRefuse || strings.Contains(e.result, "killed") {
+		if e.kind == kindCrash || e.kind == kindLose || e.kind == kindRefuse || e.kind == kindRetry || strings.Contains(e.result, "killed") {
 			n++
 		}
 	}
@@ -463,6 +463,8 @@ func format(trace []entry) string {
 			mark = "LOST ANSWER of "
 		case kindRefuse:
 			mark = "REFUSED "
+		case kindRetry:
+			mark = "SENT AGAIN "
 		}
 		result := ""
 		if e.result != "" {

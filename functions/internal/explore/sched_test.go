@@ -54,6 +54,7 @@ type faults uint8
 const (
 	mayLose   faults = 1 << iota // it takes effect, and its caller gets an error
 	mayRefuse                    // it fails with no effect
+	mayRetry                     // it takes effect, and the SDK, its answer lost, sends it again
 )
 
 // kind is what the scheduler decides at a decision point.
@@ -65,10 +66,11 @@ const (
 	kindLose                // the call takes effect, its answer is lost
 	kindRefuse              // the call fails, with no effect
 	kindAdvance             // the clock moves to the next timer
+	kindRetry               // the call takes effect, its answer is lost, and it is sent again
 )
 
 func (k kind) String() string {
-	return [...]string{"run", "crash", "lost answer", "refused", "advance clock"}[k]
+	return [...]string{"run", "crash", "lost answer", "refused", "advance clock", "sent again"}[k]
 }
 
 // An actor is one process of the system: a callback invocation, an event
@@ -122,6 +124,10 @@ func (c *call) err() error { return errRefused }
 // lost reports whether the call's answer is lost after it took effect.
 func (c *call) lost() bool { return c.kind == kindLose }
 
+// retried reports whether the call is sent again once it took effect, as
+// the SDK does when its answer is lost: the caller gets the second's.
+func (c *call) retried() bool { return c.kind == kindRetry }
+
 // end records what the call answered, for the trace (short) and for the
 // thread's fingerprint (full: everything the caller learns).
 func (c *call) end(short string, full ...any) {
@@ -134,6 +140,8 @@ func (c *call) end(short string, full ...any) {
 		switch {
 		case c.kind == kindLose:
 			e.result = short + " (answer lost)"
+		case c.kind == kindRetry:
+			e.result = short + " (the second send's answer)"
 		case c.failed():
 			e.result = c.err().Error()
 		default:

@@ -88,7 +88,7 @@ func (s *subStore) Get(ctx context.Context, id string) (submission.Submission, b
 }
 
 func (s *subStore) Update(ctx context.Context, ch submission.Change) (submission.Submission, error) {
-	c := s.w.call("UpdateSubmission "+ch.ID+" "+describeSub(ch), mayLose|mayRefuse, nil)
+	c := s.w.call("UpdateSubmission "+ch.ID+" "+describeSub(ch), mayLose|mayRefuse|mayRetry, nil)
 	if c.failed() {
 		c.end("")
 		return submission.Submission{}, c.err()
@@ -124,6 +124,17 @@ func (s *subStore) Update(ctx context.Context, ch submission.Change) (submission
 	if c.lost() {
 		c.end("applied")
 		return submission.Submission{}, errLost
+	}
+	if c.retried() {
+		// The second send meets the first's effect, as the SDK's retry
+		// of a write whose answer was lost does.
+		again, ok := submission.Apply(next, ch)
+		if !ok {
+			c.end("stale: "+briefSub(next), fmt.Sprintf("%+v", next))
+			return next, submission.ErrStale
+		}
+		s.put(next, again)
+		next = again
 	}
 	c.end("applied: "+briefSub(next), fmt.Sprintf("%+v", next))
 	return next, nil

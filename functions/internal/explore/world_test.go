@@ -146,6 +146,10 @@ func newWorld(sc *scenario) *world {
 		PendingAfter: time.Minute, StuckAfter: stuckAfter, QueuedAlert: queuedAlert, Retention: 14 * 24 * time.Hour, Limit: 10, NotifyAfter: notifyAfter}
 	w.ops = &recovery.Recovery{Records: w.store, SQS: w.sqs, Resources: recovery.Resources{QueueURL: copyURL, DLQURL: dlqURL}, Now: w.Now}
 	w.subs = &subStore{w: w, recs: map[string]submission.Submission{}, history: map[string][]subReached{}}
+	// The callback links a task to its submission; the reconciler links a
+	// pending task before its poll, with a receiver that does not.
+	polled := *w.receiver
+	w.rec.Receiver = &polled
 	w.receiver.Submissions = w.subs
 	w.platform = &platformFake{w: w, answers: sc.platform}
 	if len(w.platform.answers) == 0 {
@@ -462,6 +466,9 @@ func (w *world) options(b budget) []option {
 		}
 		if b.errors > 0 && p.faults&mayRefuse != 0 && w.sc.faultOK(t, p, kindRefuse) {
 			add(option{kind: kindRefuse, t: t, preempt: pre})
+		}
+		if b.errors > 0 && p.faults&mayRetry != 0 && w.sc.faultOK(t, p, kindRetry) {
+			add(option{kind: kindRetry, t: t, preempt: pre})
 		}
 	}
 	return opts

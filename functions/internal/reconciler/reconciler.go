@@ -183,6 +183,9 @@ func (r *Reconciler) pending(ctx context.Context, now time.Time, rep *Report) er
 		if !claimed {
 			continue
 		}
+		if err := r.linkPending(ctx, t, now); err != nil {
+			return err
+		}
 		rec, err := r.Platform.Record(ctx, t.API, t.ID)
 		if errors.Is(err, kieapi.ErrRateLimited) {
 			rep.RateLimited = true // back off until the next run
@@ -196,7 +199,7 @@ func (r *Reconciler) pending(ctx context.Context, now time.Time, rep *Report) er
 		if rec.State == kie.Running {
 			continue
 		}
-		cb := task.Callback{TaskID: t.ID, Code: rec.Code, Msg: rec.Msg, API: t.API, Sources: rec.Sources, Polled: true, SubmissionID: t.SubmissionID}
+		cb := task.Callback{TaskID: t.ID, Code: rec.Code, Msg: rec.Msg, API: t.API, Sources: rec.Sources, Polled: true}
 		if rec.State == kie.Succeeded {
 			cb.Code, cb.Msg = task.CodeSuccess, "result found by polling"
 		}

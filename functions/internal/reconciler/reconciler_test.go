@@ -56,7 +56,7 @@ func newHarness(tb testing.TB) *harness {
 		Tasks:    h.store,
 		Platform: kieapi.New(api.URL, "api-key"),
 		Receiver: &task.Receiver{Store: h.store, Queue: queue.New(env.SQS, env.QueueURL), Notifier: bus, TTL: 720 * time.Hour, Now: clock,
-			Logger: slog.New(slog.DiscardHandler), Submissions: dynamo.Submissions{Store: h.store}},
+			Logger: slog.New(slog.DiscardHandler)},
 		Queue:        queue.New(env.SQS, env.QueueURL),
 		Notifier:     bus,
 		DeadLetters:  queue.NewDeadLetters(env.SQS, env.DLQURL),
@@ -119,10 +119,11 @@ func (h *harness) queued(tb testing.TB) []string {
 // orphanedTask keeps a submission whose submitter made task id on the
 // platform, wrote its pending record and died before its mark: its claim
 // made the submission unknown, and the task's callback never came. The
-// platform has it succeeded.
-func (h *harness) orphanedTask(tb testing.TB, id string) submission.Submission {
+// platform has the task in state; the reconciler finishes submissions.
+func (h *harness) orphanedTask(tb testing.TB, id, state string) submission.Submission {
 	tb.Helper()
 	ctx, subs := context.Background(), dynamo.Submissions{Store: h.store}
+	h.r.Submissions = Submissions{Store: subs, Queue: queue.NewSubmissions(h.env.SQS, h.env.QueueURL), UnknownAfter: 2 * time.Hour}
 	sub, err := submission.New("order-5", []byte(`{"api":"veo","input":{"prompt":"x"}}`), testNow.Add(-time.Hour), time.Hour)
 	if err != nil {
 		tb.Fatal(err)
@@ -142,26 +143,26 @@ func (h *harness) orphanedTask(tb testing.TB, id string) submission.Submission {
 	if _, _, err := h.store.Create(ctx, pending); err != nil {
 		tb.Fatal(err)
 	}
-	h.platform.Set("veo", id, platform.Success, "https://tempfile.aiquickdraw.com/p/"+id+".mp4")
+	h.platform.Set("veo", id, state, "https://tempfile.aiquickdraw.com/p/"+id+".mp4")
 	return sub
 }
 
-// wantLinked expects sub submitted as task id, and the task queued.
-func (h *harness) wantLinked(tb testing.TB, sub submission.Submission, id string) {
+// wantLinked expects sub submitted as task id, and the task in status.
+func (h *harness) wantLinked(tb testing.TB, sub submission.Submission, id string, status task.Status) {
 	tb.Helper()
 	got, _, err := dynamo.Submissions{Store: h.store}.Get(context.Background(), sub.ID)
 	if err != nil || got.Status != submission.Submitted || got.TaskID != id {
 		tb.Errorf("submission %+v %v: want submitted as %s", got, err, id)
 	}
-	if rec := h.record(tb, id); rec.Status != task.StatusQueued || rec.SubmissionID != sub.ID {
-		tb.Errorf("record %+v: want queued, of its submission", rec)
+	if rec := h.record(tb, id); rec.Status != status || rec.SubmissionID != sub.ID {
+		tb.Errorf("record %+v: want %s, of its submission", rec, status)
 	}
 }
 
 // refusingLinks refuses every link while refused, as an unreachable
 // table does.
 type refusingLinks struct {
-	task.Linker
+	openSubmissions
 	refused bool
 }
 
@@ -169,7 +170,7 @@ func (l *refusingLinks) LinkTask(ctx context.Context, id, taskID string, now tim
 	if l.refused {
 		return errors.New("ProvisionedThroughputExceededException")
 	}
-	return l.Linker.LinkTask(ctx, id, taskID, now)
+	return l.openSubmissions.LinkTask(ctx, id, taskID, now)
 }
 
 func (h *harness) run(tb testing.TB) Report {
@@ -264,27 +265,32 @@ func TestPendingTasksArePolledAndFinishedLikeCallbacks(t *testing.T) {
 	})
 	t.Run("a polled task links its submission, whose submitter died before it marked it", func(t *testing.T) {
 		h := newHarness(t)
-		sub := h.orphanedTask(t, "pend_sub")
+		sub := h.orphanedTask(t, "pend_sub", platform.Success)
 		h.run(t)
-		h.wantLinked(t, sub, "pend_sub")
+		h.wantLinked(t, sub, "pend_sub", task.StatusQueued)
 	})
-	t.Run("a poll whose link fails leaves the task pending, and the next poll links it", func(t *testing.T) {
+	t.Run("a task still generating links its submission all the same", func(t *testing.T) {
 		h := newHarness(t)
-		sub := h.orphanedTask(t, "pend_sub")
-		receiver := h.r.Receiver.(*task.Receiver)
-		links := &refusingLinks{Linker: receiver.Submissions, refused: true}
-		receiver.Submissions = links
+		sub := h.orphanedTask(t, "pend_sub", platform.Generating)
+		h.run(t)
+		h.wantLinked(t, sub, "pend_sub", task.StatusPending)
+	})
+	t.Run("a link that fails leaves the task unpolled, and the next run links it", func(t *testing.T) {
+		h := newHarness(t)
+		sub := h.orphanedTask(t, "pend_sub", platform.Success)
+		links := &refusingLinks{openSubmissions: h.r.Submissions.Store, refused: true}
+		h.r.Submissions.Store = links
 		if _, err := h.r.Run(context.Background()); err == nil {
 			t.Error("the run reports nothing of the link it could not make")
 		}
-		if rec := h.record(t, "pend_sub"); rec.Status != task.StatusPending {
-			t.Fatalf("record %+v: want pending, to be polled again", rec)
+		if rec := h.record(t, "pend_sub"); rec.Status != task.StatusPending || h.platform.Polls("pend_sub") != 0 {
+			t.Fatalf("record %+v, polled %d times: want pending, not polled", rec, h.platform.Polls("pend_sub"))
 		}
 		links.refused = false
 		later := func() time.Time { return testNow.Add(3 * time.Minute) }
-		h.r.Now, receiver.Now = later, later
+		h.r.Now, h.r.Receiver.(*task.Receiver).Now = later, later
 		h.run(t)
-		h.wantLinked(t, sub, "pend_sub")
+		h.wantLinked(t, sub, "pend_sub", task.StatusQueued)
 	})
 	t.Run("a task still generating stays pending and is asked again later", func(t *testing.T) {
 		h := newHarness(t)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kiehook/kiehook/functions/internal/submission"
+	"github.com/kiehook/kiehook/functions/internal/task"
 )
 
 // openSubmissions lists and changes the submissions that still need work.
@@ -13,6 +14,7 @@ type openSubmissions interface {
 	Open(ctx context.Context, status string, before time.Time, limit int32) ([]submission.Submission, error)
 	Unannounced(ctx context.Context, before time.Time, limit int32) ([]submission.Submission, error)
 	Update(ctx context.Context, c submission.Change) (submission.Submission, error)
+	LinkTask(ctx context.Context, id, taskID string, now time.Time) error
 }
 
 // submitQueue hands a submission to the submitter.
@@ -94,6 +96,18 @@ func (r *Reconciler) submissions(ctx context.Context, now time.Time, rep *Report
 		}
 	}
 	return errors.Join(append(errs, r.announceSubmissions(ctx, now, rep))...)
+}
+
+// linkPending records on its submission the task of a pending record a
+// submitter wrote: written after the platform's answer, the record proves
+// the task, whatever its state, so a submission whose submitter died
+// before its mark learns it here, its callback or not. It comes before
+// the task's poll, which a failed link stops until the next run.
+func (r *Reconciler) linkPending(ctx context.Context, t task.Task, now time.Time) error {
+	if t.SubmissionID == "" || r.Submissions.Store == nil {
+		return nil
+	}
+	return r.Submissions.Store.LinkTask(ctx, t.SubmissionID, t.ID, now)
 }
 
 // announceSubmissions puts the events of the submissions that ended

@@ -191,9 +191,13 @@ func (s *Submitter) send(ctx context.Context, id string) (string, error) {
 		}
 	}()
 	owner := s.newOwner()
-	if _, err := s.Submissions.Update(ctx, submission.Claim(id, owner, now)); errors.Is(err, submission.ErrStale) {
+	switch current, err := s.Submissions.Update(ctx, submission.Claim(id, owner, now)); {
+	case errors.Is(err, submission.ErrStale) && current.ClaimedBy != owner:
 		return outcomeDone, nil // another delivery claimed it first
-	} else if err != nil {
+	case errors.Is(err, submission.ErrStale):
+		// Claimed all the same: the SDK sent the claim again after its
+		// first answer was lost, and the second found the first's effect.
+	case err != nil:
 		// The claim may be written with its answer lost. No call went out
 		// under it, so it is given back: left, it would make the
 		// submission unknown once it looked abandoned.
@@ -321,7 +325,12 @@ func (s *Submitter) jitter(n time.Duration) time.Duration {
 // release gives back the claim of a call that can pass later, and sends
 // the submission again after wait.
 func (s *Submitter) release(ctx context.Context, sub submission.Submission, owner string, a submission.Answer, wait time.Duration, now time.Time) error {
-	if _, err := s.Submissions.Update(ctx, submission.Release(sub.ID, owner, a.Code, a.Msg, now)); err != nil {
+	current, err := s.Submissions.Update(ctx, submission.Release(sub.ID, owner, a.Code, a.Msg, now))
+	// Stale and accepted with no claim: the SDK sent the release again,
+	// and the second found the first's effect. Any other stale record
+	// moved on without this message.
+	released := err == nil || errors.Is(err, submission.ErrStale) && current.Status == submission.Accepted && current.ClaimedBy == ""
+	if !released {
 		return ignoreStale(err)
 	}
 	return s.later(ctx, sub.ID, wait, nil)

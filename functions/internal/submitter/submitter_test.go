@@ -184,6 +184,49 @@ func TestAClaimWhoseAnswerWasLostIsGivenBackAndTheNextDeliverySendsIt(t *testing
 	}
 }
 
+// sentTwice are the submissions, whose first change that matches the SDK
+// sends twice: the first's answer lost, the second finds its effect.
+type sentTwice struct {
+	dynamo.Submissions
+	matches func(submission.Change) bool
+	sent    bool
+}
+
+func (s *sentTwice) Update(ctx context.Context, c submission.Change) (submission.Submission, error) {
+	if s.matches(c) && !s.sent {
+		s.sent = true
+		s.Submissions.Update(ctx, c)
+	}
+	return s.Submissions.Update(ctx, c)
+}
+
+func TestAChangeTheSDKSentTwiceIsTheSubmittersOwn(t *testing.T) {
+	t.Run("a claim sent twice is the submitter's, which sends the submission", func(t *testing.T) {
+		h := newHarness(t)
+		h.s.Submissions = &sentTwice{Submissions: h.subs, matches: func(c submission.Change) bool { return c.Claim != "" }}
+		id := h.accept(t, "order-retried-claim")
+		if failed := h.deliver(t, id); len(failed) != 0 {
+			t.Fatalf("failed %v", failed)
+		}
+		if sub := h.get(t, id); sub.Status != submission.Submitted || len(h.platform.Creates()) != 1 {
+			t.Errorf("submission %+v, %d create calls: want submitted, once", sub, len(h.platform.Creates()))
+		}
+	})
+	t.Run("a release sent twice after a 429 still sends the submission again", func(t *testing.T) {
+		h := newHarness(t)
+		h.platform.SetCreateLimit(1, time.Minute)
+		h.deliver(t, h.accept(t, "first"))
+		h.s.Submissions = &sentTwice{Submissions: h.subs, matches: func(c submission.Change) bool { return c.DropClaim && c.To == "" }}
+		id := h.accept(t, "second")
+		if failed := h.deliver(t, id); len(failed) != 0 {
+			t.Fatalf("failed %v", failed)
+		}
+		if sub, n := h.get(t, id), emulators.QueueDepth(h.env.QueueName); sub.Code != 429 || n != 1 {
+			t.Errorf("submission %+v, %d messages: want it waiting its turn in the queue", sub, n)
+		}
+	})
+}
+
 func TestASubmissionOverTheRateWaitsWithoutSpendingADelivery(t *testing.T) {
 	h := newHarness(t)
 	h.s.Rate = 3

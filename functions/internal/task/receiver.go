@@ -75,10 +75,10 @@ type Receiver struct {
 // concurrent callback for the same task.
 const maxRaces = 3
 
-// Receive links cb's task to the submission it names, records cb and
-// queues the task when it has results to copy, and returns the answer to
-// give. An error, of code EUNAVAILABLE, means nothing was lost and the
-// platform should call again. What fails once the
+// Receive records cb and queues the task when it has results to copy,
+// links it to the submission it names, and returns the answer to give. An
+// error, of code EUNAVAILABLE, means nothing was lost and the platform
+// should call again. What fails once the
 // task is safe is logged, not returned.
 //
 // A success costs two round trips, at once: the message is sent while the
@@ -94,18 +94,16 @@ const maxRaces = 3
 // (generation 0): after a requeue the copier passes it over, the
 // requeue's own message carries the copy.
 func (r *Receiver) Receive(ctx context.Context, cb Callback) (Outcome, error) {
-	// The link comes first: that the platform made this task for its
-	// submission is true whatever the record's write does, and a link
-	// that fails leaves the task as it was, so that the platform's next
-	// call, or the reconciler's next poll of a pending task, makes it.
-	// Made after, a link lost once the task had ended would be lost for
-	// good: a final task is polled no more.
-	if cb.SubmissionID != "" && r.Submissions != nil {
+	outcome, err := r.receive(ctx, cb)
+	// The link comes after the record, so that a task is tracked whatever
+	// its link does: a link that fails is a 503, and the platform's next
+	// call makes it.
+	if err == nil && cb.SubmissionID != "" && r.Submissions != nil {
 		if err := r.Submissions.LinkTask(ctx, cb.SubmissionID, cb.TaskID, r.Now().UTC()); err != nil {
 			return "", Wrap(EUNAVAILABLE, "submission store unavailable", err)
 		}
 	}
-	return r.receive(ctx, cb)
+	return outcome, err
 }
 
 // receive records cb, and sends its message when it has results to copy.
