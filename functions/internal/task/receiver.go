@@ -78,10 +78,11 @@ const maxRaces = 3
 // Receive records cb and queues the task when it has results to copy,
 // links it to the submission it names, and returns the answer to give. An
 // error, of code EUNAVAILABLE, means nothing was lost and the platform
-// should call again. What fails once the
-// task is safe is logged, not returned.
+// should call again. What fails once the task is safe is logged, not
+// returned.
 //
-// A success costs two round trips, at once: the message is sent while the
+// A success costs two round trips, at once (and one naming a submission
+// a third, its link, after them): the message is sent while the
 // record is written as queued, and the answer waits for both. A 200 thus
 // always has its record and its message. When one of them fails, or the
 // process dies between them, the answer is not a 200 and the platform
