@@ -242,9 +242,9 @@
 // sends. State hashing prunes only
 // states whose futures were explored within at least the same budget, so
 // no execution within the bounds is lost to it. With -race on two cores
-// the CI search is some 45,000 executions in about 90 s; -explore.full
+// the CI search is some 46,000 executions in about 90 s; -explore.full
 // (P=3, C=1, E=1; P=2 for the redrive, whose operator polls seven times,
-// and for the submissions) is some 515,000 in about 2m45s without -race.
+// and for the submissions) is some 520,000 in about 2m40s without -race.
 //
 // # Running it
 //
