@@ -373,6 +373,12 @@ func (s *Submitter) abandoned(ctx context.Context, sub submission.Submission, no
 // end makes c, which ends a submission, and announces it.
 func (s *Submitter) end(ctx context.Context, c submission.Change) error {
 	ended, err := s.Submissions.Update(context.WithoutCancel(ctx), c)
+	// Stale, and already the end c makes, its event untold: the SDK sent
+	// c again and the second found the first's effect (or a callback
+	// linked the same task first). It is told now, not at the sweep.
+	if errors.Is(err, submission.ErrStale) && ended.Status == c.To && ended.Unannounced() {
+		err = nil
+	}
 	if err != nil {
 		return ignoreStale(err)
 	}

@@ -212,6 +212,15 @@ func TestAChangeTheSDKSentTwiceIsTheSubmittersOwn(t *testing.T) {
 			t.Errorf("submission %+v, %d create calls: want submitted, once", sub, len(h.platform.Creates()))
 		}
 	})
+	t.Run("a mark sent twice still tells the submission's end at once", func(t *testing.T) {
+		h := newHarness(t)
+		h.s.Submissions = &sentTwice{Submissions: h.subs, matches: func(c submission.Change) bool { return c.To == submission.Submitted }}
+		id := h.accept(t, "order-retried-mark")
+		h.deliver(t, id)
+		if types := h.eventTypes(); h.get(t, id).Status != submission.Submitted || len(types) != 1 || types[0] != taskevent.Submitted {
+			t.Errorf("events %v: want Task Submitted, put by the submitter", types)
+		}
+	})
 	t.Run("a release sent twice after a 429 still sends the submission again", func(t *testing.T) {
 		h := newHarness(t)
 		h.platform.SetCreateLimit(1, time.Minute)
