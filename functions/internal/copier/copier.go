@@ -247,6 +247,9 @@ func (c *Copier) lease(ctx context.Context, t task.Task, d Delivery) (task.Lease
 	l := c.newLease(ctx, d, now)
 	_, err := c.Store.Update(ctx, task.TakeLease(t.ID, l, d.Receives, now))
 	var stale *task.StaleError
+	if errors.As(err, &stale) && stale.Current.Lease.Owner == l.Owner {
+		return l, nil // the SDK sent it again, its answer lost, and the second found the first's lease
+	}
 	if errors.As(err, &stale) && stale.Current.Lease.Live(now) {
 		return task.Lease{}, &leasedError{task: t.ID, holder: stale.Current.Lease.Owner}
 	}
@@ -363,7 +366,12 @@ func (c *Copier) copyLeased(ctx context.Context, t task.Task, owner string, requ
 	}
 	// The copies are in the bucket; recording them must not be cut short.
 	stored, err := c.Store.Update(context.WithoutCancel(ctx), task.MarkStored(t.ID, owner, objects, c.Now().UTC()))
+	var stale *task.StaleError
 	switch {
+	case errors.As(err, &stale) && stale.Current.Status == task.StatusStored && slices.Equal(stale.Current.Objects, objects):
+		// This copy's own mark, sent again by the SDK, its answer lost:
+		// announced now rather than at the reconciler's sweep.
+		return outcomeStored, bytes, c.announce(ctx, stale.Current)
 	case errors.Is(err, task.ErrStale):
 		return outcomeStored, bytes, nil // another copier ended it, and announces it
 	case err != nil:

@@ -1,6 +1,7 @@
 package copier
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"testing"
@@ -113,4 +114,42 @@ func TestTaskEventsOfTheCopier(t *testing.T) {
 			t.Errorf("events %+v", evs)
 		}
 	})
+}
+
+// sentTwice is the task table, whose first change that matches the SDK
+// sends twice: the first's answer lost, the second finds its effect.
+type sentTwice struct {
+	taskStore
+	matches func(task.Change) bool
+	sent    bool
+}
+
+func (s *sentTwice) Update(ctx context.Context, c task.Change) (task.Task, error) {
+	if s.matches(c) && !s.sent {
+		s.sent = true
+		s.taskStore.Update(ctx, c)
+	}
+	return s.taskStore.Update(ctx, c)
+}
+
+func TestAChangeTheSDKSentTwiceIsTheCopiersOwn(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		matches func(task.Change) bool
+	}{
+		{"a lease sent twice is the copier's, which copies at once", func(c task.Change) bool { return c.Effect().Lease != nil }},
+		{"a stored mark sent twice is announced at once", func(c task.Change) bool { return c.Effect().Status == task.StatusStored }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t).withEvents()
+			h.copier.Store = &sentTwice{taskStore: h.store, matches: tt.matches}
+			h.seed(t, "twice", task.StatusQueued, "/img.png")
+			if failed := h.run(t, message("twice")); len(failed) != 0 {
+				t.Fatalf("failed %v: the copy waits for its own lease to end", failed)
+			}
+			if evs := h.events(t); h.record(t, "twice").Status != task.StatusStored || len(evs) != 1 || evs[0].Type != taskevent.Stored {
+				t.Errorf("record %+v, events %v: want stored, and told", h.record(t, "twice"), evs)
+			}
+		})
+	}
 }
