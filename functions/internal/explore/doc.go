@@ -265,7 +265,8 @@
 // (every slot is free at once, and the platform never answers 402: their
 // stores have tests of their own); the SDK's second send only of a
 // submission's updates, and in a scenario of its own (a task's writes
-// are not sent twice); one Idempotency-Key, waits without
+// are not sent twice); record-info says failed, never running; one
+// Idempotency-Key, waits without
 // jitter, every task called back in the end but where the platform is
 // silent, and the index read as with
 // events on (the submit function writes only accepted submissions, which
