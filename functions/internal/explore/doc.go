@@ -77,10 +77,11 @@
 //   - lose the answer of a write (Create, Update, SendMessage): it takes
 //     effect, and its caller gets an error;
 //   - refuse a write, or a PutEvents: it fails with no effect;
-//   - send a submission's update again, as the SDK does once an answer
-//     is lost: it takes effect, and its caller gets the answer of the
-//     second send, which meets the first's effect (a conditional one
-//     stale, with the record as the first left it);
+//   - send an update of a record (a task's or a submission's) again, as
+//     the SDK does once an answer is lost: it takes effect, and its
+//     caller gets the answer of the second send, which meets the first's
+//     effect (a conditional one stale, with the record as the first left
+//     it);
 //   - advance the clock to the next timer: a hidden message showing
 //     again, a lease ending, or, while a reconciler run is still to
 //     start, a record growing old enough for one of its passes. A process
@@ -239,12 +240,13 @@
 // 2 and 3; P=1 and C=1 for point 4 (and its redrive twin) and for the
 // plain success path; P=2, C=1, E=1 for point 1; P=1, E=1 for the late
 // mark; P=1, C=1, E=1 for the submissions, P=1, E=1 for the second
-// sends. State hashing prunes only
+// sends (the full bound sends any update twice in every scenario whose
+// faults allow it). State hashing prunes only
 // states whose futures were explored within at least the same budget, so
 // no execution within the bounds is lost to it. With -race on two cores
-// the CI search is some 46,000 executions in about 90 s; -explore.full
+// the CI search is some 49,000 executions in about 105 s; -explore.full
 // (P=3, C=1, E=1; P=2 for the redrive, whose operator polls seven times,
-// and for the submissions) is some 520,000 in about 2m40s without -race.
+// and for the submissions) is some 740,000 in about 4m15s without -race.
 //
 // # Running it
 //
@@ -264,8 +266,9 @@
 // minutes; the submitters' pace and the account's credits are left out
 // (every slot is free at once, and the platform never answers 402: their
 // stores have tests of their own); the SDK's second send only of a
-// submission's updates, and in a scenario of its own (a task's writes
-// are not sent twice); record-info says failed, never running; one
+// record's update (not of a Create, nor of a call to SQS, S3 or
+// EventBridge), and at the CI bounds only in the two scenarios of its
+// own; record-info says failed, never running; one
 // Idempotency-Key, waits without
 // jitter, every task called back in the end but where the platform is
 // silent, and the index read as with

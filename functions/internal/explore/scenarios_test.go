@@ -277,6 +277,18 @@ func scenarios() []*scenario {
 			full:   budget{preemptions: 2, crashes: 1, errors: 1},
 		},
 		{
+			name: "a success is stored and told, whatever write of its copy the SDK sends twice",
+			actors: func(w *world) {
+				w.callback("callback", success(src.url("200", "s2")))
+				w.esm("copier", 1)
+				w.reconcile("reconciler")
+			},
+			expect: func(w *world) error { return wantStatus(w, task.StatusStored, 0) },
+			faults: func(t *thread, p *pending, k kind) bool { return k == kindRetry },
+			ci:     budget{preemptions: 1, errors: 1},
+			full:   budget{preemptions: 2, crashes: 1, errors: 1},
+		},
+		{
 			name: "a success whose message was never sent is still stored, by the reconciler's resend",
 			actors: func(w *world) {
 				w.callback("callback", success(src.url("200", "e")))

@@ -57,7 +57,7 @@ func (s *store) Create(ctx context.Context, t task.Task) (task.Task, bool, error
 }
 
 func (s *store) Update(ctx context.Context, ch task.Change) (task.Task, error) {
-	c := s.w.call("Update "+ch.ID()+" "+describe(ch), mayLose|mayRefuse, nil)
+	c := s.w.call("Update "+ch.ID()+" "+describe(ch), mayLose|mayRefuse|mayRetry, nil)
 	if c.failed() {
 		c.end("")
 		return task.Task{}, c.err()
@@ -80,6 +80,17 @@ func (s *store) Update(ctx context.Context, ch task.Change) (task.Task, error) {
 	if c.lost() {
 		c.end("applied")
 		return task.Task{}, errLost
+	}
+	if c.retried() {
+		// The second send meets the first's effect, as the SDK's retry
+		// of a write whose answer was lost does.
+		again, err := task.Apply(next, ch)
+		if err != nil {
+			c.end("stale: "+brief(next), digest(next))
+			return task.Task{}, &task.StaleError{Current: next}
+		}
+		s.put(next, again)
+		next = again
 	}
 	if ch.Ends() {
 		c.end("applied: "+brief(next), digest(next))
