@@ -53,6 +53,20 @@ func deadLettered(w *world, src string) {
 	w.runToEnd()
 }
 
+// accepted is the prelude of a submission the application posted: kept
+// and its message sent.
+func accepted(w *world) {
+	w.submit("app")
+	w.runToEnd()
+}
+
+// submittedAfterA429 is a submitter that meets the platform's 429, then,
+// sent again, its 200; and the platform, which calls the task back.
+func submittedAfterA429(w *world) {
+	w.submitter("submitter", 2)
+	w.platformCalls("platform", 1)
+}
+
 // noRetries leaves out the SDK's second send of a submission's write:
 // its own scenario explores it.
 func noRetries(_ *thread, _ *pending, k kind) bool { return k != kindRetry }
@@ -223,11 +237,8 @@ func scenarios() []*scenario {
 			full:        budget{preemptions: 2, crashes: 1, errors: 1},
 		},
 		{
-			name: "a task whose callback never comes is finished by the reconciler's poll, which links its submission",
-			prelude: func(w *world) {
-				w.submit("app")
-				w.runToEnd()
-			},
+			name:    "a task whose callback never comes is finished by the reconciler's poll, which links its submission",
+			prelude: accepted,
 			actors: func(w *world) {
 				w.submitter("submitter", 1)
 				w.reconcile("reconciler")
@@ -240,15 +251,9 @@ func scenarios() []*scenario {
 			full:        budget{preemptions: 2, crashes: 1, errors: 1},
 		},
 		{
-			name: "a create call past the rate is sent again after its wait, and makes one task",
-			prelude: func(w *world) {
-				w.submit("app")
-				w.runToEnd()
-			},
-			actors: func(w *world) {
-				w.submitter("submitter", 2)
-				w.platformCalls("platform", 1)
-			},
+			name:        "a create call past the rate is sent again after its wait, and makes one task",
+			prelude:     accepted,
+			actors:      submittedAfterA429,
 			submissions: true,
 			platform:    []int{http.StatusTooManyRequests, http.StatusOK},
 			expect:      submittedOnce,
@@ -257,15 +262,9 @@ func scenarios() []*scenario {
 			full:        budget{preemptions: 2, crashes: 1, errors: 1},
 		},
 		{
-			name: "a claim or a release the SDK sends twice is the submitter's own, and the submission is made once",
-			prelude: func(w *world) {
-				w.submit("app")
-				w.runToEnd()
-			},
-			actors: func(w *world) {
-				w.submitter("submitter", 2)
-				w.platformCalls("platform", 1)
-			},
+			name:        "a claim or a release the SDK sends twice is the submitter's own, and the submission is made once",
+			prelude:     accepted,
+			actors:      submittedAfterA429,
 			submissions: true,
 			platform:    []int{http.StatusTooManyRequests, http.StatusOK},
 			expect:      submittedOnce,
