@@ -247,11 +247,13 @@ func (c *Copier) lease(ctx context.Context, t task.Task, d Delivery) (task.Lease
 	l := c.newLease(ctx, d, now)
 	_, err := c.Store.Update(ctx, task.TakeLease(t.ID, l, d.Receives, now))
 	var stale *task.StaleError
-	if errors.As(err, &stale) && stale.Current.Lease.Owner == l.Owner {
-		return l, nil // the SDK sent it again, its answer lost, and the second found the first's lease
-	}
-	if errors.As(err, &stale) && stale.Current.Lease.Live(now) {
-		return task.Lease{}, &leasedError{task: t.ID, holder: stale.Current.Lease.Owner}
+	if errors.As(err, &stale) {
+		switch held := stale.Current.Lease; {
+		case held.Owner == l.Owner:
+			return l, nil // the SDK sent it again, its answer lost, and the second found the first's lease
+		case held.Live(now):
+			return task.Lease{}, &leasedError{task: t.ID, holder: held.Owner}
+		}
 	}
 	if errors.Is(err, task.ErrStale) {
 		return task.Lease{}, fmt.Errorf("task %s %w (it took the lease first)", t.ID, ErrLeased)
